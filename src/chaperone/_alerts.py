@@ -1,0 +1,117 @@
+"""The alert: what a person is told, independent of the channel that tells them."""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+__all__ = ["Alert", "AlertStatus", "Priority", "Severity"]
+
+
+class Severity(enum.StrEnum):
+    """How bad it is, in PagerDuty's words."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Priority(enum.StrEnum):
+    """How urgently someone must act, independent of severity."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class AlertStatus(enum.StrEnum):
+    """Whether the incident is going on or over."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def _fields(value: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
+    pairs = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(name), str(item)) for name, item in pairs)
+
+
+def _labels(value: Mapping[str, Any]) -> Mapping[str, str]:
+    return types.MappingProxyType({str(name): str(item) for name, item in value.items()})
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"occurred_at must be timezone-aware, got {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+@attrs.frozen(kw_only=True, eq=True, hash=False)
+class Alert:
+    r"""One alert, rendered by every channel in its own format.
+
+    ``type`` and ``key`` identify the incident (``job_stuck`` / a supervision id); the
+    pair is what rate limits count and what PagerDuty and Opsgenie deduplicate on.
+    ``headline`` is the short kind of trouble ("Job Stuck"), ``title`` the headline with
+    its subject ("Job Stuck: App\\Jobs\\ImportFeed"), ``summary`` one sentence of what
+    happened, ``explanation`` the likely causes, and ``fields`` the ordered details.
+    """
+
+    type: str
+    key: str
+    headline: str
+    title: str
+    summary: str
+    occurred_at: datetime = attrs.field(converter=_utc)
+    severity: Severity = attrs.field(default=Severity.ERROR, converter=Severity)
+    status: AlertStatus = attrs.field(default=AlertStatus.FIRING, converter=AlertStatus)
+    priority: Priority = attrs.field(default=Priority.NORMAL, converter=Priority)
+    explanation: str = ""
+    fields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_fields)
+    job_class: str | None = None
+    supervision_id: str | None = None
+    service: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_labels)
+    details_url: str | None = None
+    runbook_url: str | None = None
+
+    @property
+    def incident_key(self) -> str:
+        """``<type>:<key>``: the stable identity of the incident this alert belongs to."""
+        return f"{self.type}:{self.key}"
+
+    @property
+    def subject(self) -> str:
+        """What the alert is about: the job class, else the service, else the key."""
+        return self.job_class or self.service or self.key
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether this alert reports the end of its incident."""
+        return self.status is AlertStatus.RESOLVED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict that :meth:`from_dict` reads back."""
+        data: dict[str, Any] = attrs.asdict(self, recurse=False)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        data["severity"] = self.severity.value
+        data["status"] = self.status.value
+        data["priority"] = self.priority.value
+        data["fields"] = [list(pair) for pair in self.fields]
+        data["labels"] = dict(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """Build an alert from :meth:`to_dict`'s output."""
+        values = dict(data)
+        values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+        values["fields"] = [tuple(pair) for pair in values.get("fields", ())]
+        return cls(**values)

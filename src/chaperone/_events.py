@@ -1,0 +1,207 @@
+"""What happened to a job, a breaker or a metric: the events the pipeline turns into alerts.
+
+Events are frozen attrs classes built with keyword arguments. Durations are
+``timedelta``; instants are timezone-aware UTC ``datetime``. Each firing event has a
+recovery event that resolves the incident it opened.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+__all__ = [
+    "CircuitBreakerClosed",
+    "CircuitBreakerOpened",
+    "Event",
+    "IncidentRef",
+    "JobCompleted",
+    "JobRecovered",
+    "JobStuck",
+    "JobTimeout",
+    "ResourceRecovered",
+    "ResourceViolationDetected",
+    "ThresholdCleared",
+    "ThresholdExceeded",
+    "ThresholdMetric",
+    "ViolationType",
+]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _non_negative(
+    _instance: object, attribute: attrs.Attribute[timedelta], value: timedelta
+) -> None:
+    if value < timedelta(0):
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+class ViolationType(enum.StrEnum):
+    """Which resource limit a job went over."""
+
+    MEMORY = "memory"
+    CPU = "cpu"
+    TIME = "time"
+    DISK = "disk"
+
+    @property
+    def unit(self) -> str:
+        """The unit the limit and the measured value are given in."""
+        return _VIOLATION_UNITS[self]
+
+
+_VIOLATION_UNITS = {
+    ViolationType.MEMORY: "MB",
+    ViolationType.CPU: "%",
+    ViolationType.TIME: "s",
+    ViolationType.DISK: "MB free",
+}
+
+
+class ThresholdMetric(enum.StrEnum):
+    """The aggregate measures the seed's thresholds watch."""
+
+    ERROR_RATE = "error_rate"
+    RESPONSE_TIME = "response_time"
+    QUEUE_LENGTH = "queue_length"
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base class of every event. ``occurred_at`` is filled from the clock when left out."""
+
+    occurred_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+
+
+@attrs.frozen(kw_only=True)
+class IncidentRef:
+    """Names an open incident by alert type and key, e.g. ``job_stuck`` / a supervision id."""
+
+    type: str
+    key: str
+
+
+@attrs.frozen(kw_only=True)
+class JobStuck(Event):
+    """A running job sent no heartbeat for longer than it promised."""
+
+    supervision_id: str
+    job_class: str
+    stuck_duration: timedelta = attrs.field(validator=_non_negative)
+    last_heartbeat: datetime | None = attrs.field(default=None, converter=_optional_utc)
+
+
+@attrs.frozen(kw_only=True)
+class JobTimeout(Event):
+    """A job ran past its timeout."""
+
+    supervision_id: str
+    job_class: str
+    timeout: timedelta = attrs.field(validator=_non_negative)
+    actual_duration: timedelta = attrs.field(validator=_non_negative)
+
+    @property
+    def exceeded_by(self) -> timedelta:
+        """How far past its limit the job ran."""
+        return self.actual_duration - self.timeout
+
+
+@attrs.frozen(kw_only=True)
+class CircuitBreakerOpened(Event):
+    """A circuit breaker tripped: calls to ``service`` now fail fast."""
+
+    service: str
+    failure_count: int
+    opened_at: datetime = attrs.field(converter=_utc)
+    retry_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+
+
+@attrs.frozen(kw_only=True)
+class ResourceViolationDetected(Event):
+    """A job went over a resource limit. ``limit`` and ``actual`` are in the type's unit."""
+
+    supervision_id: str
+    job_class: str
+    violation_type: ViolationType = attrs.field(converter=ViolationType)
+    limit: float
+    actual: float
+
+    @property
+    def exceeded_by(self) -> float:
+        """How far past the limit the measured value is."""
+        return self.actual - self.limit
+
+
+@attrs.frozen(kw_only=True)
+class ThresholdExceeded(Event):
+    """An aggregate (error rate, response time, queue length) crossed its threshold.
+
+    ``subject`` is what was measured: a job class, a queue name, or ``"*"`` for all.
+    """
+
+    metric: ThresholdMetric = attrs.field(converter=ThresholdMetric)
+    subject: str
+    value: float
+    threshold: float
+    window: timedelta | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobRecovered(Event):
+    """A job that was stuck (or timed out) is healthy again: the incident resolves."""
+
+    supervision_id: str
+    job_class: str
+    recovered_from: str = "job_stuck"
+    reason: str = "heartbeats resumed"
+
+
+@attrs.frozen(kw_only=True)
+class JobCompleted(Event):
+    """A supervised job finished. Resolves every incident listed in ``resolves``."""
+
+    supervision_id: str
+    job_class: str
+    duration: timedelta = attrs.field(validator=_non_negative)
+    failed: bool = False
+    error: str | None = None
+    resolves: tuple[IncidentRef, ...] = attrs.field(default=(), converter=tuple)
+
+
+@attrs.frozen(kw_only=True)
+class CircuitBreakerClosed(Event):
+    """A circuit breaker closed again after successful trial calls."""
+
+    service: str
+    closed_at: datetime = attrs.field(converter=_utc)
+
+
+@attrs.frozen(kw_only=True)
+class ResourceRecovered(Event):
+    """A job is back under a resource limit it had gone over."""
+
+    supervision_id: str
+    job_class: str
+    violation_type: ViolationType = attrs.field(converter=ViolationType)
+    actual: float
+
+
+@attrs.frozen(kw_only=True)
+class ThresholdCleared(Event):
+    """An aggregate went back under its threshold."""
+
+    metric: ThresholdMetric = attrs.field(converter=ThresholdMetric)
+    subject: str
+    value: float
+    threshold: float

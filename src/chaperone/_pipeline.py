@@ -1,0 +1,130 @@
+"""event → alerts → filters → routes → channels.
+
+Each step is a hook, guarded so that a plugin's mistake costs at most its own step: a
+failing alert builder falls back to the built-in one, a failing filter lets the alert
+through (a duplicate is better than a lost page), a failing route falls back to the
+default route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+import structlog
+
+from chaperone._alerts import Alert
+from chaperone._delivery import DeliveryResult, deliver
+from chaperone._events import Event
+from chaperone._secrets import MASKER
+from chaperone._verdicts import Destination, Verdict, VerdictKind
+from chaperone.builtin import alerts as builtin_alerts
+from chaperone.builtin import routing as builtin_routing
+
+if TYPE_CHECKING:
+    from chaperone._runtime import Runtime
+
+__all__ = ["AlertReport", "DispatchReport", "process_alert", "process_event"]
+
+_log = structlog.get_logger("chaperone.pipeline")
+
+
+@attrs.frozen(kw_only=True)
+class AlertReport:
+    """What became of one alert: the filters' verdict and each delivery."""
+
+    alert: Alert
+    verdict: Verdict
+    deliveries: tuple[DeliveryResult, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the alert was sent and every destination confirmed it."""
+        return (
+            self.verdict.kind is VerdictKind.SEND
+            and bool(self.deliveries)
+            and all(result.ok for result in self.deliveries)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DispatchReport:
+    """What became of one event."""
+
+    event: Event
+    alerts: tuple[AlertReport, ...] = ()
+    skipped: str | None = None
+    """Why nothing was done (alerting disabled, the pipeline failed), when that is so."""
+
+
+def _describe(exc: BaseException) -> str:
+    return MASKER.mask(f"{type(exc).__name__}: {exc}")
+
+
+async def process_event(runtime: Runtime, event: Event, *, is_test: bool = False) -> DispatchReport:
+    """Run one event through the whole pipeline."""
+    if event.occurred_at is None:
+        event = attrs.evolve(event, occurred_at=runtime.clock.now())
+    runtime.plugins.call_each("chaperone_event", event=event, runtime=runtime)
+    if not runtime.settings.enabled:
+        return DispatchReport(
+            event=event, skipped="alerting is disabled (CHAPERONE_ALERTING_ENABLED)"
+        )
+    reports = [
+        await process_alert(runtime, alert, is_test=is_test)
+        for alert in _alerts_for(runtime, event)
+    ]
+    return DispatchReport(event=event, alerts=tuple(reports))
+
+
+def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
+    try:
+        alerts = runtime.plugins.hook.chaperone_alerts(event=event, runtime=runtime)
+    except Exception as exc:
+        _log.error("alert hook raised; using the built-in alert", error=_describe(exc))
+        alerts = builtin_alerts.build_alerts(event, runtime)
+    if alerts is None:
+        _log.debug("no alert for event", event=type(event).__name__)
+        return ()
+    return list(alerts)
+
+
+async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> AlertReport:
+    """Filter, route and deliver one alert."""
+    verdict = _verdict_for(runtime, alert, is_test)
+    if verdict.kind is not VerdictKind.SEND:
+        _log.info(
+            "alert not sent",
+            alert=alert.incident_key,
+            verdict=verdict.kind.value,
+            reason=verdict.reason,
+        )
+        return AlertReport(alert=alert, verdict=verdict)
+    destinations = _destinations_for(runtime, alert)
+    if not destinations:
+        _log.warning("alert routed to no channel", alert=alert.incident_key)
+    results = await deliver(runtime, alert, destinations)
+    return AlertReport(alert=alert, verdict=verdict, deliveries=tuple(results))
+
+
+def _verdict_for(runtime: Runtime, alert: Alert, is_test: bool) -> Verdict:
+    try:
+        verdict = runtime.plugins.hook.chaperone_filter_alert(
+            alert=alert, runtime=runtime, is_test=is_test
+        )
+    except Exception as exc:
+        _log.error("filter raised; sending the alert anyway", error=_describe(exc))
+        return Verdict.send("a filter failed")
+    return verdict if isinstance(verdict, Verdict) else Verdict.send()
+
+
+def _destinations_for(runtime: Runtime, alert: Alert) -> list[Destination]:
+    try:
+        destinations = runtime.plugins.hook.chaperone_route(alert=alert, runtime=runtime)
+    except Exception as exc:
+        _log.error("route hook raised; using the default route", error=_describe(exc))
+        destinations = None
+    if destinations is None:
+        destinations = builtin_routing.chaperone_route(alert=alert, runtime=runtime)
+    return list(destinations)

@@ -1,0 +1,236 @@
+"""The plugin host: built-in plugins and entry points, one pluggy manager, typed calls.
+
+Built-in plugins register through the same marker and manager as external ones. External
+plugins come from the entry-point group ``chaperone``; each is loaded and registered in its
+own try/except, so a broken plugin is logged and listed, never fatal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import attrs
+import pluggy
+import structlog
+
+from chaperone import hookspecs
+from chaperone._exceptions import PluginError
+from chaperone._markers import PROJECT_NAME
+from chaperone._secrets import MASKER
+from chaperone.channels._base import Channel
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginInfo"]
+
+ENTRY_POINT_GROUP = PROJECT_NAME
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "chaperone.builtin.alerts",
+    "chaperone.filters.ratelimit",
+    "chaperone.builtin.routing",
+    "chaperone.channels.log",
+    "chaperone.channels.database",
+)
+"""Built-in plugin modules. Filters among them are asked in this order."""
+
+_log = structlog.get_logger("chaperone.plugins")
+
+
+@attrs.define(kw_only=True)
+class PluginInfo:
+    """What ``chaperone plugins`` shows about one plugin."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    builtin: bool
+    channels: list[str] = attrs.field(factory=list)
+    error: str | None = None
+    disabled: bool = False
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``broken`` or ``disabled``."""
+        if self.disabled:
+            return "disabled"
+        return "broken" if self.error else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form ``chaperone plugins --json`` prints."""
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "channels": list(self.channels),
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    return MASKER.mask(f"{type(exc).__name__}: {exc}")
+
+
+class PluginHost:
+    """Owns the pluggy manager, what was found, and the channel classes registered."""
+
+    def __init__(
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        entry_points: bool = True,
+        extra: Sequence[tuple[str, object]] = (),
+    ) -> None:
+        """Load the built-ins, then (unless ``entry_points`` is False) every entry point of
+        the group ``chaperone``, then ``extra`` (name, plugin object) pairs, skipping any
+        name in ``disabled``.
+        """
+        self.manager = pluggy.PluginManager(PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.channel_classes: dict[str, type[Channel]] = {}
+        self._channel_providers: dict[str, PluginInfo] = {}
+        blocked = {name.strip().lower() for name in disabled}
+        version = _version_of("chaperone-core")
+        # pluggy calls the latest registered first: register in reverse so that the
+        # tuple's order is the order filters are asked in.
+        builtins = [
+            PluginInfo(
+                name=module.rsplit(".", 1)[-1],
+                module=module,
+                distribution="chaperone-core",
+                version=version,
+                builtin=True,
+            )
+            for module in BUILTIN_PLUGINS
+        ]
+        for info in reversed(builtins):
+            self._load(info, partial(importlib.import_module, info.module), blocked)
+        self.plugins.extend(builtins)
+        if entry_points:
+            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                info = PluginInfo(
+                    name=entry_point.name,
+                    module=entry_point.value,
+                    distribution=entry_point.dist.name if entry_point.dist else "unknown",
+                    version=entry_point.dist.version if entry_point.dist else "unknown",
+                    builtin=False,
+                )
+                self.plugins.append(info)
+                self._load(info, entry_point.load, blocked)
+        for name, plugin in extra:
+            info = PluginInfo(
+                name=name,
+                module=getattr(plugin, "__name__", type(plugin).__name__),
+                distribution="(registered in code)",
+                version="",
+                builtin=False,
+            )
+            self.plugins.append(info)
+            self._load(info, partial(_identity, plugin), blocked)
+        self._register_channels()
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``host.hook.chaperone_route(...)``)."""
+        return self.manager.hook
+
+    @property
+    def broken(self) -> list[PluginInfo]:
+        """Plugins that failed to load or register."""
+        return [info for info in self.plugins if info.error]
+
+    def provider_of(self, channel: str) -> PluginInfo | None:
+        """The plugin that registered ``channel``, if any."""
+        return self._channel_providers.get(channel)
+
+    def _load(self, info: PluginInfo, load: Callable[[], object], blocked: set[str]) -> None:
+        if info.name.lower() in blocked:
+            info.disabled = True
+            return
+        try:
+            plugin = load()
+            self.manager.register(plugin, name=info.name)
+        except Exception as exc:
+            info.error = _describe(exc)
+            _log.error(
+                "plugin failed to load; check compatible versions",
+                plugin=info.name,
+                error=info.error,
+            )
+            return
+        try:
+            self.manager.check_pending()
+        except Exception as exc:
+            self.manager.unregister(name=info.name)
+            info.error = _describe(exc)
+            _log.error("plugin implements an unknown hook", plugin=info.name, error=info.error)
+
+    def _register_channels(self) -> None:
+        """Ask each plugin for its channels, one at a time, so one failure stays its own."""
+        by_name = {info.name: info for info in self.plugins}
+        for impl in reversed(self.hook.chaperone_register_channels.get_hookimpls()):
+            info = by_name[impl.plugin_name]
+
+            def register(channel_class: type[Channel], info: PluginInfo = info) -> None:
+                self._add_channel(info, channel_class)
+
+            try:
+                impl.function(**_accepted(impl, {"register": register}))
+            except Exception as exc:
+                info.error = _describe(exc)
+                _log.error("plugin failed to register channels", plugin=info.name, error=info.error)
+
+    def _add_channel(self, info: PluginInfo, channel_class: type[Channel]) -> None:
+        if not (isinstance(channel_class, type) and issubclass(channel_class, Channel)):
+            raise PluginError(f"register() takes a Channel subclass, got {channel_class!r}")
+        name = getattr(channel_class, "name", "")
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{channel_class.__qualname__} has no channel name")
+        existing = self._channel_providers.get(name)
+        if existing is not None and existing is not info:
+            raise PluginError(f"channel {name!r} is already registered by plugin {existing.name!r}")
+        self.channel_classes[name] = channel_class
+        self._channel_providers[name] = info
+        if name not in info.channels:
+            info.channels.append(name)
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every implementation of a notification hook in pluggy's order; one that
+        raises is logged and the others still run.
+        """
+        caller = getattr(self.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                impl.function(**_accepted(impl, kwargs))
+            except Exception as exc:
+                _log.error(
+                    "plugin hook raised",
+                    hook=hook_name,
+                    plugin=impl.plugin_name,
+                    error=_describe(exc),
+                )
+
+
+def _accepted(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments an implementation declares (it may take fewer than the spec)."""
+    return {name: kwargs[name] for name in impl.argnames if name in kwargs}
+
+
+def _identity(plugin: object) -> object:
+    return plugin
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,230 @@
+"""The running Chaperone: settings, store, clock, plugins and channels in one object.
+
+Build it once at start-up (``Runtime.from_environment()``); that validates the whole
+configuration, every configured channel included, so a bad setting fails there. Then
+``dispatch(event)`` from any thread or ``await adispatch(event)`` from any event loop;
+neither ever raises into the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+import structlog
+
+from chaperone._alerts import Alert
+from chaperone._clock import Clock, SystemClock
+from chaperone._events import Event
+from chaperone._exceptions import ConfigError, ConfigProblem, UnknownChannelError
+from chaperone._logging import configure_logging
+from chaperone._loop import BackgroundLoop
+from chaperone._pipeline import AlertReport, DispatchReport, process_alert, process_event
+from chaperone._plugins import PluginHost
+from chaperone._secrets import MASKER
+from chaperone._verdicts import Destination
+from chaperone.channels._base import Channel
+from chaperone.channels._configure import channel_settings
+from chaperone.config import Settings, load_settings
+from chaperone.store import Store, default_store_url, open_store
+
+__all__ = ["Runtime", "package_for_channel"]
+
+_log = structlog.get_logger("chaperone")
+
+
+def package_for_channel(name: str) -> str:
+    """The distribution that provides channel ``name`` by our naming rule."""
+    return f"chaperone-{name}"
+
+
+class Runtime:
+    """Chaperone, configured and running."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        plugins: PluginHost | None = None,
+        validate: bool = True,
+    ) -> None:
+        """Assemble the runtime; with ``validate`` (the default) build every configured
+        channel now, raising ConfigError for all that is wrong.
+        """
+        self.settings = settings
+        if not structlog.is_configured():
+            configure_logging(settings)
+        self.clock: Clock = clock or SystemClock()
+        self.plugins = plugins or PluginHost(disabled=settings.disabled_plugins)
+        self.store: Store = store or open_store(
+            settings.store_url,
+            self.clock,
+            key="CHAPERONE_STORE",
+            source=settings.source_of("store.url"),
+        )
+        self._loop = BackgroundLoop()
+        self._http: httpx.AsyncClient | None = None
+        self._channels: dict[str, Channel] = {}
+        self._channels_lock = threading.Lock()
+        if validate:
+            self.check()
+
+    @classmethod
+    def from_environment(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        *,
+        clock: Clock | None = None,
+        setup_logging: bool = True,
+    ) -> Self:
+        """Load settings (defaults < TOML < ``.env`` < environment), set up logging, and
+        build a validated runtime on the configured store (SQLite by default).
+        """
+        settings = load_settings(environ, cwd, default_store_url=default_store_url())
+        if setup_logging:
+            configure_logging(settings)
+        return cls(settings, clock=clock)
+
+    # -- channels --------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Build every configured channel; raise one ConfigError naming every problem."""
+        problems: list[ConfigProblem] = []
+        unknown: list[ConfigProblem] = []
+        for name in self.settings.channels:
+            if name not in self.plugins.channel_classes:
+                unknown.append(self._unknown_channel(name))
+                continue
+            try:
+                self.channel_for(Destination(channel=name))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if unknown:
+            raise UnknownChannelError([*unknown, *problems])
+        if problems:
+            raise ConfigError(problems)
+
+    def _unknown_channel(self, name: str) -> ConfigProblem:
+        installed = ", ".join(sorted(self.plugins.channel_classes)) or "none"
+        provider = next((info for info in self.plugins.broken if info.name == name), None)
+        hint = (
+            f"the plugin {name!r} is installed but broken ({provider.error})"
+            if provider
+            else f"install it with: pip install {package_for_channel(name)}"
+        )
+        return ConfigProblem(
+            key="CHAPERONE_ALERT_CHANNELS",
+            source=self.settings.source_of("alerting.channels"),
+            message=f"no installed plugin provides channel {name!r}; {hint} "
+            f"(installed channels: {installed})",
+        )
+
+    def channel_for(self, destination: Destination) -> Channel:
+        """The channel object for a destination, built on first use (ConfigError if its
+        settings are bad, UnknownChannelError if no plugin provides it).
+        """
+        cache_key = json.dumps(
+            [destination.channel, dict(destination.settings)], sort_keys=True, default=str
+        )
+        with self._channels_lock:
+            channel = self._channels.get(cache_key)
+            if channel is not None:
+                return channel
+            channel_class = self.plugins.channel_classes.get(destination.channel)
+            if channel_class is None:
+                raise UnknownChannelError(self._unknown_channel(destination.channel))
+            settings = channel_settings(
+                channel_class,
+                app=self.settings,
+                store=self.store,
+                clock=self.clock,
+                route=destination.route,
+                overrides=destination.settings,
+            )
+            channel = channel_class.from_settings(settings)
+            self._channels[cache_key] = channel
+            return channel
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The HTTP client every channel shares (lives on the delivery loop)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=self.settings.delivery.timeout.total_seconds(),
+                follow_redirects=False,
+                headers={"User-Agent": "chaperone"},
+            )
+        return self._http
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    async def adispatch(self, event: Event, *, is_test: bool = False) -> DispatchReport:
+        """Turn ``event`` into alerts and deliver them; never raises."""
+        try:
+            return await self._loop.arun(process_event(self, event, is_test=is_test))
+        except Exception as exc:
+            return self._failed(event, exc)
+
+    def dispatch(self, event: Event, *, is_test: bool = False) -> DispatchReport:
+        """Synchronous :meth:`adispatch`, for job code and scripts; never raises."""
+        try:
+            return self._loop.run(process_event(self, event, is_test=is_test))
+        except Exception as exc:
+            return self._failed(event, exc)
+
+    async def asend(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
+        """Filter, route and deliver an alert built by hand."""
+        return await self._loop.arun(process_alert(self, alert, is_test=is_test))
+
+    def send(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
+        """Synchronous :meth:`asend`."""
+        return self._loop.run(process_alert(self, alert, is_test=is_test))
+
+    def _failed(self, event: Event, exc: Exception) -> DispatchReport:
+        reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
+        _log.error("alert pipeline failed", event=type(event).__name__, error=reason)
+        return DispatchReport(event=event, skipped=f"pipeline failed: {reason}")
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def _aclose_resources(self) -> None:
+        for channel in list(self._channels.values()):
+            try:
+                await channel.aclose()
+            except Exception as exc:
+                _log.warning("channel failed to close", error=MASKER.mask(str(exc)))
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def close(self) -> None:
+        """Close channels, the HTTP client, the delivery loop and the store."""
+        try:
+            self._loop.run(self._aclose_resources())
+        finally:
+            self._loop.stop()
+            self._channels.clear()
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        store = MASKER.mask(self.store.url)
+        return f"<Runtime store={store!r} channels={list(self.settings.channels)}>"

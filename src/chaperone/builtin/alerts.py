@@ -1,0 +1,370 @@
+"""Built-in plugin: the seed's alerts for the built-in events.
+
+Runs last among ``chaperone_alerts`` implementations, so a plugin can replace the alert
+for any event by returning its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import singledispatch
+from typing import TYPE_CHECKING, Any
+
+from chaperone._alerts import Alert, AlertStatus, Severity
+from chaperone._durations import format_duration
+from chaperone._events import (
+    CircuitBreakerClosed,
+    CircuitBreakerOpened,
+    Event,
+    JobCompleted,
+    JobRecovered,
+    JobStuck,
+    JobTimeout,
+    ResourceRecovered,
+    ResourceViolationDetected,
+    ThresholdCleared,
+    ThresholdExceeded,
+    ThresholdMetric,
+    ViolationType,
+)
+from chaperone._markers import hookimpl
+
+if TYPE_CHECKING:
+    from chaperone._runtime import Runtime
+
+__all__ = ["ALERT_TYPES", "chaperone_alerts"]
+
+JOB_STUCK = "job_stuck"
+JOB_TIMEOUT = "job_timeout"
+CIRCUIT_BREAKER = "circuit_breaker"
+RESOURCE_VIOLATION = "resource_violation"
+THRESHOLD = "threshold"
+ALERT_TYPES = (JOB_STUCK, JOB_TIMEOUT, CIRCUIT_BREAKER, RESOURCE_VIOLATION, THRESHOLD)
+"""The alert types built-in events raise."""
+
+_HEADLINES = {
+    JOB_STUCK: "Job Stuck",
+    JOB_TIMEOUT: "Job Timeout",
+    CIRCUIT_BREAKER: "Circuit Breaker Opened",
+    RESOURCE_VIOLATION: "Resource Violation",
+    THRESHOLD: "Threshold Exceeded",
+}
+_RESOURCE_CAUSES = {
+    ViolationType.MEMORY: "The job may be loading too much data at once, or leaking memory.",
+    ViolationType.CPU: "The job may be spinning in a busy loop or doing far more work than usual.",
+    ViolationType.TIME: "The job may be processing more data than expected or waiting on a slow "
+    "dependency.",
+    ViolationType.DISK: "Temporary files, logs or exports may be filling the disk.",
+}
+_METRIC_NAMES = {
+    ThresholdMetric.ERROR_RATE: "Error Rate",
+    ThresholdMetric.RESPONSE_TIME: "Response Time",
+    ThresholdMetric.QUEUE_LENGTH: "Queue Length",
+}
+
+
+def format_time(moment: datetime | None) -> str:
+    """The seed's timestamp format, in UTC: ``2024-01-15 10:30:00 UTC``."""
+    return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _details_url(runtime: Runtime, supervision_id: str) -> str | None:
+    app_url = runtime.settings.app_url
+    return f"{app_url}/chaperone/jobs/{supervision_id}" if app_url else None
+
+
+def _measure(value: float, violation: ViolationType) -> str:
+    return f"{value:g} {violation.unit}" if violation is not ViolationType.CPU else f"{value:g}%"
+
+
+def _metric_value(metric: ThresholdMetric, value: float) -> str:
+    if metric is ThresholdMetric.ERROR_RATE:
+        return f"{value:g}%"
+    if metric is ThresholdMetric.RESPONSE_TIME:
+        return _seconds(value)
+    return f"{value:g} jobs"
+
+
+@singledispatch
+def build_alerts(event: Event, runtime: Runtime) -> Sequence[Alert] | None:
+    """Return the built-in alerts for ``event``; None for events it does not know."""
+    return None
+
+
+@build_alerts.register(JobStuck)
+def _(event: JobStuck, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        Alert(
+            type=JOB_STUCK,
+            key=event.supervision_id,
+            headline=_HEADLINES[JOB_STUCK],
+            title=f"Job Stuck: {event.job_class}",
+            summary="A supervised job has been detected as stuck and may require intervention.",
+            explanation="This job may be in an infinite loop, deadlocked, or otherwise unable "
+            "to complete.",
+            severity=Severity.ERROR,
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Stuck Duration": format_duration(event.stuck_duration),
+                "Last Heartbeat": format_time(event.last_heartbeat),
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(JobTimeout)
+def _(event: JobTimeout, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        Alert(
+            type=JOB_TIMEOUT,
+            key=event.supervision_id,
+            headline=_HEADLINES[JOB_TIMEOUT],
+            title=f"Job Timeout: {event.job_class}",
+            summary="A supervised job has exceeded its timeout limit.",
+            explanation="The job may be processing more data than expected, waiting on a slow "
+            "dependency, or blocked on a lock.",
+            severity=Severity.ERROR,
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Timeout Limit": _seconds(event.timeout.total_seconds()),
+                "Actual Duration": _seconds(round(event.actual_duration.total_seconds(), 1)),
+                "Exceeded By": _seconds(round(event.exceeded_by.total_seconds(), 1)),
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(CircuitBreakerOpened)
+def _(event: CircuitBreakerOpened, runtime: Runtime) -> Sequence[Alert]:
+    fields = {
+        "Service": event.service,
+        "Failure Count": str(event.failure_count),
+        "Opened At": format_time(event.opened_at),
+        "Status": "Service Unavailable",
+    }
+    if event.retry_at is not None:
+        fields["Next Trial At"] = format_time(event.retry_at)
+    return [
+        Alert(
+            type=CIRCUIT_BREAKER,
+            key=event.service,
+            headline=_HEADLINES[CIRCUIT_BREAKER],
+            title=f"Circuit Breaker Opened: {event.service}",
+            summary=f"The circuit breaker for {event.service} opened after "
+            f"{event.failure_count} failures; calls to it now fail fast.",
+            explanation="The service may be down, overloaded or rejecting requests. Calls "
+            "resume with trial requests once the reset timeout has passed.",
+            severity=Severity.CRITICAL,
+            fields=fields,
+            service=event.service,
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(ResourceViolationDetected)
+def _(event: ResourceViolationDetected, runtime: Runtime) -> Sequence[Alert]:
+    violation = event.violation_type
+    return [
+        Alert(
+            type=RESOURCE_VIOLATION,
+            key=f"{event.supervision_id}:{violation.value}",
+            headline=_HEADLINES[RESOURCE_VIOLATION],
+            title=f"Resource Violation: {event.job_class}",
+            summary=f"A supervised job exceeded its {violation.value} limit.",
+            explanation=_RESOURCE_CAUSES[violation],
+            severity=Severity.WARNING,
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Violation Type": violation.value,
+                "Limit": _measure(event.limit, violation),
+                "Actual": _measure(event.actual, violation),
+                "Exceeded By": _measure(round(event.exceeded_by, 2), violation),
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            labels={"violation_type": violation.value},
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(ThresholdExceeded)
+def _(event: ThresholdExceeded, runtime: Runtime) -> Sequence[Alert]:
+    name = _METRIC_NAMES[event.metric]
+    fields = {
+        "Metric": name,
+        "Subject": event.subject,
+        "Value": _metric_value(event.metric, event.value),
+        "Threshold": _metric_value(event.metric, event.threshold),
+    }
+    if event.window is not None:
+        fields["Window"] = format_duration(event.window)
+    return [
+        Alert(
+            type=THRESHOLD,
+            key=f"{event.metric.value}:{event.subject}",
+            headline=f"{name} Exceeded",
+            title=f"{name} Exceeded: {event.subject}",
+            summary=f"{name} is {_metric_value(event.metric, event.value)}, over the "
+            f"threshold of {_metric_value(event.metric, event.threshold)}.",
+            severity=Severity.WARNING,
+            fields=fields,
+            job_class=None if event.subject == "*" else event.subject,
+            labels={"metric": event.metric.value},
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(JobRecovered)
+def _(event: JobRecovered, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        _resolved(
+            alert_type=event.recovered_from,
+            key=event.supervision_id,
+            headline="Job Recovered",
+            subject=event.job_class,
+            summary=f"The job recovered: {event.reason}.",
+            fields={"Supervision ID": event.supervision_id, "Job Class": event.job_class},
+            occurred_at=_when(event),
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+        )
+    ]
+
+
+@build_alerts.register(JobCompleted)
+def _(event: JobCompleted, runtime: Runtime) -> Sequence[Alert]:
+    outcome = "failed" if event.failed else "completed"
+    return [
+        _resolved(
+            alert_type=incident.type,
+            key=incident.key,
+            headline=f"Job {outcome.capitalize()}",
+            subject=event.job_class,
+            summary=f"The job {outcome} after {format_duration(event.duration)}.",
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Duration": format_duration(event.duration),
+                **({"Error": event.error} if event.error else {}),
+            },
+            occurred_at=_when(event),
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+        )
+        for incident in event.resolves
+    ]
+
+
+@build_alerts.register(CircuitBreakerClosed)
+def _(event: CircuitBreakerClosed, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        _resolved(
+            alert_type=CIRCUIT_BREAKER,
+            key=event.service,
+            headline="Circuit Breaker Closed",
+            subject=event.service,
+            summary=f"Calls to {event.service} succeed again; the circuit breaker closed.",
+            fields={"Service": event.service, "Closed At": format_time(event.closed_at)},
+            occurred_at=_when(event),
+            service=event.service,
+        )
+    ]
+
+
+@build_alerts.register(ResourceRecovered)
+def _(event: ResourceRecovered, runtime: Runtime) -> Sequence[Alert]:
+    violation = event.violation_type
+    return [
+        _resolved(
+            alert_type=RESOURCE_VIOLATION,
+            key=f"{event.supervision_id}:{violation.value}",
+            headline="Resource Back Within Limit",
+            subject=event.job_class,
+            summary=f"The job's {violation.value} is back within its limit.",
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Violation Type": violation.value,
+                "Actual": _measure(event.actual, violation),
+            },
+            occurred_at=_when(event),
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+        )
+    ]
+
+
+@build_alerts.register(ThresholdCleared)
+def _(event: ThresholdCleared, runtime: Runtime) -> Sequence[Alert]:
+    name = _METRIC_NAMES[event.metric]
+    return [
+        _resolved(
+            alert_type=THRESHOLD,
+            key=f"{event.metric.value}:{event.subject}",
+            headline=f"{name} Back To Normal",
+            subject=event.subject,
+            summary=f"{name} is {_metric_value(event.metric, event.value)}, back under "
+            f"{_metric_value(event.metric, event.threshold)}.",
+            fields={"Metric": name, "Subject": event.subject},
+            occurred_at=_when(event),
+        )
+    ]
+
+
+def _when(event: Event) -> datetime:
+    if event.occurred_at is None:
+        raise ValueError("the pipeline fills occurred_at before building alerts")
+    return event.occurred_at
+
+
+def _resolved(
+    *,
+    alert_type: str,
+    key: str,
+    headline: str,
+    subject: str,
+    summary: str,
+    fields: dict[str, str],
+    occurred_at: datetime,
+    **identity: Any,
+) -> Alert:
+    return Alert(
+        type=alert_type,
+        key=key,
+        headline=headline,
+        title=f"{headline}: {subject}",
+        summary=summary,
+        status=AlertStatus.RESOLVED,
+        severity=Severity.INFO,
+        fields=fields,
+        occurred_at=occurred_at,
+        **identity,
+    )
+
+
+@hookimpl(trylast=True)
+def chaperone_alerts(event: Event, runtime: Runtime) -> Sequence[Alert] | None:
+    """Build the seed's alert for a built-in event."""
+    return build_alerts(event, runtime)

@@ -1,0 +1,113 @@
+"""The channel contract: what a channel plugin implements and what the core gives it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import attrs
+import httpx
+
+from chaperone._alerts import Alert
+from chaperone._clock import Clock
+from chaperone._exceptions import ConfigError
+from chaperone._secrets import Secret
+from chaperone._verdicts import Outcome
+
+if TYPE_CHECKING:
+    from chaperone.config import Settings
+    from chaperone.store import Store
+
+__all__ = ["Channel", "ChannelSettings", "SendContext"]
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettings:
+    """A channel's own settings, merged from ``[channels.<name>]`` in TOML, then its
+    environment variables (``CHAPERONE_<NAME>_<KEY>`` and the channel's aliases), then the
+    route's overrides; plus the application settings and the store.
+
+    ``origins`` names, for each key, the setting it was read from and its source, so
+    :meth:`problem` can build an error a person can act on.
+    """
+
+    channel: str
+    values: Mapping[str, Any]
+    origins: Mapping[str, tuple[str, str]]
+    app: Settings
+    store: Store
+    clock: Clock
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key`` (stripped when text), or ``default`` when unset."""
+        value = self.values.get(key)
+        if isinstance(value, str):
+            value = value.strip()
+        return default if value is None or value == "" else value
+
+    def require(self, key: str) -> Any:
+        """Return the value of ``key``; raise ConfigError naming it when it is unset."""
+        value = self.get(key)
+        if value is None:
+            raise self.problem(key, "is required")
+        return value
+
+    def secret(self, key: str) -> Secret:
+        """Return the required secret ``key`` wrapped so it never prints."""
+        return Secret(str(self.require(key)))
+
+    def setting_name(self, key: str) -> str:
+        """The name a person would set ``key`` by (an environment variable or TOML key)."""
+        default = f"CHAPERONE_{self.channel.upper().replace('-', '_')}_{key.upper()}"
+        return self.origins.get(key, (default, "default"))[0]
+
+    def problem(self, key: str, message: str) -> ConfigError:
+        """Build the ConfigError for a bad or missing ``key``. Never quotes the value."""
+        name, source = self.origins.get(key, (self.setting_name(key), "not set"))
+        return ConfigError.single(name, source, message)
+
+
+@attrs.frozen(kw_only=True)
+class SendContext:
+    """What the core lends a channel for one send."""
+
+    http: httpx.AsyncClient
+    """The shared HTTP client (connection pooling across channels)."""
+    clock: Clock
+    timeout: float
+    """Seconds this send may take; the core cancels it past that."""
+    attempt: int = 1
+    """1 for the first try, 2 for the first retry, and so on."""
+    route: str = "default"
+    """The route that sent the alert here."""
+
+
+class Channel(abc.ABC):
+    """Base class of every channel, built-in or from a plugin.
+
+    A channel is built once from its settings (and must validate them there: a malformed
+    webhook URL is a ConfigError at start-up, not a failure at 3 a.m.), then asked to
+    :meth:`send` alerts. It renders each alert within the service's limits and classifies
+    the result as delivered, transient or permanent; it never puts a secret in a log line,
+    an exception or an outcome's detail.
+    """
+
+    name: ClassVar[str]
+    """What config and routes call this channel (``slack``)."""
+    env_aliases: ClassVar[Mapping[str, str]] = {}
+    """Extra environment variables read into settings keys, e.g. ``{"MAIL_HOST": "host"}``."""
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+    """Settings keys whose values are secrets: masked wherever settings are shown."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: ChannelSettings) -> Self:
+        """Build the channel, validating its settings; raise ConfigError when they are bad."""
+
+    @abc.abstractmethod
+    async def send(self, alert: Alert, context: SendContext) -> Outcome:
+        """Deliver one alert and say how it went. May raise; the core classifies that."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most channels hold nothing to release
+        """Release what the channel holds (connections, files)."""

@@ -1,0 +1,63 @@
+"""Built-in channel ``log``: one readable line per alert through structlog."""
+
+from __future__ import annotations
+
+import logging
+from typing import Self
+
+import structlog
+
+from chaperone._alerts import Alert, Severity
+from chaperone._markers import hookimpl
+from chaperone._verdicts import Outcome
+from chaperone.channels._base import Channel, ChannelSettings, SendContext
+from chaperone.hookspecs import RegisterChannel
+
+__all__ = ["LogChannel", "chaperone_register_channels"]
+
+_LEVELS = {
+    Severity.CRITICAL: "critical",
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "info",
+}
+
+
+class LogChannel(Channel):
+    """Writes each alert as one log line at the level of its severity."""
+
+    name = "log"
+
+    def __init__(self, logger_name: str = "chaperone.alerts") -> None:
+        self._log = structlog.get_logger(logger_name)
+
+    @classmethod
+    def from_settings(cls, settings: ChannelSettings) -> Self:
+        """Build the channel; ``logger`` names the logger (default ``chaperone.alerts``)."""
+        return cls(str(settings.get("logger", "chaperone.alerts")))
+
+    async def send(self, alert: Alert, context: SendContext) -> Outcome:
+        """Log the alert: status and title first, then its identity and fields."""
+        level = "info" if alert.is_resolved else _LEVELS[alert.severity]
+        details = "; ".join(f"{name}: {value}" for name, value in alert.fields)
+        self._log.log(
+            _level_number(level),
+            f"[{alert.status.value.upper()}] {alert.title}",
+            type=alert.type,
+            key=alert.key,
+            severity=alert.severity.value,
+            priority=alert.priority.value,
+            summary=alert.summary,
+            details=details,
+        )
+        return Outcome.delivered("logged")
+
+
+def _level_number(level: str) -> int:
+    return logging.getLevelNamesMapping()[level.upper()]
+
+
+@hookimpl
+def chaperone_register_channels(register: RegisterChannel) -> None:
+    """Register the ``log`` channel."""
+    register(LogChannel)

@@ -1,0 +1,99 @@
+"""Building the runtime for a command, and turning configuration errors into exit 2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from chaperone._clock import SystemClock
+from chaperone._exceptions import ConfigError
+from chaperone._logging import configure_logging
+from chaperone._runtime import Runtime
+from chaperone.cli._output import error
+from chaperone.config import Settings, load_settings
+from chaperone.store import Store, default_store_url, open_store
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "configured_store",
+    "load_or_exit",
+    "runtime_or_exit",
+    "with_channels",
+]
+
+EXIT_FAILED = 1
+"""Something the command tried did not work (a delivery failed)."""
+EXIT_CONFIG = 2
+"""The configuration or the command line is wrong."""
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """Print each configuration problem on a line of its own."""
+    error("configuration error:")
+    for problem in exc.problems:
+        error(f"  {problem}")
+
+
+def load_or_exit() -> Settings:
+    """Load settings and set up logging, or print every problem and exit 2."""
+    try:
+        settings = load_settings(default_store_url=default_store_url())
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    configure_logging(settings)
+    return settings
+
+
+@contextmanager
+def runtime_or_exit(
+    adjust: Callable[[Settings], Settings] | None = None, **kwargs: Any
+) -> Iterator[Runtime]:
+    """Yield a validated runtime (settings changed by ``adjust`` first), closed after;
+    exit 2 on a configuration error.
+    """
+    settings = load_or_exit()
+    if adjust is not None:
+        settings = adjust(settings)
+    try:
+        runtime = Runtime(settings, **kwargs)
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def configured_store() -> Iterator[Store]:
+    """Yield the configured store, closed after; exit 2 on a configuration error."""
+    settings = load_or_exit()
+    try:
+        store = open_store(
+            settings.store_url,
+            SystemClock(),
+            key="CHAPERONE_STORE",
+            source=settings.source_of("store.url"),
+        )
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def with_channels(names: tuple[str, ...]) -> Callable[[Settings], Settings]:
+    """A settings adjustment that sends to ``names`` instead of the configured channels."""
+
+    def adjust(settings: Settings) -> Settings:
+        return attrs.evolve(settings, channels=names) if names else settings
+
+    return adjust

@@ -1,0 +1,40 @@
+"""CLI output: everything printed passes the secret masker first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chaperone._secrets import MASKER
+
+__all__ = ["echo", "error", "print_json", "print_table"]
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print one masked line."""
+    click.echo(MASKER.mask(text), err=err)
+
+
+def error(text: str) -> None:
+    """Print one masked line to standard error."""
+    echo(text, err=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON, secrets masked."""
+    click.echo(json.dumps(MASKER.mask_any(data), indent=2, ensure_ascii=False, default=str))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a rich table with masked cells (plain text when not on a terminal)."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(MASKER.mask("" if cell is None else str(cell)) for cell in row))
+    Console(file=sys.stdout, soft_wrap=True).print(table)

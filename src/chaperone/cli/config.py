@@ -1,0 +1,128 @@
+"""``chaperone config check`` and ``chaperone config show``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from chaperone._clock import SystemClock
+from chaperone._exceptions import ConfigError
+from chaperone._plugins import PluginHost
+from chaperone._runtime import Runtime
+from chaperone._secrets import MASK
+from chaperone.channels import channel_settings
+from chaperone.cli._context import EXIT_CONFIG, load_or_exit, report_config_error
+from chaperone.cli._output import echo, print_json, print_table
+from chaperone.config import SETTING_SPECS, Settings
+from chaperone.store import MemoryStore
+
+__all__ = ["config"]
+
+
+@click.group("config")
+def config() -> None:
+    """Check and show the configuration."""
+
+
+@config.command("check")
+def check() -> None:
+    """Validate every setting and every configured channel; exit 2 listing every problem."""
+    settings = load_or_exit()
+    try:
+        Runtime(settings).close()
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    echo(f"configuration OK (file: {settings.config_file or 'none'})")
+    echo(f"channels: {', '.join(settings.channels) or 'none'}")
+    echo(f"store: {settings.store_url}")
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return ", ".join(str(item) for item in value)
+    return value
+
+
+def _rows(settings: Settings) -> list[dict[str, Any]]:
+    """One row per setting: dotted name, environment variable, value, source."""
+    values: dict[str, Any] = {
+        "alerting.enabled": settings.enabled,
+        "alerting.channels": settings.channels,
+        "alerting.recipients": settings.recipients,
+        "alerting.thresholds.error_rate": settings.thresholds.error_rate,
+        "alerting.thresholds.response_time": settings.thresholds.response_time.total_seconds(),
+        "alerting.thresholds.queue_length": settings.thresholds.queue_length,
+        "alerting.rate_limit.default": settings.rate_limit.default.total_seconds(),
+        "alerting.history_limit": settings.history_limit,
+        "delivery.timeout": settings.delivery.timeout.total_seconds(),
+        "delivery.max_attempts": settings.delivery.max_attempts,
+        "delivery.max_backoff": settings.delivery.max_backoff.total_seconds(),
+        "store.url": settings.store_url,
+        "app_url": settings.app_url,
+        "log.format": settings.log_format,
+        "log.level": settings.log_level,
+        "plugins.disable": settings.disabled_plugins,
+    }
+    rows = [
+        {
+            "setting": spec.name,
+            "env": spec.env,
+            "value": _value(values[spec.name]),
+            "source": settings.source_of(spec.name),
+        }
+        for spec in SETTING_SPECS
+    ]
+    for alert_type, window in sorted(settings.rate_limit.per_type.items()):
+        name = f"alerting.rate_limit.{alert_type}"
+        rows.append(
+            {
+                "setting": name,
+                "env": f"CHAPERONE_ALERT_RATE_LIMIT_{alert_type.upper()}",
+                "value": window.total_seconds(),
+                "source": settings.source_of(name),
+            }
+        )
+    rows.extend(_channel_rows(settings))
+    return rows
+
+
+def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The settings each configured channel will see, secrets masked."""
+    host = PluginHost(disabled=settings.disabled_plugins)
+    clock = SystemClock()
+    rows = []
+    for name in settings.channels:
+        channel_class = host.channel_classes.get(name)
+        if channel_class is None:
+            continue
+        merged = channel_settings(
+            channel_class, app=settings, store=MemoryStore(clock), clock=clock
+        )
+        for key, value in sorted(merged.values.items()):
+            setting, source = merged.origins[key]
+            rows.append(
+                {
+                    "setting": f"channels.{name}.{key}",
+                    "env": setting,
+                    "value": MASK if key in channel_class.secret_keys else value,
+                    "source": source,
+                }
+            )
+    return rows
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def show(as_json: bool) -> None:
+    """Show every setting, its value and where it came from; secrets masked."""
+    rows = _rows(load_or_exit())
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Configuration",
+        ["setting", "environment variable", "value", "source"],
+        [[row["setting"], row["env"], row["value"], row["source"]] for row in rows],
+    )

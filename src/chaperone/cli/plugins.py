@@ -1,0 +1,41 @@
+"""``chaperone plugins``: what plugins were found, what channels they give, which broke."""
+
+from __future__ import annotations
+
+import click
+
+from chaperone._exceptions import ConfigError
+from chaperone._plugins import PluginHost
+from chaperone.cli._output import error, print_json, print_table
+from chaperone.config import load_settings
+
+__all__ = ["plugins"]
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def plugins(as_json: bool) -> None:
+    """List built-in and installed plugins with the channels each registers."""
+    try:
+        disabled = load_settings().disabled_plugins
+    except ConfigError as exc:
+        error(f"warning: configuration has errors ({exc}); listing with no plugin disabled")
+        disabled = ()
+    host = PluginHost(disabled=disabled)
+    if as_json:
+        print_json([info.to_dict() for info in host.plugins])
+        return
+    print_table(
+        "Plugins",
+        ["name", "distribution", "version", "channels", "status"],
+        [
+            [
+                info.name,
+                info.distribution,
+                info.version,
+                ", ".join(info.channels),
+                info.status if not info.error else f"broken: {info.error}",
+            ]
+            for info in host.plugins
+        ],
+    )

@@ -1,0 +1,16 @@
+"""Configuration: one validated :class:`Settings` object from defaults, a TOML file,
+``.env`` and the environment (each overriding the one before).
+"""
+
+from chaperone.config._loading import SETTING_SPECS, SettingSpec, load_settings
+from chaperone.config._settings import DeliverySettings, RateLimitSettings, Settings, Thresholds
+
+__all__ = [
+    "SETTING_SPECS",
+    "DeliverySettings",
+    "RateLimitSettings",
+    "SettingSpec",
+    "Settings",
+    "Thresholds",
+    "load_settings",
+]

@@ -1,0 +1,388 @@
+"""Build :class:`Settings` from defaults < TOML file < ``.env`` < environment.
+
+Every value is trimmed and parsed once, here; every problem found is collected, and
+one :class:`ConfigError` names them all, each with its key and where it came from.
+An empty value counts as not set, so ``CHAPERONE_APP_URL=`` in a ``.env`` template
+leaves the default in force.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from dotenv import dotenv_values
+
+from chaperone._exceptions import ConfigError, ConfigProblem
+from chaperone.config._parsing import (
+    parse_bool,
+    parse_choice,
+    parse_duration_setting,
+    parse_emails,
+    parse_http_url,
+    parse_int,
+    parse_names,
+    parse_percent,
+    parse_text,
+)
+from chaperone.config._settings import (
+    DeliverySettings,
+    RateLimitSettings,
+    Settings,
+    Thresholds,
+)
+
+__all__ = ["SETTING_SPECS", "SettingSpec", "load_settings"]
+
+RATE_LIMIT_ENV_PREFIX = "CHAPERONE_ALERT_RATE_LIMIT_"
+
+
+@attrs.frozen
+class SettingSpec:
+    """One setting: its dotted name, environment variable, place in TOML and parser."""
+
+    name: str
+    env: str
+    toml: tuple[str, ...]
+    parse: Callable[[Any], Any]
+    secret: bool = False
+
+
+def _positive_int(value: Any) -> int:
+    return parse_int(value, minimum=1)
+
+
+SETTING_SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "alerting.enabled", "CHAPERONE_ALERTING_ENABLED", ("alerting", "enabled"), parse_bool
+    ),
+    SettingSpec(
+        "alerting.channels", "CHAPERONE_ALERT_CHANNELS", ("alerting", "channels"), parse_names
+    ),
+    SettingSpec(
+        "alerting.recipients",
+        "CHAPERONE_ALERT_RECIPIENTS",
+        ("alerting", "recipients"),
+        parse_emails,
+    ),
+    SettingSpec(
+        "alerting.thresholds.error_rate",
+        "CHAPERONE_ALERT_ERROR_RATE",
+        ("alerting", "thresholds", "error_rate"),
+        parse_percent,
+    ),
+    SettingSpec(
+        "alerting.thresholds.response_time",
+        "CHAPERONE_ALERT_RESPONSE_TIME",
+        ("alerting", "thresholds", "response_time"),
+        parse_duration_setting,
+    ),
+    SettingSpec(
+        "alerting.thresholds.queue_length",
+        "CHAPERONE_ALERT_QUEUE_LENGTH",
+        ("alerting", "thresholds", "queue_length"),
+        parse_int,
+    ),
+    SettingSpec(
+        "alerting.rate_limit.default",
+        "CHAPERONE_ALERT_RATE_LIMIT",
+        ("alerting", "rate_limit", "default"),
+        parse_duration_setting,
+    ),
+    SettingSpec(
+        "alerting.history_limit",
+        "CHAPERONE_HISTORY_LIMIT",
+        ("alerting", "history_limit"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "delivery.timeout",
+        "CHAPERONE_DELIVERY_TIMEOUT",
+        ("delivery", "timeout"),
+        parse_duration_setting,
+    ),
+    SettingSpec(
+        "delivery.max_attempts",
+        "CHAPERONE_DELIVERY_MAX_ATTEMPTS",
+        ("delivery", "max_attempts"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "delivery.max_backoff",
+        "CHAPERONE_DELIVERY_MAX_BACKOFF",
+        ("delivery", "max_backoff"),
+        parse_duration_setting,
+    ),
+    SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text, secret=True),
+    SettingSpec("app_url", "CHAPERONE_APP_URL", ("app_url",), parse_http_url),
+    SettingSpec(
+        "log.format",
+        "CHAPERONE_LOG_FORMAT",
+        ("log", "format"),
+        parse_choice("auto", "console", "json"),
+    ),
+    SettingSpec(
+        "log.level",
+        "CHAPERONE_LOG_LEVEL",
+        ("log", "level"),
+        parse_choice("debug", "info", "warning", "error", "critical"),
+    ),
+    SettingSpec(
+        "plugins.disable", "CHAPERONE_DISABLE_PLUGINS", ("plugins", "disable"), parse_names
+    ),
+)
+"""Every scalar setting. ``[alerting.rate_limit]`` per-type windows and ``[channels.*]``
+tables are read besides these."""
+
+_FREE_TABLES = {("alerting", "rate_limit"), ("channels",)}
+"""Tables whose keys are names the user picks (alert types, channel names)."""
+
+
+@attrs.define
+class _Layer:
+    """One source of raw values: where it is, and what it says by dotted name."""
+
+    values: dict[str, Any] = attrs.field(factory=dict)
+    sources: dict[str, str] = attrs.field(factory=dict)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    *,
+    default_store_url: str | None = None,
+) -> Settings:
+    """Read the configuration and return validated :class:`Settings`.
+
+    ``environ`` defaults to ``os.environ`` and ``cwd`` (where ``.env``,
+    ``chaperone.toml`` and ``pyproject.toml`` are looked for) to the working directory.
+    Raises :class:`ConfigError` listing every problem found.
+    """
+    cwd = cwd or Path.cwd()
+    problems: list[ConfigProblem] = []
+    merged, merged_sources = _environment(dict(os.environ if environ is None else environ), cwd)
+    config_file, table = _toml(merged, merged_sources, cwd, problems)
+    toml_source = str(config_file) if config_file else "defaults"
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SETTING_SPECS:
+        raw, key, source = _pick(spec, merged, merged_sources, table, toml_source)
+        if raw is None:
+            continue
+        try:
+            values[spec.name] = spec.parse(raw)
+        except ValueError as exc:
+            shown = "********" if spec.secret else None
+            message = str(exc) if shown is None else "malformed value"
+            problems.append(ConfigProblem(key=key, source=source, message=message))
+            continue
+        sources[spec.name] = source
+
+    per_type = _rate_limits(merged, merged_sources, table, toml_source, problems, sources)
+    channel_sections = _channel_sections(table, toml_source, problems)
+    problems.extend(_unknown_toml_keys(table, toml_source))
+    if problems:
+        raise ConfigError(problems)
+
+    defaults = Settings()
+    return Settings(
+        enabled=values.get("alerting.enabled", defaults.enabled),
+        channels=values.get("alerting.channels", defaults.channels),
+        recipients=values.get("alerting.recipients", defaults.recipients),
+        thresholds=Thresholds(
+            error_rate=values.get("alerting.thresholds.error_rate", Thresholds().error_rate),
+            response_time=values.get(
+                "alerting.thresholds.response_time", Thresholds().response_time
+            ),
+            queue_length=values.get("alerting.thresholds.queue_length", Thresholds().queue_length),
+        ),
+        rate_limit=RateLimitSettings(
+            default=values.get("alerting.rate_limit.default", RateLimitSettings().default),
+            per_type=per_type,
+        ),
+        delivery=DeliverySettings(
+            timeout=values.get("delivery.timeout", DeliverySettings().timeout),
+            max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
+            max_backoff=values.get("delivery.max_backoff", DeliverySettings().max_backoff),
+        ),
+        store_url=values.get("store.url", default_store_url or defaults.store_url),
+        app_url=values.get("app_url"),
+        log_format=values.get("log.format", defaults.log_format),
+        log_level=values.get("log.level", defaults.log_level),
+        disabled_plugins=values.get("plugins.disable", ()),
+        history_limit=values.get("alerting.history_limit", defaults.history_limit),
+        channel_sections=channel_sections,
+        config_file=str(config_file) if config_file else None,
+        environ=merged,
+        environ_sources=merged_sources,
+        sources=sources,
+    )
+
+
+def _environment(environ: dict[str, str], cwd: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Merge ``.env`` under the real environment, remembering where each value came from."""
+    merged: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    dotenv_path = cwd / ".env"
+    if dotenv_path.is_file():
+        for name, value in dotenv_values(dotenv_path).items():
+            merged[name] = value or ""
+            sources[name] = f".env file {dotenv_path}"
+    for name, value in environ.items():
+        merged[name] = value
+        sources[name] = "environment"
+    return merged, sources
+
+
+def _toml(
+    merged: Mapping[str, str],
+    merged_sources: Mapping[str, str],
+    cwd: Path,
+    problems: list[ConfigProblem],
+) -> tuple[Path | None, dict[str, Any]]:
+    """Find and read the TOML configuration, if there is one."""
+    explicit = merged.get("CHAPERONE_CONFIG", "").strip()
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            path = cwd / path
+        if not path.is_file():
+            problems.append(
+                ConfigProblem(
+                    key="CHAPERONE_CONFIG",
+                    source=merged_sources.get("CHAPERONE_CONFIG", "environment"),
+                    message=f"no such file: {path}",
+                )
+            )
+            return None, {}
+        return path, _read_toml(path, problems)
+    own = cwd / "chaperone.toml"
+    if own.is_file():
+        return own, _read_toml(own, problems)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        tool = _read_toml(pyproject, problems).get("tool", {})
+        section = tool.get("chaperone") if isinstance(tool, dict) else None
+        if isinstance(section, dict):
+            return pyproject, section
+    return None, {}
+
+
+def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.append(ConfigProblem(key=path.name, source=str(path), message=str(exc)))
+        return {}
+
+
+def _lookup(table: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = table
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _pick(
+    spec: SettingSpec,
+    merged: Mapping[str, str],
+    merged_sources: Mapping[str, str],
+    table: Mapping[str, Any],
+    toml_source: str,
+) -> tuple[Any, str, str]:
+    """Return the raw value of ``spec`` from the highest layer that sets it."""
+    raw = merged.get(spec.env)
+    if not _is_empty(raw):
+        return raw, spec.env, merged_sources.get(spec.env, "environment")
+    raw = _lookup(table, spec.toml)
+    if not _is_empty(raw):
+        return raw, ".".join(spec.toml), toml_source
+    return None, spec.env, "default"
+
+
+def _rate_limits(
+    merged: Mapping[str, str],
+    merged_sources: Mapping[str, str],
+    table: Mapping[str, Any],
+    toml_source: str,
+    problems: list[ConfigProblem],
+    sources: dict[str, str],
+) -> dict[str, Any]:
+    """Per-type windows: ``[alerting.rate_limit] job_stuck = "10m"`` under
+    ``CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK=600``.
+    """
+    raw: dict[str, tuple[Any, str, str]] = {}
+    section = _lookup(table, ("alerting", "rate_limit"))
+    if isinstance(section, Mapping):
+        for alert_type, value in section.items():
+            if alert_type != "default" and not _is_empty(value):
+                raw[alert_type] = (value, f"alerting.rate_limit.{alert_type}", toml_source)
+    for name, value in merged.items():
+        if name.startswith(RATE_LIMIT_ENV_PREFIX) and not _is_empty(value):
+            alert_type = name.removeprefix(RATE_LIMIT_ENV_PREFIX).lower()
+            raw[alert_type] = (value, name, merged_sources.get(name, "environment"))
+    windows: dict[str, Any] = {}
+    for alert_type, (value, key, source) in sorted(raw.items()):
+        try:
+            windows[alert_type] = parse_duration_setting(value)
+        except ValueError as exc:
+            problems.append(ConfigProblem(key=key, source=source, message=str(exc)))
+            continue
+        sources[f"alerting.rate_limit.{alert_type}"] = source
+    return windows
+
+
+def _channel_sections(
+    table: Mapping[str, Any], toml_source: str, problems: list[ConfigProblem]
+) -> dict[str, dict[str, Any]]:
+    section = table.get("channels", {})
+    if not isinstance(section, Mapping):
+        problems.append(
+            ConfigProblem(key="channels", source=toml_source, message="expected a table")
+        )
+        return {}
+    sections: dict[str, dict[str, Any]] = {}
+    for name, values in section.items():
+        if not isinstance(values, Mapping):
+            problems.append(
+                ConfigProblem(
+                    key=f"channels.{name}", source=toml_source, message="expected a table"
+                )
+            )
+            continue
+        sections[name.lower()] = dict(values)
+    return sections
+
+
+def _unknown_toml_keys(table: Mapping[str, Any], toml_source: str) -> list[ConfigProblem]:
+    """Name every TOML key no setting reads, so a typo fails at start-up."""
+    known = {spec.toml for spec in SETTING_SPECS}
+    prefixes = {spec.toml[:depth] for spec in SETTING_SPECS for depth in range(1, len(spec.toml))}
+    problems: list[ConfigProblem] = []
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            here = (*path, key)
+            if here in known or here in _FREE_TABLES:
+                continue
+            if here in prefixes and isinstance(value, Mapping):
+                walk(value, here)
+                continue
+            problems.append(
+                ConfigProblem(key=".".join(here), source=toml_source, message="unknown setting")
+            )
+
+    walk(table, ())
+    return problems

@@ -1,0 +1,159 @@
+"""Every hook Chaperone calls. Plugins implement them with ``@chaperone.hookimpl``.
+
+Hooks are called with keyword arguments; an implementation may accept fewer arguments
+than the spec names, so specs can grow without breaking plugins. Built-in plugins use
+exactly these hooks, so nothing the core does is out of a plugin's reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from chaperone._alerts import Alert
+from chaperone._events import Event
+from chaperone._markers import hookspec
+from chaperone._verdicts import Destination, Outcome, Verdict
+
+if TYPE_CHECKING:
+    from chaperone._runtime import Runtime
+    from chaperone.channels import Channel
+
+__all__ = [
+    "chaperone_alerts",
+    "chaperone_delivered",
+    "chaperone_delivery_failed",
+    "chaperone_detect",
+    "chaperone_event",
+    "chaperone_filter_alert",
+    "chaperone_register_channels",
+    "chaperone_route",
+]
+
+RegisterChannel = Callable[["type[Channel]"], None]
+
+# -------------------------------------------------------------------------------------
+# Start-up
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def chaperone_register_channels(register: RegisterChannel) -> None:
+    """Register channel classes by calling ``register(ChannelClass)`` once for each.
+
+    Called once when the plugin host starts. The core builds and calls the channels, so
+    one channel's failure never stops another's delivery.
+
+    :param register: takes a :class:`chaperone.channels.Channel` subclass; its
+        ``name`` is what config and routes refer to.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Detection (run by the monitor, outside the jobs it watches)
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def chaperone_detect(runtime: Runtime, now: datetime) -> Iterable[Event] | None:
+    """Look for trouble and return the events found (or None).
+
+    Called on every tick of the monitor.
+
+    :param runtime: the running Chaperone: settings, store and clock.
+    :param now: the tick's time, from the runtime's clock.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# From event to alert
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def chaperone_event(event: Event, runtime: Runtime) -> None:
+    """Observe an event before it becomes an alert (the seed's event listeners).
+
+    Every implementation is called; one that raises is logged and the rest still run.
+
+    :param event: the event, its ``occurred_at`` filled in.
+    :param runtime: the running Chaperone.
+    """
+
+
+@hookspec(firstresult=True)
+def chaperone_alerts(event: Event, runtime: Runtime) -> Sequence[Alert] | None:
+    """Build the alerts for an event: usually one, none to ignore it, several where one
+    event resolves several incidents.
+
+    firstresult: the first implementation that returns a sequence decides. The
+    built-in one runs last, so a plugin can override the alert for any event.
+
+    :param event: the event, its ``occurred_at`` filled in.
+    :param runtime: the running Chaperone (settings such as ``app_url``).
+    """
+
+
+@hookspec(firstresult=True)
+def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Verdict | None:
+    """Decide whether an alert goes out now, is suppressed, or is held for a group.
+
+    firstresult: filters are asked in order and the first :class:`Verdict` decides
+    (``send`` skips the filters after it); None means no opinion. The built-in filters
+    run in the order maintenance, priority, rate limit/escalation, grouping; a plugin's
+    filter runs before them unless it is marked ``trylast``.
+
+    :param alert: the alert.
+    :param runtime: the running Chaperone: settings, store and clock.
+    :param is_test: True for ``chaperone test-alerts``, which bypasses rate limits.
+    """
+
+
+@hookspec(firstresult=True)
+def chaperone_route(alert: Alert, runtime: Runtime) -> Sequence[Destination] | None:
+    """Choose where an alert goes.
+
+    firstresult: the first implementation that returns destinations decides; the
+    built-in default route (``CHAPERONE_ALERT_CHANNELS``) runs last.
+
+    :param alert: the alert that passed the filters.
+    :param runtime: the running Chaperone.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# After delivery
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def chaperone_delivered(
+    alert: Alert, destination: Destination, outcome: Outcome, runtime: Runtime
+) -> None:
+    """A channel confirmed an alert.
+
+    Every implementation is called; one that raises is logged and the rest still run.
+
+    :param alert: the alert delivered.
+    :param destination: the channel and route it went through.
+    :param outcome: the channel's confirmation.
+    :param runtime: the running Chaperone.
+    """
+
+
+@hookspec
+def chaperone_delivery_failed(
+    alert: Alert, destination: Destination, outcome: Outcome, attempts: int, runtime: Runtime
+) -> None:
+    """A delivery failed for good: a permanent error, or transient ones until the
+    retries ran out.
+
+    Every implementation is called; one that raises is logged and the rest still run.
+
+    :param alert: the alert that was not delivered.
+    :param destination: the channel and route it was for.
+    :param outcome: the last attempt's outcome (its detail is free of secrets).
+    :param attempts: how many sends were tried.
+    :param runtime: the running Chaperone.
+    """

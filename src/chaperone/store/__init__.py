@@ -1,0 +1,95 @@
+"""Where Chaperone keeps what several workers must agree on: rate windows, dedup keys, history.
+
+Pick a store by URL with :func:`open_store`:
+
+``memory://``
+    In this process only; for tests and single-process use.
+``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///~/path.db``
+    A SQLite file shared by every process on the machine (paths as in SQLAlchemy: three
+    slashes then the path, so an absolute path shows four).
+
+:func:`default_store_url` names the SQLite file used when nothing is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from chaperone._clock import Clock
+from chaperone._exceptions import ConfigError
+from chaperone.store._memory import MemoryStore
+from chaperone.store._protocol import Store
+from chaperone.store._sqlite import SQLiteStore
+
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
+
+_ACCEPTED = "use sqlite:///PATH or memory://"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def open_store(
+    url: str, clock: Clock, *, key: str = "CHAPERONE_STORE", source: str = "default"
+) -> Store:
+    """Open the store ``url`` names, judging expiry with ``clock``.
+
+    ``key`` and ``source`` say where the URL came from (a setting and the file or
+    environment that set it); a URL that cannot be used raises
+    :class:`~chaperone.ConfigError` naming both. Error messages quote at most the URL's
+    scheme, never the rest, which may hold credentials. A SQLite file that cannot be
+    opened raises :class:`~chaperone.StoreError` naming the path.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or not _SCHEME.fullmatch(scheme):
+        raise ConfigError.single(key, source, f"not a store URL; {_ACCEPTED}")
+    scheme = scheme.lower()
+    if scheme == "memory":
+        if rest:
+            raise ConfigError.single(key, source, "memory:// takes nothing after the //")
+        return MemoryStore(clock, url)
+    if scheme == "sqlite":
+        return SQLiteStore(_sqlite_path(url, key, source), clock, url)
+    if scheme in {"redis", "rediss"}:
+        raise ConfigError.single(
+            key, source, f"{scheme}:// arrives with the reliability work; {_ACCEPTED}"
+        )
+    raise ConfigError.single(key, source, f"unsupported store scheme {scheme}://; {_ACCEPTED}")
+
+
+def default_store_url() -> str:
+    """Return the store used when none is configured: a SQLite file in the user's state dir.
+
+    That is ``$XDG_STATE_HOME/chaperone/chaperone.sqlite3``, or
+    ``~/.local/state/chaperone/chaperone.sqlite3`` when ``XDG_STATE_HOME`` is unset, empty
+    or relative (which the XDG spec says to ignore), as an absolute ``sqlite:///`` URL.
+    """
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return _SQLITE_PREFIX + str(base / "chaperone" / "chaperone.sqlite3")
+
+
+def _sqlite_path(url: str, key: str, source: str) -> Path:
+    """Read the file path from ``sqlite:///PATH`` as SQLAlchemy does, plus ``~`` expansion."""
+    if not url[: len(_SQLITE_PREFIX)].lower() == _SQLITE_PREFIX:
+        raise ConfigError.single(
+            key,
+            source,
+            "a sqlite URL needs three slashes before the path: sqlite:///relative/path "
+            "or sqlite:////absolute/path",
+        )
+    raw = url[len(_SQLITE_PREFIX) :]
+    if not raw:
+        raise ConfigError.single(
+            key, source, "sqlite:/// needs a file path after it (memory:// keeps no file)"
+        )
+    if "?" in raw:
+        raise ConfigError.single(key, source, "sqlite:/// URLs take no query string")
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError as exc:  # ~user for an unknown user, or no home directory
+        raise ConfigError.single(
+            key, source, f"cannot expand ~ in the sqlite path: {exc}"
+        ) from None
+    return path if path.is_absolute() else Path.cwd() / path
