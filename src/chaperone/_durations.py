@@ -27,7 +27,10 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
         seconds = _parse_text(value)
     if seconds < 0 or seconds != seconds or seconds == float("inf"):
         raise ValueError(f"expected a non-negative finite duration, got {value!r}")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration too long, got {value!r}") from None
 
 
 def _parse_text(text: str) -> float:

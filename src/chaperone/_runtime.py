@@ -99,6 +99,14 @@ class Runtime:
         """Build every configured channel; raise one ConfigError naming every problem."""
         problems: list[ConfigProblem] = []
         unknown: list[ConfigProblem] = []
+        if self.settings.enabled and not self.settings.channels:
+            problems.append(
+                ConfigProblem(
+                    key="CHAPERONE_ALERT_CHANNELS",
+                    source=self.settings.source_of("alerting.channels"),
+                    message="no channel configured: every alert would be lost",
+                )
+            )
         for name in self.settings.channels:
             if name not in self.plugins.channel_classes:
                 unknown.append(self._unknown_channel(name))
@@ -190,7 +198,7 @@ class Runtime:
 
     def _failed(self, event: Event, exc: Exception) -> DispatchReport:
         reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
-        _log.error("alert pipeline failed", event=type(event).__name__, error=reason)
+        _log.error("alert pipeline failed", event_type=type(event).__name__, error=reason)
         return DispatchReport(event=event, skipped=f"pipeline failed: {reason}")
 
     # -- lifetime ----------------------------------------------------------------------

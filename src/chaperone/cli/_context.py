@@ -94,6 +94,9 @@ def with_channels(names: tuple[str, ...]) -> Callable[[Settings], Settings]:
     """A settings adjustment that sends to ``names`` instead of the configured channels."""
 
     def adjust(settings: Settings) -> Settings:
-        return attrs.evolve(settings, channels=names) if names else settings
+        if not names:
+            return settings
+        sources = {**settings.sources, "alerting.channels": "the --channel option"}
+        return attrs.evolve(settings, channels=names, sources=sources)
 
     return adjust

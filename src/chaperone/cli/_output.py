@@ -37,4 +37,6 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(MASKER.mask("" if cell is None else str(cell)) for cell in row))
-    Console(file=sys.stdout, soft_wrap=True).print(table)
+    # Off a terminal (a pipe, a CI log) rich would assume 80 columns and fold every cell.
+    width = None if sys.stdout.isatty() else 200
+    Console(file=sys.stdout, width=width).print(table)

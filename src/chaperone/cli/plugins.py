@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from chaperone._exceptions import ConfigError
+from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
 from chaperone.cli._output import error, print_json, print_table
-from chaperone.config import load_settings
+from chaperone.config import Settings, load_settings
 
 __all__ = ["plugins"]
 
@@ -17,11 +18,13 @@ __all__ = ["plugins"]
 def plugins(as_json: bool) -> None:
     """List built-in and installed plugins with the channels each registers."""
     try:
-        disabled = load_settings().disabled_plugins
+        settings = load_settings()
     except ConfigError as exc:
         error(f"warning: configuration has errors ({exc}); listing with no plugin disabled")
-        disabled = ()
-    host = PluginHost(disabled=disabled)
+        settings = Settings()
+    # Before the host loads plugins: a broken one is logged, and on stderr, not in the JSON.
+    configure_logging(settings)
+    host = PluginHost(disabled=settings.disabled_plugins)
     if as_json:
         print_json([info.to_dict() for info in host.plugins])
         return

@@ -49,7 +49,6 @@ class SettingSpec:
     env: str
     toml: tuple[str, ...]
     parse: Callable[[Any], Any]
-    secret: bool = False
 
 
 def _positive_int(value: Any) -> int:
@@ -117,7 +116,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         ("delivery", "max_backoff"),
         parse_duration_setting,
     ),
-    SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text, secret=True),
+    SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text),
     SettingSpec("app_url", "CHAPERONE_APP_URL", ("app_url",), parse_http_url),
     SettingSpec(
         "log.format",
@@ -177,9 +176,7 @@ def load_settings(
         try:
             values[spec.name] = spec.parse(raw)
         except ValueError as exc:
-            shown = "********" if spec.secret else None
-            message = str(exc) if shown is None else "malformed value"
-            problems.append(ConfigProblem(key=key, source=source, message=message))
+            problems.append(ConfigProblem(key=key, source=source, message=str(exc)))
             continue
         sources[spec.name] = source
 
@@ -234,6 +231,8 @@ def _environment(environ: dict[str, str], cwd: Path) -> tuple[dict[str, str], di
             merged[name] = value or ""
             sources[name] = f".env file {dotenv_path}"
     for name, value in environ.items():
+        if not value.strip() and merged.get(name, "").strip():
+            continue  # an empty variable counts as not set: the .env value stands
         merged[name] = value
         sources[name] = "environment"
     return merged, sources
@@ -329,10 +328,24 @@ def _rate_limits(
         for alert_type, value in section.items():
             if alert_type != "default" and not _is_empty(value):
                 raw[alert_type] = (value, f"alerting.rate_limit.{alert_type}", toml_source)
+    elif section is not None:
+        problems.append(
+            ConfigProblem(
+                key="alerting.rate_limit",
+                source=toml_source,
+                message="expected a table of alert type = window "
+                "(the default window is alerting.rate_limit.default)",
+            )
+        )
     for name, value in merged.items():
         if name.startswith(RATE_LIMIT_ENV_PREFIX) and not _is_empty(value):
             alert_type = name.removeprefix(RATE_LIMIT_ENV_PREFIX).lower()
-            raw[alert_type] = (value, name, merged_sources.get(name, "environment"))
+            source = merged_sources.get(name, "environment")
+            if alert_type == "default":
+                message = "the default window is CHAPERONE_ALERT_RATE_LIMIT"
+                problems.append(ConfigProblem(key=name, source=source, message=message))
+                continue
+            raw[alert_type] = (value, name, source)
     windows: dict[str, Any] = {}
     for alert_type, (value, key, source) in sorted(raw.items()):
         try:
@@ -377,12 +390,14 @@ def _unknown_toml_keys(table: Mapping[str, Any], toml_source: str) -> list[Confi
             here = (*path, key)
             if here in known or here in _FREE_TABLES:
                 continue
-            if here in prefixes and isinstance(value, Mapping):
-                walk(value, here)
-                continue
-            problems.append(
-                ConfigProblem(key=".".join(here), source=toml_source, message="unknown setting")
-            )
+            if here in prefixes:
+                if isinstance(value, Mapping):
+                    walk(value, here)
+                    continue
+                message = "expected a table"
+            else:
+                message = "unknown setting"
+            problems.append(ConfigProblem(key=".".join(here), source=toml_source, message=message))
 
     walk(table, ())
     return problems

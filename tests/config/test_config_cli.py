@@ -1,0 +1,184 @@
+"""``chaperone config check`` and ``chaperone config show``, run as the real console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHAPERONE = Path(sys.executable).parent / "chaperone"
+
+
+def run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``chaperone args`` in ``cwd`` with a clean environment plus ``env``."""
+    environ = {
+        name: value for name, value in os.environ.items() if not name.startswith("CHAPERONE_")
+    }
+    environ["CHAPERONE_STORE"] = f"sqlite:///{cwd / 'c.db'}"
+    environ["COLUMNS"] = "250"
+    environ.update(env or {})
+    return subprocess.run(
+        [str(CHAPERONE), *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def show_json(cwd: Path, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """``config show --json`` as rows by setting name."""
+    result = run(cwd, "config", "show", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return {row["setting"]: row for row in json.loads(result.stdout)}
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The body rows of a rich table by first cell, each cell's wrapped lines joined."""
+    rows: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in output.splitlines():
+        if not line.startswith("\u2502"):
+            continue
+        first, *rest = (cell.strip() for cell in line.strip().strip("\u2502").split("\u2502"))
+        if first:
+            current = rows[first] = rest
+        else:
+            current[:] = [f"{old} {new}".strip() for old, new in zip(current, rest, strict=True)]
+    return rows
+
+
+def compact(cells: list[str]) -> list[str]:
+    """Cells without whitespace, so that where rich wrapped them does not matter."""
+    return ["".join(cell.split()) for cell in cells]
+
+
+@pytest.fixture
+def cwd(tmp_path: Path) -> Path:
+    """An empty working directory (resolved, as the child process sees it)."""
+    return tmp_path.resolve()
+
+
+class TestConfigCheck:
+    def test_bad_environment_value_exits_2(self, cwd: Path) -> None:
+        """A bad CHAPERONE_ALERTING_ENABLED exits 2 naming the variable and 'environment'."""
+        result = run(cwd, "config", "check", env={"CHAPERONE_ALERTING_ENABLED": "maybe"})
+        assert result.returncode == 2
+        assert "CHAPERONE_ALERTING_ENABLED" in result.stderr
+        assert "environment" in result.stderr
+        assert "'maybe'" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "configuration OK" not in result.stdout
+
+    def test_every_problem_is_listed(self, cwd: Path) -> None:
+        """Several bad values, from every layer, are each listed on a line of their own."""
+        toml = cwd / "chaperone.toml"
+        toml.write_text("[alerting.thresholds]\nqueue_length = 'many'\n[alerting]\ntypo = 1\n")
+        (cwd / ".env").write_text("CHAPERONE_ALERT_RESPONSE_TIME=forever\n")
+        result = run(
+            cwd,
+            "config",
+            "check",
+            env={
+                "CHAPERONE_ALERTING_ENABLED": "maybe",
+                "CHAPERONE_ALERT_ERROR_RATE": "250",
+                "CHAPERONE_ALERT_RECIPIENTS": "ops@example.com,oncall",
+            },
+        )
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        expected = [
+            "CHAPERONE_ALERTING_ENABLED (from environment)",
+            "CHAPERONE_ALERT_ERROR_RATE (from environment)",
+            "CHAPERONE_ALERT_RECIPIENTS (from environment)",
+            f"CHAPERONE_ALERT_RESPONSE_TIME (from .env file {cwd / '.env'})",
+            f"alerting.thresholds.queue_length (from {toml})",
+            f"alerting.typo (from {toml})",
+        ]
+        for start in expected:
+            assert sum(start in line for line in lines) == 1, (start, result.stderr)
+        assert "'oncall'" in result.stderr
+
+    def test_valid_configuration_exits_0(self, cwd: Path) -> None:
+        """A valid TOML file, .env and environment pass and the file is named."""
+        toml = cwd / "chaperone.toml"
+        toml.write_text(
+            '[alerting]\nrecipients = ["ops@example.com"]\n'
+            '[alerting.rate_limit]\njob_stuck = "10m"\n'
+        )
+        (cwd / ".env").write_text("CHAPERONE_ALERT_ERROR_RATE=15\n")
+        result = run(cwd, "config", "check", env={"CHAPERONE_ALERT_CHANNELS": "log,database"})
+        assert result.returncode == 0, result.stderr
+        assert f"configuration OK (file: {toml})" in result.stdout
+        assert "channels: log, database" in result.stdout
+
+    def test_unknown_channel_names_its_package(self, cwd: Path) -> None:
+        """A channel no plugin provides exits 2, naming the variable and chaperone-slack."""
+        result = run(cwd, "config", "check", env={"CHAPERONE_ALERT_CHANNELS": "slack"})
+        assert result.returncode == 2
+        assert "chaperone-slack" in result.stderr
+        assert "CHAPERONE_ALERT_CHANNELS (from environment)" in result.stderr
+
+    def test_missing_config_file(self, cwd: Path) -> None:
+        """CHAPERONE_CONFIG naming no file exits 2 naming CHAPERONE_CONFIG."""
+        result = run(cwd, "config", "check", env={"CHAPERONE_CONFIG": "absent.toml"})
+        assert result.returncode == 2
+        assert "CHAPERONE_CONFIG (from environment)" in result.stderr
+        assert str(cwd / "absent.toml") in result.stderr
+
+
+class TestConfigShow:
+    def test_json_lists_values_and_sources(self, cwd: Path) -> None:
+        """Each setting shows its value and where it came from: environment, .env, TOML or
+        default, and per-type rate limits get rows of their own.
+        """
+        toml = cwd / "chaperone.toml"
+        toml.write_text('[alerting.rate_limit]\njob_stuck = "10m"\n[log]\nlevel = "warning"\n')
+        (cwd / ".env").write_text("CHAPERONE_ALERT_QUEUE_LENGTH=55\n")
+        rows = show_json(cwd, env={"CHAPERONE_ALERT_RESPONSE_TIME": "5m"})
+        queue = rows["alerting.thresholds.queue_length"]
+        assert queue == {
+            "setting": "alerting.thresholds.queue_length",
+            "env": "CHAPERONE_ALERT_QUEUE_LENGTH",
+            "value": 55,
+            "source": f".env file {cwd / '.env'}",
+        }
+        assert rows["alerting.thresholds.response_time"]["value"] == 300
+        assert rows["alerting.thresholds.response_time"]["source"] == "environment"
+        assert rows["log.level"]["value"] == "warning"
+        assert rows["log.level"]["source"] == str(toml)
+        stuck = rows["alerting.rate_limit.job_stuck"]
+        assert (stuck["value"], stuck["source"]) == (600, str(toml))
+        assert stuck["env"] == "CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK"
+        assert rows["alerting.enabled"]["value"] is True
+        assert rows["alerting.enabled"]["source"] == "default"
+        assert rows["alerting.channels"]["value"] == "log, database"
+
+    def test_table_shows_dotenv_source(self, cwd: Path) -> None:
+        """The table row of a .env value names the .env file."""
+        (cwd / ".env").write_text("CHAPERONE_ALERT_RECIPIENTS=ops@example.com\n")
+        result = run(cwd, "config", "show")
+        assert result.returncode == 0, result.stderr
+        rows = table_rows(result.stdout)
+        assert compact(rows["alerting.recipients"]) == [
+            "CHAPERONE_ALERT_RECIPIENTS",
+            "ops@example.com",
+            compact([f".env file {cwd / '.env'}"])[0],
+        ]
+        assert compact(rows["alerting.enabled"])[1:] == ["True", "default"]
+
+    def test_show_with_bad_value_exits_2(self, cwd: Path) -> None:
+        """`config show` refuses a bad configuration the same way `check` does."""
+        result = run(cwd, "config", "show", "--json", env={"CHAPERONE_LOG_LEVEL": "loud"})
+        assert result.returncode == 2
+        assert "CHAPERONE_LOG_LEVEL (from environment)" in result.stderr
+        assert result.stdout == ""
