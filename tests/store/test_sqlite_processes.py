@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import sqlite3
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import closing
@@ -11,9 +13,10 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from chaperone._clock import ManualClock, SystemClock
+from chaperone._clock import Clock, ManualClock, SystemClock
 from chaperone._exceptions import StoreError
 from chaperone.store import SQLiteStore
 from chaperone.store._sqlite import _MIGRATIONS, SCHEMA_VERSION
@@ -22,10 +25,10 @@ PROCESSES = 8
 KEYS = 200
 APPENDS = 60
 STREAM_MAX_LEN = 100
-JOIN_TIMEOUT_S = 60
+TIMEOUT_S = 60.0
 
 
-def _open(path: Path, clock: Any = None) -> SQLiteStore:
+def _open(path: Path, clock: Clock | None = None) -> SQLiteStore:
     return SQLiteStore(path, clock or ManualClock(), f"sqlite:///{path}")
 
 
@@ -34,19 +37,23 @@ def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-# --- workers, run in spawned processes (module level so spawn can import them) -------------
+def _worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
+    """Run in a spawned process: race the others for each key, then append to one stream.
 
-
-def _race_worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
-    """Open the store, then race the other workers for each key in turn."""
+    Every worker opens the not-yet-existing file at once, so creating the schema races
+    too. Each key's race starts when all workers reach the barrier.
+    """
     try:
         store = SQLiteStore(Path(path), SystemClock(), f"sqlite:///{path}")
         try:
             won = []
             for index in range(KEYS):
-                barrier.wait(timeout=JOIN_TIMEOUT_S)
+                barrier.wait(timeout=TIMEOUT_S)
                 if store.set_if_absent(f"race:{index}", f"worker-{worker}", ttl=3600):
                     won.append(index)
+            barrier.wait(timeout=TIMEOUT_S)
+            for index in range(APPENDS):
+                store.append("shared", f"{worker}:{index}", max_len=STREAM_MAX_LEN)
         finally:
             store.close()
         results.put((worker, won, None))
@@ -55,47 +62,46 @@ def _race_worker(path: str, worker: int, barrier: Barrier, results: Any) -> None
         results.put((worker, None, traceback.format_exc()))
 
 
-def _append_worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
-    """Append numbered records to one shared stream, all workers at once."""
-    try:
-        store = SQLiteStore(Path(path), SystemClock(), f"sqlite:///{path}")
-        try:
-            barrier.wait(timeout=JOIN_TIMEOUT_S)
-            for index in range(APPENDS):
-                store.append("shared", f"{worker}:{index}", max_len=STREAM_MAX_LEN)
-        finally:
-            store.close()
-        results.put((worker, [], None))
-    except BaseException:
-        barrier.abort()
-        results.put((worker, None, traceback.format_exc()))
+@attrs.frozen
+class Outcome:
+    """What the workers did to one file: the keys each one won."""
+
+    path: Path
+    won_by: dict[int, list[int]]
 
 
-def _run_workers(target: Any, path: Path, count: int) -> dict[int, list[int]]:
-    """Start ``count`` spawned workers on ``path``; return each one's result, failing on errors."""
+def _run_workers(path: Path) -> Outcome:
+    """Run the workers on ``path``; fail with their tracebacks if any of them failed."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(count)
+    barrier = context.Barrier(PROCESSES)
     results = context.Queue()
     processes = [
-        context.Process(target=target, args=(str(path), worker, barrier, results))
-        for worker in range(count)
+        context.Process(target=_worker, args=(str(path), worker, barrier, results))
+        for worker in range(PROCESSES)
     ]
+    won_by: dict[int, list[int]] = {}
+    errors: list[str] = []
     try:
         for process in processes:
             process.start()
-        collected: dict[int, list[int]] = {}
-        errors: list[str] = []
-        for _ in range(count):
-            worker, outcome, error = results.get(timeout=JOIN_TIMEOUT_S)
-            if error is not None:
-                errors.append(error)
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(won_by) + len(errors) < PROCESSES and time.monotonic() < deadline:
+            try:
+                worker, won, error = results.get(timeout=0.2)
+            except queue.Empty:
+                crashed = [p for p in processes if p.exitcode not in (None, 0)]
+                if crashed:  # died without reporting: free the others from the barrier
+                    barrier.abort()
+                if all(p.exitcode is not None for p in processes) and results.empty():
+                    errors.extend(f"{p.name} exited with {p.exitcode}" for p in crashed)
+                    break
+                continue
+            if error is None:
+                won_by[worker] = won
             else:
-                collected[worker] = outcome
+                errors.append(error)
         for process in processes:
-            process.join(timeout=JOIN_TIMEOUT_S)
-        assert not errors, "\n".join(errors)
-        assert [process.exitcode for process in processes] == [0] * count
-        return collected
+            process.join(timeout=TIMEOUT_S)
     finally:
         for process in processes:
             if process.is_alive():
@@ -103,45 +109,55 @@ def _run_workers(target: Any, path: Path, count: int) -> dict[int, list[int]]:
                 process.join(timeout=5)
         results.close()
         results.join_thread()
+    assert not errors, "\n".join(errors)
+    assert sorted(won_by) == list(range(PROCESSES)), "every worker reports"
+    assert [process.exitcode for process in processes] == [0] * PROCESSES
+    return Outcome(path, won_by)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    """One run of the workers, shared by the tests that check what it left behind."""
+    return _run_workers(tmp_path_factory.mktemp("processes") / "shared.sqlite3")
 
 
 class TestAcrossProcesses:
-    def test_exactly_one_winner_per_key(self, tmp_path: Path) -> None:
-        """Eight processes racing for each of fifty keys on one file yield one winner per key."""
-        path = tmp_path / "race.sqlite3"
-        won_by = _run_workers(_race_worker, path, PROCESSES)
-
-        assert sorted(won_by) == list(range(PROCESSES))
+    def test_exactly_one_winner_per_key(self, outcome: Outcome) -> None:
+        """Eight processes racing for each key on one file yield exactly one winner per key."""
         winners: dict[int, list[int]] = {index: [] for index in range(KEYS)}
-        for worker, indices in won_by.items():
+        for worker, indices in outcome.won_by.items():
             for index in indices:
                 winners[index].append(worker)
         assert {index: len(ws) for index, ws in winners.items()} == dict.fromkeys(range(KEYS), 1)
-        store = _open(path, SystemClock())
+
+    def test_winners_value_is_stored(self, outcome: Outcome) -> None:
+        """The value left under each key is the one its winner wrote."""
+        store = _open(outcome.path, SystemClock())
         try:
-            for index, (worker,) in winners.items():
-                assert store.get(f"race:{index}") == f"worker-{worker}"
+            stored = {index: store.get(f"race:{index}") for index in range(KEYS)}
         finally:
             store.close()
+        expected = {
+            index: f"worker-{worker}"
+            for worker, indices in outcome.won_by.items()
+            for index in indices
+        }
+        assert stored == expected
 
-    def test_concurrent_appends_keep_max_len(self, tmp_path: Path) -> None:
-        """Processes appending at once lose no record the stream should keep."""
-        path = tmp_path / "stream.sqlite3"
-        workers = 4
-        _run_workers(_append_worker, path, workers)
-
-        store = _open(path)
+    def test_concurrent_appends_keep_max_len(self, outcome: Outcome) -> None:
+        """Processes appending at once leave exactly the newest max_len records, in order."""
+        store = _open(outcome.path)
         try:
-            records = store.tail("shared", 1000)
+            records = store.tail("shared", 10 * STREAM_MAX_LEN)
         finally:
             store.close()
         assert len(records) == STREAM_MAX_LEN
         assert len(set(records)) == STREAM_MAX_LEN
-        for worker in range(workers):
+        for worker in range(PROCESSES):
             own = [int(r.split(":")[1]) for r in records if r.startswith(f"{worker}:")]
             assert own == sorted(own, reverse=True)
-            if own:
-                assert own[0] == APPENDS - 1, "each worker's last record is among the newest"
+            if own:  # a record kept means every later one by the same worker is kept too
+                assert own == list(range(APPENDS - 1, APPENDS - 1 - len(own), -1))
 
 
 class TestSharedFile:

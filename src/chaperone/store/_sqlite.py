@@ -83,12 +83,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._writes = 0
         self._conn: sqlite3.Connection | None = _connect(path)
-        try:
-            with self._using("purge expired keys") as conn:
-                self._purge(conn)
-        except BaseException:
-            self.close()
-            raise
+        self._purge(self._conn)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={str(self.path)!r})"
@@ -213,10 +208,14 @@ class SQLiteStore:
             self._purge(conn)
 
     def _purge(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= :now",
-            {"now": self._clock.timestamp()},
-        )
+        """Delete expired rows. Housekeeping only: a failure here fails no caller."""
+        try:
+            conn.execute(
+                "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= :now",
+                {"now": self._clock.timestamp()},
+            )
+        except sqlite3.Error:
+            return  # the next purge tries again; expired rows are invisible meanwhile
 
 
 @contextmanager
