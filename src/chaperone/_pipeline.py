@@ -85,7 +85,7 @@ def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
         _log.error("alert hook raised; using the built-in alert", error=_describe(exc))
         alerts = builtin_alerts.build_alerts(event, runtime)
     if alerts is None:
-        _log.debug("no alert for event", event=type(event).__name__)
+        _log.debug("no alert for event", event_type=type(event).__name__)
         return ()
     return list(alerts)
 

@@ -173,10 +173,16 @@ class PluginHost:
             _log.error("plugin implements an unknown hook", plugin=info.name, error=info.error)
 
     def _register_channels(self) -> None:
-        """Ask each plugin for its channels, one at a time, so one failure stays its own."""
-        by_name = {info.name: info for info in self.plugins}
-        for impl in reversed(self.hook.chaperone_register_channels.get_hookimpls()):
-            info = by_name[impl.plugin_name]
+        """Ask each plugin for its channels, one at a time, so one failure stays its own,
+        in the order listed (built-ins first), so a plugin cannot take a built-in's name.
+        """
+        impls = {
+            impl.plugin_name: impl for impl in self.hook.chaperone_register_channels.get_hookimpls()
+        }
+        for info in self.plugins:
+            impl = None if info.disabled or info.error else impls.pop(info.name, None)
+            if impl is None:
+                continue
 
             def register(channel_class: type[Channel], info: PluginInfo = info) -> None:
                 self._add_channel(info, channel_class)

@@ -74,7 +74,15 @@ class Runtime:
         self._channels: dict[str, Channel] = {}
         self._channels_lock = threading.Lock()
         if validate:
-            self.check()
+            try:
+                self.check()
+            except BaseException:
+                # Release what was built; the store too when it was opened here.
+                self._loop.run(self._aclose_resources())
+                self._loop.stop()
+                if store is None:
+                    self.store.close()
+                raise
 
     @classmethod
     def from_environment(

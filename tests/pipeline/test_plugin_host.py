@@ -1,0 +1,441 @@
+"""The plugin host: built-ins, plugins from entry points and code, isolation of failures."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import types
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import pytest
+
+import chaperone
+from chaperone import (
+    Alert,
+    Channel,
+    ChannelSettings,
+    Destination,
+    Outcome,
+    PluginHost,
+    Secret,
+    SendContext,
+    Verdict,
+)
+from chaperone import _plugins as plugins_module
+from chaperone._plugins import BUILTIN_PLUGINS
+from chaperone.channels.database import DatabaseChannel
+from chaperone.channels.log import LogChannel
+
+# -------------------------------------------------------------------------------------
+# Helpers
+# -------------------------------------------------------------------------------------
+
+
+def channel_class(name: str) -> type[Channel]:
+    """A do-nothing channel class called ``name``."""
+
+    class Quiet(Channel):
+        @classmethod
+        def from_settings(cls, settings: ChannelSettings) -> Self:
+            return cls()
+
+        async def send(self, alert: Alert, context: SendContext) -> Outcome:
+            return Outcome.delivered()
+
+    Quiet.name = name
+    return Quiet
+
+
+class Channels:
+    """A plugin that registers the given channel classes."""
+
+    def __init__(self, *classes: Any) -> None:
+        self.classes = classes
+
+    @chaperone.hookimpl
+    def chaperone_register_channels(self, register: Any) -> None:
+        for item in self.classes:
+            register(item)
+
+
+class Recorder:
+    """A plugin whose filter and delivered hooks record their calls in a shared list."""
+
+    def __init__(self, name: str, calls: list[str], *, fail: bool = False) -> None:
+        self.name = name
+        self.calls = calls
+        self.fail = fail
+
+    @chaperone.hookimpl
+    def chaperone_filter_alert(self, alert: Alert) -> Verdict | None:
+        self.calls.append(self.name)
+        return None
+
+    @chaperone.hookimpl
+    def chaperone_delivered(
+        self, alert: Alert, destination: Destination, outcome: Outcome, runtime: Any
+    ) -> None:
+        self.calls.append(self.name)
+        if self.fail:
+            raise RuntimeError(f"{self.name} failed")
+
+
+def host(*plugins: tuple[str, object], disabled: tuple[str, ...] = ()) -> PluginHost:
+    """A host with the built-ins and ``plugins``, no entry points."""
+    return PluginHost(entry_points=False, extra=list(plugins), disabled=disabled)
+
+
+def info(plugin_host: PluginHost, name: str) -> plugins_module.PluginInfo:
+    """The PluginInfo called ``name``."""
+    (found,) = [item for item in plugin_host.plugins if item.name == name]
+    return found
+
+
+def call_order(plugin_host: PluginHost, hook: str) -> list[str]:
+    """The plugin names of ``hook``'s implementations, in the order pluggy calls them."""
+    caller = getattr(plugin_host.hook, hook)
+    return [impl.plugin_name for impl in reversed(caller.get_hookimpls())]
+
+
+def an_alert() -> Alert:
+    """A firing alert."""
+    return Alert(
+        type="job_stuck",
+        key="sup-1",
+        headline="Job Stuck",
+        title="Job Stuck: J",
+        summary="Stuck.",
+        occurred_at=datetime(2024, 1, 15, tzinfo=UTC),
+    )
+
+
+def fake_module(name: str, **functions: Callable[..., Any]) -> types.ModuleType:
+    """A module object called ``name`` holding ``functions`` (already hookimpl-marked)."""
+    module = types.ModuleType(name)
+    for attribute, function in functions.items():
+        setattr(module, attribute, function)
+    return module
+
+
+# -------------------------------------------------------------------------------------
+# Tests
+# -------------------------------------------------------------------------------------
+
+
+class TestBuiltins:
+    def test_builtins_are_listed_and_registered_in_order(self) -> None:
+        """Every built-in module is listed in BUILTIN_PLUGINS order, ok and registered."""
+        plugin_host = host()
+        builtins = [item for item in plugin_host.plugins if item.builtin]
+        assert [item.module for item in builtins] == list(BUILTIN_PLUGINS)
+        assert all(item.status == "ok" for item in builtins)
+        assert all(plugin_host.manager.get_plugin(item.name) for item in builtins)
+        assert plugin_host.channel_classes == {"log": LogChannel, "database": DatabaseChannel}
+        assert plugin_host.broken == []
+
+    def test_builtin_filters_are_asked_in_tuple_order(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With three built-in filter modules, they are asked in BUILTIN_PLUGINS order."""
+        calls: list[str] = []
+        names = ("first", "second", "third")
+        modules = []
+        for name in names:
+
+            @chaperone.hookimpl
+            def chaperone_filter_alert(alert: Alert, name: str = name) -> Verdict | None:
+                calls.append(name)
+                return None
+
+            module = fake_module(
+                f"chaperone_test_builtins.{name}",
+                **{"chaperone_filter_alert": chaperone_filter_alert},
+            )
+            monkeypatch.setitem(sys.modules, module.__name__, module)
+            modules.append(module.__name__)
+        monkeypatch.setattr(plugins_module, "BUILTIN_PLUGINS", tuple(modules))
+        plugin_host = host()
+        result = plugin_host.hook.chaperone_filter_alert(
+            alert=an_alert(), runtime=None, is_test=False
+        )
+        assert result is None
+        assert calls == list(names)
+        assert call_order(plugin_host, "chaperone_filter_alert") == list(names)
+
+    def test_a_plugin_filter_runs_before_the_builtins_unless_trylast(self) -> None:
+        """A filter registered in code is asked before the rate limit; one marked trylast
+        after it.
+        """
+
+        class Late:
+            @chaperone.hookimpl(trylast=True)
+            def chaperone_filter_alert(self, alert: Alert) -> Verdict | None:
+                return None
+
+        plugin_host = host(("early", Recorder("early", [])), ("late", Late()))
+        assert call_order(plugin_host, "chaperone_filter_alert") == [
+            "early",
+            "ratelimit",
+            "late",
+        ]
+
+
+class TestDisabled:
+    def test_disabled_names_are_not_registered(self) -> None:
+        """Names in ``disabled`` (case and spaces aside), built-in or not, are listed as
+        disabled and never registered: no filter, no channel.
+        """
+        calls: list[str] = []
+        plugin_host = host(
+            ("mine", Recorder("mine", calls)),
+            ("theirs", Channels(channel_class("theirs"))),
+            disabled=(" RateLimit ", "log", "theirs"),
+        )
+        for name in ("ratelimit", "log", "theirs"):
+            assert info(plugin_host, name).status == "disabled"
+            assert plugin_host.manager.get_plugin(name) is None
+        assert info(plugin_host, "mine").status == "ok"
+        assert call_order(plugin_host, "chaperone_filter_alert") == ["mine"]
+        assert set(plugin_host.channel_classes) == {"database"}
+        assert info(plugin_host, "log").to_dict()["status"] == "disabled"
+
+
+class TestBrokenPlugins:
+    def test_raising_in_register_channels_breaks_only_that_plugin(self) -> None:
+        """A plugin raising while registering channels is marked broken with a masked
+        error; the channels of plugins before and after it still register.
+        """
+        secret = Secret("register-secret-31337")
+
+        class Explodes:
+            @chaperone.hookimpl
+            def chaperone_register_channels(self, register: Any) -> None:
+                register(channel_class("half"))
+                raise RuntimeError(f"no config for {secret.reveal()}")
+
+        plugin_host = host(
+            ("before", Channels(channel_class("before"))),
+            ("explodes", Explodes()),
+            ("after", Channels(channel_class("after"))),
+        )
+        broken = info(plugin_host, "explodes")
+        assert broken.status == "broken"
+        assert broken.error is not None
+        assert "RuntimeError" in broken.error
+        assert secret.reveal() not in broken.error
+        assert {"log", "database", "before", "after"} <= set(plugin_host.channel_classes)
+        assert info(plugin_host, "before").status == "ok"
+        assert info(plugin_host, "after").status == "ok"
+        assert [item.name for item in plugin_host.broken] == ["explodes"]
+
+    def test_unknown_hook_breaks_and_unregisters_the_plugin(self) -> None:
+        """A plugin implementing a hook that does not exist is broken and unregistered, so
+        its other hooks are never called; plugins after it load normally.
+        """
+        calls: list[str] = []
+
+        class Typo:
+            @chaperone.hookimpl
+            def chaperone_filter_alert(self, alert: Alert) -> Verdict | None:
+                calls.append("typo")
+                return Verdict.suppress("should never run")
+
+            @chaperone.hookimpl
+            def chaperone_fliter_alert(self, alert: Alert) -> None:
+                calls.append("typo")
+
+        plugin_host = host(("typo", Typo()), ("fine", Recorder("fine", calls)))
+        typo = info(plugin_host, "typo")
+        assert typo.status == "broken"
+        assert typo.error is not None
+        assert "chaperone_fliter_alert" in typo.error
+        assert plugin_host.manager.get_plugin("typo") is None
+        assert info(plugin_host, "fine").status == "ok"
+        verdict = plugin_host.hook.chaperone_filter_alert(
+            alert=an_alert(), runtime=None, is_test=True
+        )
+        assert verdict is None
+        assert calls == ["fine"]
+
+    def test_argument_not_in_the_spec_breaks_the_plugin(self) -> None:
+        """An implementation asking for an argument the spec does not offer is broken."""
+
+        class Greedy:
+            @chaperone.hookimpl
+            def chaperone_filter_alert(self, alert: Alert, mood: str) -> Verdict | None:
+                return None
+
+        plugin_host = host(("greedy", Greedy()))
+        assert info(plugin_host, "greedy").status == "broken"
+        assert plugin_host.manager.get_plugin("greedy") is None
+
+    def test_duplicate_channel_name_breaks_the_second_plugin(self) -> None:
+        """Two plugins registering the same channel name: the first keeps it, the second
+        is broken with an error naming both.
+        """
+        first_class, second_class = channel_class("pager"), channel_class("pager")
+        plugin_host = host(("first", Channels(first_class)), ("second", Channels(second_class)))
+        assert plugin_host.channel_classes["pager"] is first_class
+        provider = plugin_host.provider_of("pager")
+        assert provider is not None
+        assert provider.name == "first"
+        second = info(plugin_host, "second")
+        assert second.status == "broken"
+        assert second.error is not None
+        assert "pager" in second.error
+        assert "first" in second.error
+        assert second.channels == []
+
+    def test_shadowing_a_builtin_channel_breaks_the_plugin(self) -> None:
+        """A plugin registering ``log`` again cannot replace the built-in channel."""
+        plugin_host = host(("impostor", Channels(channel_class("log"))))
+        assert plugin_host.channel_classes["log"] is LogChannel
+        assert info(plugin_host, "impostor").status == "broken"
+
+    def test_a_plugin_named_like_a_builtin_is_broken(self) -> None:
+        """A plugin taking a built-in's name is refused; the built-in keeps its channel."""
+        plugin_host = host(("log", Channels(channel_class("other"))))
+        impostor = plugin_host.plugins[-1]
+        assert impostor.status == "broken"
+        assert "other" not in plugin_host.channel_classes
+        assert plugin_host.channel_classes["log"] is LogChannel
+        provider = plugin_host.provider_of("log")
+        assert provider is not None
+        assert provider.builtin
+
+    @pytest.mark.parametrize("registered", [object(), str, channel_class("")])
+    def test_registering_a_non_channel_breaks_the_plugin(self, registered: object) -> None:
+        """register() takes only named Channel subclasses; anything else breaks the plugin
+        with a PluginError.
+        """
+        plugin_host = host(("odd", Channels(registered)))
+        odd = info(plugin_host, "odd")
+        assert odd.status == "broken"
+        assert odd.error is not None
+        assert odd.error.startswith("PluginError")
+
+    def test_broken_entry_point_is_listed_not_fatal(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An entry point that cannot be imported is listed as broken; a good entry point
+        beside it loads and registers its channel.
+        """
+        module = fake_module("chaperone_test_good_plugin")
+
+        @chaperone.hookimpl
+        def chaperone_register_channels(register: Any) -> None:
+            register(channel_class("good"))
+
+        module.chaperone_register_channels = chaperone_register_channels  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        points = [
+            importlib.metadata.EntryPoint(
+                name="ghost", value="chaperone_test_no_such_module", group="chaperone"
+            ),
+            importlib.metadata.EntryPoint(
+                name="good", value="chaperone_test_good_plugin", group="chaperone"
+            ),
+        ]
+
+        def entry_points(**selection: Any) -> list[importlib.metadata.EntryPoint]:
+            assert selection == {"group": "chaperone"}
+            return points
+
+        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+        plugin_host = PluginHost()
+        ghost = info(plugin_host, "ghost")
+        assert ghost.status == "broken"
+        assert ghost.error is not None
+        assert "ModuleNotFoundError" in ghost.error
+        assert not ghost.builtin
+        assert info(plugin_host, "good").status == "ok"
+        assert "good" in plugin_host.channel_classes
+        assert ghost.to_dict()["status"] == "broken"
+
+
+class TestCallEach:
+    def test_a_raising_implementation_does_not_stop_the_others(self) -> None:
+        """call_each calls every implementation, latest registered first, and one raising
+        neither propagates nor skips the rest.
+        """
+        calls: list[str] = []
+        plugin_host = host(
+            ("first", Recorder("first", calls)),
+            ("second", Recorder("second", calls, fail=True)),
+            ("third", Recorder("third", calls)),
+            disabled=("database",),
+        )
+        plugin_host.call_each(
+            "chaperone_delivered",
+            alert=an_alert(),
+            destination=Destination(channel="log"),
+            outcome=Outcome.delivered(),
+            runtime=None,
+        )
+        assert calls == ["third", "second", "first"]
+
+    def test_an_implementation_may_take_fewer_arguments(self) -> None:
+        """Implementations naming only some of the spec's arguments get just those, from
+        call_each and from pluggy's own calls alike.
+        """
+        seen: list[Any] = []
+
+        class Frugal:
+            @chaperone.hookimpl
+            def chaperone_delivered(self, outcome: Outcome) -> None:
+                seen.append(outcome)
+
+            @chaperone.hookimpl
+            def chaperone_event(self) -> None:
+                seen.append("event")
+
+            @chaperone.hookimpl
+            def chaperone_filter_alert(self, is_test: bool) -> Verdict | None:
+                return Verdict.send("test") if is_test else None
+
+        plugin_host = host(("frugal", Frugal()), disabled=("database",))
+        outcome = Outcome.delivered("yes")
+        plugin_host.call_each(
+            "chaperone_delivered",
+            alert=an_alert(),
+            destination=Destination(channel="log"),
+            outcome=outcome,
+            runtime=None,
+        )
+        plugin_host.call_each("chaperone_event", event=None, runtime=None)
+        verdict = plugin_host.hook.chaperone_filter_alert(
+            alert=an_alert(), runtime=None, is_test=True
+        )
+        assert seen == [outcome, "event"]
+        assert verdict == Verdict.send("test")
+        assert info(plugin_host, "frugal").status == "ok"
+
+    def test_register_channels_with_fewer_arguments(self) -> None:
+        """A chaperone_register_channels taking no argument is called and breaks nothing."""
+        called: list[bool] = []
+
+        class NoArgs:
+            @chaperone.hookimpl
+            def chaperone_register_channels(self) -> None:
+                called.append(True)
+
+        plugin_host = host(("noargs", NoArgs()))
+        assert called == [True]
+        assert info(plugin_host, "noargs").status == "ok"
+
+
+class TestPluginInfo:
+    def test_plugins_registered_in_code_are_described(self) -> None:
+        """A plugin from ``extra`` is listed after the built-ins with its channels."""
+        plugin_host = host(("mine", Channels(channel_class("mine-channel"))))
+        mine = plugin_host.plugins[-1]
+        assert mine.to_dict() == {
+            "name": "mine",
+            "module": "Channels",
+            "distribution": "(registered in code)",
+            "version": "",
+            "builtin": False,
+            "channels": ["mine-channel"],
+            "status": "ok",
+            "error": None,
+        }
