@@ -114,25 +114,31 @@ async def _attempt(
         attempt=number,
         route=destination.route,
     )
-    try:
-        async with asyncio.timeout(timeout):
-            outcome = await channel.send(alert, context)
-    except TimeoutError:
-        return Outcome.transient(f"timed out after {timeout:g}s")
-    except httpx.TransportError as exc:
-        return Outcome.transient(f"{type(exc).__name__}: connection failed")
-    except Exception as exc:
-        return Outcome.permanent(f"channel raised {type(exc).__name__}: {MASKER.mask(str(exc))}")
-    if not isinstance(outcome, Outcome):
-        return Outcome.permanent(f"channel returned {type(outcome).__name__}, not an Outcome")
+    outcome = await _classified_send(channel, alert, context)
     if outcome.kind is OutcomeKind.TRANSIENT:
         _log.warning(
             "delivery attempt failed, will retry if attempts remain",
             channel=destination.channel,
             alert=alert.incident_key,
             attempt=number,
-            detail=MASKER.mask(outcome.detail),
+            detail=outcome.detail,
         )
+    return outcome
+
+
+async def _classified_send(channel: Channel, alert: Alert, context: SendContext) -> Outcome:
+    """One send, with whatever went wrong turned into an Outcome free of secrets."""
+    try:
+        async with asyncio.timeout(context.timeout):
+            outcome = await channel.send(alert, context)
+    except TimeoutError:
+        return Outcome.transient(f"timed out after {context.timeout:g}s")
+    except httpx.TransportError as exc:
+        return Outcome.transient(f"{type(exc).__name__}: connection failed")
+    except Exception as exc:
+        return Outcome.permanent(f"channel raised {type(exc).__name__}: {MASKER.mask(str(exc))}")
+    if not isinstance(outcome, Outcome):
+        return Outcome.permanent(f"channel returned {type(outcome).__name__}, not an Outcome")
     return attrs.evolve(outcome, detail=MASKER.mask(outcome.detail))
 
 

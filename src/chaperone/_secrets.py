@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ __all__ = ["MASK", "MASKER", "Masker", "Secret"]
 
 MASK: Final = "********"
 _MIN_SECRET_LENGTH: Final = 4
+_MIN_URL_PIECE_LENGTH: Final = 8
 _SECRET_SHAPES: Final = (
     # Webhook URLs carry their credential in the path.
     re.compile(r"https?://hooks\.slack\.com/\S+", re.IGNORECASE),
@@ -43,10 +45,11 @@ class Masker:
         """Remember ``value`` (and its URL-path pieces of note) as secret."""
         if len(value) < _MIN_SECRET_LENGTH:
             return
+        pieces = {value, *_url_pieces(value)}
         with self._lock:
-            if value in self._values:
+            if pieces <= self._values:
                 return
-            self._values.add(value)
+            self._values |= pieces
             # Longest first, so a URL is masked whole before a shorter secret inside it.
             self._ordered = tuple(sorted(self._values, key=len, reverse=True))
 
@@ -80,6 +83,22 @@ class Masker:
         with self._lock:
             self._values.clear()
             self._ordered = ()
+
+
+def _url_pieces(value: str) -> set[str]:
+    """The parts of a URL that carry its credential, which a service may quote back
+    without the rest (an error page showing the path): the path, the query, and the
+    path's last segment, each when long enough not to be an ordinary word.
+    """
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+    except ValueError:
+        return set()
+    if not (parts.scheme and parts.netloc):
+        return set()
+    segments = [segment for segment in parts.path.split("/") if segment]
+    pieces = {parts.path, parts.query, *segments[-1:]}
+    return {piece for piece in pieces if len(piece) >= _MIN_URL_PIECE_LENGTH}
 
 
 MASKER: Final = Masker()
