@@ -37,5 +37,5 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test]", "mypy>=1.10")
+    session.install("-e", ".[test]", "mypy>=1.10", "types-psutil")
     session.run("mypy")

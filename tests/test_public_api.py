@@ -19,6 +19,8 @@ PUBLIC_MODULES = (
     "chaperone.channels",
     "chaperone.store",
     "chaperone.hookspecs",
+    "chaperone.breakers",
+    "chaperone.supervision",
 )
 
 

@@ -25,6 +25,7 @@ from chaperone._events import (
 )
 from chaperone._exceptions import (
     ChaperoneError,
+    CircuitOpenError,
     ConfigError,
     ConfigProblem,
     PluginError,
@@ -33,13 +34,23 @@ from chaperone._exceptions import (
 )
 from chaperone._logging import configure_logging, mask_secrets
 from chaperone._markers import hookimpl, hookspec
+from chaperone._monitor import Monitor
 from chaperone._pipeline import AlertReport, DispatchReport
 from chaperone._plugins import PluginHost, PluginInfo
 from chaperone._runtime import Runtime
 from chaperone._secrets import Secret
 from chaperone._verdicts import Destination, Outcome, OutcomeKind, Verdict, VerdictKind
+from chaperone.breakers import CircuitBreaker, CircuitState, circuit_breaker
 from chaperone.channels import Channel, ChannelSettings, SendContext
 from chaperone.config import Settings, load_settings
+from chaperone.supervision import (
+    JobRecord,
+    JobState,
+    Supervision,
+    Supervisor,
+    current_job,
+    supervise,
+)
 
 __all__ = [
     "Alert",
@@ -48,8 +59,11 @@ __all__ = [
     "Channel",
     "ChannelSettings",
     "ChaperoneError",
+    "CircuitBreaker",
     "CircuitBreakerClosed",
     "CircuitBreakerOpened",
+    "CircuitOpenError",
+    "CircuitState",
     "Clock",
     "ConfigError",
     "ConfigProblem",
@@ -59,10 +73,13 @@ __all__ = [
     "Event",
     "IncidentRef",
     "JobCompleted",
+    "JobRecord",
     "JobRecovered",
+    "JobState",
     "JobStuck",
     "JobTimeout",
     "ManualClock",
+    "Monitor",
     "Outcome",
     "OutcomeKind",
     "PluginError",
@@ -77,6 +94,8 @@ __all__ = [
     "Settings",
     "Severity",
     "StoreError",
+    "Supervision",
+    "Supervisor",
     "SystemClock",
     "ThresholdCleared",
     "ThresholdExceeded",
@@ -85,11 +104,14 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "ViolationType",
+    "circuit_breaker",
     "configure_logging",
+    "current_job",
     "format_duration",
     "hookimpl",
     "hookspec",
     "load_settings",
     "mask_secrets",
     "parse_duration",
+    "supervise",
 ]

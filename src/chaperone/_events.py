@@ -8,6 +8,7 @@ recovery event that resolves the incident it opened.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -45,6 +46,10 @@ def _non_negative(
 ) -> None:
     if value < timedelta(0):
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _incidents(value: Iterable[IncidentRef]) -> tuple[IncidentRef, ...]:
+    return tuple(value)
 
 
 class ViolationType(enum.StrEnum):
@@ -176,7 +181,7 @@ class JobCompleted(Event):
     duration: timedelta = attrs.field(validator=_non_negative)
     failed: bool = False
     error: str | None = None
-    resolves: tuple[IncidentRef, ...] = attrs.field(default=(), converter=tuple)
+    resolves: tuple[IncidentRef, ...] = attrs.field(default=(), converter=_incidents)
 
 
 @attrs.frozen(kw_only=True)

@@ -3,6 +3,7 @@
 ::
 
     ChaperoneError (Exception)
+     ├── CircuitOpenError                  a circuit breaker is open: the call failed fast
      ├── ConfigError (ValueError)          a setting is missing or malformed; names key and source
      │    └── UnknownChannelError          a configured channel no installed plugin provides
      ├── PluginError                       a plugin failed to load or to register
@@ -12,11 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import attrs
 
 __all__ = [
     "ChaperoneError",
+    "CircuitOpenError",
     "ConfigError",
     "ConfigProblem",
     "PluginError",
@@ -27,6 +30,23 @@ __all__ = [
 
 class ChaperoneError(Exception):
     """Base class of every error Chaperone raises on purpose."""
+
+
+class CircuitOpenError(ChaperoneError):
+    """A call was refused without running: the circuit breaker of ``service`` is open
+    until ``retry_at`` (timezone-aware UTC), when trial calls go through again.
+    """
+
+    def __init__(self, service: str, retry_at: datetime) -> None:
+        self.service = service
+        self.retry_at = retry_at.astimezone(UTC)
+        super().__init__(
+            f"circuit breaker for {service!r} is open; calls fail fast until "
+            f"{self.retry_at:%Y-%m-%d %H:%M:%S} UTC, when trial calls go through again"
+        )
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, datetime]]:
+        return (type(self), (self.service, self.retry_at))
 
 
 @attrs.frozen

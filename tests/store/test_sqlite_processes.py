@@ -25,6 +25,8 @@ PROCESSES = 8
 KEYS = 200
 APPENDS = 60
 STREAM_MAX_LEN = 100
+INCRS = 200
+PUSHES = 250
 TIMEOUT_S = 60.0
 
 
@@ -37,11 +39,22 @@ def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+@attrs.frozen
+class Report:
+    """What one worker saw: the keys it won, the totals incr gave it, the records it popped."""
+
+    won: list[int]
+    totals: list[int]
+    popped: list[str]
+
+
 def _worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
-    """Run in a spawned process: race the others for each key, then append to one stream.
+    """Run in a spawned process: race the others for each key, then append to one stream,
+    add to one counter and push to one queue, and last drain that queue.
 
     Every worker opens the not-yet-existing file at once, so creating the schema races
-    too. Each key's race starts when all workers reach the barrier.
+    too. Each key's race starts when all workers reach the barrier; popping starts once
+    every worker has pushed, so an empty pop means the queue is drained.
     """
     try:
         store = SQLiteStore(Path(path), SystemClock(), f"sqlite:///{path}")
@@ -54,9 +67,20 @@ def _worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
             barrier.wait(timeout=TIMEOUT_S)
             for index in range(APPENDS):
                 store.append("shared", f"{worker}:{index}", max_len=STREAM_MAX_LEN)
+            barrier.wait(timeout=TIMEOUT_S)
+            totals = [store.incr("hits") for _ in range(INCRS)]
+            for index in range(PUSHES):
+                store.push("work", f"{worker}:{index:03d}")
+            barrier.wait(timeout=TIMEOUT_S)
+            popped: list[str] = []
+            for attempt in range(PROCESSES * PUSHES + 1):
+                batch = store.pop("work", 1 + (worker + attempt) % 5)
+                if not batch:
+                    break
+                popped.extend(batch)
         finally:
             store.close()
-        results.put((worker, won, None))
+        results.put((worker, Report(won, totals, popped), None))
     except BaseException:
         barrier.abort()
         results.put((worker, None, traceback.format_exc()))
@@ -64,10 +88,15 @@ def _worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
 
 @attrs.frozen
 class Outcome:
-    """What the workers did to one file: the keys each one won."""
+    """What the workers did to one file: what each one reported, by worker."""
 
     path: Path
-    won_by: dict[int, list[int]]
+    reports: dict[int, Report]
+
+    @property
+    def won_by(self) -> dict[int, list[int]]:
+        """The keys each worker won."""
+        return {worker: report.won for worker, report in self.reports.items()}
 
 
 def _run_workers(path: Path) -> Outcome:
@@ -79,15 +108,15 @@ def _run_workers(path: Path) -> Outcome:
         context.Process(target=_worker, args=(str(path), worker, barrier, results))
         for worker in range(PROCESSES)
     ]
-    won_by: dict[int, list[int]] = {}
+    reports: dict[int, Report] = {}
     errors: list[str] = []
     try:
         for process in processes:
             process.start()
         deadline = time.monotonic() + TIMEOUT_S
-        while len(won_by) + len(errors) < PROCESSES and time.monotonic() < deadline:
+        while len(reports) + len(errors) < PROCESSES and time.monotonic() < deadline:
             try:
-                worker, won, error = results.get(timeout=0.2)
+                worker, report, error = results.get(timeout=0.2)
             except queue.Empty:
                 crashed = [p for p in processes if p.exitcode not in (None, 0)]
                 if crashed:  # died without reporting: free the others from the barrier
@@ -97,7 +126,7 @@ def _run_workers(path: Path) -> Outcome:
                     break
                 continue
             if error is None:
-                won_by[worker] = won
+                reports[worker] = report
             else:
                 errors.append(error)
         for process in processes:
@@ -110,9 +139,9 @@ def _run_workers(path: Path) -> Outcome:
         results.close()
         results.join_thread()
     assert not errors, "\n".join(errors)
-    assert sorted(won_by) == list(range(PROCESSES)), "every worker reports"
+    assert sorted(reports) == list(range(PROCESSES)), "every worker reports"
     assert [process.exitcode for process in processes] == [0] * PROCESSES
-    return Outcome(path, won_by)
+    return Outcome(path, reports)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +188,39 @@ class TestAcrossProcesses:
             if own:  # a record kept means every later one by the same worker is kept too
                 assert own == list(range(APPENDS - 1, APPENDS - 1 - len(own), -1))
 
+    def test_counter_ends_at_the_number_of_calls(self, outcome: Outcome) -> None:
+        """Eight processes each adding 200 times to one key leave exactly 1600."""
+        store = _open(outcome.path)
+        try:
+            assert store.get("hits") == str(PROCESSES * INCRS)
+        finally:
+            store.close()
+
+    def test_every_counter_total_goes_to_one_caller(self, outcome: Outcome) -> None:
+        """The totals incr returned across processes are 1..1600, each to exactly one call."""
+        returned = [total for report in outcome.reports.values() for total in report.totals]
+        assert sorted(returned) == list(range(1, PROCESSES * INCRS + 1))
+        assert all(r.totals == sorted(r.totals) for r in outcome.reports.values())
+
+    def test_every_record_is_popped_exactly_once(self, outcome: Outcome) -> None:
+        """Eight processes draining a queue of 2000 pushed records get each exactly once."""
+        popped = [record for report in outcome.reports.values() for record in report.popped]
+        pushed = [f"{worker}:{index:03d}" for worker in range(PROCESSES) for index in range(PUSHES)]
+        assert len(popped) == len(pushed) == 2000
+        assert sorted(popped) == sorted(pushed)
+        store = _open(outcome.path)
+        try:
+            assert store.pop("work", 10) == []
+        finally:
+            store.close()
+
+    def test_each_process_pops_in_fifo_order(self, outcome: Outcome) -> None:
+        """Of one pusher's records, each popping process gets them in the order pushed."""
+        for report in outcome.reports.values():
+            for pusher in range(PROCESSES):
+                own = [r for r in report.popped if r.startswith(f"{pusher}:")]
+                assert own == sorted(own)
+
 
 class TestSharedFile:
     def test_two_stores_see_each_other(self, tmp_path: Path) -> None:
@@ -199,12 +261,13 @@ class TestSharedFile:
 
 class TestFileSettings:
     def test_schema_and_modes(self, tmp_path: Path) -> None:
-        """The file is in WAL mode with the kv, streams and meta tables and a schema version."""
+        """The file is in WAL mode with its tables, their indexes and a schema version."""
         path = tmp_path / "s.sqlite3"
         _open(path).close()
         assert _query(path, "PRAGMA journal_mode") == [("wal",)]
         tables = {row[0] for row in _query(path, "SELECT name FROM sqlite_master")}
         assert {"kv", "streams", "meta", "streams_stream_id"} <= tables
+        assert {"deadlines", "deadlines_idx_at", "queues", "queues_queue_id"} <= tables
         version = _query(path, "SELECT value FROM meta WHERE key = 'schema_version'")
         assert version == [(str(SCHEMA_VERSION),)]
 
@@ -250,6 +313,69 @@ class TestFileSettings:
         clock.advance(2)
         _open(path, clock).close()
         assert _query(path, "SELECT count(*) FROM kv") == [(0,)]
+
+
+_VERSION_1_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL)",
+    "CREATE INDEX kv_expires_at ON kv (expires_at)",
+    "CREATE TABLE streams ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, record TEXT NOT NULL)",
+    "CREATE INDEX streams_stream_id ON streams (stream, id)",
+    "INSERT INTO meta VALUES ('schema_version', '1')",
+)
+"""A file as Chaperone 0.1 wrote it (schema version 1), frozen here, not read from the code."""
+
+
+class TestMigration:
+    @pytest.fixture
+    def version_1_file(self, tmp_path: Path) -> Path:
+        """A version-1 file in WAL mode, holding a key, a counter and a stream record."""
+        path = tmp_path / "old.sqlite3"
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            for statement in _VERSION_1_SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO kv VALUES ('dedup:a', 'v', NULL), ('hits', '41', NULL)")
+            conn.execute("INSERT INTO streams (stream, record) VALUES ('history', 'r0')")
+        return path
+
+    def test_version_1_file_migrates_in_place(self, version_1_file: Path) -> None:
+        """Opening a version-1 file adds deadlines and queues and keeps every old row."""
+        store = _open(version_1_file)
+        try:
+            assert store.get("dedup:a") == "v"
+            assert store.incr("hits") == 42
+            assert store.tail("history", 5) == ["r0"]
+            store.schedule("jobs", "m", 5.0)
+            assert store.due("jobs", 5.0, 10) == [("m", 5.0)]
+            store.push("q", "r")
+            assert store.pop("q", 10) == ["r"]
+        finally:
+            store.close()
+        version = _query(version_1_file, "SELECT value FROM meta WHERE key = 'schema_version'")
+        assert version == [(str(SCHEMA_VERSION),)] == [("2",)]
+        names = {row[0] for row in _query(version_1_file, "SELECT name FROM sqlite_master")}
+        assert {"deadlines", "deadlines_idx_at", "queues", "queues_queue_id"} <= names
+
+    def test_migrated_file_matches_a_new_one(self, version_1_file: Path, tmp_path: Path) -> None:
+        """A migrated file ends with the same tables and indexes as one created fresh."""
+        fresh = tmp_path / "fresh.sqlite3"
+        _open(fresh).close()
+        _open(version_1_file).close()
+        schema = "SELECT type, name, tbl_name FROM sqlite_master ORDER BY name"
+        assert _query(version_1_file, schema) == _query(fresh, schema)
+
+    def test_reopening_a_migrated_file_changes_nothing(self, version_1_file: Path) -> None:
+        """A second opening finds version 2 and runs no migration again."""
+        _open(version_1_file).close()
+        before = _query(version_1_file, "SELECT sql FROM sqlite_master ORDER BY name")
+        store = _open(version_1_file)
+        try:
+            assert store.get("hits") == "41"
+        finally:
+            store.close()
+        assert _query(version_1_file, "SELECT sql FROM sqlite_master ORDER BY name") == before
 
 
 class TestOpening:

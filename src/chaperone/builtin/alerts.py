@@ -195,7 +195,11 @@ def _(event: ResourceViolationDetected, runtime: Runtime) -> Sequence[Alert]:
                 "Violation Type": violation.value,
                 "Limit": _measure(event.limit, violation),
                 "Actual": _measure(event.actual, violation),
-                "Exceeded By": _measure(round(event.exceeded_by, 2), violation),
+                **(
+                    {"Below Floor By": _measure(round(-event.exceeded_by, 2), violation)}
+                    if violation is ViolationType.DISK
+                    else {"Exceeded By": _measure(round(event.exceeded_by, 2), violation)}
+                ),
             },
             job_class=event.job_class,
             supervision_id=event.supervision_id,

@@ -58,6 +58,8 @@ def record_delivery(
         "severity": alert.severity.value,
         "priority": alert.priority.value,
         "title": alert.title,
+        "summary": alert.summary,
+        "fields": dict(alert.fields),
         "occurred_at": alert.occurred_at.isoformat(),
         "recorded_at": clock.now().isoformat(),
         "attempts": attempts,

@@ -7,9 +7,13 @@ import importlib.metadata
 import click
 
 from chaperone.cli.config import config
+from chaperone.cli.heartbeat import heartbeat
 from chaperone.cli.history import history
+from chaperone.cli.jobs import jobs
+from chaperone.cli.monitor import monitor
 from chaperone.cli.plugins import plugins
 from chaperone.cli.ratelimit import ratelimit
+from chaperone.cli.run import run
 from chaperone.cli.test_alerts import test_alerts
 
 __all__ = ["cli", "main"]
@@ -25,7 +29,7 @@ def cli() -> None:
     """
 
 
-for command in (test_alerts, plugins, history, ratelimit, config):
+for command in (test_alerts, plugins, history, ratelimit, config, run, heartbeat, monitor, jobs):
     cli.add_command(command)
 
 

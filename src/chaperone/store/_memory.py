@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from itertools import takewhile
+
+from sortedcontainers import SortedList  # type: ignore[import-untyped]  # ships no types
 
 from chaperone._clock import Clock
 from chaperone._exceptions import StoreError
@@ -17,6 +20,10 @@ __all__ = ["MemoryStore"]
 
 _PURGE_EVERY = 256
 """Drop expired keys after this many writes, so a long-lived store does not only grow."""
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""The range of a counter, as in SQLite and Redis: ``incr`` refuses to leave it."""
 
 
 class MemoryStore:
@@ -33,6 +40,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._values: dict[str, tuple[str, float | None]] = {}
         self._streams: dict[str, deque[str]] = {}
+        self._deadlines: dict[str, _DeadlineIndex] = {}
+        self._queues: dict[str, deque[str]] = {}
         self._writes = 0
         self._closed = False
 
@@ -120,12 +129,95 @@ class MemoryStore:
             newest_first = reversed(records)
             return [record for record, _ in zip(newest_first, range(limit), strict=False)]
 
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to the integer at ``key`` (0 when absent or expired); return the sum.
+
+        ``ttl`` sets the expiry only when this call creates the key; an existing counter
+        keeps its own. A live value that is not a 64-bit integer in canonical form (what
+        ``str(int)`` writes), or a sum outside that range, raises ValueError naming the key.
+        """
+        _check_amount(amount)
+        if ttl is not None:
+            _check_ttl(ttl)
+        with self._lock:
+            self._check_open()
+            now = self._clock.timestamp()
+            entry = self._values.get(key)
+            if entry is None or not _unexpired(entry[1], now):
+                total, expires_at = int(amount), None if ttl is None else now + ttl
+            else:
+                value, expires_at = entry
+                total = _parse_counter(key, value) + amount
+                _check_sum(key, amount, total)
+            self._values[key] = (str(total), expires_at)
+            self._wrote(now)
+            return total
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """Return the unexpired values of ``keys`` that exist, all read at one instant."""
+        with self._lock:
+            self._check_open()
+            now = self._clock.timestamp()
+            found = {key: self._live(key, now) for key in keys}
+            return {key: value for key, value in found.items() if value is not None}
+
+    def schedule(self, index: str, member: str, at: float) -> None:
+        """Put ``member`` in the deadline index ``index`` at time ``at``, replacing its old time."""
+        _check_at(at)
+        with self._lock:
+            self._check_open()
+            self._deadlines.setdefault(index, _DeadlineIndex()).put(member, float(at))
+
+    def unschedule(self, index: str, member: str) -> bool:
+        """Take ``member`` out of ``index``; return whether it was there."""
+        with self._lock:
+            self._check_open()
+            deadlines = self._deadlines.get(index)
+            if deadlines is None or not deadlines.remove(member):
+                return False
+            if not deadlines:
+                del self._deadlines[index]
+            return True
+
+    def due(self, index: str, until: float, limit: int) -> list[tuple[str, float]]:
+        """Return up to ``limit`` members of ``index`` due by ``until``, earliest first.
+
+        Members due at the same time come in member order. O(log n + k).
+        """
+        _check_until(until)
+        _check_limit(limit)
+        with self._lock:
+            self._check_open()
+            deadlines = self._deadlines.get(index)
+            return [] if deadlines is None else deadlines.due(until, limit)
+
+    def push(self, queue: str, record: str) -> None:
+        """Append ``record`` to the FIFO ``queue``."""
+        with self._lock:
+            self._check_open()
+            self._queues.setdefault(queue, deque()).append(record)
+
+    def pop(self, queue: str, limit: int) -> list[str]:
+        """Remove and return up to ``limit`` of the oldest records of ``queue``, oldest first."""
+        _check_limit(limit)
+        with self._lock:
+            self._check_open()
+            records = self._queues.get(queue)
+            if records is None:
+                return []
+            popped = [records.popleft() for _ in range(min(limit, len(records)))]
+            if not records:
+                del self._queues[queue]
+            return popped
+
     def close(self) -> None:
         """Forget everything. The store is unusable afterwards; closing twice is harmless."""
         with self._lock:
             self._closed = True
             self._values.clear()
             self._streams.clear()
+            self._deadlines.clear()
+            self._queues.clear()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -145,8 +237,70 @@ class MemoryStore:
                 del self._values[key]
 
 
+class _DeadlineIndex:
+    """Members ordered by ``(at, member)``, with each member's time at hand for replacing it."""
+
+    def __init__(self) -> None:
+        self._order = SortedList()
+        self._at: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def put(self, member: str, at: float) -> None:
+        previous = self._at.get(member)
+        if previous is not None:
+            self._order.remove((previous, member))
+        self._order.add((at, member))
+        self._at[member] = at
+
+    def remove(self, member: str) -> bool:
+        at = self._at.pop(member, None)
+        if at is None:
+            return False
+        self._order.remove((at, member))
+        return True
+
+    def due(self, until: float, limit: int) -> list[tuple[str, float]]:
+        earliest = self._order.islice(0, limit)
+        return [(member, at) for at, member in takewhile(lambda e: e[0] <= until, earliest)]
+
+
 def _unexpired(expires_at: float | None, now: float) -> bool:
     return expires_at is None or expires_at > now
+
+
+def _parse_counter(key: str, value: str) -> int:
+    """Read a counter as SQLite and Redis do: canonical decimal text of a 64-bit integer."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or str(number) != value or not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"the value at key {key!r} is not a 64-bit integer, so incr cannot add")
+    return number
+
+
+def _check_amount(amount: int) -> None:
+    if not isinstance(amount, int):
+        raise TypeError(f"amount must be an int, got {type(amount).__name__}")
+    if not INT64_MIN <= amount <= INT64_MAX:
+        raise ValueError(f"amount must fit in a 64-bit integer, got {amount!r}")
+
+
+def _check_sum(key: str, amount: int, total: int) -> None:
+    if not INT64_MIN <= total <= INT64_MAX:
+        raise ValueError(f"adding {amount} to the counter at key {key!r} would overflow 64 bits")
+
+
+def _check_at(at: float) -> None:
+    if not math.isfinite(at):
+        raise ValueError(f"at must be a finite Unix time in seconds, got {at!r}")
+
+
+def _check_until(until: float) -> None:
+    if math.isnan(until):
+        raise ValueError(f"until must be a Unix time in seconds or infinity, got {until!r}")
 
 
 def _check_ttl(ttl: float) -> None:

@@ -56,6 +56,48 @@ class Store(Protocol):
         """Return up to ``limit`` records of ``stream``, newest first."""
         ...
 
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to the integer at ``key`` (0 when absent or expired) and return
+        the new value. ``ttl`` sets the expiry only when the key is created by this call.
+
+        Atomic across threads and processes: N concurrent ``incr(k)`` from 0 end at N.
+        """
+        ...
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """Return the unexpired values of ``keys`` that exist, in one round trip."""
+        ...
+
+    def schedule(self, index: str, member: str, at: float) -> None:
+        """Put ``member`` in the deadline index ``index`` at time ``at`` (Unix seconds),
+        replacing its earlier time if it was there.
+        """
+        ...
+
+    def unschedule(self, index: str, member: str) -> bool:
+        """Take ``member`` out of ``index``; return whether it was there."""
+        ...
+
+    def due(self, index: str, until: float, limit: int) -> list[tuple[str, float]]:
+        """Return up to ``limit`` members of ``index`` whose time is at most ``until``,
+        earliest first, as ``(member, at)``. Leaves them in the index.
+
+        Costs O(log n + k) for an index of n members and k results: a tick over a million
+        scheduled jobs of which none is due reads one index entry.
+        """
+        ...
+
+    def push(self, queue: str, record: str) -> None:
+        """Append ``record`` to the FIFO ``queue``."""
+        ...
+
+    def pop(self, queue: str, limit: int) -> list[str]:
+        """Remove and return up to ``limit`` of the oldest records of ``queue``.
+
+        Atomic across processes: a record pushed once is popped by exactly one caller.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and files. The store is unusable afterwards."""
         ...

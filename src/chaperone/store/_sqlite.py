@@ -17,11 +17,22 @@ from pathlib import Path
 
 from chaperone._clock import Clock
 from chaperone._exceptions import StoreError
-from chaperone.store._memory import _check_limit, _check_max_len, _check_ttl
+from chaperone.store._memory import (
+    INT64_MAX,
+    INT64_MIN,
+    _check_amount,
+    _check_at,
+    _check_limit,
+    _check_max_len,
+    _check_sum,
+    _check_ttl,
+    _check_until,
+    _parse_counter,
+)
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this code writes; ``meta.schema_version`` in the file."""
 
 _BUSY_TIMEOUT_S = 10.0
@@ -48,6 +59,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX IF NOT EXISTS streams_stream_id ON streams (stream, id)",
     ),
+    # 1 -> 2: deadline indexes and FIFO queues.
+    (
+        """
+        CREATE TABLE IF NOT EXISTS deadlines (
+            idx TEXT NOT NULL,
+            member TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (idx, member)
+        )
+        """,
+        # (idx, at) serves due(); member as well makes it covering and orders ties.
+        "CREATE INDEX IF NOT EXISTS deadlines_idx_at ON deadlines (idx, at, member)",
+        """
+        CREATE TABLE IF NOT EXISTS queues (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            record TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS queues_queue_id ON queues (queue, id)",
+    ),
 )
 """``_MIGRATIONS[n]`` takes a file from schema version ``n`` to ``n + 1``."""
 
@@ -63,6 +95,43 @@ _SET = """
     INSERT INTO kv (key, value, expires_at) VALUES (:key, :value, :expires_at)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
+
+_INCR = """
+    INSERT INTO kv (key, value, expires_at) VALUES (:key, CAST(:amount AS TEXT), :expires_at)
+    ON CONFLICT (key) DO UPDATE SET
+        value = CASE WHEN kv.expires_at <= :now THEN excluded.value
+                ELSE CAST(CAST(kv.value AS INTEGER) + :amount AS TEXT) END,
+        expires_at = CASE WHEN kv.expires_at <= :now THEN excluded.expires_at
+                     ELSE kv.expires_at END
+    WHERE kv.expires_at <= :now OR (
+        CAST(CAST(kv.value AS INTEGER) AS TEXT) = kv.value
+        AND CASE WHEN :amount >= 0 THEN CAST(kv.value AS INTEGER) <= :max - :amount
+                 ELSE CAST(kv.value AS INTEGER) >= :min - :amount END
+    )
+    RETURNING value
+"""
+"""Add to a counter in one statement; no row comes back when the live value is not a
+canonical 64-bit integer (the round trip through INTEGER changes it) or the sum would
+leave 64 bits (checked without computing it, since SQLite turns an overflow into REAL)."""
+
+_INCR_ATTEMPTS = 5
+"""Rereads after a refused ``incr`` whose value another writer changed in between."""
+
+_GET_MANY_CHUNK = 500
+"""Keys per ``IN (...)`` list, well under SQLite's limit on bound parameters."""
+
+_SCHEDULE = """
+    INSERT INTO deadlines (idx, member, at) VALUES (:index, :member, :at)
+    ON CONFLICT (idx, member) DO UPDATE SET at = excluded.at
+"""
+
+_DUE = """
+    SELECT member, at FROM deadlines
+    WHERE idx = :index AND at <= :until
+    ORDER BY at, member
+    LIMIT :limit
+"""
+"""The query behind ``due()``: a range read of the ``deadlines_idx_at`` index."""
 
 
 class SQLiteStore:
@@ -182,6 +251,125 @@ class SQLiteStore:
                 {"stream": stream, "limit": limit},
             ).fetchall()
             return [str(row[0]) for row in rows]
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to the integer at ``key`` (0 when absent or expired); return the sum.
+
+        One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement, so concurrent calls
+        from any number of processes add up exactly. ``ttl`` sets the expiry only when
+        this call creates the key. A live value that is not a 64-bit integer in canonical
+        form, or a sum outside that range, raises ValueError naming the key.
+        """
+        _check_amount(amount)
+        if ttl is not None:
+            _check_ttl(ttl)
+        with self._using("add to a counter") as conn:
+            for _ in range(_INCR_ATTEMPTS):
+                now = self._clock.timestamp()
+                params = {
+                    "key": key,
+                    "amount": amount,
+                    "expires_at": None if ttl is None else now + ttl,
+                    "now": now,
+                    "min": INT64_MIN,
+                    "max": INT64_MAX,
+                }
+                row = conn.execute(_INCR, params).fetchone()
+                if row is not None:
+                    self._wrote(conn)
+                    return int(row[0])
+                # Refused: find out why, to say so. Raises unless the value changed since.
+                current = conn.execute(
+                    f"SELECT value FROM kv WHERE key = :key AND {_UNEXPIRED}",  # noqa: S608
+                    {"key": key, "now": self._clock.timestamp()},
+                ).fetchone()
+                if current is not None:
+                    _check_sum(key, amount, _parse_counter(key, str(current[0])) + amount)
+            raise StoreError(
+                f"the SQLite store {self.path} could not add to the counter at key {key!r}: "
+                f"other writers kept changing it ({_INCR_ATTEMPTS} attempts)"
+            )
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """Return the unexpired values of ``keys`` that exist, read from one snapshot."""
+        unique = list(dict.fromkeys(keys))
+        with self._using("read keys") as conn:
+            if not unique:
+                return {}
+            now = self._clock.timestamp()
+            found: dict[str, str] = {}
+            conn.execute("BEGIN")  # one read snapshot across the chunks
+            try:
+                for start in range(0, len(unique), _GET_MANY_CHUNK):
+                    chunk = unique[start : start + _GET_MANY_CHUNK]
+                    marks = ", ".join("?" * len(chunk))
+                    rows = conn.execute(
+                        f"SELECT key, value FROM kv WHERE key IN ({marks}) "  # noqa: S608
+                        "AND (expires_at IS NULL OR expires_at > ?)",
+                        [*chunk, now],
+                    ).fetchall()
+                    found.update((str(key), str(value)) for key, value in rows)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            return found
+
+    def schedule(self, index: str, member: str, at: float) -> None:
+        """Put ``member`` in the deadline index ``index`` at time ``at``, replacing its old time."""
+        _check_at(at)
+        with self._using("schedule a deadline") as conn:
+            conn.execute(_SCHEDULE, {"index": index, "member": member, "at": float(at)})
+
+    def unschedule(self, index: str, member: str) -> bool:
+        """Take ``member`` out of ``index``; return whether it was there."""
+        with self._using("unschedule a deadline") as conn:
+            deleted = conn.execute(
+                "DELETE FROM deadlines WHERE idx = :index AND member = :member",
+                {"index": index, "member": member},
+            ).rowcount
+            return deleted == 1
+
+    def due(self, index: str, until: float, limit: int) -> list[tuple[str, float]]:
+        """Return up to ``limit`` members of ``index`` due by ``until``, earliest first.
+
+        Members due at the same time come in member order. One range read of the
+        ``(idx, at, member)`` index: O(log n + k).
+        """
+        _check_until(until)
+        _check_limit(limit)
+        with self._using("read deadlines") as conn:
+            rows = conn.execute(_DUE, {"index": index, "until": until, "limit": limit}).fetchall()
+            return [(str(member), float(at)) for member, at in rows]
+
+    def push(self, queue: str, record: str) -> None:
+        """Append ``record`` to the FIFO ``queue``."""
+        with self._using("push to a queue") as conn:
+            conn.execute(
+                "INSERT INTO queues (queue, record) VALUES (:queue, :record)",
+                {"queue": queue, "record": record},
+            )
+
+    def pop(self, queue: str, limit: int) -> list[str]:
+        """Remove and return up to ``limit`` of the oldest records of ``queue``, oldest first.
+
+        One ``BEGIN IMMEDIATE`` transaction reads the oldest ids and deletes them, so of
+        processes popping at once each record goes to exactly one.
+        """
+        _check_limit(limit)
+        with self._using("pop from a queue") as conn:
+            if limit == 0:
+                return []
+            with _transaction(conn):
+                rows = conn.execute(
+                    "SELECT id, record FROM queues WHERE queue = :queue ORDER BY id LIMIT :limit",
+                    {"queue": queue, "limit": limit},
+                ).fetchall()
+                if rows:
+                    conn.execute(
+                        "DELETE FROM queues WHERE queue = :queue AND id <= :last",
+                        {"queue": queue, "last": rows[-1][0]},
+                    )
+            return [str(record) for _, record in rows]
 
     def close(self) -> None:
         """Close the connection. The store is unusable afterwards; closing twice is harmless."""
