@@ -1,0 +1,52 @@
+"""Where supervision facts live in the store. One place, so job processes, detectors and
+the CLI agree on every key."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEADLINES",
+    "EVENTS_QUEUE",
+    "INCIDENT_TTL",
+    "JOB_PREFIX",
+    "incident_key",
+    "incident_prefix",
+    "job_key",
+    "member",
+    "split_member",
+]
+
+JOB_PREFIX: Final = "job:"
+DEADLINES: Final = "deadlines"
+"""The deadline index: members ``<supervision id>|<check>`` due at a Unix time."""
+EVENTS_QUEUE: Final = "events"
+"""Events raised in job processes (breakers, resources, completions) for the monitor."""
+INCIDENT_TTL: Final = 7 * 86400.0
+"""An open incident whose job vanished is forgotten after a week."""
+
+
+def job_key(supervision_id: str) -> str:
+    """The key of a job's record."""
+    return f"{JOB_PREFIX}{supervision_id}"
+
+
+def member(supervision_id: str, check: str) -> str:
+    """A deadline-index member: which job, which check (stuck, timeout, recovery)."""
+    return f"{supervision_id}|{check}"
+
+
+def split_member(value: str) -> tuple[str, str]:
+    """Undo :func:`member`."""
+    supervision_id, _, check = value.rpartition("|")
+    return supervision_id, check
+
+
+def incident_prefix(subject: str) -> str:
+    """The prefix of every open incident about ``subject`` (a supervision id, a service)."""
+    return f"incident:{subject}:"
+
+
+def incident_key(subject: str, alert_type: str) -> str:
+    """The key that marks an open incident; set-if-absent claims its one report."""
+    return f"{incident_prefix(subject)}{alert_type}"

@@ -1,0 +1,108 @@
+"""The job record: what a supervised job writes about itself, and detectors read."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+__all__ = ["JobRecord", "JobState"]
+
+
+class JobState(enum.StrEnum):
+    """A job's life as the job itself reports it (stuck and timed out are the detectors'
+    findings, shown by ``chaperone jobs`` from the open incidents)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+@attrs.frozen(kw_only=True)
+class JobRecord:
+    """One supervised job. Times are Unix seconds; durations seconds."""
+
+    supervision_id: str
+    name: str
+    state: JobState = attrs.field(default=JobState.RUNNING, converter=JobState)
+    started_at: float
+    last_heartbeat: float | None = None
+    heartbeat_interval: float | None = None
+    missed_heartbeats: int = 3
+    timeout: float | None = None
+    memory_limit_mb: float | None = None
+    cpu_limit_percent: float | None = None
+    progress_current: int | None = None
+    progress_total: int | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    pid: int | None = None
+    host: str | None = None
+    finished_at: float | None = None
+    error: str | None = None
+
+    @property
+    def stuck_after(self) -> float | None:
+        """Seconds without a heartbeat after which the job counts as stuck."""
+        if self.heartbeat_interval is None:
+            return None
+        return self.heartbeat_interval * self.missed_heartbeats
+
+    @property
+    def stuck_deadline(self) -> float | None:
+        """When the job is stuck unless it heartbeats before."""
+        after = self.stuck_after
+        if after is None or self.state is not JobState.RUNNING:
+            return None
+        return (self.last_heartbeat or self.started_at) + after
+
+    @property
+    def timeout_deadline(self) -> float | None:
+        """When the job times out unless it finishes before."""
+        if self.timeout is None or self.state is not JobState.RUNNING:
+            return None
+        return self.started_at + self.timeout
+
+    def duration(self, now: float) -> float:
+        """Seconds the job ran (until ``now`` while it still runs)."""
+        return (self.finished_at or now) - self.started_at
+
+    def to_json(self) -> str:
+        """Serialise for the store."""
+        data = attrs.asdict(self)
+        data["state"] = self.state.value
+        return json.dumps(data, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobRecord:
+        """Read a record written by :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+    def to_public(self, now: float, state: str | None = None) -> dict[str, Any]:
+        """The JSON ``chaperone jobs --json`` prints, times as ISO 8601."""
+        heartbeat = _utc(self.last_heartbeat)
+        finished = _utc(self.finished_at)
+        return {
+            "supervision_id": self.supervision_id,
+            "name": self.name,
+            "state": state or self.state.value,
+            "started_at": _utc(self.started_at).isoformat(),  # type: ignore[union-attr]
+            "last_heartbeat": heartbeat.isoformat() if heartbeat else None,
+            "finished_at": finished.isoformat() if finished else None,
+            "duration": round(self.duration(now), 3),
+            "progress": None
+            if self.progress_current is None
+            else {"current": self.progress_current, "total": self.progress_total},
+            "heartbeat_interval": self.heartbeat_interval,
+            "timeout": self.timeout,
+            "pid": self.pid,
+            "host": self.host,
+            "error": self.error,
+            "metadata": self.metadata,
+        }
