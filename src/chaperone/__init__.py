@@ -1,56 +1,143 @@
 """Chaperone watches background jobs and alerts people when one goes wrong.
 
-The public API is re-exported here; implementation lives in private modules.
+The public API is re-exported here; implementation lives in private modules, imported
+on first use so that a job process (or ``chaperone heartbeat`` in a shell loop) pays only
+for what it touches.
 """
 
-from chaperone._alerts import Alert, AlertStatus, Priority, Severity
-from chaperone._clock import Clock, ManualClock, SystemClock
-from chaperone._delivery import DeliveryResult
-from chaperone._durations import format_duration, parse_duration
-from chaperone._events import (
-    CircuitBreakerClosed,
-    CircuitBreakerOpened,
-    Event,
-    IncidentRef,
-    JobCompleted,
-    JobRecovered,
-    JobStuck,
-    JobTimeout,
-    ResourceRecovered,
-    ResourceViolationDetected,
-    ThresholdCleared,
-    ThresholdExceeded,
-    ThresholdMetric,
-    ViolationType,
-)
-from chaperone._exceptions import (
-    ChaperoneError,
-    CircuitOpenError,
-    ConfigError,
-    ConfigProblem,
-    PluginError,
-    StoreError,
-    UnknownChannelError,
-)
-from chaperone._logging import configure_logging, mask_secrets
-from chaperone._markers import hookimpl, hookspec
-from chaperone._monitor import Monitor
-from chaperone._pipeline import AlertReport, DispatchReport
-from chaperone._plugins import PluginHost, PluginInfo
-from chaperone._runtime import Runtime
-from chaperone._secrets import Secret
-from chaperone._verdicts import Destination, Outcome, OutcomeKind, Verdict, VerdictKind
-from chaperone.breakers import CircuitBreaker, CircuitState, circuit_breaker
-from chaperone.channels import Channel, ChannelSettings, SendContext
-from chaperone.config import Settings, load_settings
-from chaperone.supervision import (
-    JobRecord,
-    JobState,
-    Supervision,
-    Supervisor,
-    current_job,
-    supervise,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaperone._alerts import Alert, AlertStatus, Priority, Severity
+    from chaperone._clock import Clock, ManualClock, SystemClock
+    from chaperone._delivery import DeliveryResult
+    from chaperone._durations import format_duration, parse_duration
+    from chaperone._events import (
+        CircuitBreakerClosed,
+        CircuitBreakerOpened,
+        Event,
+        IncidentRef,
+        JobCompleted,
+        JobRecovered,
+        JobStuck,
+        JobTimeout,
+        ResourceRecovered,
+        ResourceViolationDetected,
+        ThresholdCleared,
+        ThresholdExceeded,
+        ThresholdMetric,
+        ViolationType,
+    )
+    from chaperone._exceptions import (
+        ChaperoneError,
+        CircuitOpenError,
+        ConfigError,
+        ConfigProblem,
+        PluginError,
+        StoreError,
+        UnknownChannelError,
+    )
+    from chaperone._logging import configure_logging, mask_secrets
+    from chaperone._markers import hookimpl, hookspec
+    from chaperone._monitor import Monitor
+    from chaperone._pipeline import AlertReport, DispatchReport
+    from chaperone._plugins import PluginHost, PluginInfo
+    from chaperone._runtime import Runtime
+    from chaperone._secrets import Secret
+    from chaperone._verdicts import Destination, Outcome, OutcomeKind, Verdict, VerdictKind
+    from chaperone.breakers import CircuitBreaker, CircuitState, circuit_breaker
+    from chaperone.channels import Channel, ChannelSettings, SendContext
+    from chaperone.config import Settings, load_settings
+    from chaperone.supervision import (
+        JobRecord,
+        JobState,
+        Supervision,
+        Supervisor,
+        current_job,
+        supervise,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "Alert": "chaperone._alerts",
+    "AlertReport": "chaperone._pipeline",
+    "AlertStatus": "chaperone._alerts",
+    "Channel": "chaperone.channels",
+    "ChannelSettings": "chaperone.channels",
+    "ChaperoneError": "chaperone._exceptions",
+    "circuit_breaker": "chaperone.breakers",
+    "CircuitBreaker": "chaperone.breakers",
+    "CircuitBreakerClosed": "chaperone._events",
+    "CircuitBreakerOpened": "chaperone._events",
+    "CircuitOpenError": "chaperone._exceptions",
+    "CircuitState": "chaperone.breakers",
+    "Clock": "chaperone._clock",
+    "ConfigError": "chaperone._exceptions",
+    "ConfigProblem": "chaperone._exceptions",
+    "configure_logging": "chaperone._logging",
+    "current_job": "chaperone.supervision",
+    "DeliveryResult": "chaperone._delivery",
+    "Destination": "chaperone._verdicts",
+    "DispatchReport": "chaperone._pipeline",
+    "Event": "chaperone._events",
+    "format_duration": "chaperone._durations",
+    "hookimpl": "chaperone._markers",
+    "hookspec": "chaperone._markers",
+    "IncidentRef": "chaperone._events",
+    "JobCompleted": "chaperone._events",
+    "JobRecord": "chaperone.supervision",
+    "JobRecovered": "chaperone._events",
+    "JobState": "chaperone.supervision",
+    "JobStuck": "chaperone._events",
+    "JobTimeout": "chaperone._events",
+    "load_settings": "chaperone.config",
+    "ManualClock": "chaperone._clock",
+    "mask_secrets": "chaperone._logging",
+    "Monitor": "chaperone._monitor",
+    "Outcome": "chaperone._verdicts",
+    "OutcomeKind": "chaperone._verdicts",
+    "parse_duration": "chaperone._durations",
+    "PluginError": "chaperone._exceptions",
+    "PluginHost": "chaperone._plugins",
+    "PluginInfo": "chaperone._plugins",
+    "Priority": "chaperone._alerts",
+    "ResourceRecovered": "chaperone._events",
+    "ResourceViolationDetected": "chaperone._events",
+    "Runtime": "chaperone._runtime",
+    "Secret": "chaperone._secrets",
+    "SendContext": "chaperone.channels",
+    "Settings": "chaperone.config",
+    "Severity": "chaperone._alerts",
+    "StoreError": "chaperone._exceptions",
+    "supervise": "chaperone.supervision",
+    "Supervision": "chaperone.supervision",
+    "Supervisor": "chaperone.supervision",
+    "SystemClock": "chaperone._clock",
+    "ThresholdCleared": "chaperone._events",
+    "ThresholdExceeded": "chaperone._events",
+    "ThresholdMetric": "chaperone._events",
+    "UnknownChannelError": "chaperone._exceptions",
+    "Verdict": "chaperone._verdicts",
+    "VerdictKind": "chaperone._verdicts",
+    "ViolationType": "chaperone._events",
+}
+"""Each public name and the module that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chaperone' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Alert",

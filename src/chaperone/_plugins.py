@@ -28,6 +28,9 @@ __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginInfo"]
 ENTRY_POINT_GROUP = PROJECT_NAME
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "chaperone.detectors.jobs",
+    "chaperone.detectors.queue",
+    "chaperone.detectors.thresholds",
     "chaperone.builtin.alerts",
     "chaperone.filters.ratelimit",
     "chaperone.builtin.routing",
@@ -207,16 +210,17 @@ class PluginHost:
         if name not in info.channels:
             info.channels.append(name)
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of a notification hook in pluggy's order; one that
-        raises is logged and the others still run.
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of a hook in pluggy's order and return the results
+        that are not None; one that raises is logged and the others still run.
         """
         caller = getattr(self.hook, hook_name)
+        results = []
         for impl in reversed(caller.get_hookimpls()):
             if impl.hookwrapper or impl.wrapper:
                 continue
             try:
-                impl.function(**_accepted(impl, kwargs))
+                result = impl.function(**_accepted(impl, kwargs))
             except Exception as exc:
                 _log.error(
                     "plugin hook raised",
@@ -224,6 +228,10 @@ class PluginHost:
                     plugin=impl.plugin_name,
                     error=_describe(exc),
                 )
+                continue
+            if result is not None:
+                results.append(result)
+        return results
 
 
 def _accepted(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -73,6 +73,7 @@ class Runtime:
         self._http: httpx.AsyncClient | None = None
         self._channels: dict[str, Channel] = {}
         self._channels_lock = threading.Lock()
+        self._queue_length_sources: dict[str, Callable[[], int]] = {}
         if validate:
             try:
                 self.check()
@@ -179,6 +180,22 @@ class Runtime:
                 headers={"User-Agent": "chaperone"},
             )
         return self._http
+
+    # -- queue lengths -----------------------------------------------------------------
+
+    def add_queue_length_source(self, name: str, read: Callable[[], int]) -> None:
+        """Have the threshold detector watch queue ``name``, whose depth ``read()``
+        returns on each monitor tick, e.g. ``lambda: redis.llen("celery")``. A source
+        added again under the same name replaces the earlier one.
+        """
+        if not name:
+            raise ValueError("a queue length source needs a name")
+        self._queue_length_sources[name] = read
+
+    @property
+    def queue_length_sources(self) -> Mapping[str, Callable[[], int]]:
+        """The queue depth callables added with :meth:`add_queue_length_source`, by name."""
+        return dict(self._queue_length_sources)
 
     # -- dispatch ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ exactly these hooks, so nothing the core does is out of a plugin's reach.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ __all__ = [
     "chaperone_detect",
     "chaperone_event",
     "chaperone_filter_alert",
+    "chaperone_queue_lengths",
     "chaperone_register_channels",
     "chaperone_route",
 ]
@@ -63,6 +64,19 @@ def chaperone_detect(runtime: Runtime, now: datetime) -> Iterable[Event] | None:
 
     :param runtime: the running Chaperone: settings, store and clock.
     :param now: the tick's time, from the runtime's clock.
+    """
+
+
+@hookspec
+def chaperone_queue_lengths(runtime: Runtime) -> Mapping[str, int] | None:
+    """Report how many jobs wait in each queue: ``{queue name: depth}`` (or None).
+
+    Called on every tick of the monitor by the threshold detector, which compares each
+    depth with ``alerting.thresholds.queue_length``. Every implementation is called; one
+    that raises is logged and the rest still run. A queue reported twice counts at its
+    largest depth.
+
+    :param runtime: the running Chaperone: settings, store and clock.
     """
 
 

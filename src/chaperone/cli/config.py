@@ -54,6 +54,8 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         "alerting.thresholds.error_rate": settings.thresholds.error_rate,
         "alerting.thresholds.response_time": settings.thresholds.response_time.total_seconds(),
         "alerting.thresholds.queue_length": settings.thresholds.queue_length,
+        "alerting.thresholds.window": settings.thresholds.window.total_seconds(),
+        "alerting.thresholds.min_jobs": settings.thresholds.min_jobs,
         "alerting.rate_limit.default": settings.rate_limit.default.total_seconds(),
         "alerting.history_limit": settings.history_limit,
         "delivery.timeout": settings.delivery.timeout.total_seconds(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ def _positive_int(value: Any) -> int:
     return parse_int(value, minimum=1)
 
 
+def _stats_window(value: Any) -> timedelta:
+    window = parse_duration_setting(value)
+    if not timedelta(minutes=1) <= window <= timedelta(days=1):
+        raise ValueError("expected a window from 1m to 1d (job counts are kept per minute, a day)")
+    return window
+
+
 SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "alerting.enabled", "CHAPERONE_ALERTING_ENABLED", ("alerting", "enabled"), parse_bool
@@ -85,6 +93,18 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "CHAPERONE_ALERT_QUEUE_LENGTH",
         ("alerting", "thresholds", "queue_length"),
         parse_int,
+    ),
+    SettingSpec(
+        "alerting.thresholds.window",
+        "CHAPERONE_ALERT_THRESHOLD_WINDOW",
+        ("alerting", "thresholds", "window"),
+        _stats_window,
+    ),
+    SettingSpec(
+        "alerting.thresholds.min_jobs",
+        "CHAPERONE_ALERT_THRESHOLD_MIN_JOBS",
+        ("alerting", "thresholds", "min_jobs"),
+        _positive_int,
     ),
     SettingSpec(
         "alerting.rate_limit.default",
@@ -197,6 +217,8 @@ def load_settings(
                 "alerting.thresholds.response_time", Thresholds().response_time
             ),
             queue_length=values.get("alerting.thresholds.queue_length", Thresholds().queue_length),
+            window=values.get("alerting.thresholds.window", Thresholds().window),
+            min_jobs=values.get("alerting.thresholds.min_jobs", Thresholds().min_jobs),
         ),
         rate_limit=RateLimitSettings(
             default=values.get("alerting.rate_limit.default", RateLimitSettings().default),

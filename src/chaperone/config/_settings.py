@@ -23,6 +23,10 @@ class Thresholds:
     """Average job duration over the window."""
     queue_length: int = 1000
     """Jobs waiting in a queue."""
+    window: timedelta = timedelta(minutes=5)
+    """The sliding window error rate and response time are measured over (to the minute)."""
+    min_jobs: int = 5
+    """Fewer finished jobs than this in the window: no error-rate or response-time verdict."""
 
 
 @attrs.frozen(kw_only=True)
