@@ -1,0 +1,440 @@
+"""Hypothesis strategies for Chaperone's alerts and events.
+
+Use them to test that a channel renders *any* alert, or that a plugin copes with any
+event::
+
+    from hypothesis import given
+    from chaperone.testing import strategies
+
+    @given(alert=strategies.alerts())
+    def test_renders_any_alert(alert): ...
+
+:func:`alerts` draws every shape an :class:`~chaperone.Alert` may take: both statuses,
+every severity and priority, non-ASCII and control characters, dozens of fields, and
+oversized text (titles, summaries and field values up to about 50,000 characters) so a
+channel is made to truncate or split instead of being rejected by its service.
+:func:`events` draws every built-in event with valid data and timezone-aware instants.
+
+Needs hypothesis: install ``chaperone-core[test]``.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from chaperone._alerts import Alert, AlertStatus, Priority, Severity
+from chaperone._events import (
+    CircuitBreakerClosed,
+    CircuitBreakerOpened,
+    Event,
+    IncidentRef,
+    JobCompleted,
+    JobRecovered,
+    JobStuck,
+    JobTimeout,
+    ResourceRecovered,
+    ResourceViolationDetected,
+    ThresholdCleared,
+    ThresholdExceeded,
+    ThresholdMetric,
+    ViolationType,
+)
+
+__all__ = [
+    "OVERSIZED_LENGTH",
+    "alerts",
+    "aware_datetimes",
+    "circuit_breaker_closed_events",
+    "circuit_breaker_opened_events",
+    "durations",
+    "events",
+    "firing_events",
+    "incident_refs",
+    "job_classes",
+    "job_completed_events",
+    "job_recovered_events",
+    "job_stuck_events",
+    "job_timeout_events",
+    "measures",
+    "recovery_events",
+    "resource_recovered_events",
+    "resource_violation_events",
+    "services",
+    "supervision_ids",
+    "texts",
+    "threshold_cleared_events",
+    "threshold_exceeded_events",
+]
+
+OVERSIZED_LENGTH = 50_000
+"""The longest text :func:`texts` draws with ``oversized=True``: far past any service's
+limit (Slack's 3,000-character blocks, PagerDuty's 1,024-character summary, ...).
+"""
+
+_EARLIEST = datetime(2000, 1, 1)
+_LATEST = datetime(2100, 1, 1)
+_MAX_OFFSET = timedelta(hours=23, minutes=59)
+
+
+def _characters() -> st.SearchStrategy[str]:
+    # Everything but lone surrogates, which no encoder accepts and no service receives.
+    return st.characters(exclude_categories=["Cs"])
+
+
+def texts(*, min_size: int = 0, oversized: bool = True) -> st.SearchStrategy[str]:
+    """Text of any Unicode (emoji, right-to-left scripts, control characters, NUL).
+
+    With ``oversized`` (the default), sometimes a long text: a drawn piece repeated up to
+    :data:`OVERSIZED_LENGTH` characters, which costs hypothesis little to draw.
+    """
+    short = st.text(_characters(), min_size=min_size, max_size=80)
+    if not oversized:
+        return short
+    long = st.builds(
+        _repeat_to,
+        st.text(_characters(), min_size=1, max_size=40),
+        st.integers(min_value=max(min_size, 1000), max_value=OVERSIZED_LENGTH),
+    )
+    return st.one_of(short, short, long)
+
+
+def _repeat_to(piece: str, length: int) -> str:
+    return (piece * (length // len(piece) + 1))[:length]
+
+
+def _names() -> st.SearchStrategy[str]:
+    """Short non-empty text that reads like an identifier, sometimes with odd characters."""
+    plain = st.text(string.ascii_letters + string.digits + "_-.:/\\", min_size=1, max_size=40)
+    return st.one_of(plain, st.text(_characters(), min_size=1, max_size=40))
+
+
+def aware_datetimes() -> st.SearchStrategy[datetime]:
+    """Timezone-aware instants between 2000 and 2100, in UTC or any fixed offset."""
+    offsets = st.one_of(
+        st.just(UTC),
+        st.builds(timezone, st.timedeltas(min_value=-_MAX_OFFSET, max_value=_MAX_OFFSET)),
+    )
+    return st.datetimes(min_value=_EARLIEST, max_value=_LATEST, timezones=offsets)
+
+
+def durations(
+    *, min_value: timedelta = timedelta(0), max_value: timedelta = timedelta(days=30)
+) -> st.SearchStrategy[timedelta]:
+    """Non-negative durations (up to 30 days unless told), microseconds included."""
+    return st.timedeltas(min_value=min_value, max_value=max_value)
+
+
+def measures(*, max_value: float = 1e9) -> st.SearchStrategy[float]:
+    """Finite non-negative measurements (megabytes, percent, seconds, counts)."""
+    return st.floats(min_value=0, max_value=max_value, allow_nan=False, allow_infinity=False)
+
+
+def supervision_ids() -> st.SearchStrategy[str]:
+    """Supervision ids: UUIDs as jobs get them, or any short text."""
+    return st.one_of(st.uuids().map(str), _names())
+
+
+def job_classes() -> st.SearchStrategy[str]:
+    r"""Job class names: PHP-style ``App\Jobs\X``, Python dotted paths, or any text."""
+    word = st.from_regex(r"[A-Z][A-Za-z0-9]{0,20}", fullmatch=True)
+    php = st.lists(word, min_size=1, max_size=4).map(lambda parts: "\\".join(["App", *parts]))
+    dotted = st.lists(word, min_size=1, max_size=4).map(".".join)
+    return st.one_of(php, dotted, _names())
+
+
+def services() -> st.SearchStrategy[str]:
+    """Service names behind a circuit breaker (``payment-gateway``) or any text."""
+    return st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True), _names())
+
+
+def _urls() -> st.SearchStrategy[str]:
+    path = st.text(string.ascii_letters + string.digits + "-_/", max_size=60)
+    return st.builds(lambda tail: f"https://example.test/{tail}", path)
+
+
+def alerts(
+    *,
+    status: AlertStatus | None = None,
+    severity: Severity | None = None,
+    priority: Priority | None = None,
+) -> st.SearchStrategy[Alert]:
+    """Any valid :class:`~chaperone.Alert`; pin ``status``, ``severity`` or ``priority``
+    to draw only alerts with that value.
+
+    Fields come as a few (any of them oversized) or as 20 to 60 short ones, more than
+    Slack, Discord or Teams show in one message.
+    """
+    names = texts(min_size=1, oversized=False)
+    fields = st.one_of(
+        # A few fields, any of them oversized; or more than any service shows at once.
+        st.lists(st.tuples(names, texts()), max_size=8),
+        st.lists(st.tuples(names, texts(oversized=False)), min_size=20, max_size=60),
+    )
+    labels = st.dictionaries(_names(), texts(oversized=False), max_size=10)
+    return st.builds(
+        Alert,
+        type=_names(),
+        key=_names(),
+        headline=texts(min_size=1, oversized=False),
+        title=texts(min_size=1),
+        summary=texts(),
+        occurred_at=aware_datetimes(),
+        severity=st.just(severity) if severity is not None else st.sampled_from(Severity),
+        status=st.just(status) if status is not None else st.sampled_from(AlertStatus),
+        priority=st.just(priority) if priority is not None else st.sampled_from(Priority),
+        explanation=texts(),
+        fields=fields,
+        job_class=st.none() | job_classes(),
+        supervision_id=st.none() | supervision_ids(),
+        service=st.none() | services(),
+        labels=labels,
+        details_url=st.none() | _urls(),
+        runbook_url=st.none() | _urls(),
+    )
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def job_stuck_events() -> st.SearchStrategy[JobStuck]:
+    """:class:`~chaperone.JobStuck` events, with or without a last heartbeat."""
+    return st.builds(
+        JobStuck,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        stuck_duration=durations(),
+        last_heartbeat=st.none() | aware_datetimes(),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def _job_timeout(
+    supervision_id: str, job_class: str, timeout: timedelta, over: timedelta, at: datetime
+) -> JobTimeout:
+    return JobTimeout(
+        supervision_id=supervision_id,
+        job_class=job_class,
+        timeout=timeout,
+        actual_duration=timeout + over,
+        occurred_at=at,
+    )
+
+
+def job_timeout_events() -> st.SearchStrategy[JobTimeout]:
+    """:class:`~chaperone.JobTimeout` events whose job ran at or past its timeout."""
+    return st.builds(
+        _job_timeout,
+        supervision_ids(),
+        job_classes(),
+        durations(max_value=timedelta(days=1)),
+        durations(max_value=timedelta(days=1)),
+        aware_datetimes(),
+    )
+
+
+def _breaker_opened(
+    service: str, failures: int, opened_at: datetime, retry_in: timedelta | None
+) -> CircuitBreakerOpened:
+    return CircuitBreakerOpened(
+        service=service,
+        failure_count=failures,
+        opened_at=opened_at,
+        retry_at=None if retry_in is None else opened_at + retry_in,
+        occurred_at=opened_at,
+    )
+
+
+def circuit_breaker_opened_events() -> st.SearchStrategy[CircuitBreakerOpened]:
+    """:class:`~chaperone.CircuitBreakerOpened` events, with or without a next trial time."""
+    return st.builds(
+        _breaker_opened,
+        services(),
+        st.integers(min_value=1, max_value=1_000_000),
+        aware_datetimes(),
+        st.none() | durations(max_value=timedelta(hours=1)),
+    )
+
+
+def _violation(
+    supervision_id: str,
+    job_class: str,
+    violation: ViolationType,
+    limit: float,
+    over: float,
+    at: datetime,
+) -> ResourceViolationDetected:
+    return ResourceViolationDetected(
+        supervision_id=supervision_id,
+        job_class=job_class,
+        violation_type=violation,
+        limit=limit,
+        # Free disk space is a floor: the job violates it by going under.
+        actual=max(0.0, limit - over) if violation is ViolationType.DISK else limit + over,
+        occurred_at=at,
+    )
+
+
+def resource_violation_events() -> st.SearchStrategy[ResourceViolationDetected]:
+    """:class:`~chaperone.ResourceViolationDetected` events past their limit, any type
+    (over it; under it for free disk space, which is a floor).
+    """
+    return st.builds(
+        _violation,
+        supervision_ids(),
+        job_classes(),
+        st.sampled_from(ViolationType),
+        measures(max_value=1e6),
+        measures(max_value=1e6),
+        aware_datetimes(),
+    )
+
+
+def _threshold(
+    metric: ThresholdMetric,
+    subject: str,
+    threshold: float,
+    over: float,
+    window: timedelta | None,
+    at: datetime,
+) -> ThresholdExceeded:
+    return ThresholdExceeded(
+        metric=metric,
+        subject=subject,
+        value=threshold + over,
+        threshold=threshold,
+        window=window,
+        occurred_at=at,
+    )
+
+
+def _subjects() -> st.SearchStrategy[str]:
+    return st.one_of(st.just("*"), job_classes())
+
+
+def threshold_exceeded_events() -> st.SearchStrategy[ThresholdExceeded]:
+    """:class:`~chaperone.ThresholdExceeded` events over their threshold, any metric."""
+    return st.builds(
+        _threshold,
+        st.sampled_from(ThresholdMetric),
+        _subjects(),
+        measures(max_value=1e6),
+        measures(max_value=1e6),
+        st.none() | durations(min_value=timedelta(seconds=1), max_value=timedelta(days=1)),
+        aware_datetimes(),
+    )
+
+
+def job_recovered_events() -> st.SearchStrategy[JobRecovered]:
+    """:class:`~chaperone.JobRecovered` events, from being stuck or timed out."""
+    return st.builds(
+        JobRecovered,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        recovered_from=st.sampled_from(["job_stuck", "job_timeout"]),
+        reason=st.one_of(st.just("heartbeats resumed"), texts(min_size=1, oversized=False)),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def incident_refs() -> st.SearchStrategy[IncidentRef]:
+    """References to open incidents, of the built-in alert types or any other."""
+    types = st.one_of(
+        st.sampled_from(
+            ["job_stuck", "job_timeout", "circuit_breaker", "resource_violation", "threshold"]
+        ),
+        _names(),
+    )
+    return st.builds(IncidentRef, type=types, key=_names())
+
+
+def job_completed_events() -> st.SearchStrategy[JobCompleted]:
+    """:class:`~chaperone.JobCompleted` events, succeeded or failed, resolving 0-4 incidents."""
+    return st.builds(
+        JobCompleted,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        duration=durations(),
+        failed=st.booleans(),
+        error=st.none() | texts(min_size=1, oversized=False),
+        resolves=st.lists(incident_refs(), max_size=4).map(tuple),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def circuit_breaker_closed_events() -> st.SearchStrategy[CircuitBreakerClosed]:
+    """:class:`~chaperone.CircuitBreakerClosed` events."""
+    return st.builds(
+        _breaker_closed,
+        services(),
+        aware_datetimes(),
+    )
+
+
+def _breaker_closed(service: str, at: datetime) -> CircuitBreakerClosed:
+    return CircuitBreakerClosed(service=service, closed_at=at, occurred_at=at)
+
+
+def resource_recovered_events() -> st.SearchStrategy[ResourceRecovered]:
+    """:class:`~chaperone.ResourceRecovered` events, any violation type."""
+    return st.builds(
+        ResourceRecovered,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        violation_type=st.sampled_from(ViolationType),
+        actual=measures(max_value=1e6),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def _cleared(
+    metric: ThresholdMetric, subject: str, threshold: float, under: float, at: datetime
+) -> ThresholdCleared:
+    return ThresholdCleared(
+        metric=metric,
+        subject=subject,
+        value=max(0.0, threshold - under),
+        threshold=threshold,
+        occurred_at=at,
+    )
+
+
+def threshold_cleared_events() -> st.SearchStrategy[ThresholdCleared]:
+    """:class:`~chaperone.ThresholdCleared` events back under their threshold."""
+    return st.builds(
+        _cleared,
+        st.sampled_from(ThresholdMetric),
+        _subjects(),
+        measures(max_value=1e6),
+        measures(max_value=1e6),
+        aware_datetimes(),
+    )
+
+
+def firing_events() -> st.SearchStrategy[Event]:
+    """Any built-in event that opens an incident."""
+    return st.one_of(
+        job_stuck_events(),
+        job_timeout_events(),
+        circuit_breaker_opened_events(),
+        resource_violation_events(),
+        threshold_exceeded_events(),
+    )
+
+
+def recovery_events() -> st.SearchStrategy[Event]:
+    """Any built-in event that resolves incidents."""
+    return st.one_of(
+        job_recovered_events(),
+        job_completed_events(),
+        circuit_breaker_closed_events(),
+        resource_recovered_events(),
+        threshold_cleared_events(),
+    )
+
+
+def events() -> st.SearchStrategy[Event]:
+    """Any built-in event, firing or recovery, with valid data and an ``occurred_at``."""
+    return st.one_of(firing_events(), recovery_events())
