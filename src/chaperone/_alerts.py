@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import types
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -47,6 +48,16 @@ def _labels(value: Mapping[str, Any]) -> Mapping[str, str]:
     return types.MappingProxyType({str(name): str(item) for name, item in value.items()})
 
 
+_ALERT_TYPE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _alert_type(_instance: object, _attribute: object, value: str) -> None:
+    if not _ALERT_TYPE.fullmatch(value):
+        raise ValueError(
+            f"alert type must be lower-case letters, digits and '_' (like job_stuck), got {value!r}"
+        )
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"occurred_at must be timezone-aware, got {value.isoformat()}")
@@ -57,14 +68,15 @@ def _utc(value: datetime) -> datetime:
 class Alert:
     r"""One alert, rendered by every channel in its own format.
 
-    ``type`` and ``key`` identify the incident (``job_stuck`` / a supervision id); the
-    pair is what rate limits count and what PagerDuty and Opsgenie deduplicate on.
+    ``type`` (lower-case letters, digits and ``_``) and ``key`` identify the incident
+    (``job_stuck`` / a supervision id); the pair is what rate limits count and what
+    PagerDuty and Opsgenie deduplicate on.
     ``headline`` is the short kind of trouble ("Job Stuck"), ``title`` the headline with
     its subject ("Job Stuck: App\\Jobs\\ImportFeed"), ``summary`` one sentence of what
     happened, ``explanation`` the likely causes, and ``fields`` the ordered details.
     """
 
-    type: str
+    type: str = attrs.field(validator=_alert_type)
     key: str
     headline: str
     title: str

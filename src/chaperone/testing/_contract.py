@@ -26,7 +26,7 @@ import httpx
 import hypothesis
 import pytest
 import structlog
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 
 from chaperone._alerts import Alert
 from chaperone._clock import ManualClock
@@ -37,7 +37,7 @@ from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings
 from chaperone.store import MemoryStore, Store
-from chaperone.testing.strategies import alerts
+from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts
 
 __all__ = [
     "ChannelContract",
@@ -468,6 +468,7 @@ class ChannelContract:
 
         @self.hypothesis_settings()
         @given(alert=alerts())
+        @example(alert=_oversized_alert())
         def check(alert: Alert) -> None:
             self._check_delivered(self.send_alerts([alert]))
 
@@ -545,6 +546,26 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "<secret>")
     return text
+
+
+def _oversized_alert() -> Alert:
+    """Always tried: every text over any service's limit, non-ASCII, and many fields."""
+    text = ("Ünïcødé ⚠ " * OVERSIZED_LENGTH)[:OVERSIZED_LENGTH]
+    return Alert(
+        type="job_stuck",
+        key=text,
+        headline=text,
+        title=text,
+        summary=text,
+        explanation=text,
+        fields={f"{text[:300]} {index}": text for index in range(60)},
+        job_class=text,
+        supervision_id=text,
+        labels={"team": text},
+        details_url="https://example.com/" + "x" * 5000,
+        runbook_url="https://example.com/runbook",
+        occurred_at=datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
+    )
 
 
 def _sample_alerts() -> list[Alert]:

@@ -45,6 +45,7 @@ from chaperone._events import (
 
 __all__ = [
     "OVERSIZED_LENGTH",
+    "alert_types",
     "alerts",
     "aware_datetimes",
     "circuit_breaker_closed_events",
@@ -109,6 +110,16 @@ def _names() -> st.SearchStrategy[str]:
     """Short non-empty text that reads like an identifier, sometimes with odd characters."""
     plain = st.text(string.ascii_letters + string.digits + "_-.:/\\", min_size=1, max_size=40)
     return st.one_of(plain, st.text(_characters(), min_size=1, max_size=40))
+
+
+def alert_types() -> st.SearchStrategy[str]:
+    """Alert types: the built-in ones, or any identifier a plugin might use."""
+    return st.one_of(
+        st.sampled_from(
+            ["job_stuck", "job_timeout", "circuit_breaker", "resource_violation", "threshold"]
+        ),
+        st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True),
+    )
 
 
 def aware_datetimes() -> st.SearchStrategy[datetime]:
@@ -176,7 +187,7 @@ def alerts(
     labels = st.dictionaries(_names(), texts(oversized=False), max_size=10)
     return st.builds(
         Alert,
-        type=_names(),
+        type=alert_types(),
         key=_names(),
         headline=texts(min_size=1, oversized=False),
         title=texts(min_size=1),
@@ -341,13 +352,7 @@ def job_recovered_events() -> st.SearchStrategy[JobRecovered]:
 
 def incident_refs() -> st.SearchStrategy[IncidentRef]:
     """References to open incidents, of the built-in alert types or any other."""
-    types = st.one_of(
-        st.sampled_from(
-            ["job_stuck", "job_timeout", "circuit_breaker", "resource_violation", "threshold"]
-        ),
-        _names(),
-    )
-    return st.builds(IncidentRef, type=types, key=_names())
+    return st.builds(IncidentRef, type=alert_types(), key=_names())
 
 
 def job_completed_events() -> st.SearchStrategy[JobCompleted]:
