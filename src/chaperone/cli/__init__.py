@@ -1,25 +1,50 @@
-"""The ``chaperone`` command line."""
+"""The ``chaperone`` command line.
+
+Each command's module is imported only when that command runs, so ``chaperone heartbeat``
+in a shell loop does not pay for the HTTP client and the delivery machinery.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 
 import click
 
-from chaperone.cli.config import config
-from chaperone.cli.heartbeat import heartbeat
-from chaperone.cli.history import history
-from chaperone.cli.jobs import jobs
-from chaperone.cli.monitor import monitor
-from chaperone.cli.plugins import plugins
-from chaperone.cli.ratelimit import ratelimit
-from chaperone.cli.run import run
-from chaperone.cli.test_alerts import test_alerts
+__all__ = ["COMMANDS", "cli", "main"]
 
-__all__ = ["cli", "main"]
+COMMANDS: dict[str, str] = {
+    "config": "chaperone.cli.config:config",
+    "heartbeat": "chaperone.cli.heartbeat:heartbeat",
+    "history": "chaperone.cli.history:history",
+    "jobs": "chaperone.cli.jobs:jobs",
+    "monitor": "chaperone.cli.monitor:monitor",
+    "plugins": "chaperone.cli.plugins:plugins",
+    "ratelimit": "chaperone.cli.ratelimit:ratelimit",
+    "run": "chaperone.cli.run:run",
+    "test-alerts": "chaperone.cli.test_alerts:test_alerts",
+}
+"""Every command, and where it lives."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group that imports a command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(importlib.metadata.version("chaperone-core"), prog_name="chaperone")
 def cli() -> None:
     """Chaperone: watch background jobs and alert people when one goes wrong.
@@ -27,10 +52,6 @@ def cli() -> None:
     Configuration comes from the environment, a .env file, and chaperone.toml (or the file
     named by CHAPERONE_CONFIG, or [tool.chaperone] in pyproject.toml).
     """
-
-
-for command in (test_alerts, plugins, history, ratelimit, config, run, heartbeat, monitor, jobs):
-    cli.add_command(command)
 
 
 def main() -> None:

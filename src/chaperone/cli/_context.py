@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from chaperone._clock import SystemClock
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
-from chaperone._runtime import Runtime
 from chaperone.cli._output import error
 from chaperone.config import Settings, load_settings
 from chaperone.store import Store, default_store_url, open_store
+
+if TYPE_CHECKING:
+    from chaperone._runtime import Runtime
 
 __all__ = [
     "EXIT_CONFIG",
@@ -56,6 +58,8 @@ def runtime_or_exit(
     """Yield a validated runtime (settings changed by ``adjust`` first), closed after;
     exit 2 on a configuration error.
     """
+    from chaperone._runtime import Runtime  # the delivery machinery: only where needed
+
     settings = load_or_exit()
     if adjust is not None:
         settings = adjust(settings)

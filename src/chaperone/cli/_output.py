@@ -7,8 +7,6 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from chaperone._secrets import MASKER
 
@@ -32,6 +30,9 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """Print a rich table with masked cells (plain text when not on a terminal)."""
+    from rich.console import Console  # rich is slow to import: only for tables
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
