@@ -19,6 +19,7 @@ from chaperone._monitor import Monitor
 from chaperone._runtime import Runtime
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
+from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._resources import ResourceSampler
 
@@ -114,27 +115,41 @@ def _supervise_child(
     kill_on_memory: bool,
     check_interval: float,
 ) -> int:
+    store = runtime.store
     env = {
         **os.environ,
         "CHAPERONE_SUPERVISION_ID": record.supervision_id,
-        "CHAPERONE_STORE": runtime.store.url,
+        # Absolute, so that a child that changes directory still finds the store.
+        "CHAPERONE_STORE": f"sqlite:///{store.path}"
+        if isinstance(store, SQLiteStore)
+        else store.url,
     }
+    process: subprocess.Popen[bytes] | None = None
+    early: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if process is None:
+            early.append(signum)  # arrived while the child was being started
+        elif process.poll() is None:
+            process.send_signal(signum)
+
+    # Handlers first: a signal arriving while the child starts must not kill chaperone
+    # and leave the child running unsupervised.
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         process = subprocess.Popen(command, env=env)  # noqa: S603 - the user's own command
     except OSError as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         error(f"chaperone: cannot start {command[0]!r}: {exc.strerror or exc}")
         return 127
+    for signum in early:
+        process.send_signal(signum)
     supervisor = Supervisor(runtime.store, runtime.clock)
     job = Supervision(supervisor, attrs.evolve(record, pid=process.pid))
     job.start()
     sampler = ResourceSampler(supervisor, job.record, process.pid)
     monitor = Monitor(runtime)
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if process.poll() is None:
-            process.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     stopped_for: str | None = None
     try:
         next_check = 0.0

@@ -29,6 +29,6 @@ def chaperone_detect(runtime: Runtime, now: datetime) -> list[Event]:
     for text in runtime.store.pop(_keys.EVENTS_QUEUE, BATCH):
         try:
             events.append(decode_event(text))
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # one bad record must not cost the rest of the batch
             _log.error("dropped an unreadable queued event", error=str(exc), record=text[:200])
     return events
