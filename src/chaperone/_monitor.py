@@ -29,7 +29,8 @@ class Monitor:
 
     def detect(self) -> list[Event]:
         """Ask every ``chaperone_detect`` implementation for events (one that raises is
-        logged and skipped)."""
+        logged and skipped).
+        """
         now = self.runtime.clock.now()
         found: list[Event] = []
         for result in self.runtime.plugins.call_each(

@@ -62,8 +62,14 @@ def jobs(state: str | None, as_json: bool) -> None:
         "Supervised jobs",
         ["supervision id", "name", "state", "last heartbeat", "progress", "duration (s)"],
         [
-            [row["supervision_id"], row["name"], row["state"], row["last_heartbeat"] or "never",
-             progress(row), row["duration"]]
+            [
+                row["supervision_id"],
+                row["name"],
+                row["state"],
+                row["last_heartbeat"] or "never",
+                progress(row),
+                row["duration"],
+            ]
             for row in rows
         ],
     )

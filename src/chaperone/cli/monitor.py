@@ -16,12 +16,18 @@ __all__ = ["monitor"]
 
 
 @click.command("monitor")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05),
-              help="Seconds between two detection ticks.")
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    help="Seconds between two detection ticks.",
+)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 def monitor(interval: float, once: bool) -> None:
     """Detect stuck and timed-out jobs, queued events and thresholds; deliver the alerts.
-    Stops cleanly on SIGTERM or SIGINT."""
+    Stops cleanly on SIGTERM or SIGINT.
+    """
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

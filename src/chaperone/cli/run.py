@@ -1,8 +1,10 @@
 """``chaperone run -- CMD``: run a command as a supervised job, detecting and delivering
-its alerts inline (no separate monitor needed), and exit with the command's status."""
+its alerts inline (no separate monitor needed), and exit with the command's status.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -31,13 +33,19 @@ _KILL_GRACE: Final = 0.5
 """Seconds between SIGTERM and SIGKILL when a limit is enforced."""
 
 
+def _signal_job(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Send ``signum`` to the job's whole process group (the command and what it started)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
 def _stop_child(process: subprocess.Popen[bytes], reason: str) -> None:
     error(f"chaperone: stopping the job ({reason})")
-    process.terminate()
+    _signal_job(process, signal.SIGTERM)
     try:
         process.wait(_KILL_GRACE)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _signal_job(process, signal.SIGKILL)
         process.wait()
 
 
@@ -50,20 +58,46 @@ def _exit_status(returncode: int) -> int:
     "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
 @click.option("--name", help="The job's name in alerts [default: the command].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
-              help="Seconds after which the job has timed out.")
-@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True), metavar="S",
-              help="Seconds between the heartbeats the job promises (`chaperone heartbeat`).")
-@click.option("--missed-heartbeats", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Heartbeats missed before the job counts as stuck.")
-@click.option("--memory-limit", type=click.FloatRange(min=0, min_open=True), metavar="MB",
-              help="Resident memory of the job's process tree, in MB.")
-@click.option("--cpu-limit", type=click.FloatRange(min=0, min_open=True), metavar="PCT",
-              help="CPU percent of the job's process tree (100 = one core).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Seconds after which the job has timed out.",
+)
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Seconds between the heartbeats the job promises (`chaperone heartbeat`).",
+)
+@click.option(
+    "--missed-heartbeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Heartbeats missed before the job counts as stuck.",
+)
+@click.option(
+    "--memory-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MB",
+    help="Resident memory of the job's process tree, in MB.",
+)
+@click.option(
+    "--cpu-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="PCT",
+    help="CPU percent of the job's process tree (100 = one core).",
+)
 @click.option("--kill-on-timeout", is_flag=True, help="Stop the job when it times out.")
 @click.option("--kill-on-memory", is_flag=True, help="Stop the job when over its memory limit.")
-@click.option("--check-interval", type=click.FloatRange(min=0.05), default=0.5,
-              show_default=True, help="Seconds between two detection ticks and samples.")
+@click.option(
+    "--check-interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between two detection ticks and samples.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
@@ -79,7 +113,8 @@ def run(
 ) -> None:
     """Run COMMAND as a supervised job: it gets CHAPERONE_SUPERVISION_ID and CHAPERONE_STORE
     in its environment, SIGINT and SIGTERM are forwarded to it, alerts are detected and
-    delivered while it runs, and chaperone exits with its status."""
+    delivered while it runs, and chaperone exits with its status.
+    """
     if kill_on_timeout and timeout is None:
         raise click.UsageError("--kill-on-timeout needs --timeout")
     if kill_on_memory and memory_limit is None:
@@ -131,20 +166,21 @@ def _supervise_child(
         if process is None:
             early.append(signum)  # arrived while the child was being started
         elif process.poll() is None:
-            process.send_signal(signum)
+            _signal_job(process, signum)
 
     # Handlers first: a signal arriving while the child starts must not kill chaperone
     # and leave the child running unsupervised.
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        process = subprocess.Popen(command, env=env)  # noqa: S603 - the user's own command
+        # A process group of its own, so that a limit stops everything the job started.
+        process = subprocess.Popen(command, env=env, process_group=0)  # noqa: S603 - the user's command
     except OSError as exc:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         error(f"chaperone: cannot start {command[0]!r}: {exc.strerror or exc}")
         return 127
     for signum in early:
-        process.send_signal(signum)
+        _signal_job(process, signum)
     supervisor = Supervisor(runtime.store, runtime.clock)
     job = Supervision(supervisor, attrs.evolve(record, pid=process.pid))
     job.start()
@@ -170,10 +206,8 @@ def _supervise_child(
                     _stop_child(process, stopped_for)
                     break
                 next_check = now + check_interval
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(_POLL)
-            except subprocess.TimeoutExpired:
-                pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -189,4 +223,3 @@ def _supervise_child(
 
 class ChildFailed(Exception):
     """The supervised command ended with a non-zero status."""
-

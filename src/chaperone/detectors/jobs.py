@@ -3,7 +3,7 @@
 Jobs are found through the store's deadline index, so a tick costs O(log n) in the
 number of supervised jobs, plus the work for those due. Each episode is reported once,
 however many monitors run: the report is claimed with one set-if-absent on the
-incident's key. Stuck means no heartbeat for ``heartbeat_interval × missed_heartbeats``
+incident's key. Stuck means no heartbeat for ``heartbeat_interval * missed_heartbeats``
 of elapsed time, however often the monitor ticks.
 """
 
@@ -53,7 +53,8 @@ def _claim(store: Store, record: JobRecord, alert_type: str, since: float) -> bo
 
 def check_due(store: Store, now: float, limit: int = MAX_DUE_PER_TICK) -> Iterator[Event]:
     """Handle every check due by ``now``: yield the events found, and reschedule or drop
-    each check so that it is not due again before it needs to be."""
+    each check so that it is not due again before it needs to be.
+    """
     for member, _at in store.due(_keys.DEADLINES, now, limit):
         supervision_id, check = _keys.split_member(member)
         text = store.get(_keys.job_key(supervision_id))

@@ -1,5 +1,6 @@
 """Built-in detector: events that job processes queued in the store (a breaker that
-opened, a resource limit crossed, a job that finished with incidents open)."""
+opened, a resource limit crossed, a job that finished with incidents open).
+"""
 
 from __future__ import annotations
 

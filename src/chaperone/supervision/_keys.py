@@ -1,5 +1,6 @@
 """Where supervision facts live in the store. One place, so job processes, detectors and
-the CLI agree on every key."""
+the CLI agree on every key.
+"""
 
 from __future__ import annotations
 

@@ -9,12 +9,25 @@ from typing import Any
 
 import attrs
 
-__all__ = ["JobRecord", "JobState"]
+__all__ = ["MAX_FLUSH_INTERVAL", "JobRecord", "JobState", "flush_interval"]
+
+MAX_FLUSH_INTERVAL = 1.0
+"""A job writes its latest heartbeat at least this often while it heartbeats at all."""
+
+
+def flush_interval(heartbeat_interval: float | None) -> float:
+    """How long a job may hold a heartbeat back before writing it: a quarter of its
+    heartbeat interval, at most :data:`MAX_FLUSH_INTERVAL`.
+    """
+    if heartbeat_interval is None:
+        return MAX_FLUSH_INTERVAL
+    return min(MAX_FLUSH_INTERVAL, heartbeat_interval / 4)
 
 
 class JobState(enum.StrEnum):
     """A job's life as the job itself reports it (stuck and timed out are the detectors'
-    findings, shown by ``chaperone jobs`` from the open incidents)."""
+    findings, shown by ``chaperone jobs`` from the open incidents).
+    """
 
     RUNNING = "running"
     COMPLETED = "completed"
@@ -56,11 +69,17 @@ class JobRecord:
 
     @property
     def stuck_deadline(self) -> float | None:
-        """When the job is stuck unless it heartbeats before."""
+        """When the job is stuck unless it heartbeats before.
+
+        The stored heartbeat may trail the job's latest by up to a flush interval (the
+        job coalesces heartbeats), so the deadline allows that much more: a job is never
+        reported before ``heartbeat_interval * missed_heartbeats`` of real silence.
+        """
         after = self.stuck_after
         if after is None or self.state is not JobState.RUNNING:
             return None
-        return (self.last_heartbeat or self.started_at) + after
+        last = self.last_heartbeat or self.started_at
+        return last + after + flush_interval(self.heartbeat_interval)
 
     @property
     def timeout_deadline(self) -> float | None:

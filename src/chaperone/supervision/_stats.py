@@ -1,6 +1,7 @@
 """Per-job-class counters over time buckets, for the error-rate and response-time
 thresholds. A finishing job adds to the current minute's bucket; the threshold detector
-sums the buckets of its window."""
+sums the buckets of its window.
+"""
 
 from __future__ import annotations
 

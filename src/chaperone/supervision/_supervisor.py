@@ -33,7 +33,7 @@ from chaperone._events import Event, IncidentRef, JobCompleted
 from chaperone._exceptions import StoreError
 from chaperone.store import Store
 from chaperone.supervision import _keys
-from chaperone.supervision._records import JobRecord, JobState
+from chaperone.supervision._records import JobRecord, JobState, flush_interval
 from chaperone.supervision._resources import DEFAULT_INTERVAL, ResourceSampler
 from chaperone.supervision._stats import record_job_finished
 
@@ -44,7 +44,6 @@ R = TypeVar("R")
 
 RETENTION: Final = 86400.0
 """A finished job's record stays a day, for ``chaperone jobs`` and the history."""
-_MAX_FLUSH_INTERVAL: Final = 1.0
 _ERROR_TEXT_LIMIT: Final = 500
 
 _log = structlog.get_logger("chaperone.supervision")
@@ -92,7 +91,8 @@ class Supervisor:
 
     def emit(self, event: Event) -> bool:
         """Hand an event to the monitor through the store's queue; return whether it was
-        queued (False when the store is away)."""
+        queued (False when the store is away).
+        """
         text = encode_event(event)
 
         def push() -> bool:
@@ -132,7 +132,8 @@ class Supervisor:
         metadata: Mapping[str, Any] | None = None,
     ) -> JobRecord | None:
         """Record a heartbeat for a job this process does not hold a handle of (the
-        ``chaperone heartbeat`` command); return the updated record, None if unknown."""
+        ``chaperone heartbeat`` command); return the updated record, None if unknown.
+        """
         record = self.read(supervision_id)
         if record is None:
             return None
@@ -179,9 +180,7 @@ class Supervision:
         self._clock = supervisor.clock
         self._record = record
         interval = record.heartbeat_interval
-        self._flush_interval = (
-            min(_MAX_FLUSH_INTERVAL, interval / 4) if interval else _MAX_FLUSH_INTERVAL
-        )
+        self._flush_interval = flush_interval(interval)
         self._flushed_at = float("-inf")
         self._pending_at = record.started_at
         self._pending: dict[str, Any] = {}
@@ -190,7 +189,7 @@ class Supervision:
 
     @property
     def supervision_id(self) -> str:
-        """This job's id (a uuid4), shown in every alert about it."""
+        """The job's id (a uuid4), shown in every alert about it."""
         return self._record.supervision_id
 
     @property
@@ -251,7 +250,8 @@ class Supervision:
 
     def finish(self, error: BaseException | None = None) -> None:
         """Record the end (failed when ``error`` is given), unschedule the checks, and
-        resolve any incident the job had open."""
+        resolve any incident the job had open.
+        """
         if self._sampler is not None:
             self._sampler.close()
         now = self._clock.timestamp()
@@ -417,7 +417,8 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
     ) -> None:
         if missed_heartbeats < 1:
             raise ValueError(f"missed_heartbeats must be at least 1, got {missed_heartbeats}")
-        for label, limit in (("memory_limit_mb", memory_limit_mb), ("cpu_limit_percent", cpu_limit_percent)):
+        limits = (("memory_limit_mb", memory_limit_mb), ("cpu_limit_percent", cpu_limit_percent))
+        for label, limit in limits:
             if limit is not None and limit <= 0:
                 raise ValueError(f"{label} must be positive, got {limit!r}")
         self._options = _Options(
