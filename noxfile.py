@@ -1,4 +1,5 @@
-"""Sessions: tests (core + fixture plugins), lint (ruff), typecheck (mypy strict on src/).
+"""Sessions: tests (core + fixture plugins), lint (ruff), typecheck (mypy strict on src/);
+bench (benchmarks, on demand only: `nox -s bench`).
 
 `nox` runs the default sessions; `nox -s tests -- -k ratelimit` passes arguments to pytest.
 Plugin sessions (each plugin under plugins/ alone, and their combinations) join here as the
@@ -13,6 +14,8 @@ import nox
 
 ROOT = Path(__file__).parent
 FIXTURE_PLUGINS = sorted(str(path) for path in (ROOT / "tests/fixtures/plugins").glob("*/"))
+
+BENCHMARKS = sorted(str(path) for path in (ROOT / "bench").glob("bench_*.py"))
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
@@ -39,3 +42,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install("-e", ".[test]", "mypy>=1.10", "types-psutil")
     session.run("mypy")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks under bench/, on demand (never part of the test run)."""
+    session.install("-e", ".")
+    for script in BENCHMARKS:
+        session.run("python", script, *session.posargs)
