@@ -22,13 +22,13 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
+from chaperone.testing.servers import RecordedRequest, RecordingServer  # noqa: E402
 from helpers.cli import (  # noqa: E402
     clean_environ,
     require_fixture_plugins,
     run_cli,
     stored_history,
 )
-from helpers.http_server import RecordedRequest, RecordingServer  # noqa: E402
 from helpers.processes import WorkerPool  # noqa: E402
 
 PROCESSES = 8

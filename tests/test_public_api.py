@@ -67,7 +67,10 @@ def docstring_of(module_name: str, name: str) -> str | None:
     """The docstring a reader finds for public ``name``: a class's or function's own, or
     a value's attribute docstring in its source.
     """
-    value = getattr(importlib.import_module(module_name), name)
+    module = importlib.import_module(module_name)
+    value = getattr(module, name)
+    # The top level imports lazily: a value's docstring stands where it is defined.
+    module_name = getattr(module, "_EXPORTS", {}).get(name, module_name)
     if inspect.isclass(value):
         return vars(value).get("__doc__")
     if inspect.isfunction(value) or inspect.isbuiltin(value) or isinstance(value, types.ModuleType):

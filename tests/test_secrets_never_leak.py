@@ -21,6 +21,7 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
+from chaperone.testing.servers import RecordingServer, Reply, unused_port  # noqa: E402
 from helpers.cli import (  # noqa: E402
     CliResult,
     Invocation,
@@ -30,7 +31,6 @@ from helpers.cli import (  # noqa: E402
     run_many,
     stored_history,
 )
-from helpers.http_server import RecordingServer, Reply, unused_port  # noqa: E402
 
 TOKEN = "SECRET-TOKEN-abc123"  # noqa: S105 - the secret the tests look for
 SECRET_PATH = f"/hook/{TOKEN}"

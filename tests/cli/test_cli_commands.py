@@ -23,6 +23,7 @@ _TESTS = str(Path(__file__).resolve().parent.parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
+from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply  # noqa: E402
 from helpers.cli import (  # noqa: E402
     STORE_FILE,
     CliResult,
@@ -33,7 +34,6 @@ from helpers.cli import (  # noqa: E402
     run_many,
     stored_history,
 )
-from helpers.http_server import RecordedRequest, RecordingServer, Reply  # noqa: E402
 from helpers.processes import dispatch  # noqa: E402
 
 ALERT_TYPES = {"job_stuck", "job_timeout", "circuit_breaker", "resource_violation"}

@@ -367,12 +367,6 @@ class TestStuck:
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         end_job(guard)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="known: a heartbeat held back by coalescing is written only with the next "
-        "heartbeat or at the end, so the stored one can be up to a flush interval "
-        "(min(1 s, interval / 4)) old and stuck is reported that much early",
-    )
     def test_a_held_back_heartbeat_still_counts(
         self, store_and_clock: tuple[Store, ManualClock]
     ) -> None:

@@ -221,5 +221,5 @@ def _supervise_child(
     return _exit_status(returncode)
 
 
-class ChildFailed(Exception):
+class ChildFailed(Exception):  # noqa: N818 - recorded as the job's error: "ChildFailed: exit status 3"
     """The supervised command ended with a non-zero status."""
