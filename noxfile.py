@@ -1,32 +1,101 @@
-"""Sessions: tests (core + fixture plugins), lint (ruff), typecheck (mypy strict on src/);
-bench (benchmarks, on demand only: `nox -s bench`).
+"""Sessions, found by `nox -l`:
 
-`nox` runs the default sessions; `nox -s tests -- -k ratelimit` passes arguments to pytest.
-Plugin sessions (each plugin under plugins/ alone, and their combinations) join here as the
-channel plugins land: the noxfile finds them by listing the folder.
+- tests: the core's tests with every channel plugin and the test plugins of
+  tests/fixtures installed (plugins all together).
+- plugin(name): one channel plugin alone with the core, running that plugin's tests.
+- combinations: the core's tests with no channel plugin installed, then discovery (what
+  `chaperone plugins` lists, the hint for a missing one) with each plugin alone, all
+  together, and after uninstalling.
+- lint (ruff), typecheck (mypy strict on src/ and each plugin's src/).
+- bench: benchmarks, on demand only (`nox -s bench`).
+
+`nox` runs all but bench: that is the README's test command, and CI's.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
 FIXTURE_PLUGINS = sorted(str(path) for path in (ROOT / "tests/fixtures/plugins").glob("*/"))
-
+CHANNEL_PLUGINS = sorted(
+    path.name.removeprefix("chaperone-")
+    for path in (ROOT / "plugins").glob("chaperone-*/")
+    if (path / "pyproject.toml").exists()
+)
 BENCHMARKS = sorted(str(path) for path in (ROOT / "bench").glob("bench_*.py"))
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
+def plugin_path(name: str) -> str:
+    return str(ROOT / "plugins" / f"chaperone-{name}")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Core tests, with the test plugin distributions of tests/fixtures installed."""
-    session.install("-e", ".[test]", *FIXTURE_PLUGINS)
+    """Core tests, with every channel plugin and the fixture plugins installed."""
+    session.install("-e", ".[test]", *FIXTURE_PLUGINS, *map(plugin_path, CHANNEL_PLUGINS))
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("name", CHANNEL_PLUGINS)
+def plugin(session: nox.Session, name: str) -> None:
+    """One channel plugin alone with the core: its own tests."""
+    session.install("-e", ".[test]", f"{plugin_path(name)}[test]")
+    session.run("pytest", "-p", "no:cacheprovider", f"{plugin_path(name)}/tests", *session.posargs)
+
+
+def _channels(session: nox.Session) -> set[str]:
+    """The channels `chaperone plugins --json` lists (its log lines on stderr left out)."""
+    listing = session.run("chaperone", "plugins", "--json", silent=True, stderr=subprocess.DEVNULL)
+    if not isinstance(listing, str):
+        session.error("chaperone plugins --json printed nothing")
+    return {channel for plugin in json.loads(listing) for channel in plugin["channels"]}
+
+
+def _check_discovery(session: nox.Session, installed: set[str]) -> None:
+    """`chaperone plugins` lists exactly the installed channels (besides the built-ins),
+    and naming a missing one fails at start-up with the package to install."""
+    found = _channels(session) - {"log", "database"}
+    if found != installed:
+        session.error(f"plugins listed {sorted(found)}, expected {sorted(installed)}")
+    for name in set(CHANNEL_PLUGINS) - installed:
+        output = session.run(
+            "chaperone",
+            "config",
+            "check",
+            silent=True,
+            success_codes=[2],
+            env={"CHAPERONE_ALERT_CHANNELS": name, "CHAPERONE_STORE": "memory://"},
+        )
+        if f"chaperone-{name}" not in str(output):
+            session.error(f"a config naming {name!r} does not name chaperone-{name}")
+
+
+@nox.session
+def combinations(session: nox.Session) -> None:
+    """No plugin (with the core tests), each plugin alone, all together, none again."""
+    session.install("-e", ".[test]", *FIXTURE_PLUGINS)
+    everything = [f"chaperone-{name}" for name in CHANNEL_PLUGINS]
+    _check_discovery(session, set())
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    for name in CHANNEL_PLUGINS:
+        session.install(plugin_path(name))
+        _check_discovery(session, {name})
+        session.run("pip", "uninstall", "-y", "-q", f"chaperone-{name}")
+    if CHANNEL_PLUGINS:
+        session.install(*map(plugin_path, CHANNEL_PLUGINS))
+        _check_discovery(session, set(CHANNEL_PLUGINS))
+        session.run("pip", "uninstall", "-y", "-q", *everything)
+        _check_discovery(session, set())
 
 
 @nox.session
@@ -39,9 +108,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src/."""
-    session.install("-e", ".[test]", "mypy>=1.10", "types-psutil")
+    """mypy --strict on src/ and on every channel plugin's src/."""
+    session.install(
+        "-e", ".[test]", "mypy>=1.10", "types-psutil", *map(plugin_path, CHANNEL_PLUGINS)
+    )
     session.run("mypy")
+    for name in CHANNEL_PLUGINS:
+        session.run("mypy", "--strict", f"{plugin_path(name)}/src")
 
 
 @nox.session(default=False)

@@ -67,7 +67,7 @@ def classify_response(response: httpx.Response, *, retry_after: float | None = N
 
 async def post_json(
     context: SendContext,
-    url: Secret,
+    url: str | Secret,
     payload: Mapping[str, Any],
     *,
     headers: Mapping[str, str] | None = None,
@@ -75,10 +75,13 @@ async def post_json(
 ) -> tuple[Outcome, httpx.Response | None]:
     """POST ``payload`` as JSON to ``url`` with the shared client; return the outcome and
     the response (None when none came). Timeouts and connection errors are transient.
+
+    Pass a webhook URL (whose path is its credential) as a :class:`Secret`; a plain
+    ``str`` for an API URL whose credential travels in ``headers``.
     """
     try:
         response = await context.http.post(
-            url.reveal(),
+            url.reveal() if isinstance(url, Secret) else url,
             json=dict(payload),
             headers=dict(headers or {}),
             params=dict(params or {}),
