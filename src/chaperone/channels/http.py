@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import httpx
 
-from chaperone._secrets import Secret
+from chaperone._secrets import MASKER, Secret
 from chaperone._verdicts import Outcome
 from chaperone.channels._base import SendContext
 
@@ -53,7 +53,8 @@ def classify_response(response: httpx.Response, *, retry_after: float | None = N
     services that say it in the body, as Discord does).
     """
     code = response.status_code
-    excerpt = response.text[:_BODY_EXCERPT].strip()
+    # A service may quote the request back, credential included: mask what is known.
+    excerpt = MASKER.mask(response.text[:_BODY_EXCERPT].strip())
     detail = f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
     if 200 <= code < 300:
         return Outcome.delivered(f"HTTP {code}", status_code=code)
