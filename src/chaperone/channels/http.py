@@ -81,12 +81,12 @@ async def post_json(
     ``str`` for an API URL whose credential travels in ``headers``.
     """
     try:
+        target = httpx.URL(url.reveal() if isinstance(url, Secret) else url)
+        if params:
+            # Merged, so that a query the URL already carries (a thread id) is kept.
+            target = target.copy_merge_params(dict(params))
         response = await context.http.post(
-            url.reveal() if isinstance(url, Secret) else url,
-            json=dict(payload),
-            headers=dict(headers or {}),
-            params=dict(params or {}),
-            timeout=context.timeout,
+            target, json=dict(payload), headers=dict(headers or {}), timeout=context.timeout
         )
     except httpx.TimeoutException as exc:
         return Outcome.transient(f"{type(exc).__name__}: no answer in {context.timeout:g}s"), None
