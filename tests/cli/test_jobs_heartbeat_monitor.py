@@ -29,6 +29,7 @@ if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["t
 from chaperone import SystemClock  # noqa: E402
 from chaperone.store import SQLiteStore  # noqa: E402
 from chaperone.supervision import JobRecord, Supervisor, _keys, supervise  # noqa: E402
+from chaperone.supervision._records import flush_interval  # noqa: E402
 from helpers.cli import (  # noqa: E402
     STORE_FILE,
     CliResult,
@@ -158,7 +159,7 @@ class TestHeartbeatCommand:
         assert abs(record.last_heartbeat - time.time()) < 60
         assert (record.progress_current, record.progress_total) == (3, 10)
         member = _keys.member(heartbeats.ids["by-env"], "stuck")
-        assert heartbeats.due[member] == record.last_heartbeat + 30
+        assert heartbeats.due[member] == record.last_heartbeat + 10 * 3 + flush_interval(10)
 
     def test_the_option_wins_over_the_environment(self, heartbeats: Heartbeats) -> None:
         """--id names the job even with CHAPERONE_SUPERVISION_ID set; progress without

@@ -43,6 +43,7 @@ from chaperone.channels.database import read_history
 from chaperone.detectors import jobs as detector
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import JobRecord, Supervision, Supervisor, _keys, supervise
+from chaperone.supervision._records import flush_interval
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 T0 = START.timestamp()
@@ -179,20 +180,27 @@ class Schedule:
     ticks: tuple[float, ...]
 
     @property
-    def stuck_after(self) -> int:
-        """Seconds without a heartbeat that make the job stuck."""
-        return self.interval * self.missed
+    def stuck_after(self) -> float:
+        """Seconds after the last heartbeat at which the job is reported stuck: the
+        promised interval x missed, plus the flush interval by which the stored
+        heartbeat may trail the job's latest."""
+        return self.interval * self.missed + flush_interval(self.interval)
 
     def last_heartbeat(self, at: float) -> float:
         """The last sign of life at ``at`` (a heartbeat at ``at`` counts: heartbeats come
         before a tick at the same instant)."""
         return max((h for h in self.heartbeats if h <= at), default=0)
 
+    def stuck_deadline(self, at: float) -> float:
+        """When the job is stuck, judged by the heartbeats up to ``at``."""
+        return self.last_heartbeat(at) + self.stuck_after
+
 
 @st.composite
 def schedules(draw: st.DrawFn) -> Schedule:
-    """Heartbeats on whole seconds (so each one is written), ticks on quarter seconds,
-    gaps of any length in both."""
+    """Heartbeats on whole seconds (at least a flush interval apart, so each one is
+    written at once), ticks on quarter seconds (the flush interval, a quarter of a whole
+    interval, puts deadlines on quarter seconds too), gaps of any length in both."""
     return Schedule(
         interval=draw(st.integers(min_value=1, max_value=4)),
         missed=draw(st.integers(min_value=1, max_value=3)),
@@ -238,9 +246,10 @@ class TestAnyRhythm:
     @given(schedule=schedules())
     def test_episodes_follow_elapsed_time_not_ticks(self, kind: str, schedule: Schedule) -> None:
         """JobStuck comes at the first tick at or after last heartbeat + interval x
-        missed, never earlier and once per episode; once heartbeats resume one
-        JobRecovered follows within min(interval, 5) s; JobTimeout comes once, at the
-        first tick at or after the limit; the end resolves exactly what is still open."""
+        missed + flush interval, never earlier and once per episode; once heartbeats
+        resume one JobRecovered follows within min(interval, 5) s; JobTimeout comes once,
+        at the first tick at or after the limit; the end resolves exactly what is still
+        open."""
         with a_store(kind) as (store, clock):
             supervision_id, found, at_end = run_schedule(store, clock, schedule)
             later = [tick(store, clock) for _ in range(3)]
@@ -253,7 +262,7 @@ class TestAnyRhythm:
                 assert getattr(event, "supervision_id", None) == supervision_id
                 if isinstance(event, JobStuck):
                     assert open_since is None, f"a second JobStuck at {at} in one episode"
-                    assert at >= schedule.last_heartbeat(at) + schedule.stuck_after, (
+                    assert at >= schedule.stuck_deadline(at), (
                         f"JobStuck at {at}, last heartbeat {schedule.last_heartbeat(at)}"
                     )
                     open_since = at
@@ -266,7 +275,7 @@ class TestAnyRhythm:
                 else:
                     assert isinstance(event, JobTimeout), event
                     timeouts.append(at)
-            overdue = at >= schedule.last_heartbeat(at) + schedule.stuck_after
+            overdue = at >= schedule.stuck_deadline(at)
             if overdue:
                 assert open_since is not None, f"stuck at {at} but not reported"
             if open_since is not None:
@@ -313,15 +322,18 @@ def store_and_clock(
 
 
 class TestStuck:
-    """No heartbeat for interval x missed of elapsed time is stuck."""
+    """No heartbeat for interval x missed (plus the flush interval by which the stored
+    heartbeat may trail) of elapsed time is stuck."""
 
     def test_sparse_ticks_report_at_the_first_tick_past_the_deadline(
         self, store_and_clock: tuple[Store, ManualClock]
     ) -> None:
-        """With ticks 7 s apart and a 30 s limit, the job is reported at 35 s with the
-        time it has really been silent, and never again."""
+        """With ticks 7 s apart and a 30 s limit (a 31 s deadline with the flush
+        interval), the job is reported at 35 s with the time it has really been silent,
+        and never again."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, heartbeat_interval=10, missed_heartbeats=3)
+        assert job.record.stuck_deadline == T0 + 30 + flush_interval(10)
         seen: dict[float, list[Event]] = {}
         for at in range(0, 85, 7):
             advance_to(clock, at)
@@ -341,29 +353,37 @@ class TestStuck:
         self, store_and_clock: tuple[Store, ManualClock]
     ) -> None:
         """A job that heartbeat and then went silent is reported with that heartbeat's
-        time and the silence since."""
+        time and the silence since, not at interval x missed but a flush interval
+        later."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, heartbeat_interval=2, missed_heartbeats=2)
+        silence = 2 * 2 + flush_interval(2)
         advance_to(clock, 3)
         job.heartbeat()
-        advance_to(clock, 7)
+        advance_to(clock, 3 + 2 * 2)
+        assert tick(store, clock) == []
+        advance_to(clock, 3 + silence)
         (event,) = tick(store, clock)
         assert isinstance(event, JobStuck)
         assert event.last_heartbeat == datetime.fromtimestamp(T0 + 3, UTC)
-        assert event.stuck_duration.total_seconds() == 4
+        assert event.stuck_duration.total_seconds() == silence
         end_job(guard)
 
     def test_many_ticks_before_the_deadline_change_nothing(
         self, store_and_clock: tuple[Store, ManualClock]
     ) -> None:
-        """A thousand ticks before the deadline find nothing, and the report still
-        comes exactly at it."""
+        """A thousand ticks before the deadline, the last of them a millisecond short
+        of it, find nothing, and the report still comes exactly at it."""
         store, clock = store_and_clock
-        guard, _job = start_job(store, clock, heartbeat_interval=5, missed_heartbeats=2)
-        for _ in range(1000):
-            clock.advance(0.00999)
+        guard, job = start_job(store, clock, heartbeat_interval=5, missed_heartbeats=2)
+        deadline = 2 * 5 + flush_interval(5)
+        assert job.record.stuck_deadline == T0 + deadline
+        step = (deadline - 0.001) / 1000
+        for index in range(1, 1001):
+            advance_to(clock, step * index)
             assert tick(store, clock) == []
-        advance_to(clock, 10)
+        assert clock.timestamp() == pytest.approx(T0 + deadline - 0.001, abs=1e-6)
+        advance_to(clock, deadline)
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         end_job(guard)
 
@@ -402,16 +422,17 @@ class TestStuck:
         episode, reported again."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, heartbeat_interval=2, missed_heartbeats=3)
-        advance_to(clock, 6)
+        stuck_after = 2 * 3 + flush_interval(2)
+        advance_to(clock, stuck_after)
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         advance_to(clock, 7)
         job.heartbeat()
         kinds: list[type[Event]] = []
-        for at in (7, 7.5, 8, 8.5, 9, 9.5, 10, 11, 12):
+        for at in (7, 7.5, 8, 8.5, 9, 9.5, 10, 11, 12, 13):
             advance_to(clock, at)
             kinds += [type(e) for e in tick(store, clock)]
         assert kinds == [JobRecovered]
-        advance_to(clock, 13)
+        advance_to(clock, 7 + stuck_after)
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         end_job(guard)
 
@@ -419,18 +440,20 @@ class TestStuck:
         """JobRecovered names the job and why it recovered, and closes the incident."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, name="n", heartbeat_interval=1, missed_heartbeats=1)
-        advance_to(clock, 1)
-        tick(store, clock)
+        stuck_at = 1 + flush_interval(1)
+        advance_to(clock, stuck_at)
+        assert [type(e) for e in tick(store, clock)] == [JobStuck]
         advance_to(clock, 1.5)
         job.heartbeat()
-        advance_to(clock, 2)
+        recovery_check = stuck_at + 1  # one heartbeat interval after the report
+        advance_to(clock, recovery_check)
         (event,) = tick(store, clock)
         assert event == JobRecovered(
             supervision_id=job.supervision_id,
             job_class="n",
             recovered_from="job_stuck",
             reason="heartbeats resumed",
-            occurred_at=datetime.fromtimestamp(T0 + 2, UTC),
+            occurred_at=datetime.fromtimestamp(T0 + recovery_check, UTC),
         )
         assert store.keys(_keys.incident_prefix(job.supervision_id)) == []
         end_job(guard)
@@ -443,7 +466,7 @@ class TestStuck:
         monitor's recovery check then finds nothing to report."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, heartbeat_interval=1, missed_heartbeats=2)
-        advance_to(clock, 2)
+        advance_to(clock, 2 + flush_interval(1))
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         advance_to(clock, 2.5)
         job.heartbeat()
@@ -478,11 +501,12 @@ class TestRecoveryRace:
         reports nothing."""
         store, clock = store_and_clock
         guard, job = start_job(store, clock, heartbeat_interval=1, missed_heartbeats=1)
-        advance_to(clock, 1)
+        stuck_at = 1 + flush_interval(1)
+        advance_to(clock, stuck_at)
         assert [type(e) for e in tick(store, clock)] == [JobStuck]
         advance_to(clock, 1.5)
         job.heartbeat()
-        advance_to(clock, 2)
+        advance_to(clock, stuck_at + 1)  # the recovery check is due
         incident = _keys.incident_key(job.supervision_id, "job_stuck")
         record = _keys.job_key(job.supervision_id)
         monitor_found: list[Event] = []
@@ -515,9 +539,9 @@ class TestRecoveryRace:
         try:
             for round_ in range(25):
                 guard, job = start_job(job_store, clock, heartbeat_interval=1, missed_heartbeats=1)
-                clock.advance(1)
+                clock.advance(1 + flush_interval(1))
                 assert [type(e) for e in tick(monitor_store, clock)] == [JobStuck]
-                clock.advance(1)
+                clock.advance(1)  # the recovery check is due
                 stop = threading.Event()
                 found: list[Event] = []
                 thread = threading.Thread(
@@ -639,7 +663,7 @@ class TestSeveralMonitors:
             for step, first in enumerate(order):
                 clock.advance(0.5)  # step k runs at (k + 1) / 2 s
                 if step == 12:
-                    job.heartbeat()  # at 6.5 s: stuck since 3 s, recovers by 7.5 s
+                    job.heartbeat()  # at 6.5 s: stuck since 3.25 s, recovers by 7.5 s
                 if step == 16:
                     end_job(guard)  # at 8.5 s: timed out since 7 s, not stuck again
                 monitors[0 if first else 1].tick()
@@ -736,9 +760,13 @@ class TestDeadlineIndex:
         store, clock = store_and_clock
         supervisor = Supervisor(store, clock)
         count = detector.MAX_DUE_PER_TICK + 250
-        for _ in range(count):
-            running_job(supervisor, heartbeat_interval=1)
-        clock.advance(3)
+        deadlines = {
+            running_job(supervisor, heartbeat_interval=1).record.stuck_deadline
+            for _ in range(count)
+        }
+        (deadline,) = deadlines
+        assert deadline is not None
+        clock.advance(deadline - clock.timestamp())
         first, second, third = tick(store, clock), tick(store, clock), tick(store, clock)
         assert len(first) == detector.MAX_DUE_PER_TICK
         assert len(second) == 250
@@ -779,7 +807,9 @@ class TestAlerts:
         with runtime_on(tmp_path / "c.db", clock) as runtime:
             monitor = Monitor(runtime)
             guard, job = start_job(runtime.store, clock, heartbeat_interval=1)
-            clock.advance(3)
+            deadline = job.record.stuck_deadline
+            assert deadline is not None
+            clock.advance(deadline - clock.timestamp())
             monitor.tick()
             clock.advance(0.5)
             job.heartbeat()

@@ -128,12 +128,14 @@ class TestTick:
     def test_a_stuck_job_is_dispatched_and_delivered(
         self, runtime: Runtime, clock: ManualClock
     ) -> None:
-        """A job past its heartbeat deadline gives one report with a delivered
+        """A job at its heartbeat deadline gives one report with a delivered
         job_stuck alert; the next tick finds nothing new."""
         with supervise(
             "watched", heartbeat_interval=1, supervisor=Supervisor(runtime.store, clock)
         ) as job:
-            clock.advance(3)
+            deadline = job.record.stuck_deadline
+            assert deadline is not None
+            clock.advance(deadline - clock.timestamp())
             monitor = Monitor(runtime)
             (report,) = monitor.tick()
             again = monitor.tick()

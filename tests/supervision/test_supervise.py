@@ -37,6 +37,7 @@ from chaperone.supervision import (
     supervise,
 )
 from chaperone.supervision import _supervisor as supervisor_module
+from chaperone.supervision._records import flush_interval
 from chaperone.supervision._stats import read_stats
 from chaperone.supervision._supervisor import RETENTION
 from chaperone.testing import capture_all_logs
@@ -142,7 +143,8 @@ class TestRecords:
         self, supervisor: Supervisor, store: Store, clock: ManualClock
     ) -> None:
         """Inside the block the job is running, with its settings, and both checks are
-        scheduled at their deadlines."""
+        scheduled at their deadlines (the stuck one a flush interval after interval x
+        missed)."""
         start = clock.timestamp()
         with supervise(
             "reports.nightly",
@@ -166,7 +168,7 @@ class TestRecords:
         assert record.pid is not None
         assert record.host
         assert deadlines == {
-            _keys.member(job.supervision_id, "stuck"): start + 40,
+            _keys.member(job.supervision_id, "stuck"): start + 10 * 4 + flush_interval(10),
             _keys.member(job.supervision_id, "timeout"): start + 120,
         }
 
@@ -367,7 +369,8 @@ class TestHeartbeats:
             clock.advance(12)
             job.heartbeat()
             deadlines = scheduled(store)
-        assert deadlines[_keys.member(job.supervision_id, "stuck")] == start + 12 + 30
+        stuck_deadline = start + 12 + 10 * 3 + flush_interval(10)
+        assert deadlines[_keys.member(job.supervision_id, "stuck")] == stuck_deadline
         assert deadlines[_keys.member(job.supervision_id, "timeout")] == start + 100
 
     def test_progress_counts_as_a_heartbeat(

@@ -94,9 +94,9 @@ class ProcessTreeMeter:
     def _tree(self) -> tuple[float | None, float | None]:
         try:
             if self._root is None:
+                # Not primed here: the loop below primes it as a process seen for the
+                # first time (priming and reading at once would read a noisy instant).
                 self._root = psutil.Process(self.pid)
-                self._root.cpu_percent(None)
-                self._known[self.pid] = self._root
             root = self._root
             members = [root, *root.children(recursive=True)]
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
