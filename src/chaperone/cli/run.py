@@ -193,18 +193,20 @@ def _supervise_child(
             now = runtime.clock.timestamp()
             deadline = record.timeout_deadline
             if kill_on_timeout and deadline is not None and now >= deadline:
-                monitor.tick()
+                # Stop first (the limit is the user's), then report: the job is still
+                # on record as running, so this tick finds it timed out.
                 stopped_for = f"timed out after {record.timeout:g}s"
                 _stop_child(process, stopped_for)
+                monitor.tick()
                 break
             if now >= next_check:
                 violations = sampler.sample()
-                monitor.tick()
                 if kill_on_memory and ViolationType.MEMORY in violations:
                     stopped_for = f"over its memory limit of {record.memory_limit_mb:g} MB"
-                    monitor.tick()
                     _stop_child(process, stopped_for)
+                    monitor.tick()
                     break
+                monitor.tick()
                 next_check = now + check_interval
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(_POLL)
