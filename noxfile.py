@@ -61,10 +61,11 @@ def _channels(session: nox.Session) -> set[str]:
     return {channel for plugin in json.loads(listing) for channel in plugin["channels"]}
 
 
-def _check_discovery(session: nox.Session, installed: set[str]) -> None:
-    """`chaperone plugins` lists exactly the installed channels (besides the built-ins),
-    and naming a missing one fails at start-up with the package to install."""
-    found = _channels(session) - {"log", "database"}
+def _check_discovery(session: nox.Session, baseline: set[str], installed: set[str]) -> None:
+    """`chaperone plugins` lists exactly the installed channel plugins' channels besides
+    the ``baseline`` (built-ins and test fixtures), and naming a missing one fails at
+    start-up with the package to install."""
+    found = _channels(session) - baseline
     if found != installed:
         session.error(f"plugins listed {sorted(found)}, expected {sorted(installed)}")
     for name in set(CHANNEL_PLUGINS) - installed:
@@ -84,18 +85,19 @@ def _check_discovery(session: nox.Session, installed: set[str]) -> None:
 def combinations(session: nox.Session) -> None:
     """No plugin (with the core tests), each plugin alone, all together, none again."""
     session.install("-e", ".[test]", *FIXTURE_PLUGINS)
-    everything = [f"chaperone-{name}" for name in CHANNEL_PLUGINS]
-    _check_discovery(session, set())
+    baseline = _channels(session)
+    if baseline & set(CHANNEL_PLUGINS):
+        session.error(f"channel plugins present before any was installed: {sorted(baseline)}")
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
     for name in CHANNEL_PLUGINS:
         session.install(plugin_path(name))
-        _check_discovery(session, {name})
+        _check_discovery(session, baseline, {name})
         session.run("pip", "uninstall", "-y", "-q", f"chaperone-{name}")
     if CHANNEL_PLUGINS:
         session.install(*map(plugin_path, CHANNEL_PLUGINS))
-        _check_discovery(session, set(CHANNEL_PLUGINS))
-        session.run("pip", "uninstall", "-y", "-q", *everything)
-        _check_discovery(session, set())
+        _check_discovery(session, baseline, set(CHANNEL_PLUGINS))
+        session.run("pip", "uninstall", "-y", "-q", *(f"chaperone-{n}" for n in CHANNEL_PLUGINS))
+        _check_discovery(session, baseline, set())
 
 
 @nox.session

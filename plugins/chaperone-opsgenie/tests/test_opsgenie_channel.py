@@ -2,8 +2,6 @@
 headers and body, how it reads each answer, and how it checks its settings.
 """
 
-
-
 from __future__ import annotations
 
 import asyncio

@@ -6,8 +6,6 @@ test reads the run it needs: the wall time is that of the slowest run (the one t
 waits out a 429's ``Retry-After: 2``), not the sum.
 """
 
-
-
 from __future__ import annotations
 
 import json

@@ -2,8 +2,6 @@
 seed's format for each built-in alert type, resolutions, priorities and aliases.
 """
 
-
-
 from __future__ import annotations
 
 import hashlib

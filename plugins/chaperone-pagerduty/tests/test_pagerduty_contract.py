@@ -2,8 +2,6 @@
 answers (through ``httpx.MockTransport``: nothing leaves the process).
 """
 
-
-
 from __future__ import annotations
 
 import asyncio

@@ -7,8 +7,6 @@ read their results: the whole module costs about as long as its slowest run (the
 waiting out a ``Retry-After: 2``).
 """
 
-
-
 from __future__ import annotations
 
 import json

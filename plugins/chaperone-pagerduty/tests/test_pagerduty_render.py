@@ -2,8 +2,6 @@
 format for the built-in alert types, and resolutions that find their incident.
 """
 
-
-
 from __future__ import annotations
 
 import json
