@@ -85,6 +85,9 @@ def _check_discovery(session: nox.Session, baseline: set[str], installed: set[st
 def combinations(session: nox.Session) -> None:
     """No plugin (with the core tests), each plugin alone, all together, none again."""
     session.install("-e", ".[test]", *FIXTURE_PLUGINS)
+    everything = [f"chaperone-{name}" for name in CHANNEL_PLUGINS]
+    if everything:  # a reused virtual environment may hold some from an earlier run
+        session.run("pip", "uninstall", "-y", "-q", *everything)
     baseline = _channels(session)
     if baseline & set(CHANNEL_PLUGINS):
         session.error(f"channel plugins present before any was installed: {sorted(baseline)}")
@@ -96,7 +99,7 @@ def combinations(session: nox.Session) -> None:
     if CHANNEL_PLUGINS:
         session.install(*map(plugin_path, CHANNEL_PLUGINS))
         _check_discovery(session, baseline, set(CHANNEL_PLUGINS))
-        session.run("pip", "uninstall", "-y", "-q", *(f"chaperone-{n}" for n in CHANNEL_PLUGINS))
+        session.run("pip", "uninstall", "-y", "-q", *everything)
         _check_discovery(session, baseline, set())
 
 
