@@ -133,7 +133,8 @@ async def _classified_send(channel: Channel, alert: Alert, context: SendContext)
             outcome = await channel.send(alert, context)
     except TimeoutError:
         return Outcome.transient(f"timed out after {context.timeout:g}s")
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, ConnectionError) as exc:
+        # A network failure of an HTTP channel, or of any other (SMTP, a socket).
         return Outcome.transient(f"{type(exc).__name__}: connection failed")
     except Exception as exc:
         return Outcome.permanent(f"channel raised {type(exc).__name__}: {MASKER.mask(str(exc))}")

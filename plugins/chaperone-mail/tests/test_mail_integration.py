@@ -1,0 +1,365 @@
+r"""End to end: the real ``chaperone`` CLI in subprocesses, each with a clean environment
+and its own SQLite store, sending to real SMTP servers on 127.0.0.1.
+
+Every run is independent, so one fixture starts them all at once and the tests read
+their results: plain SMTP, STARTTLS with AUTH (trusted through ``ca_file``), an
+untrusted certificate, ``451`` then ``250``, ``550``, a refused password, missing
+settings, and the plugin disabled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from mail_smtp_server import (
+    Certificates,
+    Received,
+    SmtpServer,
+    always,
+    first_try_fails,
+    make_certificates,
+)
+
+CHAPERONE = Path(sys.executable).parent / "chaperone"
+PASSWORD = "Sup3r-Secret-SMTP-Passw0rd"  # noqa: S105 - the loopback server's test password
+USER = "chaperone@example.com"
+RECIPIENTS = ("ops@example.com", "dev@example.com")
+APP_URL = "https://app.example.com"
+SUBJECTS = {
+    "stuck": "[Chaperone Alert] Job Stuck: App\\Jobs\\ProcessLargeDataset",
+    "timeout": "[Chaperone Alert] Job Timeout: App\\Jobs\\GenerateMonthlyReport",
+    "circuit-breaker": "[Chaperone Alert] Circuit Breaker Opened: payment-gateway",
+    "resource": "[Chaperone Alert] Resource Violation: App\\Jobs\\ImportCustomerFeed",
+}
+SEND = ("test-alerts", "--channel", "mail", "--json")
+
+
+@attrs.frozen
+class Run:
+    """One finished ``chaperone`` run, and the folder it ran in."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    folder: Path
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The JSON rows ``test-alerts --json`` printed."""
+        try:
+            rows = json.loads(self.stdout)
+        except json.JSONDecodeError:
+            pytest.fail(f"no JSON from `chaperone {' '.join(self.args)}`:\n{self}")
+        assert isinstance(rows, list)
+        return rows
+
+    def stored_bytes(self) -> bytes:
+        """Everything the run left on disk (the SQLite store and its journals)."""
+        return b"".join(path.read_bytes() for path in self.folder.rglob("*") if path.is_file())
+
+    def __str__(self) -> str:
+        return (
+            f"$ chaperone {' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+@attrs.frozen
+class Scenario:
+    """A command, its environment, and the server it talks to (if any)."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    server: SmtpServer | None = None
+
+
+def clean_environ(folder: Path, **variables: str) -> dict[str, str]:
+    """This process's environment less every CHAPERONE_* and MAIL_* variable, with a
+    store in ``folder``, then ``variables``.
+    """
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CHAPERONE_", "MAIL_"))
+    }
+    environ["CHAPERONE_STORE"] = f"sqlite:///{(folder / 'chaperone.db').resolve()}"
+    environ.update(variables)
+    return environ
+
+
+def mail_env(server: SmtpServer, **variables: str) -> dict[str, str]:
+    """The MAIL_* settings that point the channel at ``server``."""
+    return {
+        "MAIL_HOST": "127.0.0.1",
+        "MAIL_PORT": str(server.port),
+        "MAIL_ENCRYPTION": "none",
+        "MAIL_FROM_ADDRESS": "alerts@example.com",
+        "MAIL_FROM_NAME": "Chaperone",
+        "CHAPERONE_ALERT_RECIPIENTS": ",".join(RECIPIENTS),
+        "CHAPERONE_APP_URL": APP_URL,
+        "CHAPERONE_DELIVERY_MAX_BACKOFF": "0.1s",
+        **variables,
+    }
+
+
+def tls_env(server: SmtpServer, certificates: Certificates, **variables: str) -> dict[str, str]:
+    """STARTTLS trusting the test CA, and AUTH as USER."""
+    return mail_env(
+        server,
+        MAIL_ENCRYPTION="tls",
+        CHAPERONE_MAIL_CA_FILE=str(certificates.ca_file),
+        MAIL_USERNAME=USER,
+        MAIL_PASSWORD=PASSWORD,
+        **variables,
+    )
+
+
+def run_all(scenarios: Mapping[str, Scenario], folders: Mapping[str, Path]) -> dict[str, Run]:
+    """Run every scenario at once; wait for each (60 s at most)."""
+    started = {
+        name: subprocess.Popen(
+            [str(CHAPERONE), *scenario.args],
+            cwd=folders[name],
+            env=clean_environ(folders[name], **scenario.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        for name, scenario in scenarios.items()
+    }
+    runs = {}
+    for name, process in started.items():
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        runs[name] = Run(scenarios[name].args, process.returncode, stdout, stderr, folders[name])
+    return runs
+
+
+@attrs.frozen
+class Results:
+    """Every scenario's run and server."""
+
+    runs: Mapping[str, Run]
+    servers: Mapping[str, SmtpServer]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
+    """Start a server per scenario, run every scenario's CLI command concurrently."""
+    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
+    servers = {
+        "plain": SmtpServer(),
+        "tls": SmtpServer(starttls=certificates.server_context, users={USER: PASSWORD}),
+        "untrusted": SmtpServer(starttls=certificates.server_context, users={USER: PASSWORD}),
+        "flaky": SmtpServer(reply=first_try_fails("451 4.3.0 Try again later")),
+        "rejecting": SmtpServer(reply=always("550 5.7.1 Message rejected")),
+        "bad_password": SmtpServer(
+            starttls=certificates.server_context, users={USER: "another-password"}
+        ),
+    }
+    untrusted = tls_env(servers["untrusted"], certificates)
+    del untrusted["CHAPERONE_MAIL_CA_FILE"]
+    no_recipients = mail_env(servers["plain"])
+    del no_recipients["CHAPERONE_ALERT_RECIPIENTS"]
+    no_host = mail_env(servers["plain"])
+    del no_host["MAIL_HOST"]
+    scenarios = {
+        "plain": Scenario(SEND, mail_env(servers["plain"]), servers["plain"]),
+        "tls": Scenario(
+            ("test-alerts", "--channel", "mail"),
+            tls_env(servers["tls"], certificates),
+            servers["tls"],
+        ),
+        "untrusted": Scenario(SEND, untrusted, servers["untrusted"]),
+        "flaky": Scenario(SEND, mail_env(servers["flaky"]), servers["flaky"]),
+        "rejecting": Scenario(SEND, mail_env(servers["rejecting"]), servers["rejecting"]),
+        "bad_password": Scenario(
+            SEND, tls_env(servers["bad_password"], certificates), servers["bad_password"]
+        ),
+        "no_recipients": Scenario(SEND, no_recipients),
+        "no_host": Scenario(SEND, no_host),
+        "config_show": Scenario(
+            ("config", "show", "--json"),
+            tls_env(servers["tls"], certificates, CHAPERONE_ALERT_CHANNELS="mail"),
+        ),
+        "disabled": Scenario(
+            ("config", "check"),
+            mail_env(
+                servers["plain"],
+                CHAPERONE_ALERT_CHANNELS="mail",
+                CHAPERONE_DISABLE_PLUGINS="mail",
+            ),
+        ),
+        "plugins": Scenario(("plugins", "--json"), {}),
+    }
+    folders = {name: tmp_path_factory.mktemp(name) for name in scenarios}
+    for server in servers.values():
+        server.start()
+    try:
+        yield Results(run_all(scenarios, folders), servers)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def by_subject(received: list[Received]) -> dict[str, Received]:
+    return {item.subject: item for item in received}
+
+
+def assert_no_password(run: Run) -> None:
+    """The password is in no output and nowhere on disk."""
+    assert PASSWORD not in run.stdout, str(run)
+    assert PASSWORD not in run.stderr, str(run)
+    assert PASSWORD.encode() not in run.stored_bytes()
+
+
+class TestDelivered:
+    """``chaperone test-alerts --channel mail`` delivers all four alert types."""
+
+    def test_plain_smtp(self, results: Results) -> None:
+        """Four messages, one per alert type, each to both recipients, exit 0."""
+        run = results.runs["plain"]
+        assert run.returncode == 0, str(run)
+        rows = run.rows()
+        assert [row["sample"] for row in rows] == list(SUBJECTS)
+        assert all(row["status"] == "delivered" and row["attempts"] == 1 for row in rows)
+        received = results.servers["plain"].received
+        assert sorted(item.subject for item in received) == sorted(SUBJECTS.values())
+        assert all(item.rcpt_tos == RECIPIENTS for item in received)
+        assert all(item.mail_from == "alerts@example.com" for item in received)
+
+    def test_bodies_and_links(self, results: Results) -> None:
+        """Each body follows the seed; job alerts link to their job, the breaker not."""
+        rows = {row["sample"]: row for row in results.runs["plain"].rows()}
+        received = by_subject(results.servers["plain"].received)
+        stuck = received[SUBJECTS["stuck"]]
+        link = f"{APP_URL}/chaperone/jobs/{rows['stuck']['key']}"
+        text = stuck.text()
+        assert text.startswith("Job Stuck Alert\nSeverity: error · Type: job_stuck\n")
+        assert "Stuck Duration: 30 minutes\n" in text
+        assert f"View Job Details: {link}\n" in text
+        assert f'<a href="{link}"' in stuck.html()
+        timeout_link = f"{APP_URL}/chaperone/jobs/{rows['timeout']['key']}"
+        assert f"View Job Details: {timeout_link}" in received[SUBJECTS["timeout"]].text()
+        resource = received[SUBJECTS["resource"]].text()
+        assert "Severity: warning · Type: resource_violation" in resource
+        assert f"{APP_URL}/chaperone/jobs/" in resource
+        breaker = received[SUBJECTS["circuit-breaker"]]
+        assert "Severity: critical · Type: circuit_breaker" in breaker.text()
+        assert "View Job Details" not in breaker.text()
+        assert "View Job Details" not in breaker.html()
+
+    def test_starttls_and_auth(self, results: Results) -> None:
+        """STARTTLS trusting the CA in CHAPERONE_MAIL_CA_FILE, then AUTH: all four
+        delivered over TLS as the user; the password shows nowhere.
+        """
+        run = results.runs["tls"]
+        assert run.returncode == 0, str(run)
+        assert "4 delivered, 0 failed" in run.stdout
+        received = results.servers["tls"].received
+        assert sorted(item.subject for item in received) == sorted(SUBJECTS.values())
+        assert all(item.secure and item.login == USER for item in received)
+        assert_no_password(run)
+
+    def test_transient_reply_retried(self, results: Results) -> None:
+        """451 to each first try: every alert delivered on its second attempt."""
+        run = results.runs["flaky"]
+        assert run.returncode == 0, str(run)
+        assert [row["attempts"] for row in run.rows()] == [2, 2, 2, 2]
+        replies = [item.reply[:3] for item in results.servers["flaky"].received]
+        assert sorted(replies) == ["250"] * 4 + ["451"] * 4
+
+
+class TestFailed:
+    """Failures are reported, permanent ones not retried, and the exit code is 1."""
+
+    def test_untrusted_certificate(self, results: Results) -> None:
+        """Certificates are verified by default: without the CA nothing is sent, each
+        alert fails once, and the reason names the setting to fix.
+        """
+        run = results.runs["untrusted"]
+        assert run.returncode == 1, str(run)
+        rows = run.rows()
+        assert [row["status"] for row in rows] == ["failed"] * 4
+        assert [row["attempts"] for row in rows] == [1] * 4
+        assert all("not verified" in row["detail"] for row in rows)
+        assert all("CHAPERONE_MAIL_CA_FILE" in row["detail"] for row in rows)
+        assert results.servers["untrusted"].transactions == 0
+        assert_no_password(run)
+
+    def test_permanent_reply_not_retried(self, results: Results) -> None:
+        """550: each alert tried exactly once."""
+        run = results.runs["rejecting"]
+        assert run.returncode == 1, str(run)
+        rows = run.rows()
+        assert [(row["status"], row["attempts"]) for row in rows] == [("failed", 1)] * 4
+        assert all(row["detail"].startswith("SMTP 550") for row in rows)
+        assert results.servers["rejecting"].transactions == 4
+
+    def test_refused_password(self, results: Results) -> None:
+        """A refused login (535) fails each alert once; the password shows nowhere."""
+        run = results.runs["bad_password"]
+        assert run.returncode == 1, str(run)
+        rows = run.rows()
+        assert [(row["status"], row["attempts"]) for row in rows] == [("failed", 1)] * 4
+        assert all(row["detail"].startswith("SMTP 535 at AUTH") for row in rows)
+        assert results.servers["bad_password"].transactions == 0
+        assert_no_password(run)
+
+
+class TestConfiguration:
+    """Bad or missing settings stop start-up (exit 2) naming what to set."""
+
+    def test_no_recipients(self, results: Results) -> None:
+        """No recipients anywhere: exit 2 naming CHAPERONE_ALERT_RECIPIENTS."""
+        run = results.runs["no_recipients"]
+        assert run.returncode == 2, str(run)
+        assert "CHAPERONE_ALERT_RECIPIENTS" in run.stderr
+
+    def test_no_host(self, results: Results) -> None:
+        """No MAIL_HOST: exit 2 naming it."""
+        run = results.runs["no_host"]
+        assert run.returncode == 2, str(run)
+        assert "MAIL_HOST" in run.stderr
+
+    def test_config_show_masks_the_password(self, results: Results) -> None:
+        """``config show`` lists the mail settings by their variables, password masked."""
+        run = results.runs["config_show"]
+        assert run.returncode == 0, str(run)
+        rows = {row["setting"]: row for row in json.loads(run.stdout)}
+        assert rows["channels.mail.host"]["env"] == "MAIL_HOST"
+        assert rows["channels.mail.password"]["value"] == "********"
+        assert_no_password(run)
+
+
+class TestDiscovery:
+    """The installed plugin is found; disabled, config naming it says what to install."""
+
+    def test_listed(self, results: Results) -> None:
+        """``chaperone plugins --json`` lists the plugin ``mail`` with its channel."""
+        run = results.runs["plugins"]
+        assert run.returncode == 0, str(run)
+        plugins = {plugin["name"]: plugin for plugin in json.loads(run.stdout)}
+        assert plugins["mail"]["channels"] == ["mail"]
+        assert plugins["mail"]["distribution"] == "chaperone-mail"
+
+    def test_disabled_names_the_package(self, results: Results) -> None:
+        """With the plugin disabled, CHAPERONE_ALERT_CHANNELS=mail fails naming
+        chaperone-mail (the same path as when it is not installed).
+        """
+        run = results.runs["disabled"]
+        assert run.returncode == 2, str(run)
+        assert "pip install chaperone-mail" in run.stdout + run.stderr
