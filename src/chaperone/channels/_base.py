@@ -38,6 +38,9 @@ class ChannelSettings:
     app: Settings
     store: Store
     clock: Clock
+    aliases: Mapping[str, str] = attrs.field(factory=dict)
+    """Settings key → the channel's customary environment variable (``host`` →
+    ``MAIL_HOST``), used to name an unset key in errors."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key`` (stripped when text), or ``default`` when unset."""
@@ -58,9 +61,13 @@ class ChannelSettings:
         return Secret(str(self.require(key)))
 
     def setting_name(self, key: str) -> str:
-        """The name a person would set ``key`` by (an environment variable or TOML key)."""
+        """The name a person would set ``key`` by: where it came from when set, else the
+        channel's customary variable for it (``MAIL_HOST``), else ``CHAPERONE_<NAME>_<KEY>``.
+        """
+        if key in self.origins:
+            return self.origins[key][0]
         default = f"CHAPERONE_{self.channel.upper().replace('-', '_')}_{key.upper()}"
-        return self.origins.get(key, (default, "default"))[0]
+        return self.aliases.get(key, default)
 
     def problem(self, key: str, message: str) -> ConfigError:
         """Build the ConfigError for a bad or missing ``key``. Never quotes the value."""

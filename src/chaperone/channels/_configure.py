@@ -59,5 +59,11 @@ def channel_settings(
         if isinstance(values.get(key), str):
             MASKER.add(values[key].strip())
     return ChannelSettings(
-        channel=name, values=values, origins=origins, app=app, store=store, clock=clock
+        channel=name,
+        values=values,
+        origins=origins,
+        app=app,
+        store=store,
+        clock=clock,
+        aliases={key: variable for variable, key in channel_class.env_aliases.items()},
     )

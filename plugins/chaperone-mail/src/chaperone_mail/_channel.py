@@ -19,6 +19,7 @@ import attrs
 import structlog
 
 from chaperone import Alert, Channel, ChannelSettings, ConfigError, Outcome, Secret, SendContext
+from chaperone.channels import env_prefix
 from chaperone_mail._render import build_message, one_line
 
 __all__ = ["Encryption", "MailChannel"]
@@ -373,7 +374,7 @@ def _problem(settings: ChannelSettings, key: str, message: str) -> ConfigError:
     if key in settings.origins:
         return settings.problem(key, message)
     alias = _alias_of(key)
-    own = settings.setting_name(key)
+    own = f"{env_prefix(settings.channel)}{key.upper()}"
     toml = f"{key} in [channels.{settings.channel}]"
     others = f"{own} or {toml}" if alias else toml
     return ConfigError.single(alias or own, "not set", f"{message} (or set {others})")
