@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone._exceptions import StoreError
-from chaperone.store import MemoryStore, SQLiteStore, Store
-
-
-def _memory(clock: ManualClock, _tmp: Path) -> Store:
-    return MemoryStore(clock)
-
-
-def _sqlite(clock: ManualClock, tmp: Path) -> Store:
-    path = tmp / "store.sqlite3"
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
-
-
-BACKENDS = {"memory": _memory, "sqlite": _sqlite}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](clock, tmp_path)
-    yield opened
-    opened.close()
+from chaperone.store import MemoryStore, Store
+from helpers.stores import SharedSQLite
 
 
 class TestProtocol:
@@ -423,24 +397,6 @@ class DictModel:
 
     def tail(self, stream: str, limit: int) -> list[str]:
         return list(reversed(self.streams.get(stream, [])))[:limit]
-
-
-@attrs.define
-class SharedSQLite:
-    """One SQLite file reused by every example, since opening a file costs more than a run."""
-
-    clock: ManualClock
-    store: SQLiteStore
-    runs: Iterator[int]
-
-
-@pytest.fixture(scope="module")
-def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSQLite]:
-    clock = ManualClock()
-    path = tmp_path_factory.mktemp("model") / "model.sqlite3"
-    store = SQLiteStore(path, clock, f"sqlite:///{path}")
-    yield SharedSQLite(clock, store, itertools.count())
-    store.close()
 
 
 class TestAgainstModel:

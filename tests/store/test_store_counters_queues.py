@@ -6,51 +6,25 @@ sharing its spawned workers.
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone._exceptions import StoreError
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, Store
+from helpers.stores import SharedSQLite
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 NOT_COUNTERS = ["abc", "", "1.5", "05", "+1", " 1", "1 ", "-0", "1_000", "٣", str(INT64_MAX + 1)]
 """Values that Python's int() may read but that are not canonical 64-bit integers."""
-
-
-def _memory(clock: ManualClock, _tmp: Path) -> Store:
-    return MemoryStore(clock)
-
-
-def _sqlite(clock: ManualClock, tmp: Path) -> Store:
-    path = tmp / "store.sqlite3"
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
-
-
-BACKENDS = {"memory": _memory, "sqlite": _sqlite}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](clock, tmp_path)
-    yield opened
-    opened.close()
 
 
 def _in_threads(count: int, work: Callable[[int], None]) -> None:
@@ -392,24 +366,6 @@ class Model:
     def pop(self, name: str, limit: int) -> list[str]:
         records = self.queues.get(name, deque())
         return [records.popleft() for _ in range(min(limit, len(records)))]
-
-
-@attrs.define
-class SharedSQLite:
-    """One SQLite file for every example: keys cleared at each start, queue names fresh."""
-
-    clock: ManualClock
-    store: SQLiteStore
-    runs: Iterator[int]
-
-
-@pytest.fixture(scope="module")
-def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSQLite]:
-    clock = ManualClock()
-    path = tmp_path_factory.mktemp("counter-model") / "model.sqlite3"
-    store = SQLiteStore(path, clock, f"sqlite:///{path}")
-    yield SharedSQLite(clock, store, itertools.count())
-    store.close()
 
 
 def _outcome(call: Callable[[], object]) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,35 +17,12 @@ from chaperone._clock import ManualClock
 from chaperone._exceptions import StoreError
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.store._sqlite import _DUE
+from helpers.stores import SharedSQLite
 
 MANY = 100_000
 """Members in the large index of the scale tests."""
 START = 1_700_000_000.0
 """A Unix time to schedule from."""
-
-
-def _memory(clock: ManualClock, _tmp: Path) -> Store:
-    return MemoryStore(clock)
-
-
-def _sqlite(clock: ManualClock, tmp: Path) -> Store:
-    path = tmp / "store.sqlite3"
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
-
-
-BACKENDS = {"memory": _memory, "sqlite": _sqlite}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](clock, tmp_path)
-    yield opened
-    opened.close()
 
 
 class TestSchedule:
@@ -337,22 +313,6 @@ class DeadlineModel:
         members = self.indexes.get(index, {})
         ordered = sorted((at, member) for member, at in members.items() if at <= until)
         return [(member, at) for at, member in ordered[:limit]]
-
-
-@attrs.define
-class SharedSQLite:
-    """One SQLite file for every example; each example gets fresh index names."""
-
-    store: SQLiteStore
-    runs: Iterator[int]
-
-
-@pytest.fixture(scope="module")
-def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSQLite]:
-    path = tmp_path_factory.mktemp("deadline-model") / "model.sqlite3"
-    store = SQLiteStore(path, ManualClock(), f"sqlite:///{path}")
-    yield SharedSQLite(store, itertools.count())
-    store.close()
 
 
 class TestAgainstModel:
