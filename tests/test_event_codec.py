@@ -18,8 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chaperone import _events
+from chaperone._alerts import Alert
 from chaperone._event_codec import decode_event, encode_event, register_event_class
 from chaperone._events import (
+    AlertsGrouped,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
@@ -28,6 +30,7 @@ from chaperone._events import (
     JobRecovered,
     JobStuck,
     JobTimeout,
+    MaintenanceEnded,
     ResourceRecovered,
     ResourceViolationDetected,
     ThresholdCleared,
@@ -96,6 +99,36 @@ def one_of_each() -> list[Event]:
         ),
         ThresholdCleared(
             metric=ThresholdMetric.QUEUE_LENGTH, subject="default", value=1.0, threshold=10.0
+        ),
+        AlertsGrouped(
+            group_key="job_stuck|App\\Jobs\\Import",
+            alerts=[
+                Alert(
+                    type="job_stuck",
+                    key="k1",
+                    headline="Job Stuck",
+                    title="Job Stuck: App\\Jobs\\Import",
+                    summary="stuck",
+                    occurred_at=AT,
+                    labels={"team": "data"},
+                    fields={"Supervision ID": "k1"},
+                )
+            ],
+            window=timedelta(minutes=10),
+            window_started=AT,
+            sent_individually=4,
+            occurred_at=AT,
+        ),
+        MaintenanceEnded(
+            window_id="mw-1",
+            started_at=AT,
+            ended_at=AT + timedelta(minutes=30),
+            reason="deploy",
+            matches="job_class=App\\Jobs\\*",
+            suppressed=3,
+            by_type={"job_stuck": 2, "job_timeout": 1},
+            examples=("Job Stuck: A", "Job Timeout: B"),
+            occurred_at=AT,
         ),
     ]
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from chaperone._delivery import DeliveryResult
     from chaperone._durations import format_duration, parse_duration
     from chaperone._events import (
+        AlertsGrouped,
         CircuitBreakerClosed,
         CircuitBreakerOpened,
         Event,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         JobRecovered,
         JobStuck,
         JobTimeout,
+        MaintenanceEnded,
         ResourceRecovered,
         ResourceViolationDetected,
         ThresholdCleared,
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "Alert": "chaperone._alerts",
     "AlertReport": "chaperone._pipeline",
+    "AlertsGrouped": "chaperone._events",
     "AlertStatus": "chaperone._alerts",
     "Channel": "chaperone.channels",
     "ChannelSettings": "chaperone.channels",
@@ -92,6 +95,7 @@ _EXPORTS: dict[str, str] = {
     "JobState": "chaperone.supervision",
     "JobStuck": "chaperone._events",
     "JobTimeout": "chaperone._events",
+    "MaintenanceEnded": "chaperone._events",
     "load_settings": "chaperone.config",
     "ManualClock": "chaperone._clock",
     "mask_secrets": "chaperone._logging",
@@ -143,6 +147,7 @@ __all__ = [
     "Alert",
     "AlertReport",
     "AlertStatus",
+    "AlertsGrouped",
     "Channel",
     "ChannelSettings",
     "ChaperoneError",
@@ -165,6 +170,7 @@ __all__ = [
     "JobState",
     "JobStuck",
     "JobTimeout",
+    "MaintenanceEnded",
     "ManualClock",
     "Monitor",
     "Outcome",

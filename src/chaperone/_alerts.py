@@ -93,6 +93,15 @@ class Alert:
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_labels)
     details_url: str | None = None
     runbook_url: str | None = None
+    digest_of: int | None = None
+    """For a digest (held alerts of a group, or what a maintenance window suppressed): how
+    many alerts it stands for. Digests skip the filters, since what they stand for already
+    went through them. None for an ordinary alert."""
+
+    @property
+    def is_digest(self) -> bool:
+        """Whether this alert stands for other alerts (a digest or a summary)."""
+        return self.digest_of is not None
 
     @property
     def incident_key(self) -> str:

@@ -58,6 +58,8 @@ async def deliver(
 
 
 async def _deliver_one(runtime: Runtime, alert: Alert, destination: Destination) -> DeliveryResult:
+    if destination.runbook_url and not alert.runbook_url:
+        alert = attrs.evolve(alert, runbook_url=destination.runbook_url)
     try:
         channel = runtime.channel_for(destination)
     except Exception as exc:

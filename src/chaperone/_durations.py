@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "format_time", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -71,3 +71,10 @@ def format_duration(delta: timedelta) -> str:
 
 def _plural(amount: int, unit: str) -> str:
     return f"{amount} {unit}" if amount == 1 else f"{amount} {unit}s"
+
+
+def format_time(moment: datetime | None) -> str:
+    """The seed's timestamp format, in UTC: ``2024-01-15 10:30:00 UTC`` (``never`` for
+    None).
+    """
+    return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")

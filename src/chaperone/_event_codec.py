@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from chaperone import _events
+from chaperone._alerts import Alert
 from chaperone._events import Event, IncidentRef
 
 __all__ = ["decode_event", "encode_event", "register_event_class"]
@@ -41,6 +42,8 @@ def _encode(value: Any) -> Any:
         return value.value
     if isinstance(value, IncidentRef):
         return {"$incident": [value.type, value.key]}
+    if isinstance(value, Alert):
+        return {"$alert": value.to_dict()}
     if isinstance(value, tuple | list):
         return [_encode(item) for item in value]
     if isinstance(value, dict):
@@ -61,6 +64,8 @@ def _decode(value: Any) -> Any:
         if "$incident" in value:
             alert_type, key = value["$incident"]
             return IncidentRef(type=alert_type, key=key)
+        if "$alert" in value:
+            return Alert.from_dict(value["$alert"])
         return {key: _decode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_decode(item) for item in value]

@@ -8,12 +8,15 @@ recovery event that resolves the incident it opened.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import attrs
 
+from chaperone._alerts import Alert
+
 __all__ = [
+    "AlertsGrouped",
     "CircuitBreakerClosed",
     "CircuitBreakerOpened",
     "Event",
@@ -22,6 +25,7 @@ __all__ = [
     "JobRecovered",
     "JobStuck",
     "JobTimeout",
+    "MaintenanceEnded",
     "ResourceRecovered",
     "ResourceViolationDetected",
     "ThresholdCleared",
@@ -210,3 +214,46 @@ class ThresholdCleared(Event):
     subject: str
     value: float
     threshold: float
+
+
+def _alerts(value: Iterable[Alert]) -> tuple[Alert, ...]:
+    return tuple(value)
+
+
+def _counts(value: Mapping[str, int] | Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    pairs = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(name), int(count)) for name, count in pairs))
+
+
+@attrs.frozen(kw_only=True)
+class AlertsGrouped(Event):
+    """A group's window closed (or its count was reached) with alerts held for a digest.
+
+    ``alerts`` are the held alerts, oldest first; ``sent_individually`` says how many of
+    the group's alerts in the same window went out one by one before the holding began.
+    """
+
+    group_key: str
+    alerts: tuple[Alert, ...] = attrs.field(converter=_alerts)
+    window: timedelta = attrs.field(validator=_non_negative)
+    window_started: datetime = attrs.field(converter=_utc)
+    sent_individually: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class MaintenanceEnded(Event):
+    """A maintenance window ended; ``suppressed`` alerts matched it while it was on.
+
+    ``by_type`` counts them per alert type; ``examples`` holds the titles of the first
+    few, so the summary can say what was hidden.
+    """
+
+    window_id: str
+    started_at: datetime = attrs.field(converter=_utc)
+    ended_at: datetime = attrs.field(converter=_utc)
+    reason: str = ""
+    matches: str = "everything"
+    """What the window matched, as ``chaperone maintenance status`` shows it."""
+    suppressed: int = 0
+    by_type: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_counts)
+    examples: tuple[str, ...] = attrs.field(default=(), converter=tuple)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 import structlog
 
-from chaperone._alerts import Alert
+from chaperone._alerts import Alert, Priority
 from chaperone._delivery import DeliveryResult, deliver
 from chaperone._events import Event
 from chaperone._secrets import MASKER
@@ -91,8 +91,12 @@ def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
 
 
 async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> AlertReport:
-    """Filter, route and deliver one alert."""
-    verdict = _verdict_for(runtime, alert, is_test)
+    """Prioritise, filter, route and deliver one alert."""
+    alert = _with_priority(runtime, alert)
+    if alert.is_digest:
+        verdict = Verdict.send("a digest: its alerts already passed the filters")
+    else:
+        verdict = _verdict_for(runtime, alert, is_test)
     if verdict.kind is not VerdictKind.SEND:
         _log.info(
             "alert not sent",
@@ -106,6 +110,21 @@ async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False
         _log.warning("alert routed to no channel", alert=alert.incident_key)
     results = await deliver(runtime, alert, destinations)
     return AlertReport(alert=alert, verdict=verdict, deliveries=tuple(results))
+
+
+def _with_priority(runtime: Runtime, alert: Alert) -> Alert:
+    try:
+        priority = runtime.plugins.hook.chaperone_alert_priority(alert=alert, runtime=runtime)
+    except Exception as exc:
+        _log.error("priority hook raised; keeping the alert's priority", error=_describe(exc))
+        return alert
+    if priority is None or priority == alert.priority:
+        return alert
+    try:
+        return attrs.evolve(alert, priority=Priority(priority))
+    except ValueError:
+        _log.error("priority hook returned no priority", returned=repr(priority))
+        return alert
 
 
 def _verdict_for(runtime: Runtime, alert: Alert, is_test: bool) -> Verdict:

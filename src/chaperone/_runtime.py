@@ -116,12 +116,26 @@ class Runtime:
                     message="no channel configured: every alert would be lost",
                 )
             )
-        for name in self.settings.channels:
-            if name not in self.plugins.channel_classes:
-                unknown.append(self._unknown_channel(name))
+        destinations = [Destination(channel=name) for name in self.settings.channels]
+        for index, route in enumerate(self.settings.routes):
+            destinations.extend(
+                Destination(
+                    channel=name,
+                    route=route.name,
+                    settings=route.channel_settings.get(name, {}),
+                )
+                for name in route.channels
+            )
+            for name in route.channels:
+                if name not in self.plugins.channel_classes:
+                    unknown.append(self._unknown_channel(name, f"alerting.routes[{index}]"))
+        for destination in destinations:
+            if destination.channel not in self.plugins.channel_classes:
+                if destination.route == "default":
+                    unknown.append(self._unknown_channel(destination.channel))
                 continue
             try:
-                self.channel_for(Destination(channel=name))
+                self.channel_for(destination)
             except ConfigError as exc:
                 problems.extend(exc.problems)
         if unknown:
@@ -129,7 +143,7 @@ class Runtime:
         if problems:
             raise ConfigError(problems)
 
-    def _unknown_channel(self, name: str) -> ConfigProblem:
+    def _unknown_channel(self, name: str, route: str | None = None) -> ConfigProblem:
         installed = ", ".join(sorted(self.plugins.channel_classes)) or "none"
         provider = next((info for info in self.plugins.broken if info.name == name), None)
         hint = (
@@ -137,9 +151,14 @@ class Runtime:
             if provider
             else f"install it with: pip install {package_for_channel(name)}"
         )
+        key, source = (
+            (f"{route}.channels", self.settings.config_file or "config file")
+            if route
+            else ("CHAPERONE_ALERT_CHANNELS", self.settings.source_of("alerting.channels"))
+        )
         return ConfigProblem(
-            key="CHAPERONE_ALERT_CHANNELS",
-            source=self.settings.source_of("alerting.channels"),
+            key=key,
+            source=source,
             message=f"no installed plugin provides channel {name!r}; {hint} "
             f"(installed channels: {installed})",
         )

@@ -51,11 +51,15 @@ class Verdict:
 
 @attrs.frozen(kw_only=True)
 class Destination:
-    """Where a routed alert goes: a channel name and the route's settings for it."""
+    """Where a routed alert goes: a channel name, the route that chose it, the route's
+    settings for that channel, and the route's runbook link (shown when the alert has
+    none of its own).
+    """
 
     channel: str
     route: str = "default"
     settings: Mapping[str, Any] = attrs.field(factory=dict)
+    runbook_url: str | None = None
 
 
 class OutcomeKind(enum.StrEnum):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chaperone._alerts import Alert
+from chaperone._alerts import Alert, Priority
 from chaperone._events import Event
 from chaperone._markers import hookspec
 from chaperone._verdicts import Destination, Outcome, Verdict
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from chaperone.channels import Channel
 
 __all__ = [
+    "chaperone_alert_priority",
     "chaperone_alerts",
     "chaperone_delivered",
     "chaperone_delivery_failed",
@@ -110,13 +111,28 @@ def chaperone_alerts(event: Event, runtime: Runtime) -> Sequence[Alert] | None:
 
 
 @hookspec(firstresult=True)
+def chaperone_alert_priority(alert: Alert, runtime: Runtime) -> Priority | None:
+    """Give an alert its priority (critical, high, normal, low) before the filters see it.
+
+    firstresult: the first implementation that returns a :class:`Priority` decides; None
+    keeps the priority the alert was built with. The built-in one, from the
+    ``[alerting.priority]`` rules, runs last. Critical alerts skip escalation delays and
+    grouping; low ones can be made digest-only.
+
+    :param alert: the alert as built.
+    :param runtime: the running Chaperone.
+    """
+
+
+@hookspec(firstresult=True)
 def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Verdict | None:
     """Decide whether an alert goes out now, is suppressed, or is held for a group.
 
     firstresult: filters are asked in order and the first :class:`Verdict` decides
     (``send`` skips the filters after it); None means no opinion. The built-in filters
-    run in the order maintenance, priority, rate limit/escalation, grouping; a plugin's
-    filter runs before them unless it is marked ``trylast``.
+    run in the order maintenance, escalation, rate limit, grouping; a plugin's filter
+    runs before them unless it is marked ``trylast``. Digests (``alert.is_digest``) are
+    not filtered: the alerts they stand for already were.
 
     :param alert: the alert.
     :param runtime: the running Chaperone: settings, store and clock.
@@ -129,7 +145,9 @@ def chaperone_route(alert: Alert, runtime: Runtime) -> Sequence[Destination] | N
     """Choose where an alert goes.
 
     firstresult: the first implementation that returns destinations decides; the
-    built-in default route (``CHAPERONE_ALERT_CHANNELS``) runs last.
+    built-in one runs last: the first matching ``[[alerting.routes]]`` entry (and those
+    after it while they say ``continue``), else the default route
+    (``CHAPERONE_ALERT_CHANNELS``).
 
     :param alert: the alert that passed the filters.
     :param runtime: the running Chaperone.

@@ -12,8 +12,9 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Any
 
 from chaperone._alerts import Alert, AlertStatus, Severity
-from chaperone._durations import format_duration
+from chaperone._durations import format_duration, format_time
 from chaperone._events import (
+    AlertsGrouped,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
@@ -21,6 +22,7 @@ from chaperone._events import (
     JobRecovered,
     JobStuck,
     JobTimeout,
+    MaintenanceEnded,
     ResourceRecovered,
     ResourceViolationDetected,
     ThresholdCleared,
@@ -29,6 +31,7 @@ from chaperone._events import (
     ViolationType,
 )
 from chaperone._markers import hookimpl
+from chaperone.builtin.digests import digest_alerts, maintenance_summary_alert
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -62,11 +65,6 @@ _METRIC_NAMES = {
     ThresholdMetric.RESPONSE_TIME: "Response Time",
     ThresholdMetric.QUEUE_LENGTH: "Queue Length",
 }
-
-
-def format_time(moment: datetime | None) -> str:
-    """The seed's timestamp format, in UTC: ``2024-01-15 10:30:00 UTC``."""
-    return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _seconds(value: float) -> str:
@@ -335,6 +333,16 @@ def _(event: ThresholdCleared, runtime: Runtime) -> Sequence[Alert]:
             occurred_at=_when(event),
         )
     ]
+
+
+@build_alerts.register(AlertsGrouped)
+def _(event: AlertsGrouped, runtime: Runtime) -> Sequence[Alert]:
+    return digest_alerts(event, _when(event), runtime.settings.grouping.digest_size)
+
+
+@build_alerts.register(MaintenanceEnded)
+def _(event: MaintenanceEnded, runtime: Runtime) -> Sequence[Alert]:
+    return [maintenance_summary_alert(event, _when(event))]
 
 
 def _when(event: Event) -> datetime:

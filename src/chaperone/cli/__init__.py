@@ -18,9 +18,11 @@ COMMANDS: dict[str, str] = {
     "heartbeat": "chaperone.cli.heartbeat:heartbeat",
     "history": "chaperone.cli.history:history",
     "jobs": "chaperone.cli.jobs:jobs",
+    "maintenance": "chaperone.cli.maintenance:maintenance",
     "monitor": "chaperone.cli.monitor:monitor",
     "plugins": "chaperone.cli.plugins:plugins",
     "ratelimit": "chaperone.cli.ratelimit:ratelimit",
+    "route": "chaperone.cli.route:route",
     "run": "chaperone.cli.run:run",
     "test-alerts": "chaperone.cli.test_alerts:test_alerts",
 }

@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
+from chaperone._alerts import Priority
 from chaperone._clock import SystemClock
+from chaperone._durations import format_duration
 from chaperone._exceptions import ConfigError
 from chaperone._plugins import PluginHost
 from chaperone._runtime import Runtime
@@ -57,6 +59,19 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         "alerting.thresholds.window": settings.thresholds.window.total_seconds(),
         "alerting.thresholds.min_jobs": settings.thresholds.min_jobs,
         "alerting.rate_limit.default": settings.rate_limit.default.total_seconds(),
+        "alerting.grouping.enabled": settings.grouping.enabled,
+        "alerting.grouping.window": settings.grouping.window.total_seconds(),
+        "alerting.grouping.after": settings.grouping.after,
+        "alerting.grouping.by": settings.grouping.by,
+        "alerting.grouping.flush_at": settings.grouping.flush_at,
+        "alerting.grouping.digest_size": settings.grouping.digest_size,
+        "alerting.priority.critical_jobs": settings.priority.critical_jobs,
+        **{
+            f"alerting.priority.{level.value}": settings.priority.patterns.get(level, ())
+            for level in Priority
+        },
+        "alerting.priority.low_digest_only": settings.priority.low_digest_only,
+        "alerting.maintenance_summary": settings.maintenance_summary,
         "alerting.history_limit": settings.history_limit,
         "delivery.timeout": settings.delivery.timeout.total_seconds(),
         "delivery.max_attempts": settings.delivery.max_attempts,
@@ -76,16 +91,54 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         }
         for spec in SETTING_SPECS
     ]
-    for alert_type, window in sorted(settings.rate_limit.per_type.items()):
-        name = f"alerting.rate_limit.{alert_type}"
-        rows.append(
+    per_type: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "rate_limit",
+            "RATE_LIMIT",
+            {name: window.total_seconds() for name, window in settings.rate_limit.per_type.items()},
+        ),
+        (
+            "escalation",
+            "ESCALATION",
             {
-                "setting": name,
-                "env": f"CHAPERONE_ALERT_RATE_LIMIT_{alert_type.upper()}",
-                "value": window.total_seconds(),
-                "source": settings.source_of(name),
-            }
-        )
+                name: ", ".join(format_duration(delay) for delay in delays)
+                for name, delays in settings.escalation.per_type.items()
+            },
+        ),
+        ("runbooks", "RUNBOOK", dict(settings.runbooks)),
+    ]
+    for section, env, values_by_type in per_type:
+        for alert_type, value in sorted(values_by_type.items()):
+            name = f"alerting.{section}.{alert_type}"
+            rows.append(
+                {
+                    "setting": name,
+                    "env": f"CHAPERONE_ALERT_{env}_{alert_type.upper()}",
+                    "value": value,
+                    "source": settings.source_of(name),
+                }
+            )
+    source = settings.config_file or "default"
+    rows.extend(
+        {
+            "setting": f"alerting.routes[{index}]",
+            "env": "",
+            "value": f"{route.name}: {route.match.describe()} → {', '.join(route.channels)}"
+            + (" (continue)" if route.continue_matching else ""),
+            "source": source,
+        }
+        for index, route in enumerate(settings.routes)
+    )
+    rows.extend(
+        {
+            "setting": f"alerting.maintenance[{index}]",
+            "env": "",
+            "value": f"{window.name}: {window.start:%H:%M} to {window.end:%H:%M} "
+            f"{window.timezone.key}, matching {window.match.describe()}",
+            "source": source,
+        }
+        for index, window in enumerate(settings.maintenance)
+    )
     rows.extend(_channel_rows(settings))
     return rows
 

@@ -18,7 +18,15 @@ from typing import Any
 import attrs
 from dotenv import dotenv_values
 
+from chaperone._alerts import Priority
 from chaperone._exceptions import ConfigError, ConfigProblem
+from chaperone._matching import parse_match
+from chaperone.config._fatigue import (
+    parse_escalation,
+    parse_globs,
+    parse_recurring_windows,
+    parse_routes,
+)
 from chaperone.config._parsing import (
     parse_bool,
     parse_choice,
@@ -32,6 +40,9 @@ from chaperone.config._parsing import (
 )
 from chaperone.config._settings import (
     DeliverySettings,
+    EscalationSettings,
+    GroupingSettings,
+    PrioritySettings,
     RateLimitSettings,
     Settings,
     Thresholds,
@@ -40,6 +51,8 @@ from chaperone.config._settings import (
 __all__ = ["SETTING_SPECS", "SettingSpec", "load_settings"]
 
 RATE_LIMIT_ENV_PREFIX = "CHAPERONE_ALERT_RATE_LIMIT_"
+ESCALATION_ENV_PREFIX = "CHAPERONE_ALERT_ESCALATION_"
+RUNBOOK_ENV_PREFIX = "CHAPERONE_ALERT_RUNBOOK_"
 
 
 @attrs.frozen
@@ -54,6 +67,24 @@ class SettingSpec:
 
 def _positive_int(value: Any) -> int:
     return parse_int(value, minimum=1)
+
+
+def _group_by(value: Any) -> tuple[str, ...]:
+    fields = parse_globs(value)
+    try:
+        parse_match({field: "*" for field in fields})
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if not fields:
+        raise ValueError("expected at least one field, such as ['type', 'job_class']")
+    return fields
+
+
+def _positive_duration(value: Any) -> timedelta:
+    duration = parse_duration_setting(value)
+    if duration <= timedelta(0):
+        raise ValueError("expected a duration above 0")
+    return duration
 
 
 def _stats_window(value: Any) -> timedelta:
@@ -113,6 +144,69 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         parse_duration_setting,
     ),
     SettingSpec(
+        "alerting.grouping.enabled",
+        "CHAPERONE_ALERT_GROUPING",
+        ("alerting", "grouping", "enabled"),
+        parse_bool,
+    ),
+    SettingSpec(
+        "alerting.grouping.window",
+        "CHAPERONE_ALERT_GROUP_WINDOW",
+        ("alerting", "grouping", "window"),
+        _positive_duration,
+    ),
+    SettingSpec(
+        "alerting.grouping.after",
+        "CHAPERONE_ALERT_GROUP_AFTER",
+        ("alerting", "grouping", "after"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "alerting.grouping.by",
+        "CHAPERONE_ALERT_GROUP_BY",
+        ("alerting", "grouping", "by"),
+        _group_by,
+    ),
+    SettingSpec(
+        "alerting.grouping.flush_at",
+        "CHAPERONE_ALERT_GROUP_FLUSH_AT",
+        ("alerting", "grouping", "flush_at"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "alerting.grouping.digest_size",
+        "CHAPERONE_ALERT_GROUP_DIGEST_SIZE",
+        ("alerting", "grouping", "digest_size"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "alerting.priority.critical_jobs",
+        "CHAPERONE_CRITICAL_JOBS",
+        ("alerting", "priority", "critical_jobs"),
+        parse_globs,
+    ),
+    *(
+        SettingSpec(
+            f"alerting.priority.{level.value}",
+            f"CHAPERONE_ALERT_PRIORITY_{level.name}",
+            ("alerting", "priority", level.value),
+            parse_globs,
+        )
+        for level in Priority
+    ),
+    SettingSpec(
+        "alerting.priority.low_digest_only",
+        "CHAPERONE_ALERT_LOW_DIGEST_ONLY",
+        ("alerting", "priority", "low_digest_only"),
+        parse_bool,
+    ),
+    SettingSpec(
+        "alerting.maintenance_summary",
+        "CHAPERONE_MAINTENANCE_SUMMARY",
+        ("alerting", "maintenance_summary"),
+        parse_bool,
+    ),
+    SettingSpec(
         "alerting.history_limit",
         "CHAPERONE_HISTORY_LIMIT",
         ("alerting", "history_limit"),
@@ -154,11 +248,20 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "plugins.disable", "CHAPERONE_DISABLE_PLUGINS", ("plugins", "disable"), parse_names
     ),
 )
-"""Every scalar setting. ``[alerting.rate_limit]`` per-type windows and ``[channels.*]``
-tables are read besides these."""
+"""Every scalar setting. Per-type tables (``[alerting.rate_limit]``,
+``[alerting.escalation]``, ``[alerting.runbooks]``), ``[[alerting.routes]]``,
+``[[alerting.maintenance]]`` and ``[channels.*]`` are read besides these."""
 
-_FREE_TABLES = {("alerting", "rate_limit"), ("channels",)}
-"""Tables whose keys are names the user picks (alert types, channel names)."""
+_FREE_TABLES = {
+    ("alerting", "rate_limit"),
+    ("alerting", "escalation"),
+    ("alerting", "runbooks"),
+    ("alerting", "routes"),
+    ("alerting", "maintenance"),
+    ("channels",),
+}
+"""Tables whose keys are names the user picks (alert types, channel names), and the
+arrays of tables read by their own parsers."""
 
 
 @attrs.define
@@ -200,7 +303,16 @@ def load_settings(
             continue
         sources[spec.name] = source
 
-    per_type = _rate_limits(merged, merged_sources, table, toml_source, problems, sources)
+    layers = _Layers(merged, merged_sources, table, toml_source, problems, sources)
+    per_type = layers.per_type(
+        "rate_limit", RATE_LIMIT_ENV_PREFIX, parse_duration_setting, "CHAPERONE_ALERT_RATE_LIMIT"
+    )
+    escalation = layers.per_type("escalation", ESCALATION_ENV_PREFIX, parse_escalation)
+    runbooks = layers.per_type("runbooks", RUNBOOK_ENV_PREFIX, parse_http_url)
+    routes = parse_routes(_lookup(table, ("alerting", "routes")), toml_source, problems)
+    windows = parse_recurring_windows(
+        _lookup(table, ("alerting", "maintenance")), toml_source, problems
+    )
     channel_sections = _channel_sections(table, toml_source, problems)
     problems.extend(_unknown_toml_keys(table, toml_source))
     if problems:
@@ -224,6 +336,15 @@ def load_settings(
             default=values.get("alerting.rate_limit.default", RateLimitSettings().default),
             per_type=per_type,
         ),
+        escalation=EscalationSettings(
+            per_type={name: delays for name, delays in escalation.items() if delays is not None}
+        ),
+        grouping=_grouping(values),
+        priority=_priority(values),
+        routes=routes,
+        maintenance=windows,
+        maintenance_summary=values.get("alerting.maintenance_summary", True),
+        runbooks=runbooks,
         delivery=DeliverySettings(
             timeout=values.get("delivery.timeout", DeliverySettings().timeout),
             max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
@@ -333,50 +454,84 @@ def _pick(
     return None, spec.env, "default"
 
 
-def _rate_limits(
-    merged: Mapping[str, str],
-    merged_sources: Mapping[str, str],
-    table: Mapping[str, Any],
-    toml_source: str,
-    problems: list[ConfigProblem],
-    sources: dict[str, str],
-) -> dict[str, Any]:
-    """Per-type windows: ``[alerting.rate_limit] job_stuck = "10m"`` under
-    ``CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK=600``.
-    """
-    raw: dict[str, tuple[Any, str, str]] = {}
-    section = _lookup(table, ("alerting", "rate_limit"))
-    if isinstance(section, Mapping):
-        for alert_type, value in section.items():
-            if alert_type != "default" and not _is_empty(value):
-                raw[alert_type] = (value, f"alerting.rate_limit.{alert_type}", toml_source)
-    elif section is not None:
-        problems.append(
-            ConfigProblem(
-                key="alerting.rate_limit",
-                source=toml_source,
-                message="expected a table of alert type = window "
-                "(the default window is alerting.rate_limit.default)",
-            )
-        )
-    for name, value in merged.items():
-        if name.startswith(RATE_LIMIT_ENV_PREFIX) and not _is_empty(value):
-            alert_type = name.removeprefix(RATE_LIMIT_ENV_PREFIX).lower()
-            source = merged_sources.get(name, "environment")
-            if alert_type == "default":
-                message = "the default window is CHAPERONE_ALERT_RATE_LIMIT"
-                problems.append(ConfigProblem(key=name, source=source, message=message))
+def _grouping(values: Mapping[str, Any]) -> GroupingSettings:
+    defaults = GroupingSettings()
+    return GroupingSettings(
+        **{
+            name: values.get(f"alerting.grouping.{name}", getattr(defaults, name))
+            for name in ("enabled", "window", "after", "by", "flush_at", "digest_size")
+        }
+    )
+
+
+def _priority(values: Mapping[str, Any]) -> PrioritySettings:
+    return PrioritySettings(
+        critical_jobs=values.get("alerting.priority.critical_jobs", ()),
+        patterns={
+            level: values[f"alerting.priority.{level.value}"]
+            for level in Priority
+            if f"alerting.priority.{level.value}" in values
+        },
+        low_digest_only=values.get("alerting.priority.low_digest_only", False),
+    )
+
+
+@attrs.frozen
+class _Layers:
+    """The merged environment and the TOML table, for settings keyed by alert type."""
+
+    merged: Mapping[str, str]
+    merged_sources: Mapping[str, str]
+    table: Mapping[str, Any]
+    toml_source: str
+    problems: list[ConfigProblem]
+    sources: dict[str, str]
+
+    def per_type(
+        self,
+        section_name: str,
+        env_prefix: str,
+        parse: Callable[[Any], Any],
+        default_env: str | None = None,
+    ) -> dict[str, Any]:
+        """Read ``[alerting.<section_name>] <type> = value`` under
+        ``<env_prefix><TYPE>=value`` (``CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK=600``).
+
+        With ``default_env``, the key ``default`` belongs to a scalar setting and is
+        skipped here.
+        """
+        setting = f"alerting.{section_name}"
+        raw: dict[str, tuple[Any, str, str]] = {}
+        section = _lookup(self.table, ("alerting", section_name))
+        if isinstance(section, Mapping):
+            for alert_type, value in section.items():
+                if not (default_env and alert_type == "default") and not _is_empty(value):
+                    raw[alert_type] = (value, f"{setting}.{alert_type}", self.toml_source)
+        elif section is not None:
+            message = "expected a table of alert type = value"
+            if default_env:
+                message += f" (the default is {setting}.default)"
+            self._problem(setting, self.toml_source, message)
+        for name, value in self.merged.items():
+            if name.startswith(env_prefix) and not _is_empty(value):
+                alert_type = name.removeprefix(env_prefix).lower()
+                source = self.merged_sources.get(name, "environment")
+                if default_env and alert_type == "default":
+                    self._problem(name, source, f"the default is {default_env}")
+                    continue
+                raw[alert_type] = (value, name, source)
+        parsed: dict[str, Any] = {}
+        for alert_type, (value, key, source) in sorted(raw.items()):
+            try:
+                parsed[alert_type] = parse(value)
+            except ValueError as exc:
+                self._problem(key, source, str(exc))
                 continue
-            raw[alert_type] = (value, name, source)
-    windows: dict[str, Any] = {}
-    for alert_type, (value, key, source) in sorted(raw.items()):
-        try:
-            windows[alert_type] = parse_duration_setting(value)
-        except ValueError as exc:
-            problems.append(ConfigProblem(key=key, source=source, message=str(exc)))
-            continue
-        sources[f"alerting.rate_limit.{alert_type}"] = source
-    return windows
+            self.sources[f"{setting}.{alert_type}"] = source
+        return parsed
+
+    def _problem(self, key: str, source: str, message: str) -> None:
+        self.problems.append(ConfigProblem(key=key, source=source, message=message))
 
 
 def _channel_sections(

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
-__all__ = ["DeliverySettings", "RateLimitSettings", "Settings", "Thresholds"]
+from chaperone._alerts import Priority
+from chaperone._matching import AlertMatcher
+
+__all__ = [
+    "SEED_ESCALATION",
+    "DeliverySettings",
+    "EscalationSettings",
+    "GroupingSettings",
+    "PrioritySettings",
+    "RateLimitSettings",
+    "RecurringWindow",
+    "Route",
+    "Settings",
+    "Thresholds",
+]
 
 DEFAULT_CHANNELS = ("log", "database")
 
@@ -41,6 +56,97 @@ class RateLimitSettings:
         return self.per_type.get(alert_type, self.default)
 
 
+SEED_ESCALATION: tuple[timedelta, ...] = (
+    timedelta(0),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+    timedelta(hours=1),
+)
+"""The seed's escalating delays: at once, then no repeat sooner than 5 min, 15 min, 30 min,
+then every hour."""
+
+
+@attrs.frozen(kw_only=True)
+class EscalationSettings:
+    """Per alert type, escalating delays instead of the fixed rate-limit window.
+
+    ``delays[n]`` is the least time between the n-th delivery and the next; the last delay
+    repeats. The count of deliveries lives ``memory`` after the last one and resets when
+    the incident resolves.
+    """
+
+    per_type: Mapping[str, tuple[timedelta, ...]] = attrs.field(factory=dict)
+    memory: timedelta = timedelta(hours=24)
+
+    def delays_for(self, alert_type: str) -> tuple[timedelta, ...] | None:
+        """The delays of ``alert_type``, or None when it uses the fixed window."""
+        return self.per_type.get(alert_type)
+
+
+@attrs.frozen(kw_only=True)
+class GroupingSettings:
+    """Alerts sharing a group key inside a window: the first ones go out one by one, the
+    rest are held for a digest.
+    """
+
+    enabled: bool = True
+    window: timedelta = timedelta(minutes=10)
+    """How long a group stays open after its first alert."""
+    after: int = 5
+    """The ``after``-th alert of a group in a window, and every later one, is held."""
+    by: tuple[str, ...] = ("type", "job_class")
+    """Alert fields (or label names) whose values make the group key."""
+    flush_at: int = 100
+    """A digest goes out early once this many alerts are held."""
+    digest_size: int = 20
+    """At most this many alerts are listed in one digest message; more make several."""
+
+
+@attrs.frozen(kw_only=True)
+class PrioritySettings:
+    """Rules giving an alert its priority from its job class (first match wins, in the
+    order critical, high, normal, low).
+    """
+
+    critical_jobs: tuple[str, ...] = ()
+    """Job classes (exact names or globs) whose alerts are critical."""
+    patterns: Mapping[Priority, tuple[str, ...]] = attrs.field(factory=dict)
+    """Job class globs per priority."""
+    low_digest_only: bool = False
+    """Hold every low-priority alert for the digest instead of sending the first ones."""
+
+
+@attrs.frozen(kw_only=True)
+class Route:
+    """One ``[[alerting.routes]]`` entry: which alerts, which channels, how."""
+
+    name: str
+    match: AlertMatcher = attrs.field(factory=AlertMatcher)
+    channels: tuple[str, ...] = ()
+    channel_settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    """Channel name → settings that override the channel's own for this route."""
+    runbook_url: str | None = None
+    continue_matching: bool = False
+    """Also try the routes after this one (TOML ``continue = true``)."""
+
+
+@attrs.frozen(kw_only=True)
+class RecurringWindow:
+    """One ``[[alerting.maintenance]]`` entry: a window that recurs on some weekdays."""
+
+    name: str
+    weekdays: frozenset[int]
+    """Days the window starts on, Monday = 0."""
+    start: time
+    end: time
+    """When ``end`` is not after ``start`` the window runs past midnight."""
+    timezone: ZoneInfo
+    match: AlertMatcher = attrs.field(factory=AlertMatcher)
+    reason: str = ""
+    summary: bool = True
+
+
 @attrs.frozen(kw_only=True)
 class DeliverySettings:
     """How hard a channel is tried before a delivery counts as failed."""
@@ -68,6 +174,16 @@ class Settings:
     recipients: tuple[str, ...] = ()
     thresholds: Thresholds = Thresholds()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    escalation: EscalationSettings = EscalationSettings()
+    grouping: GroupingSettings = GroupingSettings()
+    priority: PrioritySettings = PrioritySettings()
+    routes: tuple[Route, ...] = ()
+    maintenance: tuple[RecurringWindow, ...] = ()
+    """Recurring maintenance windows from the config file."""
+    maintenance_summary: bool = True
+    """Deliver a summary of what a maintenance window suppressed when it ends."""
+    runbooks: Mapping[str, str] = attrs.field(factory=dict)
+    """Alert type → runbook URL shown with its alerts."""
     delivery: DeliverySettings = DeliverySettings()
     store_url: str = "memory://"
     app_url: str | None = None

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from chaperone._alerts import Alert, AlertStatus, Priority, Severity
 from chaperone._events import (
+    AlertsGrouped,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
@@ -35,6 +36,7 @@ from chaperone._events import (
     JobRecovered,
     JobStuck,
     JobTimeout,
+    MaintenanceEnded,
     ResourceRecovered,
     ResourceViolationDetected,
     ThresholdCleared,
@@ -47,9 +49,11 @@ __all__ = [
     "OVERSIZED_LENGTH",
     "alert_types",
     "alerts",
+    "alerts_grouped_events",
     "aware_datetimes",
     "circuit_breaker_closed_events",
     "circuit_breaker_opened_events",
+    "digest_events",
     "durations",
     "events",
     "firing_events",
@@ -59,6 +63,7 @@ __all__ = [
     "job_recovered_events",
     "job_stuck_events",
     "job_timeout_events",
+    "maintenance_ended_events",
     "measures",
     "recovery_events",
     "resource_recovered_events",
@@ -204,6 +209,7 @@ def alerts(
         labels=labels,
         details_url=st.none() | _urls(),
         runbook_url=st.none() | _urls(),
+        digest_of=st.none() | st.integers(min_value=0, max_value=10_000),
     )
 
 
@@ -440,6 +446,42 @@ def recovery_events() -> st.SearchStrategy[Event]:
     )
 
 
+def alerts_grouped_events() -> st.SearchStrategy[AlertsGrouped]:
+    """:class:`~chaperone.AlertsGrouped` events holding 1 to 30 alerts."""
+    return st.builds(
+        AlertsGrouped,
+        group_key=_names(),
+        alerts=st.lists(alerts(status=AlertStatus.FIRING), min_size=1, max_size=30),
+        window=durations(),
+        window_started=aware_datetimes(),
+        sent_individually=st.integers(min_value=0, max_value=1000),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def maintenance_ended_events() -> st.SearchStrategy[MaintenanceEnded]:
+    """:class:`~chaperone.MaintenanceEnded` events, with or without suppressed alerts."""
+    return st.builds(
+        MaintenanceEnded,
+        window_id=_names(),
+        started_at=aware_datetimes(),
+        ended_at=aware_datetimes(),
+        reason=texts(),
+        matches=texts(min_size=1, oversized=False),
+        suppressed=st.integers(min_value=0, max_value=100_000),
+        by_type=st.dictionaries(alert_types(), st.integers(min_value=1, max_value=1000)),
+        examples=st.lists(texts(min_size=1), max_size=10).map(tuple),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def digest_events() -> st.SearchStrategy[Event]:
+    """Events the fatigue controls raise: a group's digest, a maintenance summary."""
+    return st.one_of(alerts_grouped_events(), maintenance_ended_events())
+
+
 def events() -> st.SearchStrategy[Event]:
-    """Any built-in event, firing or recovery, with valid data and an ``occurred_at``."""
-    return st.one_of(firing_events(), recovery_events())
+    """Any built-in event (firing, recovery or digest) with valid data and an
+    ``occurred_at``.
+    """
+    return st.one_of(firing_events(), recovery_events(), digest_events())

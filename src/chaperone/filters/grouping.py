@@ -1,0 +1,1 @@
+"""Built-in filter plugin: grouping (being written)."""
