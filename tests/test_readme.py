@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,40 @@ class TestReadme:
         first = blocks("bash")[0]
         assert "pip install ." in first
         assert "chaperone test-alerts" in first
+
+    def test_alert_fatigue_commands_run(self, tmp_path: Path) -> None:
+        """Each command of the alert-fatigue section runs as pasted and exits 0; the
+        window it starts is listed by status and ended by end.
+        """
+        section = README.split("## Alert fatigue", 1)[1].split("\n## ", 1)[0]
+        commands = re.search(r"```bash\n(.*?)```", section, re.S)
+        assert commands is not None
+        lines = [line.split("#", 1)[0].strip() for line in commands.group(1).splitlines()]
+        lines = [line for line in lines if line]
+        assert len(lines) == 4
+        environ = clean_environ(tmp_path)
+        outputs = []
+        for line in lines:
+            if line.startswith("chaperone route"):
+                # The dry run reads the section's configuration (its channels need not be
+                # installed: the route command warns, it does not fail).
+                toml = re.search(r"```toml\n(.*?)```", section, re.S)
+                assert toml is not None
+                (tmp_path / "chaperone.toml").write_text(toml.group(1), encoding="utf-8")
+            program, *arguments = shlex.split(line)
+            assert program == "chaperone"
+            result = subprocess.run(
+                [str(Path(sys.executable).parent / program), *arguments],
+                cwd=tmp_path,
+                env=environ,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, (line, result.stderr)
+            outputs.append(result.stdout)
+        assert "deploy" in outputs[1]
+        assert "0 alerts suppressed" in outputs[2]
+        assert "Priority: high" in outputs[3]
+        assert "route 'critical' matched" in outputs[3]

@@ -130,6 +130,19 @@ class TestMasker:
         assert masker.mask("404 for /hooks/AbCdEf123456") == f"404 for {MASK}"
         assert masker.mask("unknown hook AbCdEf123456") == f"unknown hook {MASK}"
 
+    def test_a_word_at_the_end_of_a_secret_url_stays_readable(self) -> None:
+        """A last segment that is a plain word (``…/B0/critical``) is not masked on its own,
+        so route names and priorities stay readable; the URL and its path still are.
+        """
+        masker = Masker()
+        url = "https://hooks.example.test/services/T0/B0/critical"
+        masker.add(url)
+        assert masker.mask("route critical, priority critical") == (
+            "route critical, priority critical"
+        )
+        assert masker.mask(f"POST {url}") == f"POST {MASK}"
+        assert masker.mask("404 for /services/T0/B0/critical") == f"404 for {MASK}"
+
     @pytest.mark.parametrize(
         ("text", "hidden"),
         [

@@ -220,6 +220,10 @@ def _alerts(value: Iterable[Alert]) -> tuple[Alert, ...]:
     return tuple(value)
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _counts(value: Mapping[str, int] | Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
     pairs = value.items() if isinstance(value, Mapping) else value
     return tuple(sorted((str(name), int(count)) for name, count in pairs))
@@ -256,4 +260,4 @@ class MaintenanceEnded(Event):
     """What the window matched, as ``chaperone maintenance status`` shows it."""
     suppressed: int = 0
     by_type: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_counts)
-    examples: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    examples: tuple[str, ...] = attrs.field(default=(), converter=_texts)

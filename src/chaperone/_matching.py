@@ -61,9 +61,9 @@ class AlertMatcher:
         lines = []
         for name, globs in self.patterns:
             value = field_value(alert, name)
-            shown = "unset" if value is None else repr(value)
+            shown = "unset" if value is None else _quoted(value)
             verdict = "matches" if self.field_matches(alert, name, globs) else "does not match"
-            lines.append(f"{name} {shown} {verdict} {' or '.join(map(repr, globs))}")
+            lines.append(f"{name} {shown} {verdict} {' or '.join(map(_quoted, globs))}")
         return lines
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -75,6 +75,11 @@ class AlertMatcher:
         if not self.patterns:
             return "everything"
         return ", ".join(f"{name}={'|'.join(globs)}" for name, globs in self.patterns)
+
+
+def _quoted(text: str) -> str:
+    r"""``'App\Jobs\X'``: quoted for reading, backslashes left single (unlike repr)."""
+    return f"'{text}'"
 
 
 def parse_match(value: Any) -> AlertMatcher:

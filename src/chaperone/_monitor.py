@@ -16,16 +16,39 @@ from chaperone._events import Event
 from chaperone._pipeline import DispatchReport
 from chaperone._runtime import Runtime
 
-__all__ = ["Monitor"]
+__all__ = ["ALIVE_KEY", "ALIVE_TTL", "Monitor", "monitor_alive"]
 
 _log = structlog.get_logger("chaperone.monitor")
+
+ALIVE_KEY = "monitor:alive"
+"""Set by every tick, so job processes know a monitor will flush what they hold back."""
+ALIVE_TTL = 120.0
+"""Seconds a tick vouches for: a monitor silent longer than this counts as gone."""
+
+
+def monitor_alive(runtime: Runtime) -> bool:
+    """Whether a monitor that keeps ticking vouched for this store recently (within
+    :data:`ALIVE_TTL` seconds, or three of its intervals when longer).
+
+    Grouping holds alerts back only while this is true: with no monitor to flush them,
+    held alerts would wait for one, so they go out one by one instead.
+    """
+    try:
+        return runtime.store.get(ALIVE_KEY) is not None
+    except Exception:
+        return False
 
 
 class Monitor:
     """Runs the detectors of a runtime and dispatches what they find."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, vouch_for: float | None = ALIVE_TTL) -> None:
+        """``vouch_for``: seconds each tick promises another will follow (marking the
+        store so grouping may hold alerts for this monitor to flush); None for a monitor
+        that will stop soon, such as the one inside ``chaperone run``.
+        """
         self.runtime = runtime
+        self.vouch_for = vouch_for
 
     def detect(self) -> list[Event]:
         """Ask every ``chaperone_detect`` implementation for events (one that raises is
@@ -42,6 +65,9 @@ class Monitor:
     def tick(self) -> list[DispatchReport]:
         """Detect once and dispatch every event found; never raises."""
         try:
+            if self.vouch_for is not None:
+                now = self.runtime.clock.now().isoformat()
+                self.runtime.store.set(ALIVE_KEY, now, ttl=self.vouch_for)
             events = self.detect()
         except Exception as exc:
             _log.error("detection failed", error=f"{type(exc).__name__}: {exc}")

@@ -21,6 +21,7 @@ __all__ = ["MASK", "MASKER", "Masker", "Secret"]
 MASK: Final = "********"
 _MIN_SECRET_LENGTH: Final = 4
 _MIN_URL_PIECE_LENGTH: Final = 8
+_TOKEN_LENGTH: Final = 16
 _SECRET_SHAPES: Final = (
     # Webhook URLs carry their credential in the path.
     re.compile(r"https?://hooks\.slack\.com/\S+", re.IGNORECASE),
@@ -97,8 +98,17 @@ def _url_pieces(value: str) -> set[str]:
     if not (parts.scheme and parts.netloc):
         return set()
     segments = [segment for segment in parts.path.split("/") if segment]
-    pieces = {parts.path, parts.query, *segments[-1:]}
+    pieces = {parts.path, parts.query, *(s for s in segments[-1:] if _looks_like_token(s))}
     return {piece for piece in pieces if len(piece) >= _MIN_URL_PIECE_LENGTH}
+
+
+def _looks_like_token(segment: str) -> bool:
+    """A path segment that could be a credential rather than a word such as
+    ``critical``: long, or mixing letters and digits.
+    """
+    return len(segment) >= _TOKEN_LENGTH or (
+        any(char.isdigit() for char in segment) and any(char.isalpha() for char in segment)
+    )
 
 
 MASKER: Final = Masker()

@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from chaperone._secrets import MASKER
+
 __all__ = ["Destination", "Outcome", "OutcomeKind", "Verdict", "VerdictKind"]
 
 
@@ -58,7 +60,11 @@ class Destination:
 
     channel: str
     route: str = "default"
-    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    settings: Mapping[str, Any] = attrs.field(
+        factory=dict, repr=lambda value: MASKER.mask(repr(dict(value)))
+    )
+    """The route's settings for the channel; known secrets (a route's webhook URL) are
+    masked in the repr."""
     runbook_url: str | None = None
 
 

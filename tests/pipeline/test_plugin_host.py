@@ -82,6 +82,10 @@ class Recorder:
             raise RuntimeError(f"{self.name} failed")
 
 
+BUILTIN_FILTERS = ("maintenance", "escalation", "ratelimit", "grouping")
+"""The built-in filter plugins, in the order they are asked."""
+
+
 def host(*plugins: tuple[str, object], disabled: tuple[str, ...] = ()) -> PluginHost:
     """A host with the built-ins and ``plugins``, no entry points."""
     return PluginHost(entry_points=False, extra=list(plugins), disabled=disabled)
@@ -177,9 +181,15 @@ class TestBuiltins:
         plugin_host = host(("early", Recorder("early", [])), ("late", Late()))
         assert call_order(plugin_host, "chaperone_filter_alert") == [
             "early",
-            "ratelimit",
+            *BUILTIN_FILTERS,
             "late",
         ]
+
+    def test_builtin_filters_run_in_the_designed_order(self) -> None:
+        """Maintenance first (a suppressed alert uses up no window), then escalation and
+        the rate limit, grouping last.
+        """
+        assert call_order(host(), "chaperone_filter_alert") == list(BUILTIN_FILTERS)
 
 
 class TestDisabled:
@@ -191,7 +201,7 @@ class TestDisabled:
         plugin_host = host(
             ("mine", Recorder("mine", calls)),
             ("theirs", Channels(channel_class("theirs"))),
-            disabled=(" RateLimit ", "log", "theirs"),
+            disabled=(" RateLimit ", "log", "theirs", *BUILTIN_FILTERS),
         )
         for name in ("ratelimit", "log", "theirs"):
             assert info(plugin_host, name).status == "disabled"
@@ -246,7 +256,9 @@ class TestBrokenPlugins:
             def chaperone_fliter_alert(self, alert: Alert) -> None:
                 calls.append("typo")
 
-        plugin_host = host(("typo", Typo()), ("fine", Recorder("fine", calls)))
+        plugin_host = host(
+            ("typo", Typo()), ("fine", Recorder("fine", calls)), disabled=BUILTIN_FILTERS
+        )
         typo = info(plugin_host, "typo")
         assert typo.status == "broken"
         assert typo.error is not None

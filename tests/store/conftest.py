@@ -1,5 +1,5 @@
-"""Fixtures every store test shares: each backend on a manual clock, and one SQLite file
-that a hypothesis test reuses across its examples."""
+"""Fixtures every store test shares: each backend on a manual clock, one SQLite file that a
+hypothesis test reuses across its examples, and a real Redis server for the session."""
 
 from __future__ import annotations
 
@@ -11,19 +11,38 @@ import pytest
 
 from chaperone._clock import ManualClock
 from chaperone.store import MemoryStore, SQLiteStore, Store
+from helpers.redis_server import RedisServer, redis_server_or_skip
 from helpers.stores import SharedSQLite
 
+_redis_prefixes = (f"test{number}:" for number in itertools.count())
+"""A key prefix per Redis store a test opens, so no test sees another's keys."""
 
-def _memory(clock: ManualClock, _tmp: Path) -> Store:
+
+def _memory(_request: pytest.FixtureRequest, clock: ManualClock, _tmp: Path) -> Store:
     return MemoryStore(clock)
 
 
-def _sqlite(clock: ManualClock, tmp: Path) -> Store:
+def _sqlite(_request: pytest.FixtureRequest, clock: ManualClock, tmp: Path) -> Store:
     path = tmp / "store.sqlite3"
     return SQLiteStore(path, clock, f"sqlite:///{path}")
 
 
-BACKENDS: dict[str, Callable[[ManualClock, Path], Store]] = {"memory": _memory, "sqlite": _sqlite}
+def _redis(request: pytest.FixtureRequest, clock: ManualClock, _tmp: Path) -> Store:
+    """A store on the session's Redis server under a fresh prefix, its keys deleted after."""
+    from chaperone.store._redis import RedisStore
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = next(_redis_prefixes)
+    request.addfinalizer(lambda: server.clear(prefix))
+    return RedisStore(server.url(prefix=prefix), clock)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, ManualClock, Path], Store]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+}
+"""How to open each backend the contract tests run on, by name."""
 
 
 @pytest.fixture
@@ -33,7 +52,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) -> Iterator[Store]:
-    opened = BACKENDS[request.param](clock, tmp_path)
+    opened = BACKENDS[request.param](request, clock, tmp_path)
     yield opened
     opened.close()
 
@@ -45,3 +64,11 @@ def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSQ
     opened = SQLiteStore(path, clock, f"sqlite:///{path}")
     yield SharedSQLite(clock, opened, itertools.count())
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis server for the whole session (skips when there is no server binary)."""
+    binary = redis_server_or_skip()
+    with RedisServer(binary, tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -30,6 +30,7 @@ from chaperone import (
 from chaperone._event_codec import encode_event, register_event_class
 from chaperone._monitor import Monitor
 from chaperone.channels.database import read_history
+from chaperone.config import GroupingSettings
 from chaperone.detectors import queue as queue_detector
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, _keys, supervise
@@ -51,9 +52,15 @@ def stuck(supervision_id: str) -> JobStuck:
 def make_runtime(
     store: Store, clock: ManualClock, plugins: Sequence[tuple[str, object]] = ()
 ) -> Runtime:
-    """A runtime on ``store`` with the database channel only and ``plugins`` added."""
+    """A runtime on ``store`` with the database channel only and ``plugins`` added
+    (grouping off: these tests count every event's delivery).
+    """
     return Runtime(
-        Settings(channels=("database",), store_url=store.url),
+        Settings(
+            channels=("database",),
+            store_url=store.url,
+            grouping=GroupingSettings(enabled=False),
+        ),
         clock=clock,
         store=store,
         plugins=PluginHost(entry_points=False, extra=list(plugins)),

@@ -1,22 +1,28 @@
 """The alerts that stand for other alerts: a group's digest and a maintenance summary.
 
-A digest lists each held alert as one field, at most ``alerting.grouping.digest_size``
-to a message, so every channel shows all of them within its limits: a bigger group
-becomes several numbered messages, never a truncated one.
+A digest lists each held alert as one field (its time, then its title and key), at most
+``alerting.grouping.digest_size`` to a message, and never more than every channel shows
+whole: :data:`MAX_ENTRIES` fields (Slack shows 20) of :data:`ENTRY_TEXT_BUDGET`
+characters in all (Discord allows 6,000 across a message). A bigger group becomes
+several numbered messages, never a truncated one.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from chaperone._alerts import Alert, Priority, Severity
 from chaperone._durations import format_duration, format_time
 from chaperone._events import AlertsGrouped, MaintenanceEnded
+from chaperone.config._settings import MAX_DIGEST_SIZE
 
 __all__ = [
     "DIGEST_TYPE",
+    "ENTRY_TEXT_BUDGET",
     "MAINTENANCE_TYPE",
+    "MAX_ENTRIES",
     "digest_alerts",
     "maintenance_summary_alert",
 ]
@@ -25,6 +31,15 @@ DIGEST_TYPE = "alert_digest"
 """The type of a digest whose alerts are of several types."""
 MAINTENANCE_TYPE = "maintenance"
 """The type of a maintenance window's summary."""
+MAX_ENTRIES = MAX_DIGEST_SIZE
+"""The most alerts one digest message lists, whatever ``digest_size`` says: Slack shows
+20 fields of a message (mail 40, Discord 25 an embed)."""
+ENTRY_TEXT_BUDGET = 3_000
+"""The most characters (UTF-16 code units) of entries, field names and values, in one
+digest message: Discord allows 6,000 across a message's embeds, its title, description
+and footer included; Opsgenie 8,000 across its details."""
+TITLE_IN_ENTRY = 200
+"""An alert's title is cut to this in its entry, so the key after it always shows."""
 
 _SEVERITY_ORDER = (Severity.CRITICAL, Severity.ERROR, Severity.WARNING, Severity.INFO)
 _PRIORITY_ORDER = (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW)
@@ -55,8 +70,50 @@ def _span(event: AlertsGrouped, now: datetime) -> timedelta:
     return min(elapsed, event.window) if event.window > timedelta(0) else elapsed
 
 
+def _entry(alert: Alert) -> tuple[str, str]:
+    title = alert.title
+    if len(title) > TITLE_IN_ENTRY:
+        title = title[: TITLE_IN_ENTRY - 1] + "…"
+    return format_time(alert.occurred_at), f"{title} (key {alert.key})"
+
+
+def _units(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units, as Slack, Discord and Opsgenie count."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _chunks(entries: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
+    """``entries`` in order, at most ``size`` (and :data:`MAX_ENTRIES`) to a chunk and
+    :data:`ENTRY_TEXT_BUDGET` UTF-16 units, a longer entry alone in its chunk.
+    """
+    most = max(1, min(size, MAX_ENTRIES))
+    chunks: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    used = 0
+    for entry in entries:
+        cost = _units(entry[0]) + _units(entry[1])
+        if current and (len(current) == most or used + cost > ENTRY_TEXT_BUDGET):
+            chunks.append(current)
+            current, used = [], 0
+        current.append(entry)
+        used += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _flush_id(held: Sequence[Alert]) -> str:
+    """Tells apart two flushes of one window, so each digest is a new incident for the
+    channels that deduplicate on the key (PagerDuty, Opsgenie).
+    """
+    members = "\n".join(f"{alert.incident_key}@{alert.occurred_at.isoformat()}" for alert in held)
+    return hashlib.sha256(members.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 def digest_alerts(event: AlertsGrouped, now: datetime, size: int) -> list[Alert]:
-    """The digest messages for a group's held alerts, ``size`` alerts to a message."""
+    """The digest messages for a group's held alerts, at most ``size`` alerts to a message
+    (fewer when :data:`MAX_ENTRIES` or :data:`ENTRY_TEXT_BUDGET` says so).
+    """
     held = sorted(event.alerts, key=lambda alert: alert.occurred_at)
     if not held:
         return []
@@ -68,32 +125,31 @@ def digest_alerts(event: AlertsGrouped, now: datetime, size: int) -> list[Alert]
     span = format_duration(_span(event, now))
     severity = min((alert.severity for alert in held), key=_SEVERITY_ORDER.index)
     priority = min((alert.priority for alert in held), key=_PRIORITY_ORDER.index)
-    chunks = [held[start : start + size] for start in range(0, total, max(1, size))]
+    chunks = _chunks([_entry(alert) for alert in held], size)
+    flush = _flush_id(held)
+    headline = f"{_plural(total, alert_type + ' alert')} for {subject} in the last {span}"
     earlier = (
         f" {_plural(event.sent_individually, 'earlier alert')} of this group went out one by one."
         if event.sent_individually
         else ""
     )
     digests = []
+    first = 1
     for number, chunk in enumerate(chunks, start=1):
         part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
-        first = (number - 1) * size + 1
         listed = f"alerts {first} to {first + len(chunk) - 1}" if len(chunks) > 1 else "all of them"
+        first += len(chunk)
         digests.append(
             Alert(
                 type=alert_type,
-                key=f"digest:{event.group_key}:{event.window_started.isoformat()}:{number}",
+                key=f"digest:{event.group_key}:{event.window_started.isoformat()}:{flush}:{number}",
                 headline="Alert Digest",
-                title=f"{_plural(total, alert_type + ' alert')} for {subject} in the last "
-                f"{span}{part}",
-                summary=f"{_plural(total, 'alert')} of one group were held back to spare "
+                title=f"{headline}{part}",
+                summary=f"{headline} {'was' if total == 1 else 'were'} held back to spare "
                 f"you a flood; this message lists {listed}.{earlier}",
                 severity=severity,
                 priority=priority,
-                fields=[
-                    (format_time(alert.occurred_at), f"{alert.title} (key {alert.key})")
-                    for alert in chunk
-                ],
+                fields=chunk,
                 job_class=job_class,
                 service=service,
                 labels=_common_labels(held),

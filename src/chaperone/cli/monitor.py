@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from chaperone._monitor import Monitor
+from chaperone._monitor import ALIVE_TTL, Monitor
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import echo
 
@@ -38,7 +38,7 @@ def monitor(interval: float, once: bool) -> None:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     with runtime_or_exit() as runtime:
-        watcher = Monitor(runtime)
+        watcher = Monitor(runtime, vouch_for=max(ALIVE_TTL, 3 * interval))
         if once:
             reports = watcher.tick()
             alerts = sum(len(report.alerts) for report in reports)

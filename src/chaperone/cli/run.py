@@ -185,7 +185,8 @@ def _supervise_child(
     job = Supervision(supervisor, attrs.evolve(record, pid=process.pid))
     job.start()
     sampler = ResourceSampler(supervisor, job.record, process.pid)
-    monitor = Monitor(runtime)
+    # The job ends soon: this monitor must not promise to flush what grouping holds.
+    monitor = Monitor(runtime, vouch_for=None)
     stopped_for: str | None = None
     try:
         next_check = 0.0

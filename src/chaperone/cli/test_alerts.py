@@ -107,6 +107,12 @@ def test_alerts(samples: tuple[str, ...], channels: tuple[str, ...], as_json: bo
     failed = sum(row["status"] == "failed" for row in rows)
     delivered = sum(row["status"] == "delivered" for row in rows)
     if not as_json:
-        echo(f"{delivered} delivered, {failed} failed")
+        # Alerts a filter stopped (a maintenance window) are counted, not failures.
+        stopped = [
+            f"{count} {verdict}"
+            for status, verdict in (("suppress", "suppressed"), ("hold", "held"))
+            if (count := sum(row["status"] == status for row in rows))
+        ]
+        echo(", ".join([f"{delivered} delivered", f"{failed} failed", *stopped]))
     if failed:
         raise SystemExit(EXIT_FAILED)

@@ -3,12 +3,27 @@
 """
 
 from chaperone.config._loading import SETTING_SPECS, SettingSpec, load_settings
-from chaperone.config._settings import DeliverySettings, RateLimitSettings, Settings, Thresholds
+from chaperone.config._settings import (
+    DeliverySettings,
+    EscalationSettings,
+    GroupingSettings,
+    PrioritySettings,
+    RateLimitSettings,
+    RecurringWindow,
+    Route,
+    Settings,
+    Thresholds,
+)
 
 __all__ = [
     "SETTING_SPECS",
     "DeliverySettings",
+    "EscalationSettings",
+    "GroupingSettings",
+    "PrioritySettings",
     "RateLimitSettings",
+    "RecurringWindow",
+    "Route",
     "SettingSpec",
     "Settings",
     "Thresholds",

@@ -214,9 +214,13 @@ def parse_recurring_windows(
         if parsed["from"] == parsed["to"]:
             _problem(problems, f"{where}.to", source, "the window must not end when it starts")
             continue
+        name = str(entry.get("name") or f"recurring-{index + 1}").strip()
+        if any(window.name == name for window in windows):
+            _problem(problems, f"{where}.name", source, f"another window is named {name!r}")
+            continue
         windows.append(
             RecurringWindow(
-                name=str(entry.get("name") or f"recurring-{index + 1}").strip(),
+                name=name,
                 weekdays=parsed["every"],
                 start=parsed["from"],
                 end=parsed["to"],

@@ -39,6 +39,7 @@ from chaperone.config._parsing import (
     parse_text,
 )
 from chaperone.config._settings import (
+    MAX_DIGEST_SIZE,
     DeliverySettings,
     EscalationSettings,
     GroupingSettings,
@@ -78,6 +79,15 @@ def _group_by(value: Any) -> tuple[str, ...]:
     if not fields:
         raise ValueError("expected at least one field, such as ['type', 'job_class']")
     return fields
+
+
+def _digest_size(value: Any) -> int:
+    size = parse_int(value, minimum=1)
+    if size > MAX_DIGEST_SIZE:
+        raise ValueError(
+            f"expected at most {MAX_DIGEST_SIZE} (Slack shows no more fields in one message)"
+        )
+    return size
 
 
 def _positive_duration(value: Any) -> timedelta:
@@ -177,7 +187,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "alerting.grouping.digest_size",
         "CHAPERONE_ALERT_GROUP_DIGEST_SIZE",
         ("alerting", "grouping", "digest_size"),
-        _positive_int,
+        _digest_size,
     ),
     SettingSpec(
         "alerting.priority.critical_jobs",

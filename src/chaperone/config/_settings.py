@@ -13,6 +13,7 @@ from chaperone._alerts import Priority
 from chaperone._matching import AlertMatcher
 
 __all__ = [
+    "MAX_DIGEST_SIZE",
     "SEED_ESCALATION",
     "DeliverySettings",
     "EscalationSettings",
@@ -55,6 +56,9 @@ class RateLimitSettings:
         """Return the window that applies to ``alert_type``."""
         return self.per_type.get(alert_type, self.default)
 
+
+MAX_DIGEST_SIZE = 20
+"""The most alerts one digest message may list: Slack shows no more fields."""
 
 SEED_ESCALATION: tuple[timedelta, ...] = (
     timedelta(0),
@@ -99,8 +103,9 @@ class GroupingSettings:
     """Alert fields (or label names) whose values make the group key."""
     flush_at: int = 100
     """A digest goes out early once this many alerts are held."""
-    digest_size: int = 20
-    """At most this many alerts are listed in one digest message; more make several."""
+    digest_size: int = MAX_DIGEST_SIZE
+    """At most this many alerts are listed in one digest message (1 to 20); more make
+    several."""
 
 
 @attrs.frozen(kw_only=True)
@@ -124,8 +129,9 @@ class Route:
     name: str
     match: AlertMatcher = attrs.field(factory=AlertMatcher)
     channels: tuple[str, ...] = ()
-    channel_settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-    """Channel name → settings that override the channel's own for this route."""
+    channel_settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    """Channel name → settings that override the channel's own for this route (left out
+    of the repr: they hold webhook URLs)."""
     runbook_url: str | None = None
     continue_matching: bool = False
     """Also try the routes after this one (TOML ``continue = true``)."""
@@ -191,8 +197,8 @@ class Settings:
     log_level: str = "info"
     disabled_plugins: tuple[str, ...] = ()
     history_limit: int = 10_000
-    channel_sections: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-    """``[channels.<name>]`` tables from the TOML file."""
+    channel_sections: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    """``[channels.<name>]`` tables from the TOML file (left out of the repr: secrets)."""
     config_file: str | None = None
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     environ_sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)

@@ -3,6 +3,10 @@
 One atomic set-if-absent decides, never check-then-set, so any number of processes
 raising the same alert at once yield exactly one delivery per window. Resolved alerts
 and ``test-alerts`` pass without counting.
+
+Alert types with escalation delays (``[alerting.escalation]``) are left to
+:mod:`chaperone.filters.escalation` instead, except critical alerts: those skip the
+escalation delays and get this fixed window.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from chaperone._alerts import Alert
 from chaperone._durations import format_duration
 from chaperone._markers import hookimpl
 from chaperone._verdicts import Verdict
+from chaperone.filters.escalation import escalates
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -30,8 +35,10 @@ def rate_limit_key(alert_type: str, key: str) -> str:
 
 @hookimpl
 def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Verdict | None:
-    """Suppress a firing alert whose type and key already alerted inside the window."""
-    if is_test or alert.is_resolved:
+    """Suppress a firing alert whose type and key already alerted inside the window
+    (unless escalation decides on it).
+    """
+    if is_test or alert.is_resolved or escalates(alert, runtime):
         return None
     window = runtime.settings.rate_limit.window_for(alert.type)
     if window.total_seconds() <= 0:

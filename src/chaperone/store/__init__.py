@@ -7,6 +7,11 @@ Pick a store by URL with :func:`open_store`:
 ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///~/path.db``
     A SQLite file shared by every process on the machine (paths as in SQLAlchemy: three
     slashes then the path, so an absolute path shows four).
+``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P]``, ``rediss://…`` (TLS)
+    A Redis server shared by every process on every machine that reaches it; keys go
+    under the prefix ``P`` (default ``chaperone:``). Needs the Redis client:
+    ``pip install 'chaperone-core[redis]'``. The options and what expiry means across
+    machines are described in ``chaperone.store._redis``.
 
 :func:`default_store_url` names the SQLite file used when nothing is configured.
 """
@@ -25,7 +30,7 @@ from chaperone.store._sqlite import SQLiteStore
 
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
 
-_ACCEPTED = "use sqlite:///PATH or memory://"
+_ACCEPTED = "use sqlite:///PATH, redis://HOST[:PORT][/DB] or memory://"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -39,7 +44,10 @@ def open_store(
     environment that set it); a URL that cannot be used raises
     :class:`~chaperone.ConfigError` naming both. Error messages quote at most the URL's
     scheme, never the rest, which may hold credentials. A SQLite file that cannot be
-    opened raises :class:`~chaperone.StoreError` naming the path.
+    opened raises :class:`~chaperone.StoreError` naming the path. A Redis store sends
+    nothing until its first operation (a Redis that is away then raises StoreError), and
+    ``redis://`` without the Redis client installed raises ConfigError saying what to
+    install.
     """
     scheme, separator, rest = url.partition("://")
     if not separator or not _SCHEME.fullmatch(scheme):
@@ -52,9 +60,7 @@ def open_store(
     if scheme == "sqlite":
         return SQLiteStore(_sqlite_path(url, key, source), clock, url)
     if scheme in {"redis", "rediss"}:
-        raise ConfigError.single(
-            key, source, f"{scheme}:// arrives with the reliability work; {_ACCEPTED}"
-        )
+        return _redis_store(url, scheme, clock, key, source)
     raise ConfigError.single(key, source, f"unsupported store scheme {scheme}://; {_ACCEPTED}")
 
 
@@ -68,6 +74,24 @@ def default_store_url() -> str:
     state_home = os.environ.get("XDG_STATE_HOME", "")
     base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
     return _SQLITE_PREFIX + str(base / "chaperone" / "chaperone.sqlite3")
+
+
+def _redis_store(url: str, scheme: str, clock: Clock, key: str, source: str) -> Store:
+    """Open a Redis store; imported here so the Redis client stays an optional extra."""
+    try:
+        from chaperone.store._redis import RedisStore, RedisUrlError
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "redis":
+            raise
+        raise ConfigError.single(
+            key,
+            source,
+            f"{scheme}:// needs the Redis client: pip install 'chaperone-core[redis]'",
+        ) from None
+    try:
+        return RedisStore(url, clock)
+    except RedisUrlError as exc:
+        raise ConfigError.single(key, source, f"{scheme}:// URL: {exc}") from None
 
 
 def _sqlite_path(url: str, key: str, source: str) -> Path:

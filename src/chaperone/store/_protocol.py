@@ -1,6 +1,6 @@
 """The few atomic operations the pipeline asks of a store.
 
-Every backend (``memory://``, ``sqlite:///path``, and later ``redis://``) implements this
+Every backend (``memory://``, ``sqlite:///path`` and ``redis://``) implements this
 protocol with the same meaning, so the filters, channels and CLI never know which one
 they talk to. Keys are plain strings namespaced by their owner (``ratelimit:…``);
 values are text (JSON where structured). TTLs are seconds on the store's clock.

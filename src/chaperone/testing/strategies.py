@@ -176,17 +176,19 @@ def alerts(
     status: AlertStatus | None = None,
     severity: Severity | None = None,
     priority: Priority | None = None,
+    oversized: bool = True,
 ) -> st.SearchStrategy[Alert]:
     """Any valid :class:`~chaperone.Alert`; pin ``status``, ``severity`` or ``priority``
     to draw only alerts with that value.
 
     Fields come as a few (any of them oversized) or as 20 to 60 short ones, more than
-    Slack, Discord or Teams show in one message.
+    Slack, Discord or Teams show in one message. ``oversized=False`` keeps every text
+    short (for alerts inside other values, such as a digest's members).
     """
     names = texts(min_size=1, oversized=False)
     fields = st.one_of(
         # A few fields, any of them oversized; or more than any service shows at once.
-        st.lists(st.tuples(names, texts()), max_size=8),
+        st.lists(st.tuples(names, texts(oversized=oversized)), max_size=8),
         st.lists(st.tuples(names, texts(oversized=False)), min_size=20, max_size=60),
     )
     labels = st.dictionaries(_names(), texts(oversized=False), max_size=10)
@@ -195,13 +197,13 @@ def alerts(
         type=alert_types(),
         key=_names(),
         headline=texts(min_size=1, oversized=False),
-        title=texts(min_size=1),
-        summary=texts(),
+        title=texts(min_size=1, oversized=oversized),
+        summary=texts(oversized=oversized),
         occurred_at=aware_datetimes(),
         severity=st.just(severity) if severity is not None else st.sampled_from(Severity),
         status=st.just(status) if status is not None else st.sampled_from(AlertStatus),
         priority=st.just(priority) if priority is not None else st.sampled_from(Priority),
-        explanation=texts(),
+        explanation=texts(oversized=oversized),
         fields=fields,
         job_class=st.none() | job_classes(),
         supervision_id=st.none() | supervision_ids(),
@@ -447,11 +449,13 @@ def recovery_events() -> st.SearchStrategy[Event]:
 
 
 def alerts_grouped_events() -> st.SearchStrategy[AlertsGrouped]:
-    """:class:`~chaperone.AlertsGrouped` events holding 1 to 30 alerts."""
+    """:class:`~chaperone.AlertsGrouped` events holding 1 to 10 alerts."""
     return st.builds(
         AlertsGrouped,
         group_key=_names(),
-        alerts=st.lists(alerts(status=AlertStatus.FIRING), min_size=1, max_size=30),
+        alerts=st.lists(
+            alerts(status=AlertStatus.FIRING, oversized=False), min_size=1, max_size=10
+        ),
         window=durations(),
         window_started=aware_datetimes(),
         sent_individually=st.integers(min_value=0, max_value=1000),
@@ -466,11 +470,11 @@ def maintenance_ended_events() -> st.SearchStrategy[MaintenanceEnded]:
         window_id=_names(),
         started_at=aware_datetimes(),
         ended_at=aware_datetimes(),
-        reason=texts(),
+        reason=texts(oversized=False),
         matches=texts(min_size=1, oversized=False),
         suppressed=st.integers(min_value=0, max_value=100_000),
         by_type=st.dictionaries(alert_types(), st.integers(min_value=1, max_value=1000)),
-        examples=st.lists(texts(min_size=1), max_size=10).map(tuple),
+        examples=st.lists(texts(min_size=1, oversized=False), max_size=10).map(tuple),
         occurred_at=aware_datetimes(),
     )
 
