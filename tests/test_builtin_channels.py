@@ -20,6 +20,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import chaperone.testing
+import chaperone.testing.digests
 import chaperone.testing.strategies
 from chaperone import (
     Alert,
@@ -111,6 +112,9 @@ class TestLogChannel(ChannelContract):
     def received(self, service: Any) -> int:
         return len(alert_lines(self.captured_logs))
 
+    def received_texts(self, service: Any) -> list[str]:
+        return [str(entry) for entry in alert_lines(self.captured_logs)]
+
     def hypothesis_settings(self) -> settings:
         return settings(super().hypothesis_settings(), max_examples=50)
 
@@ -130,6 +134,9 @@ class TestDatabaseChannel(ChannelContract):
 
     def received(self, service: Any) -> int:
         return len(read_history(service, 1_000_000))
+
+    def received_texts(self, service: Any) -> list[str]:
+        return [json.dumps(row, ensure_ascii=False) for row in read_history(service, 1_000_000)]
 
     async def close_service(self, service: Any) -> None:
         service.close()
@@ -405,7 +412,11 @@ class HookChannel(Channel):
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
         response = await context.http.post(
             self._url.reveal(),
-            json={"title": alert.title[:3000], "status": alert.status.value},
+            json={
+                "title": alert.title[:3000],
+                "status": alert.status.value,
+                "fields": [[name[:300], value[:3000]] for name, value in alert.fields],
+            },
             timeout=context.timeout,
         )
         status = response.status_code
@@ -512,6 +523,11 @@ class IgnoresStatus(HookChannel):
         return Outcome.delivered("HTTP 200")
 
 
+class ShowsTenFields(HookChannel):
+    async def send(self, alert: Alert, context: SendContext) -> Outcome:
+        return await super().send(attrs.evolve(alert, fields=alert.fields[:10]), context)
+
+
 class AlwaysPermanent(HookChannel):
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
         outcome = await super().send(alert, context)
@@ -579,6 +595,11 @@ class TestContractCatchesBrokenChannels:
         with pytest.raises(AssertionError, match="gave permanent"):
             contract_for(AlwaysPermanent).test_transient_failure_is_reported_transient()
 
+    def test_dropping_digest_entries_fails(self) -> None:
+        """A channel that shows only some of a digest's entries fails the digest test."""
+        with pytest.raises(AssertionError, match="10 of the digest's 20 entries never reached"):
+            contract_for(ShowsTenFields).test_a_full_digest_reaches_the_service_whole()
+
     def test_an_unregistered_plugin_fails(self) -> None:
         """The registration check fails when no plugin of that name exists."""
         with pytest.raises(AssertionError, match="no plugin 'hook' found"):
@@ -606,7 +627,9 @@ class TestTestingPackage:
         )
         assert result.stdout.strip() == "[]"
 
-    @pytest.mark.parametrize("module", [chaperone.testing, chaperone.testing.strategies])
+    @pytest.mark.parametrize(
+        "module", [chaperone.testing, chaperone.testing.digests, chaperone.testing.strategies]
+    )
     def test_public_names_are_sorted_and_documented(self, module: ModuleType) -> None:
         """Each module's ``__all__`` is sorted and every public name has a docstring."""
         names = list(module.__all__)

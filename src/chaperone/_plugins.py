@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "chaperone.filters.ratelimit",
     "chaperone.filters.grouping",
     "chaperone.builtin.routing",
+    "chaperone.builtin.metrics",
     "chaperone.channels.log",
     "chaperone.channels.database",
 )

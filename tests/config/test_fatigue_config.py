@@ -15,35 +15,9 @@ from chaperone import Priority
 from chaperone._exceptions import ConfigError, ConfigProblem
 from chaperone.config import load_settings
 from chaperone.config._settings import SEED_ESCALATION
+from helpers.fatigue import ISSUE_EXAMPLE_CONFIG, ISSUE_SLACK_WEBHOOK
 
 ENV = "environment"
-
-ISSUE_EXAMPLE = r"""
-[alerting.rate_limit]            # fixed windows, seconds or "10m"
-job_stuck = "10m"
-[alerting.escalation]            # per type: escalating delays instead of a fixed window
-job_stuck = ["0s", "5m", "15m", "30m", "1h"]
-[alerting.grouping]
-window = "10m"
-after = 5
-by = ["type", "job_class"]
-[alerting.priority]
-critical_jobs = ["App\\Jobs\\ChargeCustomer"]
-high = ["*Payment*", "*Order*"]
-low = ["*Cleanup*", "*Archive*"]
-[[alerting.routes]]
-name = "critical"
-match = { priority = ["critical", "high"] }
-channels = ["pagerduty", "slack"]
-slack = { webhook_url = "https://hooks.slack.com/services/T0/B0/critical" }
-runbook_url = "https://docs.example.com/runbooks/critical"
-[[alerting.maintenance]]
-every = ["sat", "sun"]
-from = "02:00"
-to = "04:00"
-timezone = "Europe/Berlin"
-match = { job_class = "App\\Jobs\\Backup*" }
-"""
 
 
 def write(path: Path, text: str) -> Path:
@@ -62,7 +36,7 @@ def problems_of(cwd: Path, environ: dict[str, str] | None = None) -> dict[str, C
 class TestIssueExample:
     def test_every_section_is_read(self, tmp_path: Path) -> None:
         """The issue's example configuration loads into the settings it describes."""
-        write(tmp_path / "chaperone.toml", ISSUE_EXAMPLE)
+        write(tmp_path / "chaperone.toml", ISSUE_EXAMPLE_CONFIG)
         loaded = load_settings({}, tmp_path)
         assert loaded.rate_limit.window_for("job_stuck") == timedelta(minutes=10)
         assert loaded.escalation.delays_for("job_stuck") == SEED_ESCALATION
@@ -79,9 +53,7 @@ class TestIssueExample:
         assert route.name == "critical"
         assert route.channels == ("pagerduty", "slack")
         assert route.match.to_dict() == {"priority": ["critical", "high"]}
-        assert route.channel_settings == {
-            "slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/critical"}
-        }
+        assert route.channel_settings == {"slack": {"webhook_url": ISSUE_SLACK_WEBHOOK}}
         assert route.runbook_url == "https://docs.example.com/runbooks/critical"
         assert route.continue_matching is False
         [window] = loaded.maintenance
@@ -93,7 +65,7 @@ class TestIssueExample:
 
     def test_pyproject_tool_table(self, tmp_path: Path) -> None:
         """The same sections work under [tool.chaperone] in pyproject.toml."""
-        text = ISSUE_EXAMPLE.replace("[alerting", "[tool.chaperone.alerting").replace(
+        text = ISSUE_EXAMPLE_CONFIG.replace("[alerting", "[tool.chaperone.alerting").replace(
             "[[alerting", "[[tool.chaperone.alerting"
         )
         write(tmp_path / "pyproject.toml", "[project]\nname = 'app'\n" + text)

@@ -10,45 +10,16 @@ from pathlib import Path
 import pytest
 
 from chaperone import (
-    Alert,
     JobStuck,
     ManualClock,
-    PluginHost,
     Priority,
-    Runtime,
     Settings,
     VerdictKind,
 )
 from chaperone.config import EscalationSettings, GroupingSettings, load_settings
 from chaperone.filters import escalation, ratelimit
-from chaperone.store import MemoryStore, SQLiteStore, Store
-from helpers.cli import STORE_FILE, clean_environ, run_cli, store_url
-
-SEED = (
-    timedelta(0),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(minutes=30),
-    timedelta(hours=1),
-)
-
-
-def alert(alert_type: str, key: str, now: datetime, priority: Priority = Priority.NORMAL) -> Alert:
-    """A firing alert of ``alert_type`` and ``key``."""
-    return Alert(
-        type=alert_type,
-        key=key,
-        headline="Trouble",
-        title=f"Trouble: {key}",
-        summary="Something went wrong.",
-        priority=priority,
-        occurred_at=now,
-    )
-
-
-def runtime_on(store: Store, clock: ManualClock, settings: Settings) -> Runtime:
-    """A runtime on ``store`` with the built-in plugins only."""
-    return Runtime(settings, clock=clock, store=store, plugins=PluginHost(entry_points=False))
+from helpers.cli import STORE_FILE, clean_environ, run_cli
+from helpers.fatigue import SEED_DELAYS, runtime_with, sqlite_store, trouble
 
 
 class TestTomlConfig:
@@ -66,7 +37,7 @@ class TestTomlConfig:
             encoding="utf-8",
         )
         loaded = load_settings(environ={}, cwd=tmp_path)
-        assert loaded.escalation.delays_for("job_stuck") == SEED
+        assert loaded.escalation.delays_for("job_stuck") == SEED_DELAYS
         assert loaded.escalation.delays_for("job_timeout") == (
             timedelta(0),
             timedelta(minutes=2),
@@ -76,7 +47,7 @@ class TestTomlConfig:
 
         clock = ManualClock(datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
         sent = []
-        with runtime_on(MemoryStore(clock), clock, loaded) as rt:
+        with runtime_with(loaded, clock) as rt:
             for minute in range(120):
                 (report,) = rt.dispatch(
                     JobStuck(
@@ -105,18 +76,18 @@ class TestRatelimitClear:
         clock = ManualClock(datetime.now(UTC))
         settings = Settings(
             channels=("database",),
-            escalation=EscalationSettings(per_type={"job_stuck": SEED}),
+            escalation=EscalationSettings(per_type={"job_stuck": SEED_DELAYS}),
             grouping=GroupingSettings(enabled=False),
         )
-        with runtime_on(SQLiteStore(path, clock, store_url(path)), clock, settings) as rt:
+        with runtime_with(settings, clock, store=sqlite_store(path, clock)) as rt:
             for alert_type, key, priority in alerts:
-                report = rt.send(alert(alert_type, key, clock.now(), priority))
+                report = rt.send(trouble(alert_type, key, clock.now(), priority=priority))
                 assert report.verdict.kind is VerdictKind.SEND
 
     def keys(self, tmp_path: Path) -> tuple[list[str], list[str]]:
         """The live escalation keys and rate-limit marks in the CLI's store."""
         path = tmp_path / STORE_FILE
-        store = SQLiteStore(path, ManualClock(datetime.now(UTC)), store_url(path))
+        store = sqlite_store(path, ManualClock(datetime.now(UTC)))
         try:
             return store.keys(escalation.PREFIX), store.keys(ratelimit.PREFIX)
         finally:

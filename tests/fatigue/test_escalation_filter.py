@@ -17,28 +17,20 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import chaperone
 from chaperone import (
     Alert,
-    AlertStatus,
-    Channel,
-    ChannelSettings,
     JobRecovered,
     JobStuck,
     ManualClock,
-    Outcome,
-    PluginHost,
     Priority,
     Runtime,
-    SendContext,
-    Settings,
     VerdictKind,
 )
 from chaperone.config import (
@@ -48,15 +40,15 @@ from chaperone.config import (
     RateLimitSettings,
 )
 from chaperone.filters import escalation, ratelimit
-from chaperone.store import MemoryStore, SQLiteStore, Store
-
-SEED = (
-    timedelta(0),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(minutes=30),
-    timedelta(hours=1),
+from chaperone.store import MemoryStore, Store
+from helpers.fatigue import (
+    SEED_DELAYS,
+    RecordingChannel,
+    recording_runtime,
+    sqlite_store,
+    trouble,
 )
+
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 ESCALATED = ("job_stuck", "job_timeout")
 TYPES = (*ESCALATED, "circuit_breaker")
@@ -69,28 +61,8 @@ _files = itertools.count()
 # -------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """A plugin registering the channel ``recording``, which keeps every alert it gets."""
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Any) -> None:
-        recorder = self
-
-        class Recording(Channel):
-            name = "recording"
-
-            @classmethod
-            def from_settings(cls, settings: ChannelSettings) -> Self:
-                return cls()
-
-            async def send(self, alert: Alert, context: SendContext) -> Outcome:
-                recorder.sent.append(alert)
-                return Outcome.delivered()
-
-        register(Recording)
+class Recorder(RecordingChannel):
+    """The channel ``recording``, which keeps every alert it gets, and when it got them."""
 
     def minutes(self, alert_type: str = "job_stuck", key: str | None = None) -> list[float]:
         """When (minutes after START) each firing alert of ``alert_type`` was delivered."""
@@ -107,24 +79,17 @@ def open_store(backend: str, clock: ManualClock, directory: Path) -> Store:
     """A fresh, empty store of ``backend`` on ``clock``."""
     if backend == "memory":
         return MemoryStore(clock)
-    path = directory / f"escalation-{next(_files)}.sqlite3"
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
+    return sqlite_store(directory / f"escalation-{next(_files)}.sqlite3", clock)
 
 
 def make_runtime(
     store: Store, clock: ManualClock, recorder: Recorder | None = None, **overrides: Any
 ) -> Runtime:
-    """A runtime with the built-in plugins and a recording channel; grouping is off unless
-    ``overrides`` say otherwise.
+    """A runtime with the built-in plugins and a recording channel; grouping is off and
+    job_stuck escalates with the seed's delays unless ``overrides`` say otherwise.
     """
-    overrides.setdefault("grouping", GroupingSettings(enabled=False))
-    overrides.setdefault("escalation", EscalationSettings(per_type={"job_stuck": SEED}))
-    return Runtime(
-        Settings(channels=("recording",), **overrides),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False, extra=[("recorder", recorder or Recorder())]),
-    )
+    overrides.setdefault("escalation", EscalationSettings(per_type={"job_stuck": SEED_DELAYS}))
+    return recording_runtime(store, clock, recorder, **overrides)
 
 
 def make_alert(
@@ -136,16 +101,7 @@ def make_alert(
     priority: Priority = Priority.NORMAL,
 ) -> Alert:
     """An alert of ``alert_type`` and ``key``, raised now."""
-    return Alert(
-        type=alert_type,
-        key=key,
-        headline="Trouble",
-        title=f"Trouble: {key}",
-        summary="Something went wrong.",
-        status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
-        priority=priority,
-        occurred_at=clock.now(),
-    )
+    return trouble(alert_type, key, clock.now(), resolved=resolved, priority=priority)
 
 
 def passes(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> bool:
@@ -542,7 +498,7 @@ class TestSchedule:
         """``delay_before(n)`` is the wait before repeat n: none for the first alert, then
         the listed delays, the last one repeating.
         """
-        waits = [escalation.delay_before(repeat, SEED) for repeat in range(7)]
+        waits = [escalation.delay_before(repeat, SEED_DELAYS) for repeat in range(7)]
         assert waits == [
             timedelta(0),
             timedelta(minutes=5),
@@ -608,7 +564,9 @@ class TestReset:
         """With a memory of 10 minutes, an alert 10 minutes after the last delivery counts as
         a first alert again (so the 15-minute delay never comes into play).
         """
-        config = EscalationSettings(per_type={"job_stuck": SEED}, memory=timedelta(minutes=10))
+        config = EscalationSettings(
+            per_type={"job_stuck": SEED_DELAYS}, memory=timedelta(minutes=10)
+        )
         with make_runtime(MemoryStore(clock), clock, escalation=config) as rt:
             assert raise_every_minute(rt, clock, 21) == [0, 5, 15, 20]
             clock.advance(timedelta(minutes=9))
@@ -712,8 +670,8 @@ class TestSharedStore:
     def test_two_runtimes_on_one_file(self, tmp_path: Path, clock: ManualClock) -> None:
         """Two runtimes on one SQLite file share the count: each repeat goes out once."""
         path = tmp_path / "shared.sqlite3"
-        first = make_runtime(SQLiteStore(path, clock, f"sqlite:///{path}"), clock)
-        second = make_runtime(SQLiteStore(path, clock, f"sqlite:///{path}"), clock)
+        first = make_runtime(sqlite_store(path, clock), clock)
+        second = make_runtime(sqlite_store(path, clock), clock)
         with first, second:
             sent = []
             for minute in range(25):
@@ -730,9 +688,7 @@ class TestSharedStore:
         """
         clock = ManualClock(START)
         path = tmp_path / "race.sqlite3"
-        runtimes = [
-            make_runtime(SQLiteStore(path, clock, f"sqlite:///{path}"), clock) for _ in range(8)
-        ]
+        runtimes = [make_runtime(sqlite_store(path, clock), clock) for _ in range(8)]
         try:
             for _ in range(10):
                 barrier = threading.Barrier(len(runtimes))

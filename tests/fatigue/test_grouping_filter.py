@@ -5,13 +5,12 @@ flushed as digests by the monitor, exactly once each, across restarts and proces
 from __future__ import annotations
 
 import json
-import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import pytest
@@ -23,83 +22,38 @@ from chaperone import (
     Alert,
     AlertReport,
     AlertStatus,
-    Channel,
-    ChannelSettings,
     ManualClock,
     Monitor,
-    Outcome,
-    PluginHost,
     Priority,
     Runtime,
-    SendContext,
     Settings,
     VerdictKind,
 )
 from chaperone.config import GroupingSettings, PrioritySettings
 from chaperone.filters import grouping
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, Store
+from helpers.fatigue import RecordingChannel, entry_keys, runtime_with, sqlite_store
 
 AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 JOB = "App\\Jobs\\ImportFeed"
 OTHER_JOB = "App\\Jobs\\SendNewsletter"
 WINDOW = timedelta(minutes=10)
-ENTRY_KEY = re.compile(r"\(key (?P<key>[^()]*)\)$")
 
 # -------------------------------------------------------------------------------------
 # Helpers
 # -------------------------------------------------------------------------------------
 
 
-class Sink:
+class Sink(RecordingChannel):
     """A plugin with one channel, ``sink``, that records every alert it is sent."""
 
     def __init__(self) -> None:
-        self.sent: list[Alert] = []
-        self._lock = threading.Lock()
-        sink = self
-
-        class Recording(Channel):
-            name = "sink"
-
-            @classmethod
-            def from_settings(cls, settings: ChannelSettings) -> Self:
-                return cls()
-
-            async def send(self, alert: Alert, context: SendContext) -> Outcome:
-                with sink._lock:
-                    sink.sent.append(alert)
-                return Outcome.delivered()
-
-        self.channel_class = Recording
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Callable[[type[Channel]], None]) -> None:
-        register(self.channel_class)
-
-    @property
-    def individual(self) -> list[str]:
-        """Keys of the ordinary alerts delivered, in order."""
-        return [alert.key for alert in self.sent if not alert.is_digest]
-
-    @property
-    def digests(self) -> list[Alert]:
-        """The digest alerts delivered, in order."""
-        return [alert for alert in self.sent if alert.is_digest]
-
-    @property
-    def digested(self) -> list[str]:
-        """Keys listed by every digest delivered, in order."""
-        return [key for digest in self.digests for key in members(digest)]
+        super().__init__("sink")
 
 
 def members(digest: Alert) -> list[str]:
     """The keys of the alerts a digest lists, one per field."""
-    keys = []
-    for _time, entry in digest.fields:
-        found = ENTRY_KEY.search(entry)
-        assert found, f"a digest entry without a key: {entry!r}"
-        keys.append(found["key"])
-    return keys
+    return entry_keys(digest.fields)
 
 
 def group_settings(**changes: Any) -> GroupingSettings:
@@ -116,22 +70,13 @@ def make_runtime(
     priority: PrioritySettings | None = None,
 ) -> Runtime:
     """A runtime delivering to ``sink`` only, on ``store`` (a fresh memory store if None)."""
-    return Runtime(
-        Settings(
-            channels=("sink",),
-            grouping=grouping_settings or GroupingSettings(),
-            priority=priority or PrioritySettings(),
-            store_url="memory://",
-        ),
-        clock=clock,
-        store=store or MemoryStore(clock),
-        plugins=PluginHost(entry_points=False, extra=[("sink", sink)]),
+    settings_ = Settings(
+        channels=("sink",),
+        grouping=grouping_settings or GroupingSettings(),
+        priority=priority or PrioritySettings(),
+        store_url="memory://",
     )
-
-
-def sqlite(path: Path, clock: ManualClock) -> SQLiteStore:
-    """A SQLite store on ``path``."""
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
+    return runtime_with(settings_, clock, sink, store=store)
 
 
 def alert(
@@ -445,7 +390,7 @@ class TestRestart:
         """
         path = tmp_path / "store.sqlite3"
         first = Sink()
-        with make_runtime(first, clock, sqlite(path, clock)) as runtime:
+        with make_runtime(first, clock, sqlite_store(path, clock)) as runtime:
             Monitor(runtime).tick()
             reports = send_all(runtime, [alert(f"sup-{n}", clock) for n in range(7)])
         assert kinds(reports).count("hold") == 3
@@ -453,7 +398,7 @@ class TestRestart:
 
         clock.advance(WINDOW)
         second = Sink()
-        with make_runtime(second, clock, sqlite(path, clock)) as runtime:
+        with make_runtime(second, clock, sqlite_store(path, clock)) as runtime:
             Monitor(runtime).tick()
             Monitor(runtime).tick()
         assert second.individual == []
@@ -617,7 +562,7 @@ class TestConcurrency:
         settings_ = group_settings(flush_at=7, digest_size=5)
         sinks = [Sink(), Sink()]
         runtimes = [
-            make_runtime(sink, clock, sqlite(path, clock), grouping_settings=settings_)
+            make_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
             for sink in sinks
         ]
         per_thread = 40
@@ -671,7 +616,7 @@ class TestConcurrency:
         settings_ = group_settings(after=1)
         holder_sink = Sink()
         with make_runtime(
-            holder_sink, clock, sqlite(path, clock), grouping_settings=settings_
+            holder_sink, clock, sqlite_store(path, clock), grouping_settings=settings_
         ) as holder:
             Monitor(holder).tick()
             for job in range(6):
@@ -682,7 +627,7 @@ class TestConcurrency:
         clock.advance(WINDOW)
         sinks = [Sink() for _ in range(4)]
         runtimes = [
-            make_runtime(sink, clock, sqlite(path, clock), grouping_settings=settings_)
+            make_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
             for sink in sinks
         ]
         barrier = threading.Barrier(len(runtimes))
@@ -795,7 +740,9 @@ class TestEveryAlertInExactlyOneNotification:
         sink = Sink()
         path = tmp_path_factory.mktemp("grouping") / "store.sqlite3"
         settings_ = group_settings(after=after)
-        with make_runtime(sink, clock, sqlite(path, clock), grouping_settings=settings_) as runtime:
+        with make_runtime(
+            sink, clock, sqlite_store(path, clock), grouping_settings=settings_
+        ) as runtime:
             run_plan(runtime, clock, plan)
         check_notifications(sink, plan, after, settings_.digest_size)
 

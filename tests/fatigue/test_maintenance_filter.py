@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -23,23 +23,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import chaperone
 from chaperone import (
     Alert,
     AlertStatus,
-    Channel,
-    ChannelSettings,
     ManualClock,
     Monitor,
-    Outcome,
-    PluginHost,
     Runtime,
-    SendContext,
     Settings,
     VerdictKind,
 )
 from chaperone._matching import AlertMatcher, parse_match
-from chaperone.config import GroupingSettings, RecurringWindow
+from chaperone.config import RecurringWindow
 from chaperone.filters import maintenance as maintenance_filter
 from chaperone.maintenance import (
     ENDS_INDEX,
@@ -54,10 +48,19 @@ from chaperone.maintenance import (
     status,
     suppressed,
 )
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, Store
+from helpers.fatigue import RecordingChannel, recording_runtime, sqlite_store
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)  # a Monday
 JOBS = AlertMatcher((("job_class", ("App\\Jobs\\*",)),))
+DAILY = RecurringWindow(
+    name="daily",
+    weekdays=frozenset(range(7)),
+    start=time(10),
+    end=time(11),
+    timezone=ZoneInfo("UTC"),
+)
+"""A recurring window every day from 10:00 to 11:00 UTC: on at START."""
 _keys = itertools.count()
 
 # -------------------------------------------------------------------------------------
@@ -65,53 +68,13 @@ _keys = itertools.count()
 # -------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """A plugin registering the channel ``recording``, which keeps every alert it gets."""
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Any) -> None:
-        recorder = self
-
-        class Recording(Channel):
-            name = "recording"
-
-            @classmethod
-            def from_settings(cls, settings: ChannelSettings) -> Self:
-                return cls()
-
-            async def send(self, alert: Alert, context: SendContext) -> Outcome:
-                recorder.sent.append(alert)
-                return Outcome.delivered()
-
-        register(Recording)
+class Recorder(RecordingChannel):
+    """The channel ``recording``, which keeps every alert it gets."""
 
     @property
     def summaries(self) -> list[Alert]:
         """The maintenance summaries received."""
         return [alert for alert in self.sent if alert.type == "maintenance"]
-
-
-def make_runtime(
-    store: Store, clock: ManualClock, recorder: Recorder | None = None, **overrides: Any
-) -> Runtime:
-    """A runtime with the built-in plugins and a recording channel; grouping is off, so
-    every verdict here is the maintenance filter's or the rate limit's (keys are unique).
-    """
-    overrides.setdefault("grouping", GroupingSettings(enabled=False))
-    return Runtime(
-        Settings(channels=("recording",), **overrides),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False, extra=[("recorder", recorder or Recorder())]),
-    )
-
-
-def sqlite(path: Path, clock: ManualClock) -> SQLiteStore:
-    """A connection to the SQLite file ``path``."""
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
 
 
 def make_alert(
@@ -161,7 +124,7 @@ def store(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) ->
     """A fresh store of each backend (the runtime that takes it closes it)."""
     if request.param == "memory":
         return MemoryStore(clock)
-    return sqlite(tmp_path / "maintenance.sqlite3", clock)
+    return sqlite_store(tmp_path / "maintenance.sqlite3", clock)
 
 
 @pytest.fixture
@@ -171,7 +134,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def runtime(store: Store, clock: ManualClock, recorder: Recorder) -> Iterator[Runtime]:
-    with make_runtime(store, clock, recorder) as opened:
+    with recording_runtime(store, clock, recorder) as opened:
         yield opened
 
 
@@ -227,7 +190,7 @@ class TestSuppressesExactlyWhatItMatches:
         clock = ManualClock(START)
         recorder = Recorder()
         model: list[ModelWindow] = []
-        with make_runtime(MemoryStore(clock), clock, recorder) as runtime:
+        with recording_runtime(MemoryStore(clock), clock, recorder) as runtime:
             for step in steps:
                 if step[0] == "advance":
                     clock.advance(step[1])
@@ -292,7 +255,9 @@ class TestSuppressesExactlyWhatItMatches:
             reason="backups",
         )
         expected: Counter[str] = Counter()
-        with make_runtime(MemoryStore(clock), clock, recorder, maintenance=(nightly,)) as runtime:
+        with recording_runtime(
+            MemoryStore(clock), clock, recorder, maintenance=(nightly,)
+        ) as runtime:
             monitor = Monitor(runtime)
             for step, alert_type in zip(minutes, kinds, strict=False):
                 clock.advance(timedelta(minutes=step))
@@ -508,14 +473,9 @@ class TestEnding:
         """The occurrence of a recurring window in force can be ended by its id; the next
         occurrence still comes.
         """
-        daily = RecurringWindow(
-            name="daily",
-            weekdays=frozenset(range(7)),
-            start=time(10),
-            end=time(11),
-            timezone=ZoneInfo("UTC"),
-        )
-        with make_runtime(MemoryStore(clock), clock, recorder, maintenance=(daily,)) as runtime:
+        with recording_runtime(
+            MemoryStore(clock), clock, recorder, maintenance=(DAILY,)
+        ) as runtime:
             assert runtime.send(make_alert(clock)).verdict.kind is VerdictKind.SUPPRESS
             [on] = active_windows(runtime.settings, runtime.store, clock.now())
             assert on.id == "daily@2024-01-15T10:00+00:00"
@@ -530,7 +490,7 @@ class TestEnding:
         """With alerting.maintenance_summary off, a window ends with no summary, and says
         why.
         """
-        with make_runtime(
+        with recording_runtime(
             MemoryStore(clock), clock, recorder, maintenance_summary=False
         ) as runtime:
             window = start_window(runtime.store, clock.now(), timedelta(minutes=5))
@@ -556,14 +516,9 @@ class TestEnding:
         self, clock: ManualClock, recorder: Recorder
     ) -> None:
         """An occurrence that suppressed nothing ends silently."""
-        daily = RecurringWindow(
-            name="daily",
-            weekdays=frozenset(range(7)),
-            start=time(10),
-            end=time(11),
-            timezone=ZoneInfo("UTC"),
-        )
-        with make_runtime(MemoryStore(clock), clock, recorder, maintenance=(daily,)) as runtime:
+        with recording_runtime(
+            MemoryStore(clock), clock, recorder, maintenance=(DAILY,)
+        ) as runtime:
             monitor = Monitor(runtime)
             for _ in range(3):
                 clock.advance(timedelta(hours=12))
@@ -581,7 +536,9 @@ class TestSharedStore:
         clock = ManualClock(START)
         path = tmp_path / "shared.sqlite3"
         recorders = [Recorder(), Recorder()]
-        runtimes = [make_runtime(sqlite(path, clock), clock, recorder) for recorder in recorders]
+        runtimes = [
+            recording_runtime(sqlite_store(path, clock), clock, recorder) for recorder in recorders
+        ]
         try:
             window = start_window(runtimes[0].store, clock.now(), timedelta(minutes=30), JOBS)
             for index in range(6):
@@ -605,8 +562,8 @@ class TestSharedStore:
         path = tmp_path / "race.sqlite3"
         recorder = Recorder()
         with (
-            make_runtime(sqlite(path, clock), clock, recorder) as monitor_side,
-            make_runtime(sqlite(path, clock), clock) as cli_side,
+            recording_runtime(sqlite_store(path, clock), clock, recorder) as monitor_side,
+            recording_runtime(sqlite_store(path, clock), clock) as cli_side,
         ):
             window = start_window(cli_side.store, clock.now(), timedelta(minutes=1))
             clock.advance(timedelta(minutes=1))
@@ -637,7 +594,7 @@ class TestCost:
         """An alert no window matches costs a key scan and one read, and no write."""
         calls: list[str] = []
         store = Counting(MemoryStore(clock), calls)
-        with make_runtime(store, clock) as runtime:  # type: ignore[arg-type]
+        with recording_runtime(store, clock) as runtime:  # type: ignore[arg-type]
             calls.clear()
             verdict = maintenance_filter.chaperone_filter_alert(
                 alert=make_alert(clock), runtime=runtime, is_test=False
@@ -685,7 +642,7 @@ class TestStatus:
             timezone=ZoneInfo("Europe/Berlin"),
             match=parse_match({"job_class": "App\\Jobs\\Backup*"}),
         )
-        with make_runtime(MemoryStore(clock), clock, maintenance=(on, later)) as runtime:
+        with recording_runtime(MemoryStore(clock), clock, maintenance=(on, later)) as runtime:
             window = start_window(runtime.store, clock.now(), timedelta(minutes=30), JOBS, "x")
             runtime.send(make_alert(clock, "job_stuck"))
             runtime.send(make_alert(clock, "custom", None))

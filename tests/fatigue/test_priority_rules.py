@@ -7,29 +7,17 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chaperone
-from chaperone import (
-    Alert,
-    Channel,
-    ChannelSettings,
-    JobStuck,
-    ManualClock,
-    Outcome,
-    PluginHost,
-    Priority,
-    Runtime,
-    SendContext,
-    Settings,
-)
+from chaperone import Alert, JobStuck, ManualClock, Priority, Runtime, Settings
 from chaperone.config import PrioritySettings, load_settings
 from chaperone.filters.priority import LEVELS, explain_priority
-from chaperone.store import MemoryStore
+from helpers.fatigue import RecordingChannel, runtime_with
 
 AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 SEED_RULES = PrioritySettings(
@@ -85,30 +73,6 @@ def reference_priority(job_class: str | None, rules: PrioritySettings) -> Priori
     return min(levels, key=order.index) if levels else None
 
 
-class Recorder:
-    """A plugin with channel ``pager`` that records the alerts it is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Any) -> None:
-        recorder = self
-
-        class Pager(Channel):
-            name = "pager"
-
-            @classmethod
-            def from_settings(cls, settings: ChannelSettings) -> Self:
-                return cls()
-
-            async def send(self, alert: Alert, context: SendContext) -> Outcome:
-                recorder.sent.append(alert)
-                return Outcome.delivered()
-
-        register(Pager)
-
-
 class Says:
     """A plugin that gives every alert one priority (or None)."""
 
@@ -122,16 +86,8 @@ class Says:
 
 def runtime(rules: PrioritySettings, *plugins: object) -> Runtime:
     """A runtime with the built-ins, ``plugins``, channel ``pager`` and ``rules``."""
-    clock = ManualClock(AT)
-    return Runtime(
-        Settings(channels=("pager",), priority=rules, store_url="memory://"),
-        clock=clock,
-        store=MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-    )
+    settings = Settings(channels=("pager",), priority=rules, store_url="memory://")
+    return runtime_with(settings, ManualClock(AT), *plugins)
 
 
 # Small vocabularies, so that drawn patterns and class names meet often.
@@ -299,7 +255,7 @@ class TestInThePipeline:
 
     def test_delivered_alert_carries_the_rules_priority(self) -> None:
         """A stuck PaymentSync is delivered with priority high."""
-        recorder = Recorder()
+        recorder = RecordingChannel("pager")
         with runtime(SEED_RULES, recorder) as rt:
             report = rt.dispatch(self.event("App\\Jobs\\PaymentSync"))
         assert report.alerts[0].delivered
@@ -307,21 +263,21 @@ class TestInThePipeline:
 
     def test_unmatched_alert_keeps_normal(self) -> None:
         """A stuck job no rule names goes out normal."""
-        recorder = Recorder()
+        recorder = RecordingChannel("pager")
         with runtime(SEED_RULES, recorder) as rt:
             rt.dispatch(self.event("App\\Jobs\\ImportFeed"))
         assert [sent.priority for sent in recorder.sent] == [Priority.NORMAL]
 
     def test_a_plugin_answers_before_the_rules(self) -> None:
         """A plugin's priority wins over the built-in rules (which run last)."""
-        recorder = Recorder()
+        recorder = RecordingChannel("pager")
         with runtime(SEED_RULES, recorder, Says(Priority.LOW)) as rt:
             rt.dispatch(self.event("App\\Jobs\\PaymentSync"))
         assert [sent.priority for sent in recorder.sent] == [Priority.LOW]
 
     def test_a_plugin_without_opinion_leaves_it_to_the_rules(self) -> None:
         """A plugin answering None lets the rules decide."""
-        recorder = Recorder()
+        recorder = RecordingChannel("pager")
         with runtime(SEED_RULES, recorder, Says(None)) as rt:
             rt.dispatch(self.event("App\\Jobs\\ArchiveLogs"))
         assert [sent.priority for sent in recorder.sent] == [Priority.LOW]

@@ -32,36 +32,7 @@ from helpers.cli import (
     require_fixture_plugins,
     run_many,
 )
-
-ISSUE_CONFIG = r"""
-[alerting.rate_limit]
-job_stuck = "10m"
-[alerting.escalation]
-job_stuck = ["0s", "5m", "15m", "30m", "1h"]
-[alerting.grouping]
-window = "10m"
-after = 5
-by = ["type", "job_class"]
-[alerting.priority]
-critical_jobs = ["App\\Jobs\\ChargeCustomer"]
-high = ["*Payment*", "*Order*"]
-low = ["*Cleanup*", "*Archive*"]
-[[alerting.routes]]
-name = "critical"
-match = { priority = ["critical", "high"] }
-channels = ["pagerduty", "slack"]
-slack = { webhook_url = "https://hooks.slack.com/services/T0/B0/XXXXXXXXXXXXXXXXXXXXXXXX" }
-runbook_url = "https://docs.example.com/runbooks/critical"
-[[alerting.maintenance]]
-every = ["sat", "sun"]
-from = "02:00"
-to = "04:00"
-timezone = "Europe/Berlin"
-match = { job_class = "App\\Jobs\\Backup*" }
-"""
-"""The issue's §7 example. Its Slack URL ends in a realistic token: the issue's
-``.../critical`` would make the masker treat the word "critical" as a secret piece of
-the URL once the Slack plugin builds the channel, and mask the route's name with it."""
+from helpers.fatigue import ISSUE_EXAMPLE_CONFIG, ISSUE_SLACK_WEBHOOK
 
 TOKEN = "ROUTE-SECRET-7c1d9e"  # noqa: S105 - the secret the tests look for
 
@@ -129,7 +100,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     """Run every command of this module at once (most of a run is Python starting)."""
     base = tmp_path_factory.mktemp("route")
     folders = {
-        "issue": _folder(base, "issue", ISSUE_CONFIG),
+        "issue": _folder(base, "issue", ISSUE_EXAMPLE_CONFIG),
         "plain": _folder(base, "plain", PLUGIN_FREE_CONFIG),
         "broken": _folder(base, "broken", "[[alerting.routes]]\nname = 'x'\n"),
     }
@@ -227,7 +198,7 @@ class TestDoneMeans:
         assert "pagerduty (route critical)" in destinations
         assert "slack (route critical) with webhook_url=********" in destinations
         assert "log" not in destinations
-        assert "XXXXXXXXXXXXXXXXXXXXXXXX" not in out + result.stderr
+        assert ISSUE_SLACK_WEBHOOK.rsplit("/", 1)[1] not in out + result.stderr
 
     def test_json(self, runs: Runs) -> None:
         """The same decision as JSON: priority, the matched route, two destinations."""
@@ -473,7 +444,7 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliR
     """A CliRunner in ``tmp_path`` (the issue's config) with plugin ``opinionated``
     registered; logging restored after.
     """
-    (tmp_path / "chaperone.toml").write_text(ISSUE_CONFIG)
+    (tmp_path / "chaperone.toml").write_text(ISSUE_EXAMPLE_CONFIG)
     monkeypatch.chdir(tmp_path)
     for name in [name for name in os.environ if name.startswith("CHAPERONE_")]:
         monkeypatch.delenv(name)

@@ -23,7 +23,6 @@ from chaperone import (
     JobStuck,
     ManualClock,
     Outcome,
-    PluginHost,
     Priority,
     Runtime,
     SendContext,
@@ -33,7 +32,7 @@ from chaperone import (
 from chaperone._matching import ALERT_FIELDS, parse_match
 from chaperone.builtin.routing import RouteStatus, chaperone_route, explain_route
 from chaperone.config import PrioritySettings, Route
-from chaperone.store import MemoryStore
+from helpers.fatigue import runtime_with
 
 AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 TYPE_RUNBOOK = "https://docs.example.com/runbooks/job-stuck"
@@ -462,16 +461,7 @@ class Recorder:
 
 def runtime(settings: Settings, *plugins: object) -> Runtime:
     """A runtime on a memory store with the built-ins and ``plugins``."""
-    clock = ManualClock(AT)
-    return Runtime(
-        attrs.evolve(settings, store_url="memory://"),
-        clock=clock,
-        store=MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-    )
+    return runtime_with(attrs.evolve(settings, store_url="memory://"), ManualClock(AT), *plugins)
 
 
 CRITICAL_CONFIG = Settings(

@@ -13,13 +13,13 @@ import attrs
 import pytest
 import structlog
 
-from chaperone import JobStuck, ManualClock, PluginHost, Priority, Runtime, Settings
+from chaperone import JobStuck, ManualClock, Priority, Runtime, Settings
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
 from chaperone._matching import parse_match
 from chaperone.config import DeliverySettings, PrioritySettings, Route
-from chaperone.store import MemoryStore
 from chaperone.testing.servers import RecordingServer, Reply
+from helpers.fatigue import runtime_with
 
 slack_plugin = pytest.importorskip("chaperone_slack")
 
@@ -53,9 +53,7 @@ def settings(general_url: str, critical_url: str) -> Settings:
 
 def runtime(config: Settings) -> Runtime:
     """A runtime with the built-ins and the Slack plugin, on a manual clock."""
-    clock = ManualClock(AT)
-    plugins = PluginHost(entry_points=False, extra=[("slack", slack_plugin)])
-    return Runtime(config, clock=clock, store=MemoryStore(clock), plugins=plugins)
+    return runtime_with(config, ManualClock(AT), slack_plugin)
 
 
 def stuck(job_class: str, supervision_id: str) -> JobStuck:

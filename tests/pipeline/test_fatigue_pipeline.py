@@ -182,3 +182,26 @@ def test_digest_events_cover_the_window() -> None:
     [digest] = sink.to("a")
     assert digest.title == "3 custom alerts for custom|- in the last 10 minutes"
     assert digest.digest_of == 3
+
+
+def test_history_keeps_every_entry_of_a_digest_raised_in_one_second() -> None:
+    """Twenty alerts of the same second stay twenty entries in the history record (the
+    database channel keys fields by name; digest entries are numbered).
+    """
+    from chaperone.channels.database import read_history
+
+    members = [custom_alert(key=f"k{number}", occurred_at=AT) for number in range(20)]
+    event = AlertsGrouped(
+        group_key="custom|-",
+        alerts=members,
+        window=timedelta(minutes=10),
+        window_started=AT,
+        occurred_at=AT + timedelta(minutes=10),
+    )
+    with make_runtime(channels=("database",)) as runtime:
+        runtime.dispatch(event)
+        [record] = read_history(runtime.store, 10)
+    assert len(record["fields"]) == 20
+    assert {value.rsplit("key ", 1)[1].rstrip(")") for value in record["fields"].values()} == {
+        f"k{number}" for number in range(20)
+    }

@@ -1,5 +1,6 @@
-"""Fixtures every store test shares: each backend on a manual clock, one SQLite file that a
-hypothesis test reuses across its examples, and a real Redis server for the session."""
+"""Fixtures every store test shares: each backend on a manual clock, and one SQLite file
+that a hypothesis test reuses across its examples. The session's Redis server
+(``redis_server``) is in tests/conftest.py, shared with the delivery tests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from chaperone._clock import ManualClock
 from chaperone.store import MemoryStore, SQLiteStore, Store
-from helpers.redis_server import RedisServer, redis_server_or_skip
+from helpers.redis_server import RedisServer
 from helpers.stores import SharedSQLite
 
 _redis_prefixes = (f"test{number}:" for number in itertools.count())
@@ -64,11 +65,3 @@ def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSQ
     opened = SQLiteStore(path, clock, f"sqlite:///{path}")
     yield SharedSQLite(clock, opened, itertools.count())
     opened.close()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One Redis server for the whole session (skips when there is no server binary)."""
-    binary = redis_server_or_skip()
-    with RedisServer(binary, tmp_path_factory.mktemp("redis")) as server:
-        yield server

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import sqlite3
-import time
-import traceback
 from collections.abc import Iterator
 from contextlib import closing
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
-from chaperone._clock import Clock, ManualClock, SystemClock
+from chaperone._clock import Clock, ManualClock
 from chaperone._exceptions import StoreError
 from chaperone.store import SQLiteStore
 from chaperone.store._sqlite import _MIGRATIONS, SCHEMA_VERSION
-
-PROCESSES = 8
-KEYS = 200
-APPENDS = 60
-STREAM_MAX_LEN = 100
-INCRS = 200
-PUSHES = 250
-TIMEOUT_S = 60.0
+from helpers.store_processes import AcrossProcessesChecks, Outcome, run_workers
 
 
 def _open(path: Path, clock: Clock | None = None) -> SQLiteStore:
@@ -39,187 +27,17 @@ def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-@attrs.frozen
-class Report:
-    """What one worker saw: the keys it won, the totals incr gave it, the records it popped."""
-
-    won: list[int]
-    totals: list[int]
-    popped: list[str]
-
-
-def _worker(path: str, worker: int, barrier: Barrier, results: Any) -> None:
-    """Run in a spawned process: race the others for each key, then append to one stream,
-    add to one counter and push to one queue, and last drain that queue.
-
-    Every worker opens the not-yet-existing file at once, so creating the schema races
-    too. Each key's race starts when all workers reach the barrier; popping starts once
-    every worker has pushed, so an empty pop means the queue is drained.
-    """
-    try:
-        store = SQLiteStore(Path(path), SystemClock(), f"sqlite:///{path}")
-        try:
-            won = []
-            for index in range(KEYS):
-                barrier.wait(timeout=TIMEOUT_S)
-                if store.set_if_absent(f"race:{index}", f"worker-{worker}", ttl=3600):
-                    won.append(index)
-            barrier.wait(timeout=TIMEOUT_S)
-            for index in range(APPENDS):
-                store.append("shared", f"{worker}:{index}", max_len=STREAM_MAX_LEN)
-            barrier.wait(timeout=TIMEOUT_S)
-            totals = [store.incr("hits") for _ in range(INCRS)]
-            for index in range(PUSHES):
-                store.push("work", f"{worker}:{index:03d}")
-            barrier.wait(timeout=TIMEOUT_S)
-            popped: list[str] = []
-            for attempt in range(PROCESSES * PUSHES + 1):
-                batch = store.pop("work", 1 + (worker + attempt) % 5)
-                if not batch:
-                    break
-                popped.extend(batch)
-        finally:
-            store.close()
-        results.put((worker, Report(won, totals, popped), None))
-    except BaseException:
-        barrier.abort()
-        results.put((worker, None, traceback.format_exc()))
-
-
-@attrs.frozen
-class Outcome:
-    """What the workers did to one file: what each one reported, by worker."""
-
-    path: Path
-    reports: dict[int, Report]
-
-    @property
-    def won_by(self) -> dict[int, list[int]]:
-        """The keys each worker won."""
-        return {worker: report.won for worker, report in self.reports.items()}
-
-
-def _run_workers(path: Path) -> Outcome:
-    """Run the workers on ``path``; fail with their tracebacks if any of them failed."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    processes = [
-        context.Process(target=_worker, args=(str(path), worker, barrier, results))
-        for worker in range(PROCESSES)
-    ]
-    reports: dict[int, Report] = {}
-    errors: list[str] = []
-    try:
-        for process in processes:
-            process.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(reports) + len(errors) < PROCESSES and time.monotonic() < deadline:
-            try:
-                worker, report, error = results.get(timeout=0.2)
-            except queue.Empty:
-                crashed = [p for p in processes if p.exitcode not in (None, 0)]
-                if crashed:  # died without reporting: free the others from the barrier
-                    barrier.abort()
-                if all(p.exitcode is not None for p in processes) and results.empty():
-                    errors.extend(f"{p.name} exited with {p.exitcode}" for p in crashed)
-                    break
-                continue
-            if error is None:
-                reports[worker] = report
-            else:
-                errors.append(error)
-        for process in processes:
-            process.join(timeout=TIMEOUT_S)
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
-        results.close()
-        results.join_thread()
-    assert not errors, "\n".join(errors)
-    assert sorted(reports) == list(range(PROCESSES)), "every worker reports"
-    assert [process.exitcode for process in processes] == [0] * PROCESSES
-    return Outcome(path, reports)
-
-
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    """One run of the workers, shared by the tests that check what it left behind."""
-    return _run_workers(tmp_path_factory.mktemp("processes") / "shared.sqlite3")
+    """One run of the workers, shared by the tests that check what it left behind; every
+    worker opens the not-yet-existing file at once, and they meet before every key.
+    """
+    path = tmp_path_factory.mktemp("processes") / "shared.sqlite3"
+    return run_workers(f"sqlite:///{path}", keys_per_round=1)
 
 
-class TestAcrossProcesses:
-    def test_exactly_one_winner_per_key(self, outcome: Outcome) -> None:
-        """Eight processes racing for each key on one file yield exactly one winner per key."""
-        winners: dict[int, list[int]] = {index: [] for index in range(KEYS)}
-        for worker, indices in outcome.won_by.items():
-            for index in indices:
-                winners[index].append(worker)
-        assert {index: len(ws) for index, ws in winners.items()} == dict.fromkeys(range(KEYS), 1)
-
-    def test_winners_value_is_stored(self, outcome: Outcome) -> None:
-        """The value left under each key is the one its winner wrote."""
-        store = _open(outcome.path, SystemClock())
-        try:
-            stored = {index: store.get(f"race:{index}") for index in range(KEYS)}
-        finally:
-            store.close()
-        expected = {
-            index: f"worker-{worker}"
-            for worker, indices in outcome.won_by.items()
-            for index in indices
-        }
-        assert stored == expected
-
-    def test_concurrent_appends_keep_max_len(self, outcome: Outcome) -> None:
-        """Processes appending at once leave exactly the newest max_len records, in order."""
-        store = _open(outcome.path)
-        try:
-            records = store.tail("shared", 10 * STREAM_MAX_LEN)
-        finally:
-            store.close()
-        assert len(records) == STREAM_MAX_LEN
-        assert len(set(records)) == STREAM_MAX_LEN
-        for worker in range(PROCESSES):
-            own = [int(r.split(":")[1]) for r in records if r.startswith(f"{worker}:")]
-            assert own == sorted(own, reverse=True)
-            if own:  # a record kept means every later one by the same worker is kept too
-                assert own == list(range(APPENDS - 1, APPENDS - 1 - len(own), -1))
-
-    def test_counter_ends_at_the_number_of_calls(self, outcome: Outcome) -> None:
-        """Eight processes each adding 200 times to one key leave exactly 1600."""
-        store = _open(outcome.path)
-        try:
-            assert store.get("hits") == str(PROCESSES * INCRS)
-        finally:
-            store.close()
-
-    def test_every_counter_total_goes_to_one_caller(self, outcome: Outcome) -> None:
-        """The totals incr returned across processes are 1..1600, each to exactly one call."""
-        returned = [total for report in outcome.reports.values() for total in report.totals]
-        assert sorted(returned) == list(range(1, PROCESSES * INCRS + 1))
-        assert all(r.totals == sorted(r.totals) for r in outcome.reports.values())
-
-    def test_every_record_is_popped_exactly_once(self, outcome: Outcome) -> None:
-        """Eight processes draining a queue of 2000 pushed records get each exactly once."""
-        popped = [record for report in outcome.reports.values() for record in report.popped]
-        pushed = [f"{worker}:{index:03d}" for worker in range(PROCESSES) for index in range(PUSHES)]
-        assert len(popped) == len(pushed) == 2000
-        assert sorted(popped) == sorted(pushed)
-        store = _open(outcome.path)
-        try:
-            assert store.pop("work", 10) == []
-        finally:
-            store.close()
-
-    def test_each_process_pops_in_fifo_order(self, outcome: Outcome) -> None:
-        """Of one pusher's records, each popping process gets them in the order pushed."""
-        for report in outcome.reports.values():
-            for pusher in range(PROCESSES):
-                own = [r for r in report.popped if r.startswith(f"{pusher}:")]
-                assert own == sorted(own)
+class TestAcrossProcesses(AcrossProcessesChecks):
+    """Eight processes on one SQLite file."""
 
 
 class TestSharedFile:

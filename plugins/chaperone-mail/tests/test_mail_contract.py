@@ -102,3 +102,6 @@ class TestMailContract(ChannelContract):
 
     def received(self, service: ServerView) -> int:
         return service.server.transactions - service.baseline
+
+    def received_texts(self, service: ServerView) -> list[str]:
+        return [f"{mail.text()}\n{mail.html()}" for mail in service.server.received]

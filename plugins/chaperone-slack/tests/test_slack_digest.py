@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -24,68 +21,23 @@ from chaperone_slack._render import (
     slack_length,
     texts_of,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from chaperone import (
-    Alert,
-    AlertsGrouped,
-    JobStuck,
-    ManualClock,
-    Monitor,
-    PluginHost,
-    Runtime,
-    Settings,
-)
-from chaperone.builtin.alerts import build_alerts
-from chaperone.builtin.digests import digest_alerts
+from chaperone import Alert, ManualClock, PluginHost, Runtime, Settings
 from chaperone.store import MemoryStore
-from chaperone.testing import strategies
+from chaperone.testing.digests import (
+    WINDOW_STARTED,
+    assert_listed_once,
+    digest_sizes,
+    held_group_settings,
+    held_groups,
+    held_stuck_alerts,
+    raise_stuck_alerts,
+    sample_digests,
+)
 from chaperone.testing.servers import RecordingServer
 
-AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
-CLOSED = AT + timedelta(minutes=10)
-JOB = "App\\Jobs\\ImportFeed"
-PROPERTY = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-def stuck_alerts(count: int, job_class: str = JOB) -> list[Alert]:
-    """``count`` stuck alerts of one job class, 6 s apart, as the built-in builder makes."""
-    runtime = cast(Any, SimpleNamespace(settings=Settings(app_url="https://app.example.com")))
-    return [
-        build_alerts(
-            JobStuck(
-                supervision_id=str(uuid.uuid4()),
-                job_class=job_class,
-                stuck_duration=timedelta(minutes=15),
-                occurred_at=AT + timedelta(seconds=6 * number),
-            ),
-            runtime,
-        )[0]
-        for number in range(count)
-    ]
-
-
-def retitled(alert: Alert, title: str) -> Alert:
-    """``alert`` with another title."""
-    return Alert.from_dict({**alert.to_dict(), "title": title})
-
-
-def digests_for(held: list[Alert], size: int = 20) -> list[Alert]:
-    """The digest alerts for a window of ``held`` alerts, four sent before them."""
-    event = AlertsGrouped(
-        group_key=f"job_stuck|{JOB}",
-        alerts=held,
-        window=timedelta(minutes=10),
-        window_started=AT,
-        sent_individually=4,
-        occurred_at=CLOSED,
-    )
-    return digest_alerts(event, CLOSED, size)
+PROPERTY = held_group_settings(max_examples=40)
 
 
 def assert_within_limits(payload: dict[str, Any]) -> None:
@@ -104,9 +56,7 @@ def assert_within_limits(payload: dict[str, Any]) -> None:
 
 def assert_each_listed_once(held: list[Alert], payloads: list[dict[str, Any]]) -> None:
     """Every held alert's key is in exactly one message."""
-    dumped = [json.dumps(payload, ensure_ascii=False) for payload in payloads]
-    for alert in held:
-        assert sum(alert.key in text for text in dumped) == 1, alert.key
+    assert_listed_once(held, [json.dumps(payload, ensure_ascii=False) for payload in payloads])
 
 
 class TestDigestMessages:
@@ -116,8 +66,8 @@ class TestDigestMessages:
         """96 held stuck alerts make five messages of at most 20 fields, within every
         limit, naming each alert once; the body says what the digest stands for.
         """
-        held = stuck_alerts(96)
-        payloads = [render(digest) for digest in digests_for(held)]
+        held = held_stuck_alerts(96)
+        payloads = [render(digest) for digest in sample_digests(held)]
         assert len(payloads) == 5
         for payload in payloads:
             assert_within_limits(payload)
@@ -130,18 +80,12 @@ class TestDigestMessages:
         assert len(first["fields"]) == 20
 
     @PROPERTY
-    @given(
-        count=st.integers(min_value=1, max_value=45),
-        size=st.integers(min_value=1, max_value=60),
-        job_class=st.one_of(strategies.job_classes(), st.text(min_size=1, max_size=400)),
-        title=strategies.texts(min_size=1),
-    )
-    def test_any_group_fits(self, count: int, size: int, job_class: str, title: str) -> None:
+    @given(held=held_groups(), size=digest_sizes())
+    def test_any_group_fits(self, held: list[Alert], size: int) -> None:
         """Whatever the job class, the alerts' titles and digest_size, every message fits
         Slack and every held alert is named in exactly one.
         """
-        held = [retitled(alert, title) for alert in stuck_alerts(count, job_class)]
-        payloads = [render(digest) for digest in digests_for(held, size)]
+        payloads = [render(digest) for digest in sample_digests(held, size=size)]
         for payload in payloads:
             assert_within_limits(payload)
         assert_each_listed_once(held, payloads)
@@ -163,32 +107,19 @@ class TestOverHttp:
         four messages and then digests that together name the other 96.
         """
         slack = importlib.import_module("chaperone_slack")
-        clock = ManualClock(AT)
+        clock = ManualClock(WINDOW_STARTED)
         settings_ = Settings(
             channels=("slack",),
             store_url="memory://",
             channel_sections={"slack": {"webhook_url": server.url_for("/services/T0/B0/x")}},
         )
-        ids = [str(uuid.uuid4()) for _ in range(100)]
         with Runtime(
             settings_,
             clock=clock,
             store=MemoryStore(clock),
             plugins=PluginHost(entry_points=False, extra=[("slack", slack)]),
         ) as runtime:
-            monitor = Monitor(runtime)
-            for number, supervision_id in enumerate(ids):
-                clock.advance(6 if number else 0)
-                monitor.tick()
-                runtime.dispatch(
-                    JobStuck(
-                        supervision_id=supervision_id,
-                        job_class=JOB,
-                        stuck_duration=timedelta(minutes=15),
-                    )
-                )
-            clock.advance(timedelta(minutes=10))
-            monitor.tick()
+            ids = raise_stuck_alerts(runtime, clock)
         payloads: list[dict[str, Any]] = [
             cast(dict[str, Any], request.json()) for request in server.requests
         ]

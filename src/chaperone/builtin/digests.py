@@ -70,11 +70,14 @@ def _span(event: AlertsGrouped, now: datetime) -> timedelta:
     return min(elapsed, event.window) if event.window > timedelta(0) else elapsed
 
 
-def _entry(alert: Alert) -> tuple[str, str]:
+def _entry(number: int, alert: Alert) -> tuple[str, str]:
+    """One listed alert: ``#7 2024-01-15 10:30:00 UTC`` (numbered, so two alerts of one
+    second stay two entries wherever fields are keyed by name), then its title and key.
+    """
     title = alert.title
     if len(title) > TITLE_IN_ENTRY:
         title = title[: TITLE_IN_ENTRY - 1] + "…"
-    return format_time(alert.occurred_at), f"{title} (key {alert.key})"
+    return f"#{number} {format_time(alert.occurred_at)}", f"{title} (key {alert.key})"
 
 
 def _units(text: str) -> int:
@@ -125,7 +128,7 @@ def digest_alerts(event: AlertsGrouped, now: datetime, size: int) -> list[Alert]
     span = format_duration(_span(event, now))
     severity = min((alert.severity for alert in held), key=_SEVERITY_ORDER.index)
     priority = min((alert.priority for alert in held), key=_PRIORITY_ORDER.index)
-    chunks = _chunks([_entry(alert) for alert in held], size)
+    chunks = _chunks([_entry(number, alert) for number, alert in enumerate(held, 1)], size)
     flush = _flush_id(held)
     headline = f"{_plural(total, alert_type + ' alert')} for {subject} in the last {span}"
     earlier = (

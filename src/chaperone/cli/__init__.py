@@ -15,6 +15,7 @@ __all__ = ["COMMANDS", "cli", "main"]
 
 COMMANDS: dict[str, str] = {
     "config": "chaperone.cli.config:config",
+    "health": "chaperone.cli.health:health",
     "heartbeat": "chaperone.cli.heartbeat:heartbeat",
     "history": "chaperone.cli.history:history",
     "jobs": "chaperone.cli.jobs:jobs",
@@ -24,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "ratelimit": "chaperone.cli.ratelimit:ratelimit",
     "route": "chaperone.cli.route:route",
     "run": "chaperone.cli.run:run",
+    "serve": "chaperone.cli.serve:serve",
     "test-alerts": "chaperone.cli.test_alerts:test_alerts",
 }
 """Every command, and where it lives."""
@@ -57,5 +59,17 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``chaperone`` console script."""
-    cli(prog_name="chaperone")
+    """Entry point of the ``chaperone`` console script.
+
+    A store that cannot be reached (Redis down, a SQLite file on a full disk) ends the
+    command with one line naming the operation, not a traceback; exit status 1.
+    """
+    from chaperone._exceptions import StoreError
+
+    try:
+        cli(prog_name="chaperone")
+    except StoreError as exc:
+        from chaperone.cli._output import error
+
+        error(f"store error: {exc}")
+        raise SystemExit(1) from None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAILED",
+    "configured_settings_and_store",
     "configured_store",
     "load_or_exit",
     "runtime_or_exit",
@@ -75,8 +76,10 @@ def runtime_or_exit(
 
 
 @contextmanager
-def configured_store() -> Iterator[Store]:
-    """Yield the configured store, closed after; exit 2 on a configuration error."""
+def configured_settings_and_store() -> Iterator[tuple[Settings, Store]]:
+    """Yield the loaded settings and the store they configure (closed after); exit 2 on a
+    configuration error.
+    """
     settings = load_or_exit()
     try:
         store = open_store(
@@ -89,9 +92,16 @@ def configured_store() -> Iterator[Store]:
         report_config_error(exc)
         raise SystemExit(EXIT_CONFIG) from None
     try:
-        yield store
+        yield settings, store
     finally:
         store.close()
+
+
+@contextmanager
+def configured_store() -> Iterator[Store]:
+    """Yield the configured store, closed after; exit 2 on a configuration error."""
+    with configured_settings_and_store() as (_settings, store):
+        yield store
 
 
 def with_channels(names: tuple[str, ...]) -> Callable[[Settings], Settings]:

@@ -8,8 +8,6 @@ lists the windows on now and the recurring ones of the config file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +15,13 @@ import click
 
 from chaperone._clock import SystemClock
 from chaperone._durations import format_duration, format_time, parse_duration
-from chaperone._exceptions import ConfigError
 from chaperone._matching import parse_match
 from chaperone._verdicts import VerdictKind
 from chaperone.cli._context import (
     EXIT_CONFIG,
     EXIT_FAILED,
-    load_or_exit,
-    report_config_error,
+    configured_settings_and_store,
+    configured_store,
     runtime_or_exit,
 )
 from chaperone.cli._output import echo, error, print_json, print_table
@@ -37,32 +34,11 @@ from chaperone.maintenance import (
     start_window,
     status,
 )
-from chaperone.store import Store, open_store
 
 if TYPE_CHECKING:
     from chaperone._pipeline import DispatchReport  # the delivery machinery: only for end
 
 __all__ = ["maintenance"]
-
-
-@contextmanager
-def _settings_and_store() -> Iterator[tuple[Settings, Store]]:
-    """The settings and the configured store (closed after); exit 2 on a config error."""
-    settings = load_or_exit()
-    try:
-        store = open_store(
-            settings.store_url,
-            SystemClock(),
-            key="CHAPERONE_STORE",
-            source=settings.source_of("store.url"),
-        )
-    except ConfigError as exc:
-        report_config_error(exc)
-        raise SystemExit(EXIT_CONFIG) from None
-    try:
-        yield settings, store
-    finally:
-        store.close()
 
 
 @click.group("maintenance")
@@ -111,7 +87,7 @@ def start(
         matcher = parse_match(list(matches))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--match") from None
-    with _settings_and_store() as (_settings, store):
+    with configured_store() as store:
         now = SystemClock().now()
         window = start_window(store, now, length, matcher, reason, summary=not no_summary)
     if as_json:
@@ -252,7 +228,7 @@ def status_command(as_json: bool) -> None:
     """List the maintenance windows on now (with what each suppressed so far) and the
     recurring windows of the config file with their next occurrence.
     """
-    with _settings_and_store() as (settings, store):
+    with configured_settings_and_store() as (settings, store):
         rows = status(settings, store, SystemClock().now())
     if as_json:
         print_json(rows)

@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 from chaperone._alerts import Priority
 from chaperone._exceptions import ConfigError, ConfigProblem
 from chaperone._matching import parse_match
+from chaperone._secrets import MASKER
 from chaperone.config._fatigue import (
     parse_escalation,
     parse_globs,
@@ -43,6 +44,7 @@ from chaperone.config._settings import (
     DeliverySettings,
     EscalationSettings,
     GroupingSettings,
+    HealthSettings,
     PrioritySettings,
     RateLimitSettings,
     Settings,
@@ -88,6 +90,13 @@ def _digest_size(value: Any) -> int:
             f"expected at most {MAX_DIGEST_SIZE} (Slack shows no more fields in one message)"
         )
     return size
+
+
+def _port(value: Any) -> int:
+    port = parse_int(value, minimum=1)
+    if port > 65535:
+        raise ValueError(f"expected a TCP port from 1 to 65535, got {port}")
+    return port
 
 
 def _positive_duration(value: Any) -> timedelta:
@@ -240,6 +249,16 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         ("delivery", "max_backoff"),
         parse_duration_setting,
     ),
+    SettingSpec(
+        "health.failure_threshold",
+        "CHAPERONE_HEALTH_FAILURE_THRESHOLD",
+        ("health", "failure_threshold"),
+        parse_percent,
+    ),
+    SettingSpec("health.window", "CHAPERONE_HEALTH_WINDOW", ("health", "window"), _stats_window),
+    SettingSpec("serve.host", "CHAPERONE_SERVE_HOST", ("serve", "host"), parse_text),
+    SettingSpec("serve.port", "CHAPERONE_SERVE_PORT", ("serve", "port"), _port),
+    SettingSpec("serve.token", "CHAPERONE_SERVE_TOKEN", ("serve", "token"), parse_text),
     SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text),
     SettingSpec("app_url", "CHAPERONE_APP_URL", ("app_url",), parse_http_url),
     SettingSpec(
@@ -355,6 +374,7 @@ def load_settings(
         maintenance=windows,
         maintenance_summary=values.get("alerting.maintenance_summary", True),
         runbooks=runbooks,
+        health=_health(values),
         delivery=DeliverySettings(
             timeout=values.get("delivery.timeout", DeliverySettings().timeout),
             max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
@@ -471,6 +491,20 @@ def _grouping(values: Mapping[str, Any]) -> GroupingSettings:
             name: values.get(f"alerting.grouping.{name}", getattr(defaults, name))
             for name in ("enabled", "window", "after", "by", "flush_at", "digest_size")
         }
+    )
+
+
+def _health(values: Mapping[str, Any]) -> HealthSettings:
+    defaults = HealthSettings()
+    token = values.get("serve.token")
+    if token:
+        MASKER.add(token)
+    return HealthSettings(
+        failure_threshold=values.get("health.failure_threshold", defaults.failure_threshold),
+        window=values.get("health.window", defaults.window),
+        host=values.get("serve.host", defaults.host),
+        port=values.get("serve.port", defaults.port),
+        token=token,
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "DeliverySettings",
     "EscalationSettings",
     "GroupingSettings",
+    "HealthSettings",
     "PrioritySettings",
     "RateLimitSettings",
     "RecurringWindow",
@@ -154,6 +155,21 @@ class RecurringWindow:
 
 
 @attrs.frozen(kw_only=True)
+class HealthSettings:
+    """When the alerting system itself counts as unhealthy, and how it is served."""
+
+    failure_threshold: float = 5.0
+    """Percent of failed deliveries at or above which ``chaperone health`` exits 1."""
+    window: timedelta = timedelta(hours=1)
+    """The recent stretch the failure rate is measured over."""
+    host: str = "127.0.0.1"
+    """Where ``chaperone serve`` listens (loopback unless told otherwise)."""
+    port: int = 9464
+    token: str | None = attrs.field(default=None, repr=False)
+    """A bearer token ``chaperone serve`` requires, when set (a secret)."""
+
+
+@attrs.frozen(kw_only=True)
 class DeliverySettings:
     """How hard a channel is tried before a delivery counts as failed."""
 
@@ -191,6 +207,7 @@ class Settings:
     runbooks: Mapping[str, str] = attrs.field(factory=dict)
     """Alert type → runbook URL shown with its alerts."""
     delivery: DeliverySettings = DeliverySettings()
+    health: HealthSettings = HealthSettings()
     store_url: str = "memory://"
     app_url: str | None = None
     log_format: str = "auto"

@@ -22,14 +22,16 @@ A channel plugin is tested the way the built-in channels are::
             return MockService(mode)  # answer as Slack does when it differs
 
 :mod:`chaperone.testing.strategies` draws alerts and events for property tests of
-your own.
+your own; :mod:`chaperone.testing.digests` makes a group's held alerts and the digests
+the core sends for them (:func:`held_stuck_alerts`, :func:`sample_digests`), to check
+that your channel shows every entry of a digest within its service's limits.
 
 This package needs the ``test`` extra (``pip install chaperone-core[test]``: hypothesis
 and pytest). ``import chaperone`` never imports it, so neither becomes a runtime
 dependency.
 """
 
-from chaperone.testing import strategies
+from chaperone.testing import digests, strategies
 from chaperone.testing._contract import (
     ChannelContract,
     MockService,
@@ -41,6 +43,7 @@ from chaperone.testing._contract import (
     find_secrets,
     offline_client,
 )
+from chaperone.testing.digests import held_stuck_alerts, sample_digests
 
 __all__ = [
     "ChannelContract",
@@ -50,7 +53,10 @@ __all__ = [
     "ServiceMode",
     "assert_registered",
     "capture_all_logs",
+    "digests",
     "find_secrets",
+    "held_stuck_alerts",
     "offline_client",
+    "sample_digests",
     "strategies",
 ]

@@ -33,10 +33,12 @@ from chaperone._clock import ManualClock
 from chaperone._exceptions import ConfigError
 from chaperone._plugins import PluginHost
 from chaperone._verdicts import Outcome, OutcomeKind
+from chaperone.builtin.digests import MAX_ENTRIES
 from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings
 from chaperone.store import MemoryStore, Store
+from chaperone.testing.digests import held_stuck_alerts, sample_digests
 from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts
 
 __all__ = [
@@ -226,6 +228,9 @@ class SendRun:
     """What :meth:`ChannelContract.received` said after each send."""
     logs: list[LogEntry]
     """Every structlog event logged while building the channel and sending."""
+    texts: list[str] | None = None
+    """What :meth:`ChannelContract.received_texts` said after the last send, when the run
+    was asked to read it."""
 
 
 class ChannelContract:
@@ -238,7 +243,8 @@ class ChannelContract:
     - :attr:`supports_failures` to False for a channel whose service cannot fail (a log);
     - :meth:`valid_settings`, :meth:`invalid_settings` and :meth:`secrets`;
     - for a channel that does not speak HTTP, :meth:`make_service`, :meth:`make_context`
-      and :meth:`received` (HTTP channels get :class:`MockService` by default; override
+      and :meth:`received`, and :meth:`received_texts` for the checks that read what
+      arrived (HTTP channels get :class:`MockService` by default; override
       :meth:`make_service` to answer as the real service does).
 
     Settings reach the channel as its ``[channels.<name>]`` table of ``chaperone.toml``,
@@ -302,6 +308,16 @@ class ChannelContract:
             f"{type(self).__name__} uses a service double of its own: override received()"
         )
 
+    def received_texts(self, service: Any) -> list[str] | None:
+        """The text of every message ``service`` has received, in order, for the checks
+        that look inside: a :class:`MockService`'s request bodies by default. A double of
+        your own returns its messages' readable text (a mail's decoded body parts, a log
+        line, a stored row), or None to skip those checks.
+        """
+        if isinstance(service, MockService):
+            return [request.content.decode("utf-8", "replace") for request in service.requests]
+        return None
+
     async def close_service(self, service: Any) -> None:
         """Release ``service``: awaits its ``aclose()`` when it has one."""
         aclose = getattr(service, "aclose", None)
@@ -344,22 +360,31 @@ class ChannelContract:
 
     # -- running ------------------------------------------------------------------------
 
-    def send_alerts(self, alerts: Sequence[Alert], mode: ServiceMode = ServiceMode.OK) -> SendRun:
+    def send_alerts(
+        self,
+        alerts: Sequence[Alert],
+        mode: ServiceMode = ServiceMode.OK,
+        *,
+        read_texts: bool = False,
+    ) -> SendRun:
         """Build the channel, send it ``alerts`` through a service double in ``mode``, and
-        return what happened, logs included. Closes the channel and the double.
+        return what happened, logs included (and, with ``read_texts``, what
+        :meth:`received_texts` says the double received). Closes the channel and the
+        double.
         """
         with capture_all_logs() as logs:
             self.captured_logs = logs
             try:
-                return asyncio.run(self._send_alerts(alerts, mode, logs))
+                return asyncio.run(self._send_alerts(alerts, mode, logs, read_texts))
             finally:
                 self.captured_logs = []
 
     async def _send_alerts(
-        self, alerts: Sequence[Alert], mode: ServiceMode, logs: list[LogEntry]
+        self, alerts: Sequence[Alert], mode: ServiceMode, logs: list[LogEntry], read_texts: bool
     ) -> SendRun:
         outcomes: list[Outcome] = []
         received: list[int] = []
+        texts: list[str] | None = None
         service = self.make_service(mode)
         try:
             channel = self.build_channel(service)
@@ -370,6 +395,8 @@ class ChannelContract:
                         async with asyncio.timeout(self.send_timeout):
                             outcomes.append(await channel.send(alert, context))
                         received.append(self.received(service))
+                    if read_texts:
+                        texts = self.received_texts(service)
                 finally:
                     await context.http.aclose()
             finally:
@@ -377,7 +404,12 @@ class ChannelContract:
         finally:
             await self.close_service(service)
         return SendRun(
-            service=service, channel=channel, outcomes=outcomes, received=received, logs=logs
+            service=service,
+            channel=channel,
+            outcomes=outcomes,
+            received=received,
+            logs=logs,
+            texts=texts,
         )
 
     def _skip_without_secrets(self) -> list[str]:
@@ -479,6 +511,22 @@ class ChannelContract:
         run = self.send_alerts(_sample_alerts())
         assert len(run.outcomes) == len(_sample_alerts())
         self._check_delivered(run)
+
+    def test_a_full_digest_reaches_the_service_whole(self) -> None:
+        """A digest listing as many alerts as one lists at most is delivered, and every
+        listed alert's key reaches the service: no entry is dropped to fit the message.
+        """
+        held = held_stuck_alerts(MAX_ENTRIES)
+        [digest] = sample_digests(held, size=MAX_ENTRIES)
+        run = self.send_alerts([digest], read_texts=True)
+        self._check_delivered(run)
+        if run.texts is None:
+            pytest.skip(f"received_texts() cannot read what {self.channel_class.name} sent")
+        missing = [alert.key for alert in held if not any(alert.key in t for t in run.texts)]
+        assert not missing, (
+            f"{len(missing)} of the digest's {len(held)} entries never reached the service, "
+            f"first {missing[0]}"
+        )
 
     def test_transient_failure_is_reported_transient(self) -> None:
         """A service failing for now yields a transient outcome, whatever the alert."""

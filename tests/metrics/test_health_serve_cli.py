@@ -1,0 +1,496 @@
+"""``chaperone health`` and ``chaperone serve`` as a person runs them: the real console
+script, a SQLite file per scenario, ``test-alerts`` through the fixture plugin's webhook
+channel to loopback servers scripted to fail or succeed, and ``serve --port 0`` read over
+127.0.0.1 with httpx.
+
+Most of a run is Python starting up, so the scenarios' commands start together in a
+module-scoped fixture and each test checks one aspect of their results.
+"""
+
+from __future__ import annotations
+
+import selectors
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chaperone.cli.serve import exposure_warning
+from chaperone.testing.servers import RecordingServer, Reply
+from helpers.cli import (
+    CliResult,
+    Invocation,
+    clean_environ,
+    require_fixture_plugins,
+    run_cli,
+    run_many,
+    start_cli,
+)
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+TOKEN = "tok-5e8f1c2a9d7b4e63a0f2"  # noqa: S105 - a test token, checked never to be shown
+
+
+@attrs.frozen
+class Scenario:
+    """One store after a ``test-alerts`` run, the server its webhook talked to, and what
+    ``chaperone health`` said about it.
+    """
+
+    folder: Path
+    env: Mapping[str, str]
+    sent: CliResult
+    received: int
+    health: CliResult
+    health_text: CliResult
+
+
+# The webhook servers of each scenario: what they answer.
+SERVERS = {
+    "failing": lambda: RecordingServer(default=Reply(status=400, body="invalid_payload")),
+    "one-failure": lambda: RecordingServer([Reply(status=400, body="no")]),
+    "delivered": lambda: RecordingServer(),
+}
+
+
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
+    """``test-alerts`` to ``webhook,database`` with a webhook answering 400 to everything
+    (4 of 8 deliveries fail), 400 once then 200 (1 of 8), and 200 always; then
+    ``health --json`` and ``health`` on each store, and on an empty one.
+    """
+    require_fixture_plugins()
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(make()) for name, make in SERVERS.items()}
+        envs = {}
+        for name, server in servers.items():
+            folder = tmp_path_factory.mktemp(name)
+            envs[name] = (
+                folder,
+                clean_environ(
+                    folder,
+                    CHAPERONE_ALERT_CHANNELS="webhook,database",
+                    CHAPERONE_WEBHOOK_URL=server.url_for("/hook"),
+                    CHAPERONE_DELIVERY_MAX_BACKOFF="0",
+                ),
+            )
+        empty = tmp_path_factory.mktemp("empty")
+        envs["empty"] = (empty, clean_environ(empty))
+        sent = run_many(
+            {
+                name: Invocation(("test-alerts",), folder, env)
+                for name, (folder, env) in envs.items()
+                if name != "empty"
+            }
+        )
+        reads = run_many(
+            {
+                f"{name}{suffix}": Invocation(("health", *args), folder, env)
+                for name, (folder, env) in envs.items()
+                for suffix, args in ((":json", ("--json",)), (":text", ()))
+            }
+        )
+        yield {
+            name: Scenario(
+                folder=folder,
+                env=env,
+                sent=sent.get(name, reads[f"{name}:json"]),
+                received=len(servers[name].requests) if name in servers else 0,
+                health=reads[f"{name}:json"],
+                health_text=reads[f"{name}:text"],
+            )
+            for name, (folder, env) in envs.items()
+        }
+
+
+class TestHealthCommand:
+    """``chaperone health`` after real deliveries."""
+
+    def test_failures_over_threshold_exit_1(self, scenarios: dict[str, Scenario]) -> None:
+        """4 of 8 deliveries failed: unhealthy, exit 1, rate 50 %."""
+        run = scenarios["failing"]
+        assert run.sent.returncode == 1, str(run.sent)
+        assert run.health.returncode == 1, str(run.health)
+        data = run.health.json()
+        assert data["healthy"] is False
+        assert data["failure_rate"] == 50.0
+        assert data["threshold"] == 5.0
+
+    def test_counts_match_what_the_server_received(self, scenarios: dict[str, Scenario]) -> None:
+        """The webhook's failed count is the number of requests the server answered 400;
+        the database channel delivered the same four alerts.
+        """
+        run = scenarios["failing"]
+        stats = run.health.json()["stats"]
+        assert run.received == 4
+        assert stats["by_channel"] == {
+            "database": {"sent": 4, "failed": 0},
+            "webhook": {"sent": 0, "failed": run.received},
+        }
+        assert stats["by_type"] == {
+            alert_type: {"sent": 1, "failed": 1}
+            for alert_type in ("circuit_breaker", "job_stuck", "job_timeout", "resource_violation")
+        }
+        assert (stats["total_sent"], stats["total_failed"]) == (4, 4)
+
+    def test_one_failure_in_eight_is_unhealthy(self, scenarios: dict[str, Scenario]) -> None:
+        """1 of 8 deliveries failed (12.5 %, over the default 5 %): exit 1."""
+        run = scenarios["one-failure"]
+        assert run.received == 4
+        assert run.health.returncode == 1, str(run.health)
+        data = run.health.json()
+        assert data["failure_rate"] == 12.5
+        assert data["window"] == {"seconds": 3600, "sent": 7, "failed": 1}
+        assert data["stats"]["by_channel"]["webhook"] == {"sent": 3, "failed": 1}
+
+    def test_all_delivered_exit_0(self, scenarios: dict[str, Scenario]) -> None:
+        """Every delivery confirmed: healthy, exit 0, 8 sent, 4 of them received."""
+        run = scenarios["delivered"]
+        assert run.sent.returncode == 0, str(run.sent)
+        assert run.health.returncode == 0, str(run.health)
+        data = run.health.json()
+        assert data["healthy"] is True
+        assert data["failure_rate"] == 0.0
+        assert data["stats"]["by_channel"]["webhook"] == {"sent": run.received, "failed": 0}
+        assert data["stats"]["total_sent"] == 8
+
+    def test_json_shape(self, scenarios: dict[str, Scenario]) -> None:
+        """The seed's keys (healthy, stats, failure_rate) plus threshold and window."""
+        data = scenarios["delivered"].health.json()
+        assert set(data) == {"healthy", "stats", "failure_rate", "threshold", "window"}
+        assert set(data["stats"]) == {"total_sent", "total_failed", "by_channel", "by_type"}
+        assert set(data["window"]) == {"seconds", "sent", "failed"}
+
+    def test_no_deliveries_is_healthy(self, scenarios: dict[str, Scenario]) -> None:
+        """A store nothing was delivered through: healthy, rate 0, exit 0."""
+        run = scenarios["empty"]
+        assert run.health.returncode == 0, str(run.health)
+        data = run.health.json()
+        assert data["healthy"] is True
+        assert data["failure_rate"] == 0.0
+        assert data["stats"] == {
+            "total_sent": 0,
+            "total_failed": 0,
+            "by_channel": {},
+            "by_type": {},
+        }
+        assert "healthy: no deliveries in the last 1 hour" in run.health_text.stdout
+
+    def test_text_output(self, scenarios: dict[str, Scenario]) -> None:
+        """The text form says unhealthy, the rate, and a row per channel."""
+        run = scenarios["failing"]
+        assert run.health_text.returncode == 1
+        lines = run.health_text.stdout.splitlines()
+        assert lines[0] == (
+            "UNHEALTHY: 4 of 8 deliveries failed in the last 1 hour (50.00%; unhealthy at 5%)"
+        )
+        assert lines[1] == "all time: 4 sent, 4 failed"
+        assert any("webhook" in line and "0" in line and "4" in line for line in lines[2:])
+
+    def test_threshold_and_window_settings(
+        self, scenarios: dict[str, Scenario], tmp_path: Path
+    ) -> None:
+        """CHAPERONE_HEALTH_FAILURE_THRESHOLD=60 makes 50 % healthy (exit 0); --window 2m
+        still sees the run; a bad threshold or window is a configuration error (exit 2).
+        """
+        run = scenarios["failing"]
+        results = run_many(
+            {
+                "lenient": Invocation(
+                    ("health", "--json", "--window", "2m"),
+                    run.folder,
+                    {**run.env, "CHAPERONE_HEALTH_FAILURE_THRESHOLD": "60"},
+                ),
+                "bad-threshold": Invocation(
+                    ("health",),
+                    tmp_path,
+                    clean_environ(tmp_path, CHAPERONE_HEALTH_FAILURE_THRESHOLD="lots"),
+                ),
+                "bad-window": Invocation(("health", "--window", "2d"), tmp_path, run.env),
+                "bad-store": Invocation(
+                    ("health",), tmp_path, clean_environ(tmp_path, CHAPERONE_STORE="nope://x")
+                ),
+            }
+        )
+        lenient = results["lenient"]
+        assert lenient.returncode == 0, str(lenient)
+        assert lenient.json()["window"] == {"seconds": 120, "sent": 4, "failed": 4}
+        assert lenient.json()["threshold"] == 60.0
+        for name in ("bad-threshold", "bad-window", "bad-store"):
+            assert results[name].returncode == 2, str(results[name])
+        assert "CHAPERONE_HEALTH_FAILURE_THRESHOLD" in results["bad-threshold"].stderr
+        assert "1m to 1d" in results["bad-window"].stderr
+        assert "CHAPERONE_STORE" in results["bad-store"].stderr
+
+
+# -- chaperone serve ----------------------------------------------------------------------
+
+
+@attrs.define
+class Served:
+    """A running ``chaperone serve`` and the base URL it printed."""
+
+    process: subprocess.Popen[str]
+    url: str
+    stdout: str = ""
+    stderr: str = ""
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait (bounded) for the exit; keep what it printed. Once
+        stopped, calling again only returns the exit status.
+        """
+        if self.process.returncode is not None:
+            return self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            out, err = self.process.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"chaperone serve ignored {sig.name} for {STOP_TIMEOUT}s:\n{out}\n{err}")
+        self.stdout += out
+        self.stderr += err
+        return self.process.returncode
+
+
+def first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The first line ``process`` prints, waiting at most ``timeout`` seconds."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"chaperone serve printed nothing in {timeout}s:\n{err}")
+    return process.stdout.readline()
+
+
+@contextmanager
+def serving(env: Mapping[str, str], cwd: Path, *args: str) -> Iterator[Served]:
+    """Run ``chaperone serve --port 0 *args``; stop it with SIGTERM after."""
+    process = start_cli(("serve", "--port", "0", *args), cwd=cwd, env=env)
+    line = first_line(process, START_TIMEOUT)
+    prefix = "listening on "
+    if not line.startswith(prefix):
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"chaperone serve did not start: {line}{out}\n{err}")
+    served = Served(process, line.removeprefix(prefix).split()[0], stdout=line)
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@attrs.frozen
+class Scrape:
+    """What one ``serve`` answered, and what it printed once stopped."""
+
+    health: httpx.Response
+    metrics: httpx.Response
+    served: Served
+    exit_code: int
+
+
+@pytest.fixture(scope="module")
+def scrapes(scenarios: dict[str, Scenario]) -> dict[str, Scrape]:
+    """``serve`` on the failing and the delivered stores: GET /health and /metrics each,
+    then SIGTERM.
+    """
+    results = {}
+    for name in ("failing", "delivered"):
+        run = scenarios[name]
+        with serving(run.env, run.folder) as served, httpx.Client(timeout=10) as client:
+            health = client.get(f"{served.url}/health")
+            metrics = client.get(f"{served.url}/metrics")
+            exit_code = served.stop()
+        results[name] = Scrape(health, metrics, served, exit_code)
+    return results
+
+
+def metric_samples(text: str) -> dict[str, list[Any]]:
+    """Samples by metric family name, parsed as Prometheus would."""
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+class TestServeEndpoints:
+    """``GET /health`` and ``GET /metrics`` answer from the store."""
+
+    def test_listens_on_loopback_with_the_real_port(self, scrapes: dict[str, Scrape]) -> None:
+        """With --port 0 the printed URL names 127.0.0.1 and the port taken."""
+        url = httpx.URL(scrapes["delivered"].served.url)
+        assert url.host == "127.0.0.1"
+        assert url.port is not None
+        assert url.port > 0
+
+    def test_health_unhealthy_is_503(
+        self, scrapes: dict[str, Scrape], scenarios: dict[str, Scenario]
+    ) -> None:
+        """The failing store: 503, the same JSON as ``chaperone health --json``."""
+        response = scrapes["failing"].health
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == scenarios["failing"].health.json()
+
+    def test_health_healthy_is_200(
+        self, scrapes: dict[str, Scrape], scenarios: dict[str, Scenario]
+    ) -> None:
+        """The delivered store: 200, healthy, the same stats as the command."""
+        response = scrapes["delivered"].health
+        assert response.status_code == 200
+        assert response.json() == scenarios["delivered"].health.json()
+        assert response.json()["healthy"] is True
+
+    def test_metrics_match_the_health_command(
+        self, scrapes: dict[str, Scrape], scenarios: dict[str, Scenario]
+    ) -> None:
+        """The Prometheus text parses; per-channel sums of the counters, the failure
+        rate and the health gauge agree with ``chaperone health --json``.
+        """
+        response = scrapes["failing"].metrics
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        samples = metric_samples(response.text)
+        expected = scenarios["failing"].health.json()
+        for family, outcome in (
+            ("chaperone_alerts_sent", "sent"),
+            ("chaperone_alerts_failed", "failed"),
+        ):
+            by_channel: dict[str, float] = {}
+            for sample in samples[family]:
+                if sample.name.endswith("_total"):
+                    channel = sample.labels["channel"]
+                    by_channel[channel] = by_channel.get(channel, 0) + sample.value
+            assert by_channel == {
+                channel: counts[outcome]
+                for channel, counts in expected["stats"]["by_channel"].items()
+            }
+        [rate] = samples["chaperone_delivery_failure_rate_percent"]
+        assert rate.value == pytest.approx(expected["failure_rate"])
+        [healthy] = samples["chaperone_delivery_healthy"]
+        assert healthy.value == 0.0
+        [threshold] = samples["chaperone_delivery_failure_threshold_percent"]
+        assert threshold.value == 5.0
+
+    def test_metrics_labels_are_channel_and_type(self, scrapes: dict[str, Scrape]) -> None:
+        """One sent and one failed counter per (channel, type) pair delivered to."""
+        samples = metric_samples(scrapes["delivered"].metrics.text)
+        sent = {
+            (s.labels["channel"], s.labels["type"]): s.value
+            for s in samples["chaperone_alerts_sent"]
+            if s.name == "chaperone_alerts_sent_total"
+        }
+        assert len(sent) == 8
+        assert set(sent.values()) == {1.0}
+        assert {channel for channel, _ in sent} == {"webhook", "database"}
+
+    def test_sigterm_stops_it_cleanly(self, scrapes: dict[str, Scrape]) -> None:
+        """SIGTERM: exit 0, "stopped" printed, no traceback."""
+        scrape = scrapes["delivered"]
+        assert scrape.exit_code == 0, scrape.served.stderr
+        assert scrape.served.stdout.splitlines()[-1] == "stopped"
+        assert "Traceback" not in scrape.served.stderr
+
+
+class TestServeRequests:
+    """Paths, methods, the token, signals and a taken port."""
+
+    def test_other_paths_404_and_methods_405(self, tmp_path: Path) -> None:
+        """/ and /healthz are 404; POST and DELETE /health are 405 naming GET; SIGINT
+        stops it too.
+        """
+        with serving(clean_environ(tmp_path), tmp_path) as served:
+            with httpx.Client(timeout=10) as client:
+                assert client.get(f"{served.url}/").status_code == 404
+                assert client.get(f"{served.url}/healthz").status_code == 404
+                post = client.post(f"{served.url}/health", content=b"{}")
+                delete = client.delete(f"{served.url}/metrics")
+                query = client.get(f"{served.url}/health?verbose=1")
+            assert served.stop(signal.SIGINT) == 0
+        assert (post.status_code, post.headers["allow"]) == (405, "GET")
+        assert delete.status_code == 405
+        assert query.status_code == 200
+
+    def test_token_required_and_never_shown(self, tmp_path: Path) -> None:
+        """With CHAPERONE_SERVE_TOKEN: 401 without it, with a wrong one or another
+        scheme; 200 with it. At debug level, the token (sent in a header, and by mistake
+        in a query string) appears nowhere in what the command printed.
+        """
+        env = clean_environ(tmp_path, CHAPERONE_SERVE_TOKEN=TOKEN, CHAPERONE_LOG_LEVEL="debug")
+        with serving(env, tmp_path) as served:
+            with httpx.Client(timeout=10) as client:
+                health = f"{served.url}/health"
+                missing = client.get(health)
+                wrong = client.get(health, headers={"Authorization": f"Bearer {TOKEN}x"})
+                basic = client.get(health, headers={"Authorization": f"Basic {TOKEN}"})
+                good = client.get(health, headers={"Authorization": f"Bearer {TOKEN}"})
+                metrics = client.get(
+                    f"{served.url}/metrics", headers={"Authorization": f"bearer {TOKEN}"}
+                )
+                in_query = client.get(f"{health}?token={TOKEN}")
+                unknown = client.get(f"{served.url}/nope")
+            served.stop()
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert TOKEN not in missing.text
+        assert wrong.status_code == 401
+        assert basic.status_code == 401
+        assert in_query.status_code == 401
+        assert unknown.status_code == 401  # no path is revealed without the token
+        assert good.status_code == 200
+        assert good.json()["healthy"] is True
+        assert metrics.status_code == 200
+        printed = served.stdout + served.stderr
+        assert '"path": "/health?token=' in printed  # the request was logged ...
+        assert TOKEN not in printed  # ... with the token masked
+
+    def test_taken_port_exits_1(self, tmp_path: Path) -> None:
+        """A port something else listens on: one line naming it, exit 1."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run_cli(
+                "serve", "--port", str(port), cwd=tmp_path, env=clean_environ(tmp_path)
+            )
+        assert result.returncode == 1, str(result)
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_bad_port_setting_exits_2(self, tmp_path: Path) -> None:
+        """CHAPERONE_SERVE_PORT out of range is a configuration error naming the key."""
+        result = run_cli(
+            "serve", cwd=tmp_path, env=clean_environ(tmp_path, CHAPERONE_SERVE_PORT="70000")
+        )
+        assert result.returncode == 2, str(result)
+        assert "CHAPERONE_SERVE_PORT" in result.stderr
+
+
+class TestExposureWarning:
+    """What ``serve`` warns about the address it listens on."""
+
+    @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "::1"])
+    def test_loopback_is_quiet(self, address: str) -> None:
+        """Loopback addresses get no warning."""
+        assert exposure_warning(address, token=None) is None
+
+    @pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.7"])  # noqa: S104
+    def test_other_addresses_warn(self, address: str) -> None:
+        """Any other address warns, and suggests a token when none is set."""
+        warning = exposure_warning(address, token=None)
+        assert warning is not None
+        assert "reachable from other machines" in warning
+        assert "CHAPERONE_SERVE_TOKEN" in warning
+        with_token = exposure_warning(address, token=TOKEN)
+        assert with_token is not None
+        assert "CHAPERONE_SERVE_TOKEN" not in with_token
+        assert TOKEN not in with_token
