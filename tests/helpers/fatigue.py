@@ -83,8 +83,8 @@ match = {{ job_class = "App\\Jobs\\Backup*" }}
 """
 """The issue's §7 example ``chaperone.toml``, every alert-fatigue section of it."""
 
-ENTRY_KEY = re.compile(r"\(key (?P<key>[^()]*)\)$")
-"""How a digest entry ends: the listed alert's key in brackets."""
+ENTRY_KEY = re.compile(r"^\(key (?P<key>[^()]*)\)")
+"""How a digest entry starts: the listed alert's key in brackets."""
 
 
 def trouble(

@@ -72,12 +72,15 @@ def _span(event: AlertsGrouped, now: datetime) -> timedelta:
 
 def _entry(number: int, alert: Alert) -> tuple[str, str]:
     """One listed alert: ``#7 2024-01-15 10:30:00 UTC`` (numbered, so two alerts of one
-    second stay two entries wherever fields are keyed by name), then its title and key.
+    second stay two entries wherever fields are keyed by name), then its key and title.
+
+    The key comes first: a channel that must shorten the entry (Slack escapes ``&`` into
+    five characters) cuts the title, never the key that names the alert.
     """
     title = alert.title
     if len(title) > TITLE_IN_ENTRY:
         title = title[: TITLE_IN_ENTRY - 1] + "…"
-    return f"#{number} {format_time(alert.occurred_at)}", f"{title} (key {alert.key})"
+    return f"#{number} {format_time(alert.occurred_at)}", f"(key {alert.key}) {title}"
 
 
 def _units(text: str) -> int:
