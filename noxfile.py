@@ -3,7 +3,8 @@
 - tests: the core's tests with every channel plugin and the test plugins of
   tests/fixtures installed (plugins all together).
 - plugin(name): one channel plugin alone with the core, running that plugin's tests.
-- combinations: the core's tests with no channel plugin installed, then discovery (what
+- combinations: the core's plugin-aware tests (those naming a plugin, skipping without
+  one, or listing plugins) with no channel plugin installed, then discovery (what
   `chaperone plugins` lists, the hint for a missing one) with each plugin alone, all
   together, and after uninstalling.
 - lint (ruff), typecheck (mypy strict on src/ and each plugin's src/).
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,6 +30,11 @@ CHANNEL_PLUGINS = sorted(
     if (path / "pyproject.toml").exists()
 )
 BENCHMARKS = sorted(str(path) for path in (ROOT / "bench").glob("bench_*.py"))
+PLUGIN_AWARE = re.compile(
+    r"importorskip|require_fixture_plugins|chaperone plugins|helpers\.cli|"
+    r"chaperone[-_](?:" + "|".join([*CHANNEL_PLUGINS, "testwebhook", "brokenplugin"]) + ")"
+)
+"""What marks a test file whose outcome depends on which plugins are installed."""
 
 nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
@@ -83,6 +90,19 @@ def _check_discovery(session: nox.Session, baseline: set[str], installed: set[st
             session.error(f"a config naming {name!r} does not name chaperone-{name}")
 
 
+def _plugin_aware() -> list[str]:
+    """The core test files that name a plugin, skip without one, list plugins or run the
+    CLI (which loads every installed plugin): those whose outcome can change with no
+    channel plugin installed. The rest never look at plugins; the tests session runs them.
+    """
+    files = sorted(
+        str(path)
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if "fixtures" not in path.parts and PLUGIN_AWARE.search(path.read_text(encoding="utf-8"))
+    )
+    return [*files, str(ROOT / "tests" / "test_readme.py")]
+
+
 @nox.session
 def combinations(session: nox.Session) -> None:
     """No plugin (with the core tests), each plugin alone, all together, none again."""
@@ -93,7 +113,7 @@ def combinations(session: nox.Session) -> None:
     baseline = _channels(session)
     if baseline & set(CHANNEL_PLUGINS):
         session.error(f"channel plugins present before any was installed: {sorted(baseline)}")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *(session.posargs or _plugin_aware()))
     for name in CHANNEL_PLUGINS:
         session.install(plugin_path(name))
         _check_discovery(session, baseline, {name})

@@ -1,27 +1,40 @@
-"""Deliver one alert to its destinations: concurrently, each guarded, retried when the
-failure is transient, and reported through the delivered / delivery-failed hooks.
+"""Deliver routed alerts through the outbox: each destination's entry is written before
+any network call, delivered at once (concurrently with the others), retried when the
+failure is transient, paced to the destination's rate and holds, handed to the channel's
+fallback after a final failure, and reported through the delivered / delivery-failed
+hooks exactly once, when its outcome is final.
+
+Waits: exponential backoff with jitter between attempts (tenacity's, at most
+``max_backoff``) is waited inline on the runtime's clock, and so is a destination's hold
+or rate slot up to :data:`INLINE_WAIT`; a longer hold (a ``Retry-After`` of minutes, or
+the next minute's slot of a busy PagerDuty key) puts the entry back in the outbox for
+that time instead, so that nothing else waits behind it. The monitor's next drain after
+that time delivers it (``Monitor.tick``).
 
 Nothing here raises: a channel that raises, hangs or is misconfigured becomes a failed
-delivery with a secret-free reason, and the other destinations go on.
+delivery with a secret-free reason, and the other destinations go on. A store that is
+away costs durability (the entry is delivered from memory, logged), never the delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import enum
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import httpx
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
+from chaperone import _pacing
 from chaperone._alerts import Alert
+from chaperone._outbox import LEASE_MARGIN, Claim, OutboxEntry
+from chaperone._policy import DeliveryPolicy
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome, OutcomeKind
 from chaperone.channels._base import Channel, SendContext
@@ -29,103 +42,259 @@ from chaperone.channels._base import Channel, SendContext
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
-__all__ = ["DeliveryResult", "deliver"]
+__all__ = [
+    "CONCURRENCY",
+    "DRAIN_BATCH",
+    "INLINE_WAIT",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "deliver",
+    "deliver_claims",
+    "drain",
+    "enqueue",
+]
 
 _log = structlog.get_logger("chaperone.delivery")
+
+INLINE_WAIT: Final = 2.0
+"""Longest hold or rate-slot wait taken inline; a longer one reschedules the entry."""
+CONCURRENCY: Final = 16
+"""Sends in flight at once in one batch (a monitor tick, a dispatch)."""
+DRAIN_BATCH: Final = 200
+"""Outbox entries one drain claims at most."""
+_RENEW_BEFORE: Final = 2.0
+"""A lease with less than the send timeout plus this left is renewed before a send."""
+_RETRYING: Final = Retrying()
+"""Only to give tenacity's backoff a retry state to read the attempt number from."""
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one destination's delivery stands."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Failed for good: a permanent error, or transient ones past the attempts or time."""
+    DEFERRED = "deferred"
+    """Back in the outbox for a later attempt (a long Retry-After, a held destination):
+    the monitor delivers it; the hooks are called then."""
+
+
+def _status_of(result: DeliveryResult) -> DeliveryStatus:
+    return DeliveryStatus.DELIVERED if result.outcome.ok else DeliveryStatus.FAILED
 
 
 @attrs.frozen(kw_only=True)
 class DeliveryResult:
-    """How one destination's delivery of one alert ended."""
+    """How one destination's delivery of one alert ended, or where it stands."""
 
     destination: Destination
+    """Where it went; ``destination.fallback_of`` names the channel a fallback stands in for."""
     outcome: Outcome
+    """The last attempt's outcome (for a deferred delivery, why it waits)."""
     attempts: int
+    """Sends made, by every process that tried this alert for this destination."""
+    status: DeliveryStatus = attrs.field(
+        default=attrs.Factory(_status_of, takes_self=True), converter=DeliveryStatus
+    )
+    deferred_until: datetime | None = None
+    """For a deferred delivery: when it is next tried, if known."""
 
     @property
     def ok(self) -> bool:
         """Whether the channel confirmed the alert."""
         return self.outcome.ok
 
+    @property
+    def deferred(self) -> bool:
+        """Whether the delivery goes on later, from the outbox."""
+        return self.status is DeliveryStatus.DEFERRED
+
+
+# -- entry points ----------------------------------------------------------------------
+
 
 async def deliver(
-    runtime: Runtime, alert: Alert, destinations: list[Destination]
+    runtime: Runtime, alert: Alert, destinations: Sequence[Destination]
 ) -> list[DeliveryResult]:
-    """Deliver ``alert`` to every destination at once; return one result for each."""
-    return list(
-        await asyncio.gather(*(_deliver_one(runtime, alert, dest) for dest in destinations))
-    )
+    """Write ``alert`` to the outbox for every destination, then deliver the entries at
+    once; return the results in order (a fallback's right after the failure it follows).
+    """
+    per_claim = await deliver_claims(runtime, enqueue(runtime, alert, destinations))
+    return [result for results in per_claim for result in results]
 
 
-async def _deliver_one(runtime: Runtime, alert: Alert, destination: Destination) -> DeliveryResult:
-    if destination.runbook_url and not alert.runbook_url:
-        alert = attrs.evolve(alert, runbook_url=destination.runbook_url)
+def enqueue(runtime: Runtime, alert: Alert, destinations: Sequence[Destination]) -> list[Claim]:
+    """Write one outbox entry per destination, each held by this process; never raises
+    (a store that refuses the entry is logged, and the entry kept in memory only).
+    """
+    return [_enqueue_one(runtime, alert, destination) for destination in destinations]
+
+
+async def deliver_claims(runtime: Runtime, claims: Sequence[Claim]) -> list[list[DeliveryResult]]:
+    """Deliver held entries concurrently (at most :data:`CONCURRENCY` sends at once);
+    return each one's results (its own, then its fallback's). Never raises.
+    """
+    gate = asyncio.Semaphore(CONCURRENCY)
+    return list(await asyncio.gather(*(_guarded(runtime, claim, gate) for claim in claims)))
+
+
+async def drain(runtime: Runtime, limit: int = DRAIN_BATCH) -> list[DeliveryResult]:
+    """Deliver up to ``limit`` outbox entries that are due and held by no live process:
+    retries put back for later, and what a killed process left. Never raises.
+    """
+    lease = runtime.settings.delivery.timeout.total_seconds() + LEASE_MARGIN
+    try:
+        claims = runtime.outbox.claim_due(limit, lease=lease)
+    except Exception as exc:
+        _log.error("could not read the outbox", error=_describe(exc))
+        return []
+    if claims:
+        _log.info("delivering from the outbox", entries=len(claims))
+    per_claim = await deliver_claims(runtime, claims)
+    return [result for results in per_claim for result in results]
+
+
+# -- one entry -------------------------------------------------------------------------
+
+
+def _enqueue_one(runtime: Runtime, alert: Alert, destination: Destination) -> Claim:
+    try:
+        timeout = runtime.policy_for(destination).timeout
+    except Exception:
+        timeout = runtime.settings.delivery.timeout.total_seconds()
+    try:
+        return runtime.outbox.enqueue(alert, destination, lease=timeout + LEASE_MARGIN)
+    except Exception as exc:
+        _log.error(
+            "outbox unavailable: delivering from memory, not kept across a restart",
+            channel=destination.channel,
+            alert=alert.incident_key,
+            error=_describe(exc),
+        )
+        entry = OutboxEntry(
+            id=uuid.uuid4().hex,
+            alert=alert,
+            destination=destination,
+            created_at=runtime.clock.timestamp(),
+        )
+        return Claim(entry=entry, lease_until=math.inf, durable=False)
+
+
+async def _guarded(runtime: Runtime, claim: Claim, gate: asyncio.Semaphore) -> list[DeliveryResult]:
+    try:
+        return await _deliver_claim(runtime, claim, gate)
+    except Exception as exc:
+        # A bug of ours: the entry stays in the outbox and is tried again after its lease.
+        _log.exception("delivery failed unexpectedly; the entry stays in the outbox")
+        return [
+            DeliveryResult(
+                destination=claim.entry.destination,
+                outcome=Outcome.transient(f"delivery interrupted: {_describe(exc)}"),
+                attempts=claim.entry.attempts,
+                status=DeliveryStatus.DEFERRED,
+            )
+        ]
+
+
+async def _deliver_claim(
+    runtime: Runtime, claim: Claim, gate: asyncio.Semaphore
+) -> list[DeliveryResult]:
+    entry = claim.entry
+    destination = entry.destination
     try:
         channel = runtime.channel_for(destination)
+        policy = runtime.policy_for(destination)
     except Exception as exc:
-        result = DeliveryResult(
-            destination=destination,
-            outcome=Outcome.permanent(f"channel unavailable: {MASKER.mask(str(exc))}"),
-            attempts=0,
+        unavailable = Outcome.permanent(f"channel unavailable: {MASKER.mask(str(exc))}")
+        fallback = runtime.fallback_for(destination)
+        return await _finish_failed(runtime, claim, unavailable, entry.attempts, fallback, gate)
+    clock = runtime.clock
+    attempts = entry.attempts
+    last = entry.last
+    deadline = entry.created_at + policy.max_total
+    while True:
+        now = clock.timestamp()
+        if now >= deadline:
+            expired = _gave_up(
+                last, f"not delivered within delivery.max_total ({policy.max_total:g}s)"
+            )
+            return await _finish_failed(runtime, claim, expired, attempts, policy.fallback, gate)
+        # Pace and lease are settled once a send slot of this batch is free, right
+        # before the send: a claim may wait for the gate longer than its lease.
+        outcome: Outcome | None = None
+        async with gate:
+            pause, why = _pause_before_send(runtime, policy)
+            if pause <= 0:
+                if not _hold_lease(runtime, claim, policy):
+                    return [_taken_over(claim, attempts)]
+                attempts += 1
+                outcome = await _attempt(
+                    runtime, channel, entry.alert, destination, policy, attempts
+                )
+        if outcome is None:
+            now = clock.timestamp()
+            if pause > INLINE_WAIT:
+                waiting = last or Outcome.transient(why, retry_after=pause)
+                return _defer(runtime, claim, attempts, last, now + pause, waiting)
+            if not _renew(runtime, claim, pause + policy.timeout + LEASE_MARGIN):
+                return [_taken_over(claim, attempts)]
+            await clock.sleep(pause)
+            continue
+        if outcome.retry_after is not None and outcome.retry_after > 0:
+            _hold(runtime, policy, outcome.retry_after)
+        if outcome.ok:
+            return [_finish_delivered(runtime, claim, outcome, attempts)]
+        if outcome.kind is OutcomeKind.PERMANENT:
+            return await _finish_failed(runtime, claim, outcome, attempts, policy.fallback, gate)
+        last = outcome
+        if attempts >= policy.max_attempts:
+            return await _finish_failed(runtime, claim, outcome, attempts, policy.fallback, gate)
+        wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
+        now = clock.timestamp()
+        if now + wait >= deadline:
+            gave_up = _gave_up(
+                outcome,
+                f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)",
+            )
+            return await _finish_failed(runtime, claim, gave_up, attempts, policy.fallback, gate)
+        if outcome.retry_after is not None and outcome.retry_after > INLINE_WAIT:
+            return _defer(runtime, claim, attempts, outcome, now + wait, outcome)
+        _log.warning(
+            "delivery attempt failed, will retry",
+            channel=destination.channel,
+            alert=entry.alert.incident_key,
+            attempt=attempts,
+            wait=round(wait, 3),
+            detail=outcome.detail,
         )
-    else:
-        result = await _send_with_retries(runtime, channel, alert, destination)
-    _report(runtime, alert, result)
-    return result
+        if not _renew(runtime, claim, wait + policy.timeout + LEASE_MARGIN):
+            return [_taken_over(claim, attempts)]
+        await clock.sleep(wait)
 
 
-async def _send_with_retries(
-    runtime: Runtime, channel: Channel, alert: Alert, destination: Destination
-) -> DeliveryResult:
-    policy = runtime.settings.delivery
-    backoff = wait_exponential_jitter(initial=1, max=policy.max_backoff.total_seconds())
-
-    def wait(state: RetryCallState) -> float:
-        outcome = state.outcome.result() if state.outcome else None
-        pause = backoff(state)
-        if isinstance(outcome, Outcome) and outcome.retry_after is not None:
-            pause = max(pause, outcome.retry_after)
-        return pause
-
-    attempts = 0
-    last = Outcome.permanent("not attempted")
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.max_attempts),
-        wait=wait,
-        retry=retry_if_result(lambda outcome: outcome.kind is OutcomeKind.TRANSIENT),
-        sleep=runtime.clock.sleep,
-        # Out of attempts: end the loop quietly; ``last`` holds the final outcome.
-        retry_error_callback=lambda _state: None,
-    )
-    async for attempt in retrying:
-        with attempt:
-            attempts = attempt.retry_state.attempt_number
-            last = await _attempt(runtime, channel, alert, destination, attempts)
-        attempt.retry_state.set_result(last)
-    return DeliveryResult(destination=destination, outcome=last, attempts=attempts)
+def _with_runbook(alert: Alert, destination: Destination) -> Alert:
+    if destination.runbook_url and not alert.runbook_url:
+        return attrs.evolve(alert, runbook_url=destination.runbook_url)
+    return alert
 
 
 async def _attempt(
-    runtime: Runtime, channel: Channel, alert: Alert, destination: Destination, number: int
+    runtime: Runtime,
+    channel: Channel,
+    alert: Alert,
+    destination: Destination,
+    policy: DeliveryPolicy,
+    number: int,
 ) -> Outcome:
-    timeout = runtime.settings.delivery.timeout.total_seconds()
     context = SendContext(
         http=runtime.http_client,
         clock=runtime.clock,
-        timeout=timeout,
+        timeout=policy.timeout,
         attempt=number,
         route=destination.route,
+        fallback_of=destination.fallback_of,
     )
-    outcome = await _classified_send(channel, alert, context)
-    if outcome.kind is OutcomeKind.TRANSIENT:
-        _log.warning(
-            "delivery attempt failed, will retry if attempts remain",
-            channel=destination.channel,
-            alert=alert.incident_key,
-            attempt=number,
-            detail=outcome.detail,
-        )
-    return outcome
+    return await _classified_send(channel, _with_runbook(alert, destination), context)
 
 
 async def _classified_send(channel: Channel, alert: Alert, context: SendContext) -> Outcome:
@@ -145,12 +314,198 @@ async def _classified_send(channel: Channel, alert: Alert, context: SendContext)
     return attrs.evolve(outcome, detail=MASKER.mask(outcome.detail))
 
 
+def _backoff(attempts: int, max_backoff: float) -> float:
+    """Tenacity's exponential backoff with jitter after ``attempts`` sends: about 1, 2,
+    4 s (plus up to 1 s), at most ``max_backoff``.
+    """
+    state = RetryCallState(retry_object=_RETRYING, fn=None, args=(), kwargs={})
+    state.attempt_number = attempts
+    return float(wait_exponential_jitter(initial=1, max=max_backoff)(state))
+
+
+def _gave_up(last: Outcome | None, why: str) -> Outcome:
+    if last is None:
+        return Outcome.transient(why)
+    return attrs.evolve(last, detail=f"{last.detail}; {why}" if last.detail else why)
+
+
+# -- pacing ----------------------------------------------------------------------------
+
+
+def _pause_before_send(runtime: Runtime, policy: DeliveryPolicy) -> tuple[float, str]:
+    """Seconds to wait before sending to the destination (its hold, else its rate slot),
+    with why; 0 to send now. A store that is away holds nothing back.
+    """
+    store, clock = runtime.store, runtime.clock
+    try:
+        until = _pacing.held_until(store, policy.destination_id)
+        now = clock.timestamp()
+        if until > now:
+            return until - now, "the service asked to wait (Retry-After)"
+        slot = _pacing.take_slot(store, clock, policy.destination_id, policy.pace)
+    except Exception as exc:
+        _log.warning("could not read the destination's pace", error=_describe(exc))
+        return 0.0, ""
+    if slot > 0:
+        return slot, "the channel's documented rate is used up for now"
+    return 0.0, ""
+
+
+def _hold(runtime: Runtime, policy: DeliveryPolicy, seconds: float) -> None:
+    try:
+        _pacing.hold(runtime.store, runtime.clock, policy.destination_id, seconds)
+    except Exception as exc:
+        _log.warning("could not record the destination's hold", error=_describe(exc))
+
+
+# -- endings ---------------------------------------------------------------------------
+
+
+def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+    """Make sure the lease outlasts one send: renewed when less than the timeout and a
+    little is left; False when the entry was lost to another process.
+    """
+    left = claim.lease_until - runtime.clock.timestamp()
+    if left >= policy.timeout + _RENEW_BEFORE:
+        return True
+    return _renew(runtime, claim, policy.timeout + LEASE_MARGIN)
+
+
+def _renew(runtime: Runtime, claim: Claim, lease: float) -> bool:
+    try:
+        return runtime.outbox.renew(claim, lease)
+    except Exception as exc:
+        # Better a possible duplicate than a lost alert: go on without the lease.
+        _log.warning("could not renew an outbox lease", error=_describe(exc))
+        return True
+
+
+def _ack(runtime: Runtime, claim: Claim) -> None:
+    try:
+        runtime.outbox.ack(claim)
+    except Exception as exc:
+        _log.error(
+            "could not remove a finished entry from the outbox; it may be sent again",
+            error=_describe(exc),
+        )
+
+
+def _taken_over(claim: Claim, attempts: int) -> DeliveryResult:
+    _log.warning(
+        "another process took over an outbox entry whose lease ran out",
+        channel=claim.entry.destination.channel,
+        alert=claim.entry.alert.incident_key,
+    )
+    return DeliveryResult(
+        destination=claim.entry.destination,
+        outcome=Outcome.transient("another process took this delivery over"),
+        attempts=attempts,
+        status=DeliveryStatus.DEFERRED,
+    )
+
+
+def _defer(
+    runtime: Runtime,
+    claim: Claim,
+    attempts: int,
+    last: Outcome | None,
+    at: float,
+    shown: Outcome,
+) -> list[DeliveryResult]:
+    entry = attrs.evolve(claim.entry, attempts=attempts, last=last)
+    destination = entry.destination
+    try:
+        runtime.outbox.reschedule(claim, entry, at)
+    except Exception as exc:
+        _log.error("could not put an entry back in the outbox", error=_describe(exc))
+        if not claim.durable:
+            return [
+                DeliveryResult(
+                    destination=destination,
+                    outcome=_gave_up(shown, "the store is away, so it cannot wait for later"),
+                    attempts=attempts,
+                    status=DeliveryStatus.FAILED,
+                )
+            ]
+    when = datetime.fromtimestamp(at, UTC)
+    _log.info(
+        "delivery deferred: back in the outbox",
+        channel=destination.channel,
+        alert=entry.alert.incident_key,
+        attempts=attempts,
+        until=when.isoformat(),
+        detail=shown.detail,
+    )
+    return [
+        DeliveryResult(
+            destination=destination,
+            outcome=shown,
+            attempts=attempts,
+            status=DeliveryStatus.DEFERRED,
+            deferred_until=when,
+        )
+    ]
+
+
+def _finish_delivered(
+    runtime: Runtime, claim: Claim, outcome: Outcome, attempts: int
+) -> DeliveryResult:
+    _ack(runtime, claim)  # first: the smallest window for a duplicate after a crash
+    result = DeliveryResult(destination=claim.entry.destination, outcome=outcome, attempts=attempts)
+    _report(runtime, _with_runbook(claim.entry.alert, result.destination), result)
+    return result
+
+
+async def _finish_failed(
+    runtime: Runtime,
+    claim: Claim,
+    outcome: Outcome,
+    attempts: int,
+    fallback: str | None,
+    gate: asyncio.Semaphore,
+) -> list[DeliveryResult]:
+    entry = claim.entry
+    destination = entry.destination
+    standby: Claim | None = None
+    if fallback and fallback not in (destination.channel, destination.fallback_of):
+        # Written before the failed entry goes, so a crash in between loses neither.
+        standby = _enqueue_one(
+            runtime,
+            entry.alert,
+            Destination(
+                channel=fallback,
+                route=destination.route,
+                settings=runtime.route_settings(destination.route, fallback),
+                runbook_url=destination.runbook_url,
+                fallback_of=destination.channel,
+            ),
+        )
+    _ack(runtime, claim)
+    result = DeliveryResult(destination=destination, outcome=outcome, attempts=attempts)
+    _report(runtime, _with_runbook(entry.alert, destination), result)
+    results = [result]
+    if standby is not None:
+        _log.info(
+            "delivering to the fallback channel",
+            channel=destination.channel,
+            fallback=fallback,
+            alert=entry.alert.incident_key,
+        )
+        results.extend(await _deliver_claim(runtime, standby, gate))
+    return results
+
+
+def _describe(exc: BaseException) -> str:
+    return MASKER.mask(f"{type(exc).__name__}: {exc}")
+
+
 def _report(runtime: Runtime, alert: Alert, result: DeliveryResult) -> None:
     hooks = runtime.plugins
     if result.ok:
         _log.debug(
             "alert delivered",
             channel=result.destination.channel,
+            fallback_of=result.destination.fallback_of,
             alert=alert.incident_key,
             attempts=result.attempts,
         )
@@ -166,6 +521,7 @@ def _report(runtime: Runtime, alert: Alert, result: DeliveryResult) -> None:
         "alert delivery failed",
         channel=result.destination.channel,
         route=result.destination.route,
+        fallback_of=result.destination.fallback_of,
         alert=alert.incident_key,
         attempts=result.attempts,
         detail=result.outcome.detail,

@@ -3,6 +3,10 @@
 ``chaperone monitor`` runs it in a loop for jobs supervised by other processes;
 ``chaperone run`` runs it inline while its child works. Several monitors on one store
 report each episode once (detectors claim their reports atomically).
+
+Each tick also drains the outbox: retries put back for later, and the entries a killed
+process left once their leases ran out. Several monitors on one store deliver each
+entry once (a lease per entry).
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ class Monitor:
         return found
 
     def tick(self) -> list[DispatchReport]:
-        """Detect once and dispatch every event found; never raises."""
+        """Detect once, dispatch every event found as one batch (all written to the
+        outbox, then all delivered at once), and deliver the outbox's due entries; never
+        raises.
+        """
         try:
             if self.vouch_for is not None:
                 now = self.runtime.clock.now().isoformat()
@@ -71,8 +78,8 @@ class Monitor:
             events = self.detect()
         except Exception as exc:
             _log.error("detection failed", error=f"{type(exc).__name__}: {exc}")
-            return []
-        return [self.runtime.dispatch(event) for event in events]
+            events = []
+        return self.runtime.dispatch_all(events)
 
     def run(self, interval: float, stop: threading.Event) -> int:
         """Tick every ``interval`` seconds until ``stop`` is set; return the tick count."""

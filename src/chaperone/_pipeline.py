@@ -1,22 +1,31 @@
-"""event → alerts → filters → routes → channels.
+"""event → alerts → filters → routes → outbox → channels.
 
 Each step is a hook, guarded so that a plugin's mistake costs at most its own step: a
 failing alert builder falls back to the built-in one, a failing filter lets the alert
 through (a duplicate is better than a lost page), a failing route falls back to the
 default route.
+
+A batch of events (a monitor tick) is planned whole before anything is sent: every alert
+of every event is filtered, routed and written to the outbox, one entry per destination;
+only then are all the entries delivered, at once. A process killed during delivery
+leaves every alert of the batch in the outbox, and a slow or rate-limited channel holds
+up no other destination.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 import structlog
 
+from chaperone import _delivery
 from chaperone._alerts import Alert, Priority
-from chaperone._delivery import DeliveryResult, deliver
+from chaperone._delivery import DeliveryResult, DeliveryStatus
 from chaperone._events import Event
+from chaperone._outbox import Claim
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Verdict, VerdictKind
 from chaperone.builtin import alerts as builtin_alerts
@@ -25,7 +34,7 @@ from chaperone.builtin import routing as builtin_routing
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
-__all__ = ["AlertReport", "DispatchReport", "process_alert", "process_event"]
+__all__ = ["AlertReport", "DispatchReport", "process_alert", "process_event", "process_events"]
 
 _log = structlog.get_logger("chaperone.pipeline")
 
@@ -47,6 +56,11 @@ class AlertReport:
             and all(result.ok for result in self.deliveries)
         )
 
+    @property
+    def deferred(self) -> bool:
+        """Whether some destination's delivery goes on later, from the outbox."""
+        return any(result.status is DeliveryStatus.DEFERRED for result in self.deliveries)
+
 
 @attrs.frozen(kw_only=True)
 class DispatchReport:
@@ -62,8 +76,71 @@ def _describe(exc: BaseException) -> str:
     return MASKER.mask(f"{type(exc).__name__}: {exc}")
 
 
+@attrs.frozen(kw_only=True)
+class _Plan:
+    """One alert, filtered and routed: its entries in the outbox, not yet delivered."""
+
+    alert: Alert
+    verdict: Verdict
+    claims: tuple[Claim, ...] = ()
+
+
 async def process_event(runtime: Runtime, event: Event, *, is_test: bool = False) -> DispatchReport:
     """Run one event through the whole pipeline."""
+    (report,) = await process_events(runtime, [event], is_test=is_test)
+    return report
+
+
+async def process_events(
+    runtime: Runtime, events: Sequence[Event], *, is_test: bool = False, drain: bool = False
+) -> list[DispatchReport]:
+    """Run a batch of events through the pipeline: plan every alert (filters, routes,
+    outbox), then deliver them all at once, with the outbox's due entries when ``drain``.
+    One event whose planning fails is reported as skipped; the others go on.
+    """
+    planned: list[DispatchReport | tuple[Event, list[_Plan]]] = []
+    for event in events:
+        try:
+            planned.append(_plan_event(runtime, event, is_test))
+        except Exception as exc:
+            reason = _describe(exc)
+            _log.error("alert pipeline failed", event_type=type(event).__name__, error=reason)
+            planned.append(DispatchReport(event=event, skipped=f"pipeline failed: {reason}"))
+    claims = [
+        claim
+        for item in planned
+        if isinstance(item, tuple)
+        for plan in item[1]
+        for claim in plan.claims
+    ]
+    if drain:
+        per_claim, _drained = await asyncio.gather(
+            _delivery.deliver_claims(runtime, claims), _delivery.drain(runtime)
+        )
+    else:
+        per_claim = await _delivery.deliver_claims(runtime, claims)
+    results = iter(per_claim)
+    reports: list[DispatchReport] = []
+    for item in planned:
+        if isinstance(item, DispatchReport):
+            reports.append(item)
+            continue
+        event, plans = item
+        alert_reports = [
+            AlertReport(
+                alert=plan.alert,
+                verdict=plan.verdict,
+                deliveries=tuple(result for _claim in plan.claims for result in next(results)),
+            )
+            for plan in plans
+        ]
+        reports.append(DispatchReport(event=event, alerts=tuple(alert_reports)))
+    return reports
+
+
+def _plan_event(
+    runtime: Runtime, event: Event, is_test: bool
+) -> DispatchReport | tuple[Event, list[_Plan]]:
     if event.occurred_at is None:
         event = attrs.evolve(event, occurred_at=runtime.clock.now())
     runtime.plugins.call_each("chaperone_event", event=event, runtime=runtime)
@@ -71,11 +148,7 @@ async def process_event(runtime: Runtime, event: Event, *, is_test: bool = False
         return DispatchReport(
             event=event, skipped="alerting is disabled (CHAPERONE_ALERTING_ENABLED)"
         )
-    reports = [
-        await process_alert(runtime, alert, is_test=is_test)
-        for alert in _alerts_for(runtime, event)
-    ]
-    return DispatchReport(event=event, alerts=tuple(reports))
+    return event, [_plan_alert(runtime, alert, is_test) for alert in _alerts_for(runtime, event)]
 
 
 def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
@@ -92,6 +165,17 @@ def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
 
 async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> AlertReport:
     """Prioritise, filter, route and deliver one alert."""
+    plan = _plan_alert(runtime, alert, is_test)
+    per_claim = await _delivery.deliver_claims(runtime, plan.claims)
+    return AlertReport(
+        alert=plan.alert,
+        verdict=plan.verdict,
+        deliveries=tuple(result for results in per_claim for result in results),
+    )
+
+
+def _plan_alert(runtime: Runtime, alert: Alert, is_test: bool) -> _Plan:
+    """Prioritise, filter and route one alert; write its entries to the outbox."""
     alert = _with_priority(runtime, alert)
     if alert.is_digest:
         verdict = Verdict.send("a digest: its alerts already passed the filters")
@@ -104,12 +188,13 @@ async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False
             verdict=verdict.kind.value,
             reason=verdict.reason,
         )
-        return AlertReport(alert=alert, verdict=verdict)
+        return _Plan(alert=alert, verdict=verdict)
     destinations = _destinations_for(runtime, alert)
     if not destinations:
         _log.warning("alert routed to no channel", alert=alert.incident_key)
-    results = await deliver(runtime, alert, destinations)
-    return AlertReport(alert=alert, verdict=verdict, deliveries=tuple(results))
+    return _Plan(
+        alert=alert, verdict=verdict, claims=tuple(_delivery.enqueue(runtime, alert, destinations))
+    )
 
 
 def _with_priority(runtime: Runtime, alert: Alert) -> Alert:

@@ -10,22 +10,32 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import attrs
 import httpx
 import structlog
 
 from chaperone._alerts import Alert
 from chaperone._clock import Clock, SystemClock
+from chaperone._delivery import DeliveryResult, drain
 from chaperone._events import Event
 from chaperone._exceptions import ConfigError, ConfigProblem, UnknownChannelError
 from chaperone._logging import configure_logging
 from chaperone._loop import BackgroundLoop
-from chaperone._pipeline import AlertReport, DispatchReport, process_alert, process_event
+from chaperone._outbox import Outbox, SecretBook
+from chaperone._pipeline import (
+    AlertReport,
+    DispatchReport,
+    process_alert,
+    process_event,
+    process_events,
+)
 from chaperone._plugins import PluginHost
+from chaperone._policy import DeliveryPolicy, delivery_policy
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination
 from chaperone.channels._base import Channel
@@ -41,6 +51,14 @@ _log = structlog.get_logger("chaperone")
 def package_for_channel(name: str) -> str:
     """The distribution that provides channel ``name`` by our naming rule."""
     return f"chaperone-{name}"
+
+
+@attrs.frozen
+class _Target:
+    """A destination's channel object and how it is delivered to."""
+
+    channel: Channel
+    policy: DeliveryPolicy
 
 
 class Runtime:
@@ -71,8 +89,11 @@ class Runtime:
         )
         self._loop = BackgroundLoop()
         self._http: httpx.AsyncClient | None = None
-        self._channels: dict[str, Channel] = {}
+        self._channels: dict[str, _Target] = {}
         self._channels_lock = threading.Lock()
+        self.outbox = Outbox(self.store, self.clock, secrets=self._secret_book())
+        """Where every routed alert waits until its channel confirmed it (see
+        :mod:`chaperone._outbox`)."""
         self._queue_length_sources: dict[str, Callable[[], int]] = {}
         if validate:
             try:
@@ -138,10 +159,60 @@ class Runtime:
                 self.channel_for(destination)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+                continue
+            problems.extend(self._fallback_problems(destination))
+        problems = list(dict.fromkeys(problems))  # a channel on several routes: once
         if unknown:
             raise UnknownChannelError([*unknown, *problems])
         if problems:
             raise ConfigError(problems)
+
+    def _fallback_problems(self, destination: Destination) -> list[ConfigProblem]:
+        """What is wrong with the chain of fallbacks from ``destination``: a fallback
+        that is not an installed channel, the channel itself, or a cycle.
+        """
+        seen = [destination.channel]
+        current = destination
+        while True:
+            policy = self.policy_for(current)
+            if policy.fallback is None:
+                return []
+            channel_class = self.plugins.channel_classes[current.channel]
+            settings = channel_settings(
+                channel_class,
+                app=self.settings,
+                store=self.store,
+                clock=self.clock,
+                route=current.route,
+                overrides=current.settings,
+            )
+            name, source = settings.origins.get(
+                "fallback", (settings.setting_name("fallback"), "not set")
+            )
+            if policy.fallback == current.channel:
+                message = "names the channel itself"
+            elif policy.fallback in seen:
+                chain = " → ".join([*seen, policy.fallback])
+                message = f"makes a cycle of fallbacks: {chain}"
+            elif policy.fallback not in self.plugins.channel_classes:
+                installed = ", ".join(sorted(self.plugins.channel_classes)) or "none"
+                message = (
+                    f"names {policy.fallback!r}, which no installed plugin provides "
+                    f"(installed channels: {installed})"
+                )
+            else:
+                current = Destination(
+                    channel=policy.fallback,
+                    route=current.route,
+                    settings=self.route_settings(current.route, policy.fallback),
+                )
+                seen.append(policy.fallback)
+                try:
+                    self.channel_for(current)
+                except ConfigError as exc:
+                    return list(exc.problems)
+                continue
+            return [ConfigProblem(key=name, source=source, message=message)]
 
     def _unknown_channel(self, name: str, route: str | None = None) -> ConfigProblem:
         installed = ", ".join(sorted(self.plugins.channel_classes)) or "none"
@@ -167,13 +238,22 @@ class Runtime:
         """The channel object for a destination, built on first use (ConfigError if its
         settings are bad, UnknownChannelError if no plugin provides it).
         """
+        return self._target(destination).channel
+
+    def policy_for(self, destination: Destination) -> DeliveryPolicy:
+        """How a destination is delivered to: its id in the store, timeout, attempts,
+        backoff, total time, rate and fallback (errors as :meth:`channel_for`).
+        """
+        return self._target(destination).policy
+
+    def _target(self, destination: Destination) -> _Target:
         cache_key = json.dumps(
             [destination.channel, dict(destination.settings)], sort_keys=True, default=str
         )
         with self._channels_lock:
-            channel = self._channels.get(cache_key)
-            if channel is not None:
-                return channel
+            target = self._channels.get(cache_key)
+            if target is not None:
+                return target
             channel_class = self.plugins.channel_classes.get(destination.channel)
             if channel_class is None:
                 raise UnknownChannelError(self._unknown_channel(destination.channel))
@@ -185,9 +265,51 @@ class Runtime:
                 route=destination.route,
                 overrides=destination.settings,
             )
-            channel = channel_class.from_settings(settings)
-            self._channels[cache_key] = channel
-            return channel
+            policy = delivery_policy(channel_class, settings)
+            target = _Target(channel_class.from_settings(settings), policy)
+            self._channels[cache_key] = target
+            return target
+
+    def route_settings(self, route: str, channel: str) -> Mapping[str, object]:
+        """The settings route ``route`` gives ``channel`` (empty for the default route or
+        a route that names none).
+        """
+        for configured in self.settings.routes:
+            if configured.name == route:
+                return dict(configured.channel_settings.get(channel, {}))
+        return {}
+
+    def fallback_for(self, destination: Destination) -> str | None:
+        """The fallback channel of a destination, read even when its channel cannot be
+        built (a bad setting, a plugin gone): None when it has none.
+        """
+        try:
+            return self.policy_for(destination).fallback
+        except Exception:
+            channel_class = self.plugins.channel_classes.get(destination.channel)
+            raw = destination.settings.get("fallback")
+            if raw is None and channel_class is not None:
+                raw = channel_settings(
+                    channel_class, app=self.settings, store=self.store, clock=self.clock
+                ).get("fallback")
+            if raw is None:
+                raw = self.settings.channel_sections.get(destination.channel, {}).get("fallback")
+            if raw is None:
+                return None
+            return str(raw).strip().lower() or None
+
+    def _secret_book(self) -> SecretBook:
+        """The outbox's book of secret settings, taught every route's settings."""
+
+        def is_secret(channel: str, key: str) -> bool:
+            channel_class = self.plugins.channel_classes.get(channel)
+            return channel_class is not None and key in channel_class.secret_keys
+
+        book = SecretBook(is_secret)
+        for route in self.settings.routes:
+            for values in route.channel_settings.values():
+                book.learn_all(values.values())
+        return book
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -232,6 +354,28 @@ class Runtime:
         except Exception as exc:
             return self._failed(event, exc)
 
+    def dispatch_all(self, events: Iterable[Event], *, drain: bool = True) -> list[DispatchReport]:
+        """Dispatch several events as one batch, as the monitor does each tick: every alert
+        of every event is filtered, routed and written to the outbox first, then all are
+        delivered at once, together with (``drain``) the outbox entries that are due.
+        Never raises.
+        """
+        events = list(events)
+        try:
+            return self._loop.run(process_events(self, events, drain=drain))
+        except Exception as exc:
+            return [self._failed(event, exc) for event in events]
+
+    def drain_outbox(self) -> list[DeliveryResult]:
+        """Deliver the outbox entries that are due and held by no live process (retries
+        put back for later, what a killed process left); never raises.
+        """
+        try:
+            return self._loop.run(drain(self))
+        except Exception as exc:
+            _log.error("outbox drain failed", error=MASKER.mask(f"{type(exc).__name__}: {exc}"))
+            return []
+
     async def asend(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
         """Filter, route and deliver an alert built by hand."""
         return await self._loop.arun(process_alert(self, alert, is_test=is_test))
@@ -248,9 +392,9 @@ class Runtime:
     # -- lifetime ----------------------------------------------------------------------
 
     async def _aclose_resources(self) -> None:
-        for channel in list(self._channels.values()):
+        for target in list(self._channels.values()):
             try:
-                await channel.aclose()
+                await target.channel.aclose()
             except Exception as exc:
                 _log.warning("channel failed to close", error=MASKER.mask(str(exc)))
         if self._http is not None:

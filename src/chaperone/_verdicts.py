@@ -66,6 +66,9 @@ class Destination:
     """The route's settings for the channel; known secrets (a route's webhook URL) are
     masked in the repr."""
     runbook_url: str | None = None
+    fallback_of: str | None = None
+    """For a fallback delivery: the channel that failed for good, which this one stands
+    in for (``[channels.<name>] fallback``). None for an ordinary delivery."""
 
 
 class OutcomeKind(enum.StrEnum):
@@ -82,7 +85,9 @@ class Outcome:
 
     ``transient`` failures (5xx, 429, timeouts, refused connections) are retried, after
     ``retry_after`` seconds when the service said so; ``permanent`` ones (other 4xx,
-    SMTP 5xx, a bad payload) are not.
+    SMTP 5xx, a bad payload) are not. Whatever the kind, ``retry_after`` holds the whole
+    destination: nothing more is sent to it, from any process, before that time (a
+    delivered outcome carries one when the service said its rate-limit bucket is empty).
     """
 
     kind: OutcomeKind
@@ -96,9 +101,18 @@ class Outcome:
         return self.kind is OutcomeKind.DELIVERED
 
     @classmethod
-    def delivered(cls, detail: str = "", status_code: int | None = None) -> Outcome:
-        """The service confirmed the alert."""
-        return cls(kind=OutcomeKind.DELIVERED, detail=detail, status_code=status_code)
+    def delivered(
+        cls, detail: str = "", status_code: int | None = None, *, retry_after: float | None = None
+    ) -> Outcome:
+        """The service confirmed the alert; ``retry_after``: it also said to send nothing
+        more for that many seconds (an emptied rate-limit bucket).
+        """
+        return cls(
+            kind=OutcomeKind.DELIVERED,
+            detail=detail,
+            status_code=status_code,
+            retry_after=retry_after,
+        )
 
     @classmethod
     def transient(

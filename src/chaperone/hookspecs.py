@@ -165,10 +165,13 @@ def chaperone_delivered(
 ) -> None:
     """A channel confirmed an alert.
 
-    Every implementation is called; one that raises is logged and the rest still run.
+    Called once per delivery, when it ends (a delivery deferred by a long Retry-After is
+    reported by the process that finishes it from the outbox). Every implementation is
+    called; one that raises is logged and the rest still run.
 
     :param alert: the alert delivered.
-    :param destination: the channel and route it went through.
+    :param destination: the channel and route it went through; ``destination.fallback_of``
+        names the channel a fallback delivery stood in for.
     :param outcome: the channel's confirmation.
     :param runtime: the running Chaperone.
     """
@@ -179,7 +182,8 @@ def chaperone_delivery_failed(
     alert: Alert, destination: Destination, outcome: Outcome, attempts: int, runtime: Runtime
 ) -> None:
     """A delivery failed for good: a permanent error, or transient ones until the
-    retries ran out.
+    attempts (``max_attempts``) or the time (``max_total``) ran out. The channel's
+    fallback, if it has one, is tried next and reported on its own.
 
     Every implementation is called; one that raises is logged and the rest still run.
 

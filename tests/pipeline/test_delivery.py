@@ -31,6 +31,7 @@ from chaperone import (
 from chaperone.channels.database import read_history
 from chaperone.config import DeliverySettings
 from chaperone.store import MemoryStore
+from helpers.delivery import AfterDelivery, Channels, confirm
 
 Behaviour = Callable[[Alert, SendContext], Awaitable[Any]]
 
@@ -74,43 +75,6 @@ def raising(exc: BaseException) -> Behaviour:
         raise exc
 
     return behaviour
-
-
-async def confirm(alert: Alert, context: SendContext) -> Outcome:
-    """A behaviour that confirms at once."""
-    return Outcome.delivered("ok")
-
-
-class Channels:
-    """A plugin that registers the given channel classes."""
-
-    def __init__(self, *classes: type[Channel]) -> None:
-        self.classes = classes
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Any) -> None:
-        for channel_class in self.classes:
-            register(channel_class)
-
-
-class AfterDelivery:
-    """Records the chaperone_delivered and chaperone_delivery_failed calls."""
-
-    def __init__(self) -> None:
-        self.delivered: list[tuple[Alert, Destination, Outcome]] = []
-        self.failed: list[tuple[Alert, Destination, Outcome, int]] = []
-
-    @chaperone.hookimpl
-    def chaperone_delivered(
-        self, alert: Alert, destination: Destination, outcome: Outcome, runtime: Runtime
-    ) -> None:
-        self.delivered.append((alert, destination, outcome))
-
-    @chaperone.hookimpl
-    def chaperone_delivery_failed(
-        self, alert: Alert, destination: Destination, outcome: Outcome, attempts: int
-    ) -> None:
-        self.failed.append((alert, destination, outcome, attempts))
 
 
 def make_runtime(
@@ -368,41 +332,81 @@ class TestRetries:
         assert hooks.failed == []
 
     def test_retry_after_is_honoured(self) -> None:
-        """A transient outcome asking for 45 s (more than max_backoff) is retried no
-        sooner.
+        """A transient outcome asking for 45 s (more than the inline wait) puts the alert
+        back in the outbox for 45 s: a drain before then sends nothing, one after it
+        delivers, and the delivered hook is called once, then.
         """
         clock = ManualClock()
-        behaviour, _ = outcomes(
+        hooks = AfterDelivery()
+        behaviour, attempts = outcomes(
             Outcome.transient("429", retry_after=45, status_code=429), Outcome.delivered()
         )
         with make_runtime(
             Channels(scripted("limited", behaviour)),
+            hooks,
             clock=clock,
             channels=("limited",),
             max_backoff=30,
         ) as runtime:
             report = runtime.send(alert())
-        assert report.delivered
-        (pause,) = clock.slept
-        assert pause >= 45
+            (result,) = report.deliveries
+            assert result.deferred
+            assert result.deferred_until == clock.now() + timedelta(seconds=45)
+            assert clock.slept == []
+            clock.advance(44.9)
+            assert runtime.drain_outbox() == []
+            assert attempts == [1]
+            clock.advance(0.1)
+            (drained,) = runtime.drain_outbox()
+        assert drained.ok
+        assert attempts == [1, 2]
+        assert [d.channel for _, d, _ in hooks.delivered] == ["limited"]
+        assert hooks.failed == []
 
     @settings(max_examples=15, deadline=None)
-    @given(retry_after=st.floats(min_value=0, max_value=100_000, allow_nan=False))
+    @given(retry_after=st.floats(min_value=0, max_value=3000, allow_nan=False))
     def test_the_wait_is_never_shorter_than_retry_after(self, retry_after: float) -> None:
-        """Whatever Retry-After a service gives, the wait before the retry is at least
-        that long.
+        """Whatever Retry-After a service gives (within delivery.max_total), the next
+        attempt comes no sooner: waited inline when short, from the outbox when long.
         """
         clock = ManualClock()
-        behaviour, _ = outcomes(Outcome.transient("429", retry_after=retry_after))
+        sent_at: list[float] = []
+
+        async def limited(alert: Alert, context: SendContext) -> Outcome:
+            sent_at.append(context.clock.timestamp())
+            return Outcome.transient("429", retry_after=retry_after)
+
         with make_runtime(
-            Channels(scripted("limited", behaviour)),
+            Channels(scripted("limited", limited)),
             clock=clock,
             channels=("limited",),
             max_attempts=2,
         ) as runtime:
-            runtime.send(alert())
-        (pause,) = clock.slept
-        assert pause >= retry_after
+            (result,) = runtime.send(alert()).deliveries
+            if result.deferred:
+                assert result.deferred_until is not None
+                # deferred_until is to the microsecond: one more covers its rounding.
+                clock.advance(result.deferred_until - clock.now() + timedelta(microseconds=1))
+                runtime.drain_outbox()
+        first, second = sent_at
+        assert second - first >= retry_after
+
+    def test_retry_after_past_max_total_fails_at_once(self) -> None:
+        """A Retry-After that would put the next attempt past delivery.max_total ends the
+        delivery as failed at once, without a wait.
+        """
+        clock = ManualClock()
+        hooks = AfterDelivery()
+        behaviour, attempts = outcomes(Outcome.transient("429", retry_after=7200))
+        with make_runtime(
+            Channels(scripted("limited", behaviour)), hooks, clock=clock, channels=("limited",)
+        ) as runtime:
+            (result,) = runtime.send(alert()).deliveries
+        assert result.status == "failed"
+        assert "delivery.max_total" in result.outcome.detail
+        assert attempts == [1]
+        assert clock.slept == []
+        assert [n for *_, n in hooks.failed] == [1]
 
     @settings(max_examples=10, deadline=None)
     @given(max_attempts=st.integers(min_value=1, max_value=6))

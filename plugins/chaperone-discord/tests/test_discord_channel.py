@@ -1,6 +1,7 @@
 """The Discord channel against ``httpx.MockTransport``: where it posts, how it reads each
-answer (and how long a 429 says to wait), how it keeps off a rate limit it knows of, and
-which webhook URLs it accepts.
+answer (and how long a 429 says to wait), and which webhook URLs it accepts; through a
+runtime and a Discord double on loopback, how the core keeps off a rate limit Discord
+announced.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from chaperone import (
     ConfigError,
     ManualClock,
     OutcomeKind,
+    PluginHost,
+    Runtime,
     SendContext,
     Settings,
 )
 from chaperone.channels import channel_settings
 from chaperone.store import MemoryStore
+from chaperone.testing.servers import RecordingServer, Reply
 
 TOKEN = "bm90LWEtcmVhbC10b2tlbg-xyz_123"  # noqa: S105 - made up for the tests
 WEBHOOK = f"https://discord.com/api/webhooks/987654321/{TOKEN}"
@@ -253,45 +257,86 @@ class TestSend:
         assert "Chaperone" in repr(channel)
 
 
+def discord_runtime(url: str, clock: ManualClock) -> Runtime:
+    """A runtime sending to the discord channel at ``url`` (on loopback)."""
+    import chaperone_discord
+
+    return Runtime(
+        Settings(channels=("discord",), channel_sections={"discord": {"webhook_url": url}}),
+        clock=clock,
+        store=MemoryStore(clock),
+        plugins=PluginHost(entry_points=False, extra=[("discord", chaperone_discord)]),
+    )
+
+
+LOOPBACK_HOOK = "/api/webhooks/987654321/loopback-token"
+
+
 class TestKeepsOffRateLimits:
-    """A rate limit Discord announced is waited out, not run into."""
+    """A rate limit Discord announced is waited out, not run into.
+
+    The channel hands the wait Discord asks for to the core (the outcome's
+    ``retry_after``); the core holds the webhook that long across processes. These tests
+    go through a runtime to a Discord double on loopback (they replace the channel's
+    former in-process wait, which the core now does for every channel).
+    """
 
     def test_short_wait_after_429_is_taken_before_the_next_send(self) -> None:
-        """After a 429 asking for 2 s, a send at once waits the 2 s first, then posts."""
-        discord = Discord(rate_limited(2.0, "2"), httpx.Response(200, json={}))
-        first, second = discord.send(ALERT, ALERT)
-        assert first.kind is OutcomeKind.TRANSIENT
-        assert second.kind is OutcomeKind.DELIVERED
-        assert discord.clock.slept == [2.0]
-        assert len(discord.requests) == 2
+        """After a 429 asking for 2 s, the retry waits the 2 s first, then posts."""
+        clock = ManualClock(NOW)
+        limited = Reply(
+            status=429,
+            headers={"Retry-After": "2", "Content-Type": "application/json"},
+            body=json.dumps({"message": "slow down", "retry_after": 2.0, "global": False}),
+        )
+        with (
+            RecordingServer([limited]) as server,
+            discord_runtime(server.url_for(LOOPBACK_HOOK), clock) as runtime,
+        ):
+            (result,) = runtime.send(ALERT).deliveries
+        assert (result.status, result.attempts) == ("delivered", 2)
+        assert clock.slept == [pytest.approx(2.0)]
+        assert len(server.requests) == 2
 
-    def test_long_wait_is_handed_back_without_a_request(self) -> None:
-        """After a 429 asking for 30 s, a send at once posts nothing and is transient
-        with the time left; once that has passed, it posts.
+    def test_long_wait_keeps_the_alerts_in_the_outbox(self) -> None:
+        """After a 429 asking for 30 s, the alert and the next one wait in the outbox,
+        nothing is posted meanwhile, and once the 30 s have passed both go.
         """
-        discord = Discord(rate_limited(30.0, "30"), httpx.Response(200, json={}))
-        first, second = discord.send(ALERT, ALERT)
-        assert first.kind is second.kind is OutcomeKind.TRANSIENT
-        assert second.retry_after == pytest.approx(30.0)
-        assert len(discord.requests) == 1
-        discord.clock.advance(30)
-        (third,) = discord.send(ALERT)
-        assert third.kind is OutcomeKind.DELIVERED
-        assert len(discord.requests) == 2
+        clock = ManualClock(NOW)
+        limited = Reply(status=429, headers={"Retry-After": "30"}, body="{}")
+        with (
+            RecordingServer([limited]) as server,
+            discord_runtime(server.url_for(LOOPBACK_HOOK), clock) as runtime,
+        ):
+            # is_test: the same alert twice, past the rate-limit filter.
+            first = runtime.send(ALERT, is_test=True)
+            second = runtime.send(ALERT, is_test=True)
+            assert [r.status for r in first.deliveries + second.deliveries] == ["deferred"] * 2
+            assert len(server.requests) == 1
+            clock.advance(29.9)
+            assert runtime.drain_outbox() == []
+            clock.advance(0.1)
+            drained = runtime.drain_outbox()
+        assert [result.status for result in drained] == ["delivered", "delivered"]
+        assert len(server.requests) == 3
 
     def test_empty_bucket_is_waited_for(self) -> None:
-        """A delivery that used the bucket up (``X-RateLimit-Remaining: 0``) makes the
-        next send wait ``X-RateLimit-Reset-After`` first.
+        """A delivery that used the bucket up (``X-RateLimit-Remaining: 0``) carries
+        ``X-RateLimit-Reset-After`` as its wait, and the next send waits it first.
         """
-        used_up = httpx.Response(
-            200,
-            headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "1.5"},
-            json={},
-        )
-        discord = Discord(used_up, httpx.Response(200, json={}))
-        outcomes = discord.send(ALERT, ALERT, ALERT)
-        assert [outcome.kind for outcome in outcomes] == [OutcomeKind.DELIVERED] * 3
-        assert discord.clock.slept == [1.5]
+        used_up = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "1.5"}
+        (outcome,) = Discord(httpx.Response(200, headers=used_up, json={})).send(ALERT)
+        assert outcome.kind is OutcomeKind.DELIVERED
+        assert outcome.retry_after == 1.5
+        clock = ManualClock(NOW)
+        with (
+            RecordingServer([Reply(headers=used_up)]) as server,
+            discord_runtime(server.url_for(LOOPBACK_HOOK), clock) as runtime,
+        ):
+            reports = [runtime.send(ALERT, is_test=True) for _ in range(3)]
+        assert all(report.delivered for report in reports)
+        assert clock.slept == [1.5]
+        assert len(server.requests) == 3
 
     def test_bucket_with_room_is_not_waited_for(self) -> None:
         """``X-RateLimit-Remaining: 4``: no wait."""
@@ -299,7 +344,8 @@ class TestKeepsOffRateLimits:
             200, headers={"X-RateLimit-Remaining": "4", "X-RateLimit-Reset-After": "1.5"}
         )
         discord = Discord(room)
-        discord.send(ALERT, ALERT)
+        outcomes = discord.send(ALERT, ALERT)
+        assert [outcome.retry_after for outcome in outcomes] == [None, None]
         assert discord.clock.slept == []
 
 

@@ -1,5 +1,6 @@
 """The ``slack`` channel against a double of Slack (``httpx.MockTransport``): what it
-sends, how it reads each answer, and how it holds a rate-limited webhook.
+sends and how it reads each answer; and, through a runtime and a Slack double on
+loopback, how the core holds a rate-limited webhook.
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ import httpx
 import pytest
 from chaperone_slack import SlackChannel, render
 
-from chaperone import Alert, ConfigError, ManualClock, OutcomeKind, SendContext, Settings
+from chaperone import (
+    Alert,
+    ConfigError,
+    ManualClock,
+    OutcomeKind,
+    PluginHost,
+    Runtime,
+    SendContext,
+    Settings,
+)
 from chaperone.channels import channel_settings
 from chaperone.store import MemoryStore
+from chaperone.testing.servers import RecordingServer, Reply
 
 WEBHOOK = "https://hooks.slack.com/services/T0UNIT/B0UNIT/unitsecrettoken42"
 OTHER_WEBHOOK = "https://hooks.slack.com/services/T0UNIT/B0OTHER/othersecrettoken"
@@ -168,82 +179,120 @@ class TestAnswers:
         assert "T0UNIT/B0UNIT" not in outcome.detail
 
 
+def slack_runtime(url: str, clock: ManualClock, store: MemoryStore | None = None) -> Runtime:
+    """A runtime sending to the slack channel at ``url``, on ``store`` (shared by two
+    runtimes as by two processes)."""
+    import chaperone_slack
+
+    return Runtime(
+        Settings(channels=("slack",), channel_sections={"slack": {"webhook_url": url}}),
+        clock=clock,
+        store=store or MemoryStore(clock),
+        plugins=PluginHost(entry_points=False, extra=[("slack", chaperone_slack)]),
+    )
+
+
 class TestRateLimitHold:
-    """After a 429, nothing goes to that webhook before Retry-After has passed."""
+    """After a 429, nothing goes to that webhook before Retry-After has passed.
+
+    The hold is the core's (kept in the store, so every process and route posting to the
+    webhook honours it); these tests go through a runtime to a Slack double on loopback.
+    They replace the plugin's former in-process hold, which the core now does for all.
+    """
 
     def test_other_alerts_wait_for_the_hold(self) -> None:
-        """A long hold: the next alert is not sent, and is transient until the hold ends."""
+        """A long hold: the alert and the next one stay in the outbox, no request goes
+        to Slack inside the window, and both are delivered once it has passed.
+        """
         clock = ManualClock()
-        slack = Slack(httpx.Response(429, headers={"Retry-After": "30"}, text="rate_limited"))
-        channel = build(clock=clock)
-
-        def between(index: int) -> None:
-            if index == 2:
-                clock.advance(30)
-
-        outcomes = send_all(
-            slack,
-            [(channel, make_alert("a")), (channel, make_alert("b")), (channel, make_alert("b"))],
-            clock,
-            between=between,
-        )
-        assert [outcome.kind for outcome in outcomes] == [
-            OutcomeKind.TRANSIENT,
-            OutcomeKind.TRANSIENT,
-            OutcomeKind.DELIVERED,
-        ]
-        assert outcomes[1].retry_after == pytest.approx(30.0)
-        assert len(slack.requests) == 2, "a request went to Slack inside the Retry-After window"
+        rate_limited = Reply(status=429, headers={"Retry-After": "30"}, body="rate_limited")
+        with (
+            RecordingServer([rate_limited]) as server,
+            slack_runtime(server.url_for("/services/T0/B0/held"), clock) as runtime,
+        ):
+            first = runtime.send(make_alert("a"))
+            second = runtime.send(make_alert("b"))
+            assert [r.status for r in first.deliveries + second.deliveries] == ["deferred"] * 2
+            assert len(server.requests) == 1, "a request went to Slack inside the window"
+            clock.advance(29)
+            assert runtime.drain_outbox() == []
+            clock.advance(1)
+            drained = runtime.drain_outbox()
+            for _ in range(3):  # the second alert waits a pace slot (1 a second) inline
+                drained += runtime.drain_outbox()
+        assert sorted(result.status for result in drained) == ["delivered", "delivered"]
+        assert len(server.requests) == 3
 
     def test_a_short_hold_is_waited_out(self) -> None:
         """A hold of a couple of seconds is waited out on the clock, then the alert goes."""
         clock = ManualClock()
-        slack = Slack(httpx.Response(429, headers={"Retry-After": "2"}, text="rate_limited"))
-        channel = build(clock=clock)
-        outcomes = send_all(slack, [(channel, make_alert("a")), (channel, make_alert("b"))], clock)
-        assert [outcome.kind for outcome in outcomes] == [
-            OutcomeKind.TRANSIENT,
-            OutcomeKind.DELIVERED,
-        ]
+        rate_limited = Reply(status=429, headers={"Retry-After": "2"}, body="rate_limited")
+        with (
+            RecordingServer([rate_limited]) as server,
+            slack_runtime(server.url_for("/services/T0/B0/short"), clock) as runtime,
+        ):
+            (result,) = runtime.send(make_alert()).deliveries
+        assert (result.status, result.attempts) == ("delivered", 2)
         assert clock.slept == [pytest.approx(2.0)]
-        assert len(slack.requests) == 2
+        assert len(server.requests) == 2
 
-    def test_hold_is_shared_by_channels_on_one_webhook(self) -> None:
-        """Another channel object (another route) posting to the same webhook is held."""
+    def test_hold_is_shared_by_processes_on_one_webhook(self) -> None:
+        """Another runtime on the same store (another process) posting to the same
+        webhook is held too: it sends nothing.
+        """
         clock = ManualClock()
-        slack = Slack(httpx.Response(429, headers={"Retry-After": "60"}, text="rate_limited"))
-        outcomes = send_all(
-            slack, [(build(clock=clock), make_alert()), (build(clock=clock), make_alert())], clock
-        )
-        assert [outcome.kind for outcome in outcomes] == [OutcomeKind.TRANSIENT] * 2
-        assert len(slack.requests) == 1
+        store = MemoryStore(clock)
+        rate_limited = Reply(status=429, headers={"Retry-After": "60"}, body="rate_limited")
+        with RecordingServer([rate_limited]) as server:
+            url = server.url_for("/services/T0/B0/shared")
+            with slack_runtime(url, clock, store) as one, slack_runtime(url, clock, store) as two:
+                one.send(make_alert("a"))
+                (result,) = two.send(make_alert("b")).deliveries
+            store.close()
+        assert result.status == "deferred"
+        assert len(server.requests) == 1
 
     def test_other_webhooks_are_not_held(self) -> None:
         """A 429 from one webhook does not hold another."""
         clock = ManualClock()
-        slack = Slack(httpx.Response(429, headers={"Retry-After": "60"}, text="rate_limited"))
-        outcomes = send_all(
-            slack,
-            [(build(clock=clock), make_alert()), (build(OTHER_WEBHOOK, clock), make_alert())],
-            clock,
-        )
-        assert [outcome.kind for outcome in outcomes] == [
-            OutcomeKind.TRANSIENT,
-            OutcomeKind.DELIVERED,
+        store = MemoryStore(clock)
+        rate_limited = Reply(status=429, headers={"Retry-After": "60"}, body="rate_limited")
+        with RecordingServer([rate_limited]) as server:
+            held = server.url_for("/services/T0/B0/held")
+            other = server.url_for("/services/T0/B0/other")
+            with (
+                slack_runtime(held, clock, store) as one,
+                slack_runtime(other, clock, store) as two,
+            ):
+                one.send(make_alert("a"))
+                (result,) = two.send(make_alert("b")).deliveries
+            store.close()
+        assert result.status == "delivered"
+        assert [request.path for request in server.requests] == [
+            "/services/T0/B0/held",
+            "/services/T0/B0/other",
         ]
-        assert [str(request.url) for request in slack.requests] == [WEBHOOK, OTHER_WEBHOOK]
 
-    def test_a_5xx_does_not_hold_the_webhook(self) -> None:
-        """Only a 429 holds the webhook; after a 500 the next alert goes at once."""
+    def test_a_5xx_without_retry_after_does_not_hold_the_webhook(self) -> None:
+        """A 500 naming no wait holds nothing: after it the next alert goes at once (a
+        5xx that does give Retry-After holds the webhook like a 429, in the core).
+        """
         clock = ManualClock()
-        slack = Slack(httpx.Response(500, headers={"Retry-After": "60"}, text="rollup_error"))
+        slack = Slack(httpx.Response(500, text="rollup_error"))
         channel = build(clock=clock)
         outcomes = send_all(slack, [(channel, make_alert()), (channel, make_alert())], clock)
         assert [outcome.kind for outcome in outcomes] == [
             OutcomeKind.TRANSIENT,
             OutcomeKind.DELIVERED,
         ]
+        assert outcomes[0].retry_after is None
         assert clock.slept == []
+
+    def test_the_channel_declares_slacks_rate(self) -> None:
+        """The channel asks the core for Slack's documented one message a second per
+        webhook.
+        """
+        assert SlackChannel.pace == (1, 1.0)
 
 
 class TestSettings:

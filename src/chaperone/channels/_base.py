@@ -88,6 +88,9 @@ class SendContext:
     """1 for the first try, 2 for the first retry, and so on."""
     route: str = "default"
     """The route that sent the alert here."""
+    fallback_of: str | None = None
+    """For a fallback delivery, the channel that failed for good and that this channel
+    stands in for (a channel may say so in its message); None otherwise."""
 
 
 class Channel(abc.ABC):
@@ -106,6 +109,12 @@ class Channel(abc.ABC):
     """Extra environment variables read into settings keys, e.g. ``{"MAIL_HOST": "host"}``."""
     secret_keys: ClassVar[frozenset[str]] = frozenset()
     """Settings keys whose values are secrets: masked wherever settings are shown."""
+    pace: ClassVar[tuple[int, float] | None] = None
+    """The service's documented rate per destination, as (requests, per seconds): Slack's
+    ``(1, 1.0)`` per webhook. The core spaces sends to one destination (one set of
+    settings: one webhook URL, one routing key) to it, across every process sharing the
+    store. None: no known rate (a ``429`` with ``Retry-After`` still holds the
+    destination)."""
 
     @classmethod
     @abc.abstractmethod

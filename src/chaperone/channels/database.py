@@ -2,7 +2,8 @@
 
 Records each alert it is sent, and, while it is among the configured channels, the
 outcome of every other channel's delivery too, so ``chaperone history`` shows what went
-where and what failed.
+where and what failed. A fallback delivery is recorded with ``fallback_of``: the channel
+that failed for good and that it stood in for.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def record_delivery(
     detail: str = "",
     attempts: int = 1,
     max_len: int,
+    fallback_of: str | None = None,
 ) -> None:
-    """Append one history record: which alert, which channel, delivered or failed."""
+    """Append one history record: which alert, which channel, delivered or failed (and,
+    for a fallback delivery, which channel it stood in for).
+    """
     record = {
         "type": alert.type,
         "key": alert.key,
@@ -65,6 +69,8 @@ def record_delivery(
         "attempts": attempts,
         "detail": detail,
     }
+    if fallback_of:
+        record["fallback_of"] = fallback_of
     store.append(HISTORY_STREAM, json.dumps(record, ensure_ascii=False), max_len)
 
 
@@ -99,6 +105,7 @@ class DatabaseChannel(Channel):
             status="delivered",
             attempts=context.attempt,
             max_len=self._max_len,
+            fallback_of=context.fallback_of,
         )
         return Outcome.delivered("recorded")
 
@@ -128,6 +135,7 @@ def chaperone_delivered(
             status="delivered",
             detail=outcome.detail,
             max_len=runtime.settings.history_limit,
+            fallback_of=destination.fallback_of,
         )
 
 
@@ -147,4 +155,5 @@ def chaperone_delivery_failed(
             detail=outcome.detail,
             attempts=attempts,
             max_len=runtime.settings.history_limit,
+            fallback_of=destination.fallback_of,
         )

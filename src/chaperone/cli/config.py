@@ -76,6 +76,7 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         "delivery.timeout": settings.delivery.timeout.total_seconds(),
         "delivery.max_attempts": settings.delivery.max_attempts,
         "delivery.max_backoff": settings.delivery.max_backoff.total_seconds(),
+        "delivery.max_total": settings.delivery.max_total.total_seconds(),
         "health.failure_threshold": settings.health.failure_threshold,
         "health.window": settings.health.window.total_seconds(),
         "serve.host": settings.health.host,

@@ -35,7 +35,9 @@ def history(limit: int, as_json: bool) -> None:
                 r["occurred_at"],
                 r["type"],
                 r["key"],
-                r["channel"],
+                f"{r['channel']} (fallback for {r['fallback_of']})"
+                if r.get("fallback_of")
+                else r["channel"],
                 r["status"],
                 r["title"],
                 r.get("detail", ""),

@@ -1,5 +1,10 @@
 """``chaperone test-alerts``: send a realistic sample alert of each type, bypassing rate
 limits, and say what each channel did with it.
+
+A delivery can end three ways here: delivered, failed (for good: the command exits 1),
+or deferred: the service asked to wait longer than is waited inline (a ``Retry-After``),
+so the alert stays in the outbox and the monitor (``chaperone monitor``) delivers it
+later. A fallback delivery is shown under the channel it stood in for.
 """
 
 from __future__ import annotations
@@ -60,21 +65,31 @@ def _rows(sample: str, report: DispatchReport) -> list[dict[str, Any]]:
                 {
                     **base,
                     "channel": result.destination.channel,
-                    "status": "delivered" if result.ok else "failed",
+                    "fallback_of": result.destination.fallback_of,
+                    "status": result.status.value,
                     "attempts": result.attempts,
                     "detail": result.outcome.detail,
+                    "deferred_until": result.deferred_until.isoformat()
+                    if result.deferred_until
+                    else None,
                 }
             )
     return rows
 
 
 def _line(row: dict[str, Any]) -> str:
-    mark = {"delivered": "✓", "failed": "✗"}.get(row["status"], "-")
+    mark = {"delivered": "✓", "failed": "✗", "deferred": "…"}.get(row["status"], "-")
     target = f" → {row['channel']}" if row["channel"] else ""
+    if row.get("fallback_of"):
+        target += f" (fallback for {row['fallback_of']})"
     attempts = f" after {row['attempts']} attempts" if row["attempts"] > 1 else ""
     detail = f": {row['detail']}" if row["detail"] and row["status"] != "delivered" else ""
+    status = row["status"]
+    if status == "deferred":
+        until = f" until {row['deferred_until']}" if row.get("deferred_until") else ""
+        status = f"deferred{until}, kept in the outbox"
     alert_type = row["type"] or ""
-    return f"{mark} {row['sample']:<15} {alert_type:<18}{target}: {row['status']}{attempts}{detail}"
+    return f"{mark} {row['sample']:<15} {alert_type:<18}{target}: {status}{attempts}{detail}"
 
 
 @click.command("test-alerts")
@@ -91,7 +106,9 @@ def test_alerts(samples: tuple[str, ...], channels: tuple[str, ...], as_json: bo
     """Send a sample alert of each type (stuck, timeout, circuit-breaker, resource) to the
     configured channels, or to each --channel, bypassing rate limits.
 
-    Exits 0 only when every delivery succeeded.
+    Exits 1 when a delivery failed for good (even if its fallback channel got the alert);
+    a delivery deferred by the service's Retry-After stays in the outbox, and
+    `chaperone monitor` delivers it.
     """
     names = tuple(dict.fromkeys(name.strip().lower() for name in channels))
     rows: list[dict[str, Any]] = []
@@ -106,6 +123,7 @@ def test_alerts(samples: tuple[str, ...], channels: tuple[str, ...], as_json: bo
             echo(_line(row))
     failed = sum(row["status"] == "failed" for row in rows)
     delivered = sum(row["status"] == "delivered" for row in rows)
+    deferred = sum(row["status"] == "deferred" for row in rows)
     if not as_json:
         # Alerts a filter stopped (a maintenance window) are counted, not failures.
         stopped = [
@@ -113,6 +131,11 @@ def test_alerts(samples: tuple[str, ...], channels: tuple[str, ...], as_json: bo
             for status, verdict in (("suppress", "suppressed"), ("hold", "held"))
             if (count := sum(row["status"] == status for row in rows))
         ]
-        echo(", ".join([f"{delivered} delivered", f"{failed} failed", *stopped]))
+        waiting = (
+            [f"{deferred} deferred (kept in the outbox: `chaperone monitor` delivers them)"]
+            if deferred
+            else []
+        )
+        echo(", ".join([f"{delivered} delivered", f"{failed} failed", *waiting, *stopped]))
     if failed:
         raise SystemExit(EXIT_FAILED)

@@ -250,6 +250,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         parse_duration_setting,
     ),
     SettingSpec(
+        "delivery.max_total",
+        "CHAPERONE_DELIVERY_MAX_TOTAL",
+        ("delivery", "max_total"),
+        _positive_duration,
+    ),
+    SettingSpec(
         "health.failure_threshold",
         "CHAPERONE_HEALTH_FAILURE_THRESHOLD",
         ("health", "failure_threshold"),
@@ -379,6 +385,7 @@ def load_settings(
             timeout=values.get("delivery.timeout", DeliverySettings().timeout),
             max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
             max_backoff=values.get("delivery.max_backoff", DeliverySettings().max_backoff),
+            max_total=values.get("delivery.max_total", DeliverySettings().max_total),
         ),
         store_url=values.get("store.url", default_store_url or defaults.store_url),
         app_url=values.get("app_url"),

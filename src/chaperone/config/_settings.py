@@ -179,6 +179,9 @@ class DeliverySettings:
     """Sends per alert and channel, the first included."""
     max_backoff: timedelta = timedelta(seconds=30)
     """Longest wait between two attempts (a service's Retry-After may ask for more)."""
+    max_total: timedelta = timedelta(hours=1)
+    """How long an alert is tried, from when it entered the outbox: past that, the
+    delivery has failed for good (and goes to the channel's fallback, if any)."""
 
 
 @attrs.frozen(kw_only=True)

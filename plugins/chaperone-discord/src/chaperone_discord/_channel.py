@@ -8,6 +8,7 @@ import re
 import urllib.parse
 from typing import Any, Final, Self
 
+import attrs
 import httpx
 
 from chaperone import Alert, Channel, ChannelSettings, Outcome, Secret, SendContext
@@ -29,10 +30,6 @@ _MAX_SECONDS: Final = 3600.0
 """The longest wait taken from a 429 (the core reads a longer Retry-After the same way)."""
 _MILLISECONDS_ABOVE: Final = 1000.0
 """A body ``retry_after`` above this many "seconds" was written in milliseconds."""
-_WAIT_HERE_UP_TO: Final = 5.0
-"""A known rate-limit wait up to this long (and half the send's timeout) is waited out
-before sending; a longer one is handed back to the core as a transient failure.
-"""
 _EXPECTED: Final = (
     "must be a Discord webhook URL: https://discord.com/api/webhooks/ then the webhook's id "
     "and token (in Discord: channel settings, Integrations, Webhooks, Copy Webhook URL)"
@@ -108,7 +105,9 @@ class DiscordChannel(Channel):
     ``2xx`` is delivered; ``429`` and ``5xx`` transient, after the wait Discord asks for
     (see :func:`discord_retry_after`); any other ``4xx`` permanent: ``401`` and ``403``
     are never retried, since Discord bans a sender that piles up invalid requests. When
-    Discord says the webhook's bucket is empty, the next send waits for it to refill
+    Discord says the webhook's bucket is empty (``X-RateLimit-Remaining: 0``), the
+    delivered outcome carries the bucket's ``X-RateLimit-Reset-After`` as its
+    ``retry_after``: the core then holds the webhook that long, across every process,
     instead of collecting a ``429``.
     """
 
@@ -122,8 +121,6 @@ class DiscordChannel(Channel):
         self._url = Secret(base)
         self._username = username
         self._avatar_url = avatar_url
-        self._not_before: float | None = None
-        """Clock timestamp before which Discord said not to send again."""
 
     def __repr__(self) -> str:
         return f"<DiscordChannel webhook_url={self._url!r} username={self._username!r}>"
@@ -166,25 +163,16 @@ class DiscordChannel(Channel):
         return cls(Secret(url), username=username, avatar_url=avatar_url)
 
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        """Post the alert's embed and classify Discord's answer."""
-        if self._not_before is not None:
-            pause = self._not_before - context.clock.timestamp()
-            if pause > min(_WAIT_HERE_UP_TO, context.timeout / 2):
-                return Outcome.transient(
-                    f"Discord rate limit: not sent, {pause:.1f}s to wait", retry_after=pause
-                )
-            if pause > 0:
-                await context.clock.sleep(pause)
-            self._not_before = None
+        """Post the alert's embed and classify Discord's answer; the wait Discord asks
+        for (a 429's, or an emptied bucket's) travels as the outcome's ``retry_after``.
+        """
         payload = render(alert, username=self._username, avatar_url=self._avatar_url)
         outcome, response = await post_json(context, self._url, payload, params=self._params)
         if response is None:
             return outcome
         if response.status_code == 429:
-            wait = discord_retry_after(response)
-            outcome = classify_response(response, retry_after=wait)
-        else:
-            wait = _bucket_wait(response)
-        if wait:
-            self._not_before = context.clock.timestamp() + wait
+            return classify_response(response, retry_after=discord_retry_after(response))
+        wait = _bucket_wait(response)
+        if wait and outcome.retry_after is None:
+            outcome = attrs.evolve(outcome, retry_after=wait)
         return outcome

@@ -29,10 +29,14 @@ class PagerDutyChannel(Channel):
 
     Settings: ``routing_key`` (the integration key, required, secret) and ``events_url``
     (default PagerDuty's enqueue endpoint).
+
+    The core paces events to PagerDuty's documented 120 a minute per routing key
+    (:attr:`pace`), across every process sharing the store.
     """
 
     name = "pagerduty"
     secret_keys = frozenset({"routing_key"})
+    pace = (120, 60.0)
 
     def __init__(self, routing_key: Secret, events_url: str = EVENTS_URL) -> None:
         self._routing_key = routing_key

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import urllib.parse
-import weakref
 from typing import Final, Self
 
-from chaperone import Alert, Channel, ChannelSettings, Clock, Outcome, Secret, SendContext
+from chaperone import Alert, Channel, ChannelSettings, Outcome, Secret, SendContext
 from chaperone.channels.http import post_json
 from chaperone_slack._render import render
 
@@ -18,16 +16,6 @@ _MASK: Final = "********"
 RATE_LIMIT_WAIT: Final = 1.0
 """Seconds to hold a webhook after a ``429`` without ``Retry-After`` (Slack allows about
 one message a second).
-"""
-_MAX_INLINE_WAIT: Final = 5.0
-"""A send that finds its webhook held waits this long at most before posting; past that
-it reports a transient failure and the core retries after the hold.
-"""
-
-_holds: weakref.WeakKeyDictionary[Clock, dict[str, float]] = weakref.WeakKeyDictionary()
-"""Per clock (one per runtime), per webhook: the Unix time before which nothing may be
-sent to it, since Slack answered ``429``. Shared by every channel object posting to that
-webhook, whatever route built it.
 """
 
 
@@ -62,18 +50,21 @@ class SlackChannel(Channel):
     The webhook URL is its credential: it is held as a :class:`~chaperone.Secret`, and
     the core masks it in any error body quoted into an outcome's detail.
 
-    Responses: ``200 ok`` delivered; ``429`` (after ``Retry-After``, and nothing more goes
-    to that webhook before then), ``408`` and ``5xx`` transient; other ``4xx``
-    (``invalid_payload``, ``channel_not_found``, ``channel_is_archived``, ...) permanent.
+    Responses: ``200 ok`` delivered; ``429`` (after ``Retry-After``, one second when it
+    gives none), ``408`` and ``5xx`` transient; other ``4xx`` (``invalid_payload``,
+    ``channel_not_found``, ``channel_is_archived``, ...) permanent.
+
+    Pacing is the core's, across every process sharing the store: at most one message a
+    second per webhook (:attr:`pace`), and after a ``429`` nothing more goes to that
+    webhook before its ``Retry-After`` has passed, whichever route or process sends.
     """
 
     name = "slack"
     secret_keys = frozenset({"webhook_url"})
+    pace = (1, 1.0)
 
     def __init__(self, webhook_url: Secret) -> None:
         self._url = webhook_url
-        self._key = hashlib.sha256(webhook_url.reveal().encode()).hexdigest()
-        self._own_holds: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: ChannelSettings) -> Self:
@@ -87,26 +78,12 @@ class SlackChannel(Channel):
     def __repr__(self) -> str:
         return f"SlackChannel(webhook_url={_MASK!r})"
 
-    def _holds_for(self, clock: Clock) -> dict[str, float]:
-        try:
-            return _holds.setdefault(clock, {})
-        except TypeError:  # a clock that cannot be weakly referenced
-            return self._own_holds
-
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        """Post the alert and classify Slack's answer."""
-        holds = self._holds_for(context.clock)
-        held = holds.get(self._key, 0.0) - context.clock.timestamp()
-        if held > 0:
-            if held > min(_MAX_INLINE_WAIT, context.timeout / 2):
-                return Outcome.transient(
-                    f"Slack rate-limited this webhook; not sending for {held:.1f}s more",
-                    retry_after=held,
-                )
-            await context.clock.sleep(held)
+        """Post the alert and classify Slack's answer (a ``429`` always names a wait,
+        which the core holds the webhook for).
+        """
         outcome, response = await post_json(context, self._url, render(alert))
         if response is not None and response.status_code == 429:
             wait = outcome.retry_after if outcome.retry_after is not None else RATE_LIMIT_WAIT
-            holds[self._key] = max(holds.get(self._key, 0.0), context.clock.timestamp() + wait)
             outcome = Outcome.transient(outcome.detail, retry_after=wait, status_code=429)
         return outcome
