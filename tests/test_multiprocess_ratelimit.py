@@ -1,6 +1,7 @@
-"""The rate limit across processes: job processes sharing one SQLite file, released at the
-same moment, each having built ``Runtime.from_environment()`` and raising the same JobStuck,
-yield exactly one delivery, counted at the webhook server and in the history.
+"""The rate limit across processes: job processes sharing one store (a SQLite file, or
+the session's Redis server under a fresh key prefix), released at the same moment, each
+having built ``Runtime.from_environment()`` and raising the same JobStuck, yield exactly
+one delivery, counted at the webhook server and in the history.
 
 Needs the fixture plugin chaperone-testwebhook installed (see ``helpers.cli.INSTALL_LINE``).
 """
@@ -22,14 +23,17 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
+from chaperone import SystemClock  # noqa: E402
+from chaperone.channels.database import read_history  # noqa: E402
+from chaperone.store import open_store  # noqa: E402
 from chaperone.testing.servers import RecordedRequest, RecordingServer  # noqa: E402
 from helpers.cli import (  # noqa: E402
     clean_environ,
     require_fixture_plugins,
     run_cli,
-    stored_history,
 )
 from helpers.processes import WorkerPool  # noqa: E402
+from helpers.redis_server import RedisServer  # noqa: E402
 
 PROCESSES = 8
 DISTINCT_ALERTS = 4
@@ -37,7 +41,7 @@ DISTINCT_ALERTS = 4
 
 @attrs.frozen
 class Setup:
-    """Job processes waiting on one SQLite file, the webhook server they send to."""
+    """Job processes waiting on one store, the webhook server they send to."""
 
     folder: Path
     env: dict[str, str]
@@ -45,16 +49,25 @@ class Setup:
     workers: WorkerPool
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    """Eight job processes, each with ``Runtime.from_environment()`` built on one SQLite
-    file and sending to the webhook and database channels, waiting to be released.
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    """Eight job processes, each with ``Runtime.from_environment()`` built on one store (a
+    SQLite file, or Redis under a prefix of its own) and sending to the webhook and
+    database channels, waiting to be released.
     """
     require_fixture_plugins()
     folder = tmp_path_factory.mktemp("processes")
+    store: dict[str, str] = {}
+    if request.param == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"ratelimit{uuid.uuid4().hex[:12]}:"
+        store["CHAPERONE_STORE"] = redis_server.url(prefix=prefix)
     with RecordingServer() as server:
         env = clean_environ(
             folder,
+            **store,
             CHAPERONE_ALERT_CHANNELS="webhook,database",
             CHAPERONE_WEBHOOK_URL=server.url_for("/hook"),
             CHAPERONE_LOG_LEVEL="warning",
@@ -63,12 +76,21 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             yield Setup(folder, env, server, workers)
 
 
-def _deliveries(folder: Path, channel: str, keys: Iterable[str]) -> Counter[str]:
+def _history(setup: Setup) -> list[dict[str, Any]]:
+    """The history in the processes' store, read in this process."""
+    store = open_store(setup.env["CHAPERONE_STORE"], SystemClock())
+    try:
+        return read_history(store, 100_000)
+    finally:
+        store.close()
+
+
+def _deliveries(setup: Setup, channel: str, keys: Iterable[str]) -> Counter[str]:
     """How many delivered records each of ``keys`` has in history for ``channel``."""
     wanted = set(keys)
     return Counter(
         record["key"]
-        for record in stored_history(folder)
+        for record in _history(setup)
         if record["channel"] == channel
         and record["status"] == "delivered"
         and record["key"] in wanted
@@ -112,8 +134,8 @@ class TestSameAlertFromManyProcesses:
             if alert["verdict"] == "suppress"
         )
         assert _received(setup.server.requests, ids) == {supervision_id: 1}
-        assert _deliveries(setup.folder, "database", ids) == {supervision_id: 1}
-        assert _deliveries(setup.folder, "webhook", ids) == {supervision_id: 1}
+        assert _deliveries(setup, "database", ids) == {supervision_id: 1}
+        assert _deliveries(setup, "webhook", ids) == {supervision_id: 1}
 
         cleared = run_cli("ratelimit", "clear", "--all", cwd=setup.folder, env=setup.env)
         assert cleared.returncode == 0, str(cleared)
@@ -123,7 +145,7 @@ class TestSameAlertFromManyProcesses:
         assert again["alerts"][0]["verdict"] == "send"
         assert all(d["ok"] for d in again["alerts"][0]["deliveries"])
         assert _received(setup.server.requests, ids) == {supervision_id: 2}
-        assert _deliveries(setup.folder, "database", ids) == {supervision_id: 2}
+        assert _deliveries(setup, "database", ids) == {supervision_id: 2}
 
 
 class TestDistinctAlertsFromManyProcesses:
@@ -138,5 +160,5 @@ class TestDistinctAlertsFromManyProcesses:
         assert [report["alerts"][0]["verdict"] for report in reports] == ["send"] * len(ids)
         expected = dict.fromkeys(ids, 1)
         assert _received(setup.server.requests, ids) == expected
-        assert _deliveries(setup.folder, "database", ids) == expected
-        assert _deliveries(setup.folder, "webhook", ids) == expected
+        assert _deliveries(setup, "database", ids) == expected
+        assert _deliveries(setup, "webhook", ids) == expected

@@ -27,6 +27,7 @@ from chaperone.supervision import _keys
 from helpers.cli import clean_environ, finish_cli, require_fixture_plugins, start_cli
 from helpers.delivery import SlowWebhook, make_alert
 from helpers.redis_server import RedisServer
+from helpers.report import report
 
 ENTRIES = 120
 WORKERS = 4
@@ -182,7 +183,7 @@ class TestKilledMonitor:
             received = webhook.received
         answered = webhook.answered()
         abandoned = [item.key for item in received if not item.answered]
-        print(  # noqa: T201 - the test's report
+        report(
             f"{store_url.split(':')[0]}: alerts: 50 sent; left in the outbox at the kill: "
             f"{left}; requests received: {len(received)} ({len(abandoned)} in flight at the "
             f"kill); answered: {sum(answered.values())} for {len(answered)} alerts"

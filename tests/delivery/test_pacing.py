@@ -30,6 +30,7 @@ from helpers.delivery import (
     outcomes,
     scripted,
 )
+from helpers.report import report
 
 
 def send_burst(runtime: chaperone.Runtime, count: int) -> list[Any]:
@@ -324,8 +325,8 @@ class TestRetryAfterInRealTime:
         first_at = requests[0].received_at
         later = [request.received_at - first_at for request in requests[1:]]
         shown = ", ".join(f"+{delay:.2f}s" for delay in later)
-        print(f"held webhook: requests at +0 (429), {shown}")  # noqa: T201 - the test's report
-        print(f"other webhook: {len(other.requests)} alerts received meanwhile")  # noqa: T201
+        report(f"held webhook: requests at +0 (429), {shown}")
+        report(f"other webhook: {len(other.requests)} alerts received meanwhile")
         assert len(requests) == 3
         assert all(3.0 <= delay <= 5.0 for delay in later), later
         during_hold = [

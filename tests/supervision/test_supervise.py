@@ -706,7 +706,7 @@ class TestStoreAway:
                 clock.advance(0.5)
             result = "done"
         assert result == "done"
-        assert store.attempts > 5
+        assert store.attempts >= 5  # t = 0, 1, 3, 7, 15: the retry delay doubles
         warnings = [entry for entry in logs if entry["log_level"] == "warning"]
         assert 1 <= len(warnings) <= 1 + 25 // 60 + 1
         assert all("StoreError" in entry["error"] for entry in warnings)

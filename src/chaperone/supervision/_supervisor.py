@@ -3,8 +3,12 @@
 Job processes only write cheap facts to the store; detection runs in the monitor. A
 heartbeat in a hot loop costs a clock read and a comparison: heartbeats coalesce, and the
 latest is written at most once per flush interval (a quarter of the heartbeat interval,
-at most a second). The store being away never fails the job: the write is retried on
-the next heartbeat and at the end.
+at most a second). The store being away never fails the job: the supervisor keeps the
+latest unwritten record of each job in memory (one per job, the newest wins) and writes it
+once the store answers again. After a failed store call, the job's own calls only buffer
+until a retry delay (1 s, doubling up to 30 s) has passed, so a job never waits out the
+store's retry budget at every heartbeat; a background timer retries on the same schedule,
+so the end of a job reaches the store even when the job makes no further call.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ R = TypeVar("R")
 RETENTION: Final = 86400.0
 """A finished job's record stays a day, for ``chaperone jobs`` and the history."""
 _ERROR_TEXT_LIMIT: Final = 500
+RETRY_FIRST: Final = 1.0
+"""Seconds after a failed store call before the job's calls try the store again."""
+RETRY_MAX: Final = 30.0
+"""The retry delay doubles after each failed retry, up to this."""
+PENDING_LIMIT: Final = 10_000
+"""At most this many jobs' unwritten records are kept; beyond, the oldest is dropped."""
 
 _log = structlog.get_logger("chaperone.supervision")
 _current: contextvars.ContextVar[Supervision | None] = contextvars.ContextVar(
@@ -66,20 +76,74 @@ def _seconds(value: float | str | timedelta | None, name: str) -> float | None:
     return seconds
 
 
-class Supervisor:
-    """Writes supervision facts to one store. Cheap; one per process is plenty."""
+@attrs.frozen
+class _Unwritten:
+    record: JobRecord
+    ttl: float | None
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+
+class Supervisor:
+    """Writes supervision facts to one store. Cheap; one per process is plenty.
+
+    A record the store refused is kept (the latest per job) and written later: by the next
+    call that finds the store answering, by :meth:`retry_pending`, or by a background timer
+    when ``retry_in_background`` (by default, when the clock is the real one: with an
+    injected clock, the caller drives the retries).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock | None = None,
+        *,
+        retry_in_background: bool | None = None,
+    ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self._warned_at = 0.0
+        self._background = (
+            isinstance(self.clock, SystemClock)
+            if retry_in_background is None
+            else retry_in_background
+        )
+        self._lock = threading.Lock()
+        self._unwritten: dict[str, _Unwritten] = {}
+        self._writing: set[str] = set()
+        self._retry_delay = 0.0  # 0 while the store answers
+        self._retry_at = float("-inf")
+        self._timer: threading.Timer | None = None
+
+    @property
+    def pending(self) -> dict[str, JobRecord]:
+        """The records not written yet, by supervision id (a copy)."""
+        with self._lock:
+            return {key: entry.record for key, entry in self._unwritten.items()}
+
+    @property
+    def store_away(self) -> bool:
+        """Whether the last store call failed and the retry delay has not passed yet."""
+        return self.clock.timestamp() < self._retry_at
 
     def safely(self, action: str, operation: Callable[[], R]) -> R | None:
-        """Run a store operation; log (at most once a minute) instead of raising."""
+        """Run a store operation; log (at most once a minute) instead of raising. A success
+        after failures writes what was kept meanwhile.
+        """
+        succeeded, value = self._call(action, operation)
+        if succeeded and self._unwritten:
+            self._flush_soon()
+        return value
+
+    def _call(self, action: str, operation: Callable[[], R]) -> tuple[bool, R | None]:
+        """Run a store operation; note whether the store answered."""
         try:
-            return operation()
+            value = operation()
         except Exception as exc:
             now = self.clock.timestamp()
+            with self._lock:
+                delay = min(RETRY_MAX, self._retry_delay * 2) if self._retry_delay else RETRY_FIRST
+                self._retry_delay = delay
+                self._retry_at = now + delay
+                self._arm_timer(delay)
             if now - self._warned_at >= 60:
                 self._warned_at = now
                 _log.warning(
@@ -87,7 +151,20 @@ class Supervisor:
                     action=action,
                     error=f"{type(exc).__name__}: {exc}",
                 )
+            return False, None
+        if self._retry_delay:
+            with self._lock:
+                self._retry_delay = 0.0
+                self._retry_at = float("-inf")
+        return True, value
+
+    def _if_up(self, action: str, operation: Callable[[], R]) -> R | None:
+        """Like :meth:`safely`, but skipped (None) while the store is away: for the job's
+        own call path, which must not wait out the store's retries again and again.
+        """
+        if self.store_away:
             return None
+        return self.safely(action, operation)
 
     def emit(self, event: Event) -> bool:
         """Hand an event to the monitor through the store's queue; return whether it was
@@ -102,8 +179,56 @@ class Supervisor:
         return bool(self.safely("queue an event", push))
 
     def write(self, record: JobRecord, *, ttl: float | None = None) -> bool:
-        """Write a job record and (re)schedule its checks; return whether it was written."""
+        """Write a job record and (re)schedule its checks; return whether it was written.
 
+        When the store fails, or failed less than the retry delay ago, the record is kept
+        instead (replacing any older one of the job) and written later.
+        """
+        key = record.supervision_id
+        with self._lock:
+            if key in self._writing or self.clock.timestamp() < self._retry_at:
+                self._keep(key, _Unwritten(record, ttl))
+                if self._retry_delay:
+                    self._arm_timer(max(0.0, self._retry_at - self.clock.timestamp()))
+                return False
+            self._unwritten.pop(key, None)  # this record is newer
+            self._writing.add(key)
+        written = False
+        try:
+            written = self._write_now(record, ttl)
+        finally:
+            with self._lock:
+                self._writing.discard(key)
+                if not written:
+                    if key not in self._unwritten:  # else a newer one came meanwhile
+                        self._keep(key, _Unwritten(record, ttl))
+                    self._arm_timer(self._retry_delay)
+                more = bool(self._unwritten)
+        if written and more:
+            self._flush_soon()
+        return written
+
+    def retry_pending(self) -> int:
+        """Try to write every kept record now; return how many were written. Stops at the
+        first failure (the rest stay kept).
+        """
+        with self._lock:
+            batch = [(k, e) for k, e in self._unwritten.items() if k not in self._writing]
+            self._writing.update(key for key, _ in batch)
+        written = 0
+        for index, (key, entry) in enumerate(batch):
+            succeeded = self._write_now(entry.record, entry.ttl)
+            with self._lock:
+                self._writing.discard(key)
+                if not succeeded:
+                    self._writing.difference_update(k for k, _ in batch[index + 1 :])
+                    break
+                if self._unwritten.get(key) is entry:
+                    del self._unwritten[key]
+            written += 1
+        return written
+
+    def _write_now(self, record: JobRecord, ttl: float | None) -> bool:
         def operation() -> bool:
             self.store.set(_keys.job_key(record.supervision_id), record.to_json(), ttl)
             for check, deadline in (
@@ -117,7 +242,39 @@ class Supervisor:
                     self.store.schedule(_keys.DEADLINES, name, deadline)
             return True
 
-        return bool(self.safely("write a job record", operation))
+        return self._call("write a job record", operation)[0]
+
+    def _keep(self, key: str, entry: _Unwritten) -> None:
+        """Keep ``entry`` as the job's unwritten record (the caller holds the lock)."""
+        self._unwritten.pop(key, None)
+        self._unwritten[key] = entry
+        while len(self._unwritten) > PENDING_LIMIT:
+            del self._unwritten[next(iter(self._unwritten))]
+
+    def _flush_soon(self) -> None:
+        """Write the kept records: in the background when there is a timer, else now."""
+        if self._background:
+            with self._lock:
+                self._arm_timer(0.0)
+        else:
+            self.retry_pending()
+
+    def _arm_timer(self, delay: float) -> None:
+        """Start the retry timer unless it runs already (the caller holds the lock)."""
+        if not self._background or self._timer is not None or not self._unwritten:
+            return
+        timer = threading.Timer(delay, self._on_timer)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.retry_pending()
+        with self._lock:
+            if self._unwritten and self._retry_delay:
+                self._arm_timer(self._retry_delay)
 
     def read(self, supervision_id: str) -> JobRecord | None:
         """Read a job's record, or None."""
@@ -256,7 +413,7 @@ class Supervision:
             self._sampler.close()
         now = self._clock.timestamp()
         supervisor = self._supervisor
-        written = supervisor.safely(
+        written = supervisor._if_up(
             "read the job's record", lambda: supervisor.read(self.supervision_id)
         )
         with self._lock:
@@ -273,14 +430,14 @@ class Supervision:
             self._pending.clear()
             self._dirty = False
         supervisor.write(record, ttl=RETENTION)
-        supervisor.safely(
+        supervisor._if_up(
             "unschedule checks",
             lambda: [
                 supervisor.store.unschedule(_keys.DEADLINES, _keys.member(record.supervision_id, c))
                 for c in ("stuck", "timeout", "recovery")
             ],
         )
-        supervisor.safely(
+        supervisor._if_up(
             "count the job",
             lambda: record_job_finished(
                 supervisor.store,
@@ -290,7 +447,7 @@ class Supervision:
                 now=now,
             ),
         )
-        resolves = supervisor.safely(
+        resolves = supervisor._if_up(
             "close incidents", lambda: supervisor.close_incidents(record.supervision_id)
         )
         if resolves:
