@@ -6,7 +6,6 @@ Redis stores.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -14,7 +13,6 @@ from typing import Any, Self
 import pytest
 from structlog.testing import capture_logs
 
-import chaperone
 from chaperone import (
     Alert,
     Channel,
@@ -31,7 +29,8 @@ from chaperone import (
 from chaperone.config import DeliverySettings
 from chaperone.metrics import Counts, DeliveryStats, read_delivery_stats
 from chaperone.store import MemoryStore, SQLiteStore, Store
-from helpers.redis_server import RedisServer, redis_server_or_skip
+from helpers.delivery import Channels
+from helpers.redis_server import RedisServer
 
 
 class Sink:
@@ -61,28 +60,8 @@ class Sink:
         return sum(1 for channel, _, attempt in self.sent if channel == name and attempt == 1)
 
 
-class Channels:
-    """A plugin registering the given channel classes."""
-
-    def __init__(self, *classes: type[Channel]) -> None:
-        self.classes = classes
-
-    @chaperone.hookimpl
-    def chaperone_register_channels(self, register: Any) -> None:
-        for channel_class in self.classes:
-            register(channel_class)
-
-
 _prefixes = itertools.count()
 """A fresh Redis key prefix per test."""
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real Redis server for this module (skipped when there is no binary)."""
-    binary = redis_server_or_skip()
-    with RedisServer(binary, tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
