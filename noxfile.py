@@ -8,9 +8,12 @@
   `chaperone plugins` lists, the hint for a missing one) with each plugin alone, all
   together, and after uninstalling.
 - lint (ruff), typecheck (mypy strict on src/ and each plugin's src/).
+- docs: the documentation site (mkdocs, warnings as errors); its examples run in tests.
 - bench: benchmarks, on demand only (`nox -s bench`).
 
-`nox` runs all but bench: that is the README's test command, and CI's.
+`nox` runs all but bench: that is the README's test command, and CI's. Virtual
+environments are made with uv when it is installed (CI installs it beside nox: it
+installs in seconds what pip takes a minute for), else with virtualenv and pip.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nox
@@ -36,13 +40,22 @@ PLUGIN_AWARE = re.compile(
 )
 """What marks a test file whose outcome depends on which plugins are installed."""
 
-nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck"]
+nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck", "docs"]
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 
 def plugin_path(name: str) -> str:
     return str(ROOT / "plugins" / f"chaperone-{name}")
+
+
+def uninstall(session: nox.Session, *distributions: str) -> None:
+    """Uninstall from the session's environment, with uv or pip, whichever made it."""
+    if session.venv_backend == "uv":
+        session.run("uv", "pip", "uninstall", "-q", *distributions, external=True)
+    else:
+        session.run("pip", "uninstall", "-y", "-q", *distributions)
 
 
 @nox.session
@@ -110,7 +123,7 @@ def combinations(session: nox.Session) -> None:
     session.install("-e", ".[test]", *FIXTURE_PLUGINS)
     everything = [f"chaperone-{name}" for name in CHANNEL_PLUGINS]
     if everything:  # a reused virtual environment may hold some from an earlier run
-        session.run("pip", "uninstall", "-y", "-q", *everything)
+        uninstall(session, *everything)
     baseline = _channels(session)
     if baseline & set(CHANNEL_PLUGINS):
         session.error(f"channel plugins present before any was installed: {sorted(baseline)}")
@@ -118,11 +131,11 @@ def combinations(session: nox.Session) -> None:
     for name in CHANNEL_PLUGINS:
         session.install(plugin_path(name))
         _check_discovery(session, baseline, {name})
-        session.run("pip", "uninstall", "-y", "-q", f"chaperone-{name}")
+        uninstall(session, f"chaperone-{name}")
     if CHANNEL_PLUGINS:
         session.install(*map(plugin_path, CHANNEL_PLUGINS))
         _check_discovery(session, baseline, set(CHANNEL_PLUGINS))
-        session.run("pip", "uninstall", "-y", "-q", *everything)
+        uninstall(session, *everything)
         _check_discovery(session, baseline, set())
 
 
@@ -145,9 +158,37 @@ def typecheck(session: nox.Session) -> None:
         session.run("mypy", "--strict", f"{plugin_path(name)}/src")
 
 
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with warnings as errors (mkdocs --strict)."""
+    session.install("mkdocs-material>=9.5")
+    with tempfile.TemporaryDirectory() as site:
+        # Not --quiet: it hides the warnings, and --strict then finds none to fail on.
+        session.run(
+            "mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"}
+        )
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks under bench/, on demand (never part of the test run)."""
-    session.install("-e", ".")
-    for script in BENCHMARKS:
-        session.run("python", script, *session.posargs)
+    """Benchmarks under bench/, on demand (never part of the test run): each prints its
+    figures and one summary line; the summary lines are printed again together at the end.
+    """
+    session.install("-e", ".[test]", "apprise>=1.7", "pybreaker>=1.0")
+    with tempfile.TemporaryDirectory() as folder:
+        results = Path(folder) / "results.jsonl"
+        for script in BENCHMARKS:
+            session.run(
+                "python", script, *session.posargs, env={"CHAPERONE_BENCH_RESULTS": str(results)}
+            )
+        lines = results.read_text(encoding="utf-8").splitlines() if results.exists() else []
+    summaries = [json.loads(line) for line in lines]
+    session.log("Summary (figure | ratio to the peer or floor | target):")
+    for item in summaries:
+        verdict = "met" if item["met"] else f"MISSED ({item['miss']})"
+        session.log(
+            f"{item['benchmark']}: {item['figure']} | {item['ratio']} | "
+            f"target {item['target']}: {verdict}"
+        )
+    if summaries:
+        session.log(f"measured on {summaries[0]['machine']}")

@@ -33,7 +33,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from chaperone import _pacing
 from chaperone._alerts import Alert
-from chaperone._outbox import LEASE_MARGIN, Claim, OutboxEntry
+from chaperone._outbox import _RENEW_GUARD, LEASE_MARGIN, Claim, OutboxEntry
 from chaperone._policy import DeliveryPolicy
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome, OutcomeKind
@@ -64,6 +64,8 @@ DRAIN_BATCH: Final = 200
 """Outbox entries one drain claims at most."""
 _RENEW_BEFORE: Final = 2.0
 """A lease with less than the send timeout plus this left is renewed before a send."""
+_LEASE_EXPIRED: Final = 0.01
+"""Waited past a lease's end before taking it anew, so that the store sees it expired."""
 _RETRYING: Final = Retrying()
 """Only to give tenacity's backoff a retry state to read the attempt number from."""
 
@@ -225,7 +227,7 @@ async def _deliver_claim(
         async with gate:
             pause, why = _pause_before_send(runtime, policy)
             if pause <= 0:
-                if not _hold_lease(runtime, claim, policy):
+                if not await _hold_lease(runtime, claim, policy):
                     return [_taken_over(claim, attempts)]
                 attempts += 1
                 outcome = await _attempt(
@@ -361,13 +363,18 @@ def _hold(runtime: Runtime, policy: DeliveryPolicy, seconds: float) -> None:
 # -- endings ---------------------------------------------------------------------------
 
 
-def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+async def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
     """Make sure the lease outlasts one send: renewed when less than the timeout and a
     little is left; False when the entry was lost to another process.
     """
     left = claim.lease_until - runtime.clock.timestamp()
     if left >= policy.timeout + _RENEW_BEFORE:
         return True
+    if claim.durable and 0 < left <= _RENEW_GUARD:
+        # Still ours, but too near its end to extend in place, and taking it anew would
+        # find it held (by us): let it run out first. Otherwise every claim of a long
+        # batch reaching the gate in that last second would be reported taken over.
+        await runtime.clock.sleep(left + _LEASE_EXPIRED)
     return _renew(runtime, claim, policy.timeout + LEASE_MARGIN)
 
 

@@ -165,10 +165,15 @@ class TestClosed:
         assert breaker.state is CircuitState.CLOSED
 
     def test_a_success_costs_one_read_and_no_write(self, store: Store, clock: ManualClock) -> None:
-        """A success while closed with no failures counted reads the store once and writes
-        nothing; after a failure, the next success writes once (the reset)."""
+        """A success while closed with no failures counted reads the store once (with
+        state_refresh=0) and writes nothing; after a failure, the next success writes once
+        (the reset)."""
         recording = RecordingStore(store)
-        breaker = circuit_breaker("payments", supervisor=Supervisor(recording, clock))  # type: ignore[arg-type]
+        breaker = circuit_breaker(
+            "payments",
+            state_refresh=0,
+            supervisor=Supervisor(recording, clock),  # type: ignore[arg-type]
+        )
         for _ in range(3):
             breaker.call(succeed)
         assert recording.operations == ["get_many"] * 3

@@ -181,6 +181,12 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Cli
 
     add("samples", "test-alerts", "stuck", "timeout", "--json")
     add("channel-log", "test-alerts", "--channel", "log", "--json")
+    add("channel-log-routed", "test-alerts", "--channel", "log", "--json")
+    (folders["channel-log-routed"] / "chaperone.toml").write_text(
+        '[[alerting.routes]]\nname = "pager"\nmatch = { type = "circuit_breaker" }\n'
+        'channels = ["database"]\n',
+        encoding="utf-8",
+    )
     add("unknown-sample", "test-alerts", "bogus")
     add("unknown-channel", "test-alerts", "--channel", "nosuch")
     # A slack plugin installed in this environment is disabled, so the test means the same.
@@ -220,6 +226,18 @@ class TestTestAlertsOptions:
         assert result.returncode == 0, str(result)
         rows = result.json()
         assert len(rows) == 4
+        assert {row["channel"] for row in rows} == {"log"}
+        assert {row["type"] for row in rows} == ALERT_TYPES
+        assert stored_history(folder) == []
+
+    def test_channel_option_overrides_the_routes(
+        self, batch: dict[str, tuple[Path, CliResult]]
+    ) -> None:
+        """``--channel log`` sends there only, even the sample a route would send to
+        another channel: a test of one channel pages nobody through a route."""
+        folder, result = batch["channel-log-routed"]
+        assert result.returncode == 0, str(result)
+        rows = result.json()
         assert {row["channel"] for row in rows} == {"log"}
         assert {row["type"] for row in rows} == ALERT_TYPES
         assert stored_history(folder) == []

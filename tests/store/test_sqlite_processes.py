@@ -172,7 +172,7 @@ class TestMigration:
         finally:
             store.close()
         version = _query(version_1_file, "SELECT value FROM meta WHERE key = 'schema_version'")
-        assert version == [(str(SCHEMA_VERSION),)] == [("2",)]
+        assert version == [(str(SCHEMA_VERSION),)] == [("3",)]
         names = {row[0] for row in _query(version_1_file, "SELECT name FROM sqlite_master")}
         assert {"deadlines", "deadlines_idx_at", "queues", "queues_queue_id"} <= names
 
@@ -185,7 +185,7 @@ class TestMigration:
         assert _query(version_1_file, schema) == _query(fresh, schema)
 
     def test_reopening_a_migrated_file_changes_nothing(self, version_1_file: Path) -> None:
-        """A second opening finds version 2 and runs no migration again."""
+        """A second opening finds the current version and runs no migration again."""
         _open(version_1_file).close()
         before = _query(version_1_file, "SELECT sql FROM sqlite_master ORDER BY name")
         store = _open(version_1_file)

@@ -1,9 +1,14 @@
 """``circuit_breaker(...)``: guard calls to a service, as a decorator or a context manager.
 
 The breaker's state lives in the store (see :mod:`chaperone.breakers._state`), so every
-process with a breaker of the same service shares one breaker. A call in the closed state
-costs one store read before it and, when it succeeds, no write. The store being away
-never fails a call: the breaker then lets every call through (it fails open) and logs.
+process with a breaker of the same service shares one breaker. A breaker that read
+"closed" reuses that reading for ``state_refresh`` of its clock's time, so a call in the
+closed state costs one clock read, plus one store read once per ``state_refresh``, and no
+write when it succeeds. A counted failure drops the reading of every breaker of that
+service on the same store object, then goes through the store as before: within a
+process the breakers see each other's failures at once, and another process's opening
+is seen within ``state_refresh``. The store being away never fails a call: the breaker
+then lets every call through (it fails open) and logs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -38,6 +45,8 @@ ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 Duration = float | str | timedelta
 
 DEFAULT_FAILURE_THRESHOLD: Final = 5
+DEFAULT_STATE_REFRESH: Final = 1.0
+"""Seconds a breaker reuses a "closed" reading of the store."""
 
 _log = structlog.get_logger("chaperone.breakers")
 _calls: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Admission | None], ...]] = (
@@ -54,6 +63,55 @@ def _seconds(value: Duration, name: str) -> float:
     if seconds <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return seconds
+
+
+def _refresh_seconds(value: Duration) -> float:
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"state_refresh: {exc}") from None
+
+
+class _Readings:
+    """The breakers of one service on one store object (in this process): a failure in
+    any of them drops every one's "closed" reading.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0
+        """Bumped by every drop: a store read begun before it is not kept after it."""
+        self.breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+    def forget(self) -> None:
+        """Drop every breaker's reading: their next calls read the store."""
+        with self.lock:
+            self.generation += 1
+            for breaker in self.breakers:
+                breaker._closed_until = float("-inf")
+
+
+_readings: weakref.WeakKeyDictionary[object, dict[str, _Readings]] = weakref.WeakKeyDictionary()
+_readings_lock = threading.Lock()
+
+
+def _readings_of(store: object, service: str) -> _Readings:
+    """The shared readings of ``service``'s breakers on ``store``; private ones when the
+    store cannot be a weak key.
+    """
+    with _readings_lock:
+        try:
+            by_service = _readings.setdefault(store, {})
+        except TypeError:  # unhashable or not weakly referenceable: share nothing
+            return _Readings()
+        return by_service.setdefault(service, _Readings())
+
+
+def _no_clock() -> float:
+    """Stands for the clock until the breaker has found its supervisor (nothing is
+    cached before then, so the reading is never used).
+    """
+    return 0.0
 
 
 def _count(value: int, name: str) -> int:
@@ -85,6 +143,7 @@ def circuit_breaker(
     window: Duration = 60,
     exceptions: ExceptionTypes = (Exception,),
     exclude: ExceptionTypes = (),
+    state_refresh: Duration = DEFAULT_STATE_REFRESH,
     supervisor: Supervisor | None = None,
 ) -> CircuitBreaker:
     """A circuit breaker for calls to ``service``, shared by every process on the store.
@@ -121,6 +180,12 @@ def circuit_breaker(
     such as ``"1m"``; the failure-rate window is summed over ten buckets, so it reaches
     back between nine and ten tenths of ``window``. ``supervisor`` says which store and
     clock to use (by default the process's configured one, opened on the first call).
+
+    A breaker that read "closed" from the store trusts that reading for
+    ``state_refresh`` (1 second by default) before reading again, so a healthy service
+    costs no store round trip per call: another process opening the breaker is noticed
+    within this long; 0 reads the store on every call. A failure this breaker sees is
+    always counted in the store at once.
     """
     if not isinstance(service, str) or not service:
         raise ValueError(f"service must be a non-empty string, got {service!r}")
@@ -144,6 +209,7 @@ def circuit_breaker(
         policy,
         exceptions=_exception_types(exceptions, "exceptions"),
         exclude=_exception_types(exclude, "exclude"),
+        state_refresh=_refresh_seconds(state_refresh),
         supervisor=supervisor,
     )
 
@@ -161,14 +227,25 @@ class CircuitBreaker:
         *,
         exceptions: tuple[type[BaseException], ...],
         exclude: tuple[type[BaseException], ...],
+        state_refresh: float = DEFAULT_STATE_REFRESH,
         supervisor: Supervisor | None,
     ) -> None:
         self.service = service
         self.policy = policy
+        self.state_refresh = state_refresh
         self._exceptions = exceptions
         self._exclude = exclude
-        self._shared = None if supervisor is None else BreakerState(service, policy, supervisor)
+        self._shared: BreakerState | None = None
+        self._timestamp: Callable[[], float] = _no_clock
+        """The supervisor's clock, read on every call."""
+        self._closed_until = float("-inf")
+        """Until this time (of that clock) calls reuse the last "closed" reading."""
+        self._readings = _Readings()
+        self._records_successes = policy.failure_rate is not None
+        """Whether a success while closed writes (the failure-rate mode counts calls)."""
         self._warned = False
+        if supervisor is not None:
+            self._attach(supervisor)
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.service!r}>"
@@ -192,28 +269,33 @@ class CircuitBreaker:
 
     # -- calls -----------------------------------------------------------------------
 
+    # The hot path, here and in the decorator's wrappers: while the "closed" reading is
+    # fresh, a call costs one clock read and one comparison, and a success nothing more.
+
     def call(self, function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``function(*args, **kwargs)`` through the breaker."""
-        admission = self._before()
+        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
             self._after(admission, exc)
             raise
-        self._after(admission, None)
+        if admission is not CLOSED or self._records_successes:
+            self._after(admission, None)
         return result
 
     async def acall(
         self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``function(*args, **kwargs)`` through the breaker."""
-        admission = self._before()
+        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
         try:
             result = await function(*args, **kwargs)
         except BaseException as exc:
             self._after(admission, exc)
             raise
-        self._after(admission, None)
+        if admission is not CLOSED or self._records_successes:
+            self._after(admission, None)
         return result
 
     @overload
@@ -230,18 +312,36 @@ class CircuitBreaker:
 
             @functools.wraps(function)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(function, *args, **kwargs)
+                # acall's body, inlined: one call frame less per call
+                admission = CLOSED if self._timestamp() < self._closed_until else self._before()
+                try:
+                    result = await function(*args, **kwargs)
+                except BaseException as exc:
+                    self._after(admission, exc)
+                    raise
+                if admission is not CLOSED or self._records_successes:
+                    self._after(admission, None)
+                return result
 
             return guarded_async
 
         @functools.wraps(function)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(function, *args, **kwargs)
+            # call's body, inlined: one call frame less per call
+            admission = CLOSED if self._timestamp() < self._closed_until else self._before()
+            try:
+                result = function(*args, **kwargs)
+            except BaseException as exc:
+                self._after(admission, exc)
+                raise
+            if admission is not CLOSED or self._records_successes:
+                self._after(admission, None)
+            return result
 
         return guarded
 
     def __enter__(self) -> CircuitBreaker:
-        admission = self._before()
+        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
         _calls.set((*_calls.get(), (self, admission)))
         return self
 
@@ -266,6 +366,15 @@ class CircuitBreaker:
 
     # -- the work --------------------------------------------------------------------
 
+    def _attach(self, supervisor: Supervisor) -> BreakerState:
+        readings = _readings_of(supervisor.store, self.service)
+        with readings.lock:
+            readings.breakers.add(self)
+        self._readings = readings
+        shared = self._shared = BreakerState(self.service, self.policy, supervisor)
+        self._timestamp = supervisor.clock.timestamp
+        return shared
+
     def _state(self) -> BreakerState | None:
         """The shared state, on the default supervisor when none was given; None (and a
         warning, once) when that cannot be opened.
@@ -283,17 +392,26 @@ class CircuitBreaker:
                         error=f"{type(exc).__name__}: {exc}",
                     )
                 return None
-            shared = self._shared = BreakerState(self.service, self.policy, supervisor)
+            shared = self._attach(supervisor)
         return shared
 
     def _before(self) -> Admission | None:
-        """Admit a call or raise CircuitOpenError; None lets it through unrecorded."""
+        """Admit a call on the store's word or raise CircuitOpenError; None lets it through
+        unrecorded. A "closed" answer with no failures counted is reused until
+        ``state_refresh`` has passed.
+        """
         shared = self._state()
         if shared is None:
             return None
+        readings = self._readings
+        generation = readings.generation
         now = shared.supervisor.clock.timestamp()
         admission = shared.supervisor.safely("check a circuit breaker", lambda: shared.admit(now))
-        if admission is not None and admission.state is CircuitState.OPEN:
+        if admission is CLOSED and self.state_refresh > 0:
+            with readings.lock:
+                if readings.generation == generation:  # no failure since the read began
+                    self._closed_until = now + self.state_refresh
+        elif admission is not None and admission.state is CircuitState.OPEN:
             raise CircuitOpenError(self.service, _utc(admission.retry_at))
         return admission
 
@@ -314,6 +432,8 @@ class CircuitBreaker:
             "record a circuit breaker call",
             lambda: shared.record(admission, failed=failed, now=now),
         )
+        if failed:
+            self._readings.forget()  # after recording: a read racing it is not kept
 
     def _failed(self, exc: BaseException | None) -> bool | None:
         """Whether ``exc`` makes the call a failure; None when it does not count at all."""

@@ -13,12 +13,20 @@ routes) is sent to once, for the first route.
 
 :func:`explain_route` is the whole decision, with the reasons; the hook and
 ``chaperone route`` both use it, so what the command says is what the pipeline does.
+
+A resolution goes where its alert went. The routes a firing alert took are kept in the
+store (per type and key, for :data:`INCIDENT_MEMORY`), and its resolution takes exactly
+those routes, whatever its own fields would match: a resolve is severity ``info``, so a
+route by severity would otherwise page PagerDuty with the trigger and send the resolve,
+which closes the incident, somewhere else. A resolution whose alert was never routed (or
+routed longer ago than that) is routed by its own fields.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import attrs
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ROUTE",
+    "INCIDENT_MEMORY",
     "RouteCheck",
     "RouteDecision",
     "RouteStatus",
@@ -42,6 +51,9 @@ __all__ = [
 
 DEFAULT_ROUTE = "default"
 """The name destinations of the default route (``CHAPERONE_ALERT_CHANNELS``) carry."""
+
+INCIDENT_MEMORY = timedelta(days=7)
+"""How long the routes of a firing alert are kept for its resolution."""
 
 
 class RouteStatus(enum.StrEnum):
@@ -107,6 +119,23 @@ def _add(destinations: list[Destination], candidate: Destination) -> None:
     destinations.append(candidate)
 
 
+def _route_targets(route: Route, type_runbook: str | None) -> Iterator[Destination]:
+    """A route's destinations: its channels, with its settings for each and its runbook."""
+    for channel in route.channels:
+        yield Destination(
+            channel=channel,
+            route=route.name,
+            settings=dict(route.channel_settings.get(channel, {})),
+            runbook_url=route.runbook_url or type_runbook,
+        )
+
+
+def _default_targets(settings: Settings, type_runbook: str | None) -> Iterator[Destination]:
+    """The default route's destinations: every channel of ``CHAPERONE_ALERT_CHANNELS``."""
+    for channel in settings.channels:
+        yield Destination(channel=channel, route=DEFAULT_ROUTE, runbook_url=type_runbook)
+
+
 def explain_route(alert: Alert, settings: Settings) -> RouteDecision:
     """Route ``alert`` by ``settings.routes`` (else the default route) and say why.
 
@@ -132,31 +161,60 @@ def explain_route(alert: Alert, settings: Settings) -> RouteDecision:
             )
             continue
         checks.append(RouteCheck(route=route, status=RouteStatus.MATCHED, why=_why(route, alert)))
-        for channel in route.channels:
-            _add(
-                destinations,
-                Destination(
-                    channel=channel,
-                    route=route.name,
-                    settings=dict(route.channel_settings.get(channel, {})),
-                    runbook_url=route.runbook_url or type_runbook,
-                ),
-            )
+        for destination in _route_targets(route, type_runbook):
+            _add(destinations, destination)
         if not route.continue_matching:
             stopped_by = route.name
     default_route = not any(check.matched for check in checks)
     if default_route:
-        for channel in settings.channels:
-            _add(
-                destinations,
-                Destination(channel=channel, route=DEFAULT_ROUTE, runbook_url=type_runbook),
-            )
+        for destination in _default_targets(settings, type_runbook):
+            _add(destinations, destination)
     return RouteDecision(
         checks=tuple(checks), destinations=tuple(destinations), default_route=default_route
     )
 
 
+def _route_destinations(
+    alert: Alert, settings: Settings, names: Collection[str]
+) -> list[Destination]:
+    """The destinations of the routes named ``names`` (``default``: the default route),
+    in config order; routes no longer in the config are left out.
+    """
+    type_runbook = settings.runbooks.get(alert.type)
+    destinations: list[Destination] = []
+    for route in settings.routes:
+        if route.name in names:
+            for destination in _route_targets(route, type_runbook):
+                _add(destinations, destination)
+    if DEFAULT_ROUTE in names:
+        for destination in _default_targets(settings, type_runbook):
+            _add(destinations, destination)
+    return destinations
+
+
+def _incident_prefix(alert: Alert) -> str:
+    """Where the routes of the incident of ``alert`` are kept (the key's length first, so
+    no key's prefix is another key's).
+    """
+    return f"routed:{alert.type}:{len(alert.key)}:{alert.key}:"
+
+
 @hookimpl(trylast=True)
 def chaperone_route(alert: Alert, runtime: Runtime) -> Sequence[Destination]:
-    """Send the alert where the routes (else the default route) say."""
-    return list(explain_route(alert, runtime.settings).destinations)
+    """Send the alert where the routes (else the default route) say; a resolution where
+    its alert went.
+    """
+    store = runtime.store
+    prefix = _incident_prefix(alert)
+    if alert.is_resolved and not alert.is_digest:
+        names = {key.removeprefix(prefix) for key in store.keys(prefix)}
+        if names:
+            store.delete_prefix(prefix)
+            earlier = _route_destinations(alert, runtime.settings, names)
+            if earlier:
+                return earlier
+    destinations = explain_route(alert, runtime.settings).destinations
+    if not alert.is_resolved and not alert.is_digest:
+        for name in {destination.route for destination in destinations}:
+            store.set(prefix + name, "1", ttl=INCIDENT_MEMORY.total_seconds())
+    return list(destinations)

@@ -105,12 +105,14 @@ def configured_store() -> Iterator[Store]:
 
 
 def with_channels(names: tuple[str, ...]) -> Callable[[Settings], Settings]:
-    """A settings adjustment that sends to ``names`` instead of the configured channels."""
+    """A settings adjustment that sends to ``names`` instead of the configured channels,
+    the routes' channels included (a route must not page anyone from a test of Slack).
+    """
 
     def adjust(settings: Settings) -> Settings:
         if not names:
             return settings
         sources = {**settings.sources, "alerting.channels": "the --channel option"}
-        return attrs.evolve(settings, channels=names, sources=sources)
+        return attrs.evolve(settings, channels=names, routes=(), sources=sources)
 
     return adjust

@@ -21,6 +21,7 @@ from chaperone._monitor import Monitor
 from chaperone._runtime import Runtime
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
+from chaperone.cli._params import positive_seconds
 from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._resources import ResourceSampler
@@ -60,15 +61,15 @@ def _exit_status(returncode: int) -> int:
 @click.option("--name", help="The job's name in alerts [default: the command].")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    callback=positive_seconds,
     metavar="S",
-    help="Seconds after which the job has timed out.",
+    help="Seconds (or 10m, 1h) after which the job has timed out.",
 )
 @click.option(
     "--heartbeat-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    callback=positive_seconds,
     metavar="S",
-    help="Seconds between the heartbeats the job promises (`chaperone heartbeat`).",
+    help="Seconds (or 1m) between the heartbeats the job promises (`chaperone heartbeat`).",
 )
 @click.option(
     "--missed-heartbeats",

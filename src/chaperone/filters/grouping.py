@@ -146,6 +146,9 @@ class _Window:
 def _window_for(store: Store, group: str, now: float, length: float) -> _Window | None:
     """Open the group's window at ``now``, or join the one already open."""
     marker = f"{PREFIX}window:{group}"
+    current = store.get(marker)  # the usual case: the window is open already
+    if current is not None:
+        return _Window.read(group, current)
     for _ in range(_OPEN_ATTEMPTS):
         fresh = _Window(id=uuid.uuid4().hex, group=group, start=now, end=now + length)
         if store.set_if_absent(marker, fresh.record(), length):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -77,7 +78,12 @@ def _local(instant: datetime, zone: ZoneInfo) -> datetime:
     return instant.astimezone(zone).replace(tzinfo=None, fold=0)
 
 
+@lru_cache(maxsize=1024)
 def _occurrence_on(window: RecurringWindow, day: date) -> Occurrence | None:
+    """The occurrence of ``window`` that starts on ``day``, if any: the same for the same
+    arguments (both immutable), so it is remembered; the maintenance filter asks for
+    every alert.
+    """
     if day.weekday() not in window.weekdays:
         return None
     start = local_instant(day, window.start, window.timezone)

@@ -24,6 +24,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 import attrs
@@ -204,12 +205,21 @@ def _ended_times(store: Store, ids: Iterable[str]) -> dict[str, str]:
     return {key[len(ENDED) :]: value for key, value in store.get_many(keys).items()}
 
 
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> Window:
+    """A stored window record, read. A record never changes once written (the time it
+    was ended early lives in a key of its own), and the maintenance filter reads every
+    record for every alert, so each text is parsed once.
+    """
+    return Window.from_json(text)
+
+
 def _records(store: Store) -> list[Window]:
     """The stored windows as written, without their ended-early times."""
     keys = store.keys(_WINDOW)
     if not keys:
         return []
-    return [Window.from_json(text) for text in store.get_many(keys).values()]
+    return [_parsed(text) for text in store.get_many(keys).values()]
 
 
 def _with_ended(store: Store, windows: list[Window]) -> list[Window]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Iterator
 from itertools import takewhile
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]  # ships no types
@@ -19,7 +20,8 @@ from chaperone._exceptions import StoreError
 __all__ = ["MemoryStore"]
 
 _PURGE_EVERY = 256
-"""Drop expired keys after this many writes, so a long-lived store does not only grow."""
+"""Drop expired keys after this many writes (or a quarter as many as there are keys,
+when more: each purge reads every key), so a long-lived store does not only grow."""
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -39,6 +41,8 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._values: dict[str, tuple[str, float | None]] = {}
+        self._sorted_keys = SortedList()
+        """Every key of ``_values``, in order: prefix reads in O(log n + k), not a scan."""
         self._streams: dict[str, deque[str]] = {}
         self._deadlines: dict[str, _DeadlineIndex] = {}
         self._queues: dict[str, deque[str]] = {}
@@ -56,7 +60,7 @@ class MemoryStore:
             now = self._clock.timestamp()
             if self._live(key, now) is not None:
                 return False
-            self._values[key] = (value, now + ttl)
+            self._put(key, (value, now + ttl))
             self._wrote(now)
             return True
 
@@ -73,7 +77,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             now = self._clock.timestamp()
-            self._values[key] = (value, None if ttl is None else now + ttl)
+            self._put(key, (value, None if ttl is None else now + ttl))
             self._wrote(now)
 
     def delete(self, key: str) -> bool:
@@ -81,7 +85,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             now = self._clock.timestamp()
-            entry = self._values.pop(key, None)
+            entry = self._drop(key)
             self._wrote(now)
             return entry is not None and _unexpired(entry[1], now)
 
@@ -90,11 +94,13 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             now = self._clock.timestamp()
-            doomed = [key for key in self._values if key.startswith(prefix)]
+            doomed = list(self._prefixed(prefix))
             live = 0
             for key in doomed:
                 _, expires_at = self._values.pop(key)
                 live += _unexpired(expires_at, now)
+            for key in doomed:
+                self._sorted_keys.remove(key)
             self._wrote(now)
             return live
 
@@ -103,11 +109,8 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             now = self._clock.timestamp()
-            return sorted(
-                key
-                for key, (_, expires_at) in self._values.items()
-                if key.startswith(prefix) and _unexpired(expires_at, now)
-            )
+            values = self._values
+            return [key for key in self._prefixed(prefix) if _unexpired(values[key][1], now)]
 
     def append(self, stream: str, record: str, max_len: int) -> None:
         """Append ``record`` to ``stream``, keeping at most the newest ``max_len`` records."""
@@ -149,7 +152,7 @@ class MemoryStore:
                 value, expires_at = entry
                 total = _parse_counter(key, value) + amount
                 _check_sum(key, amount, total)
-            self._values[key] = (str(total), expires_at)
+            self._put(key, (str(total), expires_at))
             self._wrote(now)
             return total
 
@@ -215,6 +218,7 @@ class MemoryStore:
         with self._lock:
             self._closed = True
             self._values.clear()
+            self._sorted_keys.clear()
             self._streams.clear()
             self._deadlines.clear()
             self._queues.clear()
@@ -229,12 +233,30 @@ class MemoryStore:
             return None
         return entry[0]
 
+    def _put(self, key: str, entry: tuple[str, float | None]) -> None:
+        if key not in self._values:
+            self._sorted_keys.add(key)
+        self._values[key] = entry
+
+    def _drop(self, key: str) -> tuple[str, float | None] | None:
+        entry = self._values.pop(key, None)
+        if entry is not None:
+            self._sorted_keys.remove(key)
+        return entry
+
+    def _prefixed(self, prefix: str) -> Iterator[str]:
+        """The keys that start with ``prefix``, in order (expired ones included)."""
+        following = self._sorted_keys.irange(minimum=prefix)
+        return takewhile(lambda key: key.startswith(prefix), following)
+
     def _wrote(self, now: float) -> None:
         self._writes += 1
-        if self._writes % _PURGE_EVERY == 0:
+        if self._writes >= max(_PURGE_EVERY, len(self._values) // 4):
+            self._writes = 0
             expired = [k for k, (_, exp) in self._values.items() if not _unexpired(exp, now)]
             for key in expired:
                 del self._values[key]
+                self._sorted_keys.remove(key)
 
 
 class _DeadlineIndex:

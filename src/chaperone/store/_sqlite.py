@@ -9,8 +9,10 @@ so a later Chaperone can migrate the file in place.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +34,12 @@ from chaperone.store._memory import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this code writes; ``meta.schema_version`` in the file."""
 
 _BUSY_TIMEOUT_S = 10.0
+_WAL_RETRY_S = 0.005
+"""Pause between tries to switch a file to WAL mode while another connection holds it."""
 _PURGE_EVERY = 256
 """Delete expired rows after this many writes, so the file does not grow forever."""
 
@@ -80,6 +84,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX IF NOT EXISTS queues_queue_id ON queues (queue, id)",
     ),
+    # 2 -> 3: each stream's record count, so append() trims without counting.
+    (
+        """
+        CREATE TABLE IF NOT EXISTS stream_sizes (
+            stream TEXT PRIMARY KEY,
+            size INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        INSERT INTO stream_sizes (stream, size)
+        SELECT stream, count(*) FROM streams GROUP BY stream
+        """,
+    ),
 )
 """``_MIGRATIONS[n]`` takes a file from schema version ``n`` to ``n + 1``."""
 
@@ -116,6 +133,21 @@ leave 64 bits (checked without computing it, since SQLite turns an overflow into
 
 _INCR_ATTEMPTS = 5
 """Rereads after a refused ``incr`` whose value another writer changed in between."""
+
+_GROW_STREAM = """
+    INSERT INTO stream_sizes (stream, size) VALUES (:stream, 1)
+    ON CONFLICT (stream) DO UPDATE SET size = stream_sizes.size + 1
+    RETURNING size
+"""
+"""Count one more record in a stream; returns its size with that record."""
+
+_TRIM_STREAM = """
+    DELETE FROM streams WHERE id IN (
+        SELECT id FROM streams WHERE stream = :stream ORDER BY id LIMIT :excess
+    )
+"""
+"""Delete a stream's ``excess`` oldest records: a range read from the oldest end of the
+``streams_stream_id`` index, O(log n + excess) however long the stream is."""
 
 _GET_MANY_CHUNK = 500
 """Keys per ``IN (...)`` list, well under SQLite's limit on bound parameters."""
@@ -226,20 +258,25 @@ class SQLiteStore:
             return [str(row[0]) for row in rows]
 
     def append(self, stream: str, record: str, max_len: int) -> None:
-        """Append ``record`` to ``stream``, keeping at most the newest ``max_len`` records."""
+        """Append ``record`` to ``stream``, keeping at most the newest ``max_len`` records.
+
+        One ``BEGIN IMMEDIATE`` transaction inserts the record, adds one to the stream's
+        size in ``stream_sizes`` and, when that passes ``max_len``, deletes the oldest
+        records over it: O(log n) amortised, whatever ``max_len`` is.
+        """
         _check_max_len(max_len)
-        params = {"stream": stream, "record": record, "max_len": max_len}
+        params = {"stream": stream, "record": record}
         with self._using("append to a stream") as conn, _transaction(conn):
             conn.execute("INSERT INTO streams (stream, record) VALUES (:stream, :record)", params)
-            conn.execute(
-                """
-                DELETE FROM streams WHERE stream = :stream AND id <= (
-                    SELECT id FROM streams WHERE stream = :stream
-                    ORDER BY id DESC LIMIT 1 OFFSET :max_len
+            size = int(conn.execute(_GROW_STREAM, params).fetchone()[0])
+            if size > max_len:
+                deleted = conn.execute(
+                    _TRIM_STREAM, {"stream": stream, "excess": size - max_len}
+                ).rowcount
+                conn.execute(
+                    "UPDATE stream_sizes SET size = size - :deleted WHERE stream = :stream",
+                    {"stream": stream, "deleted": deleted},
                 )
-                """,
-                params,
-            )
             self._wrote(conn)
 
     def tail(self, stream: str, limit: int) -> list[str]:
@@ -298,16 +335,16 @@ class SQLiteStore:
                 return {}
             now = self._clock.timestamp()
             found: dict[str, str] = {}
+            if len(unique) <= _GET_MANY_CHUNK:
+                # One statement reads one snapshot: no transaction to open and close (a
+                # closed circuit breaker does this read on every call).
+                rows = conn.execute(_get_many_query(len(unique)), [*unique, now]).fetchall()
+                return {str(key): str(value) for key, value in rows}
             conn.execute("BEGIN")  # one read snapshot across the chunks
             try:
                 for start in range(0, len(unique), _GET_MANY_CHUNK):
                     chunk = unique[start : start + _GET_MANY_CHUNK]
-                    marks = ", ".join("?" * len(chunk))
-                    rows = conn.execute(
-                        f"SELECT key, value FROM kv WHERE key IN ({marks}) "  # noqa: S608
-                        "AND (expires_at IS NULL OR expires_at > ?)",
-                        [*chunk, now],
-                    ).fetchall()
+                    rows = conn.execute(_get_many_query(len(chunk)), [*chunk, now]).fetchall()
                     found.update((str(key), str(value)) for key, value in rows)
             finally:
                 if conn.in_transaction:
@@ -438,7 +475,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise StoreError(f"cannot open the SQLite store {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn, path)
     except sqlite3.Error as exc:
@@ -448,6 +485,27 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, trying again while another connection is doing the same.
+
+    Two processes switching a new file at once can deadlock on its rollback-journal locks
+    (each reads, then wants to write), so SQLite fails one at once with "database is
+    locked" instead of calling the busy handler. The failed statement releases its locks,
+    so a later try finds the file in WAL mode once the other has switched it.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)
+        else:
+            return
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -475,6 +533,16 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             {"version": str(SCHEMA_VERSION)},
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _get_many_query(count: int) -> str:
+    """The query behind ``get_many()`` for ``count`` keys, then the time."""
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT key, value FROM kv WHERE key IN ({marks}) "  # noqa: S608
+        "AND (expires_at IS NULL OR expires_at > ?)"
+    )
 
 
 def _prefix_clause(prefix: str) -> tuple[str, dict[str, str | float]]:
