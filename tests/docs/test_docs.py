@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
 import click
 import pytest
 import yaml
@@ -86,20 +88,67 @@ def docs_chapter(title: str) -> tuple[Path, str] | None:
     return None
 
 
+PAGE_THREADS = 3
+"""Pages run at once: a page's time goes to the commands it starts, one at a time."""
+
+
+@attrs.frozen
+class PageOutcome:
+    """How running one page's examples ended: how many blocks ran, or the failure."""
+
+    ran: int = 0
+    failure: Exception | None = None
+
+
+def run_page(page: Path, folder: Path, substitutions: dict[str, str]) -> PageOutcome:
+    """Run one page, keeping its failure to report in the page's own test."""
+    try:
+        return PageOutcome(ran=PageRun(page, folder, substitutions).run())
+    except Exception as failure:  # reported by the page's test, with its traceback
+        return PageOutcome(failure=failure)
+
+
+@pytest.fixture(scope="session")
+def page_outcomes(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[Path, PageOutcome]:
+    """Every page run once, several at a time; the Redis pages one after the other (they
+    share the session's server)."""
+    redis_pages = [p for p in pages() if REDIS_IN_DOCS in p.read_text(encoding="utf-8")]
+    substitutions: dict[str, str] = {}
+    if redis_pages:
+        server = request.getfixturevalue("redis_server")
+        substitutions[REDIS_IN_DOCS] = f"redis://127.0.0.1:{server.port}"
+
+    def folder(page: Path) -> Path:
+        return tmp_path_factory.mktemp(page.stem)
+
+    def run_redis_pages() -> dict[Path, PageOutcome]:
+        return {page: run_page(page, folder(page), substitutions) for page in redis_pages}
+
+    outcomes: dict[Path, PageOutcome] = {}
+    with ThreadPoolExecutor(PAGE_THREADS) as pool:
+        serial = pool.submit(run_redis_pages)
+        others = {
+            page: pool.submit(run_page, page, folder(page), {})
+            for page in pages()
+            if page not in redis_pages
+        }
+        outcomes.update(serial.result())
+        outcomes.update({page: future.result() for page, future in others.items()})
+    return outcomes
+
+
 class TestExamples:
     @pytest.mark.parametrize("page", pages(), ids=lambda page: str(page.relative_to(DOCS)))
-    def test_page_examples_run(
-        self, page: Path, tmp_path: Path, request: pytest.FixtureRequest
-    ) -> None:
+    def test_page_examples_run(self, page: Path, page_outcomes: dict[Path, PageOutcome]) -> None:
         """Each code block of the page runs (or loads) as pasted, in order, in a fresh
         folder with its own store; Redis examples run against a real server."""
-        substitutions = {}
-        if REDIS_IN_DOCS in page.read_text(encoding="utf-8"):
-            server = request.getfixturevalue("redis_server")
-            substitutions[REDIS_IN_DOCS] = f"redis://127.0.0.1:{server.port}"
-        ran = PageRun(page, tmp_path, substitutions).run()
+        outcome = page_outcomes[page]
+        if outcome.failure is not None:
+            raise outcome.failure
         if page.name != "benchmarks.md" and page.parent.name != "reference":
-            assert ran >= 1, f"{page.relative_to(ROOT)} has no example the tests run"
+            assert outcome.ran >= 1, f"{page.relative_to(ROOT)} has no example the tests run"
 
     def test_the_harness_fails_a_broken_example(self, tmp_path: Path) -> None:
         """A page whose command fails makes the page's test fail, naming the line."""
