@@ -33,7 +33,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from chaperone import _pacing
 from chaperone._alerts import Alert
-from chaperone._outbox import _RENEW_GUARD, LEASE_MARGIN, Claim, OutboxEntry
+from chaperone._outbox import LEASE_MARGIN, RENEW_GUARD, Claim, OutboxEntry
 from chaperone._policy import DeliveryPolicy
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome, OutcomeKind
@@ -370,7 +370,7 @@ async def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) ->
     left = claim.lease_until - runtime.clock.timestamp()
     if left >= policy.timeout + _RENEW_BEFORE:
         return True
-    if claim.durable and 0 < left <= _RENEW_GUARD:
+    if claim.durable and 0 < left <= RENEW_GUARD:
         # Still ours, but too near its end to extend in place, and taking it anew would
         # find it held (by us): let it run out first. Otherwise every claim of a long
         # batch reaching the gate in that last second would be reported taken over.

@@ -51,6 +51,7 @@ __all__ = [
     "ENTRY_PREFIX",
     "LEASE_MARGIN",
     "LEASE_PREFIX",
+    "RENEW_GUARD",
     "Claim",
     "Outbox",
     "OutboxEntry",
@@ -67,7 +68,7 @@ DUE_INDEX: Final = "outbox:due"
 LEASE_MARGIN: Final = 5.0
 """Seconds a lease outlasts the longest thing its holder does before renewing it (one
 send, or one wait and then one send): room for the store's own latency."""
-_RENEW_GUARD: Final = 1.0
+RENEW_GUARD: Final = 1.0
 """A lease with less than this left is not extended in place (it may be gone by the time
 the write lands) but taken anew, which succeeds only if nobody else took it."""
 
@@ -314,7 +315,7 @@ class Outbox:
             return True
         now = self.clock.timestamp()
         lease_key = LEASE_PREFIX + claim.entry.id
-        if now < claim.lease_until - _RENEW_GUARD:
+        if now < claim.lease_until - RENEW_GUARD:
             self.store.set(lease_key, self.owner, lease)
         else:
             if not self.store.set_if_absent(lease_key, self.owner, lease):
@@ -377,7 +378,7 @@ class Outbox:
 
     def _let_go(self, claim: Claim) -> None:
         # Only a lease still surely ours is deleted: past its end, it may be another's.
-        if self.clock.timestamp() < claim.lease_until - _RENEW_GUARD:
+        if self.clock.timestamp() < claim.lease_until - RENEW_GUARD:
             self.store.delete(LEASE_PREFIX + claim.entry.id)
         claim.lease_until = 0.0
 

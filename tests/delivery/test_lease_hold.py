@@ -2,7 +2,7 @@
 of its lease is not reported as taken over by another process when there is none.
 
 Regression test of ``_delivery._hold_lease``: a claim that reached a send slot with less
-than ``_outbox._RENEW_GUARD`` of its own lease left tried to take the lease anew, which the
+than ``_outbox.RENEW_GUARD`` of its own lease left tried to take the lease anew, which the
 store refused (the lease was still live, held by this very process), so the alert was
 reported "taken over" and left in the outbox, and so were the claims after it.
 """

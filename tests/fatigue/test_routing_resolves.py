@@ -152,6 +152,16 @@ class TestResolveFollowsItsAlert:
         runtime.dispatch(recovered())
         assert recorder.channels(AlertStatus.RESOLVED) == {"sink"}
 
+    def test_nothing_is_kept_without_routes(self, recorder: Recorder, clock: ManualClock) -> None:
+        """With only the default route, routing writes nothing: the resolve goes to the
+        same channels anyway."""
+        store = MemoryStore(clock)
+        with make_runtime(recorder, store, clock, ()) as runtime:
+            runtime.dispatch(stuck())
+            assert store.keys("routed:") == []
+            runtime.dispatch(recovered())
+        assert recorder.channels(AlertStatus.RESOLVED) == {"sink"}
+
     def test_a_route_gone_from_the_config(
         self, recorder: Recorder, clock: ManualClock, tmp_path: Path
     ) -> None:

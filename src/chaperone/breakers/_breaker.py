@@ -269,12 +269,16 @@ class CircuitBreaker:
 
     # -- calls -----------------------------------------------------------------------
 
-    # The hot path, here and in the decorator's wrappers: while the "closed" reading is
-    # fresh, a call costs one clock read and one comparison, and a success nothing more.
+    # The hot path: while the "closed" reading is fresh, a call costs one clock read and
+    # one comparison (_admit), and a success nothing more.
+
+    def _admit(self) -> Admission | None:
+        """Admit a call: on the fresh "closed" reading, else on the store's word."""
+        return CLOSED if self._timestamp() < self._closed_until else self._before()
 
     def call(self, function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``function(*args, **kwargs)`` through the breaker."""
-        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
+        admission = self._admit()
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
@@ -288,7 +292,7 @@ class CircuitBreaker:
         self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``function(*args, **kwargs)`` through the breaker."""
-        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
+        admission = self._admit()
         try:
             result = await function(*args, **kwargs)
         except BaseException as exc:
@@ -312,36 +316,18 @@ class CircuitBreaker:
 
             @functools.wraps(function)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                # acall's body, inlined: one call frame less per call
-                admission = CLOSED if self._timestamp() < self._closed_until else self._before()
-                try:
-                    result = await function(*args, **kwargs)
-                except BaseException as exc:
-                    self._after(admission, exc)
-                    raise
-                if admission is not CLOSED or self._records_successes:
-                    self._after(admission, None)
-                return result
+                return await self.acall(function, *args, **kwargs)
 
             return guarded_async
 
         @functools.wraps(function)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
-            # call's body, inlined: one call frame less per call
-            admission = CLOSED if self._timestamp() < self._closed_until else self._before()
-            try:
-                result = function(*args, **kwargs)
-            except BaseException as exc:
-                self._after(admission, exc)
-                raise
-            if admission is not CLOSED or self._records_successes:
-                self._after(admission, None)
-            return result
+            return self.call(function, *args, **kwargs)
 
         return guarded
 
     def __enter__(self) -> CircuitBreaker:
-        admission = CLOSED if self._timestamp() < self._closed_until else self._before()
+        admission = self._admit()
         _calls.set((*_calls.get(), (self, admission)))
         return self
 

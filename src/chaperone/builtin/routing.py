@@ -14,12 +14,12 @@ routes) is sent to once, for the first route.
 :func:`explain_route` is the whole decision, with the reasons; the hook and
 ``chaperone route`` both use it, so what the command says is what the pipeline does.
 
-A resolution goes where its alert went. The routes a firing alert took are kept in the
-store (per type and key, for :data:`INCIDENT_MEMORY`), and its resolution takes exactly
-those routes, whatever its own fields would match: a resolve is severity ``info``, so a
-route by severity would otherwise page PagerDuty with the trigger and send the resolve,
-which closes the incident, somewhere else. A resolution whose alert was never routed (or
-routed longer ago than that) is routed by its own fields.
+A resolution goes where its alert went. When any route is configured, the routes a firing
+alert took are kept in the store (per type and key, for :data:`INCIDENT_MEMORY`), and its
+resolution takes exactly those routes, whatever its own fields would match: a resolve is
+severity ``info``, so a route by severity would otherwise page PagerDuty with the trigger
+and send the resolve, which closes the incident, somewhere else. A resolution whose alert
+was never routed (or routed longer ago than that) is routed by its own fields.
 """
 
 from __future__ import annotations
@@ -204,17 +204,21 @@ def chaperone_route(alert: Alert, runtime: Runtime) -> Sequence[Destination]:
     """Send the alert where the routes (else the default route) say; a resolution where
     its alert went.
     """
+    settings = runtime.settings
+    if not settings.routes or alert.is_digest:
+        # Only the default route: a resolution goes where its alert went without help.
+        return list(explain_route(alert, settings).destinations)
     store = runtime.store
     prefix = _incident_prefix(alert)
-    if alert.is_resolved and not alert.is_digest:
+    if alert.is_resolved:
         names = {key.removeprefix(prefix) for key in store.keys(prefix)}
         if names:
             store.delete_prefix(prefix)
-            earlier = _route_destinations(alert, runtime.settings, names)
+            earlier = _route_destinations(alert, settings, names)
             if earlier:
                 return earlier
-    destinations = explain_route(alert, runtime.settings).destinations
-    if not alert.is_resolved and not alert.is_digest:
-        for name in {destination.route for destination in destinations}:
-            store.set(prefix + name, "1", ttl=INCIDENT_MEMORY.total_seconds())
+        return list(explain_route(alert, settings).destinations)
+    destinations = explain_route(alert, settings).destinations
+    for name in {destination.route for destination in destinations}:
+        store.set(prefix + name, "1", ttl=INCIDENT_MEMORY.total_seconds())
     return list(destinations)
