@@ -256,16 +256,40 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         _positive_duration,
     ),
     SettingSpec(
+        "delivery.exit_grace",
+        "CHAPERONE_DELIVERY_EXIT_GRACE",
+        ("delivery", "exit_grace"),
+        parse_duration_setting,
+    ),
+    SettingSpec(
         "health.failure_threshold",
         "CHAPERONE_HEALTH_FAILURE_THRESHOLD",
         ("health", "failure_threshold"),
         parse_percent,
     ),
     SettingSpec("health.window", "CHAPERONE_HEALTH_WINDOW", ("health", "window"), _stats_window),
+    SettingSpec(
+        "health.require_monitor",
+        "CHAPERONE_HEALTH_REQUIRE_MONITOR",
+        ("health", "require_monitor"),
+        parse_bool,
+    ),
+    SettingSpec(
+        "health.outbox_max_age",
+        "CHAPERONE_HEALTH_OUTBOX_MAX_AGE",
+        ("health", "outbox_max_age"),
+        _positive_duration,
+    ),
     SettingSpec("serve.host", "CHAPERONE_SERVE_HOST", ("serve", "host"), parse_text),
     SettingSpec("serve.port", "CHAPERONE_SERVE_PORT", ("serve", "port"), _port),
     SettingSpec("serve.token", "CHAPERONE_SERVE_TOKEN", ("serve", "token"), parse_text),
     SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text),
+    SettingSpec(
+        "store.probe_interval",
+        "CHAPERONE_STORE_PROBE_INTERVAL",
+        ("store", "probe_interval"),
+        _positive_duration,
+    ),
     SettingSpec("app_url", "CHAPERONE_APP_URL", ("app_url",), parse_http_url),
     SettingSpec(
         "log.format",
@@ -386,8 +410,10 @@ def load_settings(
             max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
             max_backoff=values.get("delivery.max_backoff", DeliverySettings().max_backoff),
             max_total=values.get("delivery.max_total", DeliverySettings().max_total),
+            exit_grace=values.get("delivery.exit_grace", DeliverySettings().exit_grace),
         ),
         store_url=values.get("store.url", default_store_url or defaults.store_url),
+        store_probe_interval=values.get("store.probe_interval", defaults.store_probe_interval),
         app_url=values.get("app_url"),
         log_format=values.get("log.format", defaults.log_format),
         log_level=values.get("log.level", defaults.log_level),
@@ -512,6 +538,8 @@ def _health(values: Mapping[str, Any]) -> HealthSettings:
         host=values.get("serve.host", defaults.host),
         port=values.get("serve.port", defaults.port),
         token=token,
+        require_monitor=values.get("health.require_monitor", defaults.require_monitor),
+        outbox_max_age=values.get("health.outbox_max_age", defaults.outbox_max_age),
     )
 
 

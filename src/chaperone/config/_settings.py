@@ -167,6 +167,11 @@ class HealthSettings:
     port: int = 9464
     token: str | None = attrs.field(default=None, repr=False)
     """A bearer token ``chaperone serve`` requires, when set (a secret)."""
+    require_monitor: bool = True
+    """Whether health needs a ``chaperone monitor`` that ticked recently: without one, a
+    job stuck in another process is never detected."""
+    outbox_max_age: timedelta = timedelta(minutes=10)
+    """Health fails while an outbox entry has waited longer than this to be delivered."""
 
 
 @attrs.frozen(kw_only=True)
@@ -182,6 +187,10 @@ class DeliverySettings:
     max_total: timedelta = timedelta(hours=1)
     """How long an alert is tried, from when it entered the outbox: past that, the
     delivery has failed for good (and goes to the channel's fallback, if any)."""
+    exit_grace: timedelta = timedelta(seconds=5)
+    """How long a process that is ending (``chaperone run``, ``test-alerts``) waits for the
+    deliveries still in flight; what is left stays in the outbox for ``chaperone
+    monitor``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -212,6 +221,9 @@ class Settings:
     delivery: DeliverySettings = DeliverySettings()
     health: HealthSettings = HealthSettings()
     store_url: str = "memory://"
+    store_probe_interval: timedelta = timedelta(seconds=5)
+    """While the store fails, how often a process tries it again (meanwhile it works from
+    memory)."""
     app_url: str | None = None
     log_format: str = "auto"
     log_level: str = "info"
