@@ -52,6 +52,7 @@ __all__ = [
     "deliver_claims",
     "drain",
     "enqueue",
+    "memory_claim",
 ]
 
 _log = structlog.get_logger("chaperone.delivery")
@@ -165,7 +166,7 @@ def _enqueue_one(runtime: Runtime, alert: Alert, destination: Destination) -> Cl
     except Exception:
         timeout = runtime.settings.delivery.timeout.total_seconds()
     try:
-        return runtime.outbox.enqueue(alert, destination, lease=timeout + LEASE_MARGIN)
+        claim = runtime.outbox.enqueue(alert, destination, lease=timeout + LEASE_MARGIN)
     except Exception as exc:
         _log.error(
             "outbox unavailable: delivering from memory, not kept across a restart",
@@ -173,13 +174,23 @@ def _enqueue_one(runtime: Runtime, alert: Alert, destination: Destination) -> Cl
             alert=alert.incident_key,
             error=_describe(exc),
         )
-        entry = OutboxEntry(
-            id=uuid.uuid4().hex,
-            alert=alert,
-            destination=destination,
-            created_at=runtime.clock.timestamp(),
-        )
-        return Claim(entry=entry, lease_until=math.inf, durable=False)
+        runtime.self_watch.failing("outbox", _describe(exc))
+        return memory_claim(runtime, alert, destination)
+    runtime.self_watch.working("outbox")
+    return claim
+
+
+def memory_claim(runtime: Runtime, alert: Alert, destination: Destination) -> Claim:
+    """A claim on an entry kept in memory only, never written to the outbox: for
+    Chaperone's own alerts (delivered without the store) and when the outbox refuses.
+    """
+    entry = OutboxEntry(
+        id=uuid.uuid4().hex,
+        alert=alert,
+        destination=destination,
+        created_at=runtime.clock.timestamp(),
+    )
+    return Claim(entry=entry, lease_until=math.inf, durable=False)
 
 
 async def _guarded(runtime: Runtime, claim: Claim, gate: asyncio.Semaphore) -> list[DeliveryResult]:

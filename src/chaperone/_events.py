@@ -17,10 +17,13 @@ from chaperone._alerts import Alert
 
 __all__ = [
     "AlertsGrouped",
+    "ChaperoneDegraded",
+    "ChaperoneRecovered",
     "CircuitBreakerClosed",
     "CircuitBreakerOpened",
     "Event",
     "IncidentRef",
+    "JobAbandoned",
     "JobCompleted",
     "JobRecovered",
     "JobStuck",
@@ -186,6 +189,46 @@ class JobCompleted(Event):
     failed: bool = False
     error: str | None = None
     resolves: tuple[IncidentRef, ...] = attrs.field(default=(), converter=_incidents)
+
+
+@attrs.frozen(kw_only=True)
+class JobAbandoned(Event):
+    """The process supervising a running job stopped vouching for it (``chaperone run``
+    killed, the job's own process gone): the job may still run, unsupervised, and its
+    record ends as abandoned instead of "running" forever.
+    """
+
+    supervision_id: str
+    job_class: str
+    supervisor: str
+    """Which process stopped vouching, as ``pid N on HOST``."""
+    last_seen: datetime = attrs.field(converter=_utc)
+    """When it last vouched for the job."""
+
+
+@attrs.frozen(kw_only=True)
+class ChaperoneDegraded(Event):
+    """A part of Chaperone itself fails, so alerts may be late, lost or never raised.
+
+    ``part`` names it: ``store``, ``detection``, ``outbox`` or ``channel:<name>``;
+    ``reason`` says what went wrong (free of secrets).
+    """
+
+    part: str
+    reason: str
+    since: datetime = attrs.field(converter=_utc)
+    process: str = ""
+    """Which process saw it, as ``chaperone run (pid N on HOST)``."""
+
+
+@attrs.frozen(kw_only=True)
+class ChaperoneRecovered(Event):
+    """A part of Chaperone that failed works again: its degraded incident resolves."""
+
+    part: str
+    since: datetime = attrs.field(converter=_utc)
+    """When it started failing."""
+    process: str = ""
 
 
 @attrs.frozen(kw_only=True)

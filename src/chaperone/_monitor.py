@@ -7,11 +7,20 @@ report each episode once (detectors claim their reports atomically).
 Each tick also drains the outbox: retries put back for later, and the entries a killed
 process left once their leases ran out. Several monitors on one store deliver each
 entry once (a lease per entry).
+
+A monitor that vouches for the store (``chaperone monitor``) leaves a beat there on every
+tick (:class:`~chaperone.metrics._liveness.MonitorBeat`), with the tick's detection error
+if any, so ``chaperone health`` knows a monitor runs and detects cleanly. A detector that
+raises makes ``detection`` a degraded part of Chaperone until a tick detects cleanly; a
+store that failed is tried again from the tick (when it is due).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Iterable
 
 import structlog
@@ -19,6 +28,8 @@ import structlog
 from chaperone._events import Event
 from chaperone._pipeline import DispatchReport
 from chaperone._runtime import Runtime
+from chaperone._secrets import MASKER
+from chaperone.metrics._liveness import MonitorBeat
 
 __all__ = ["ALIVE_KEY", "ALIVE_TTL", "Monitor", "monitor_alive"]
 
@@ -46,24 +57,41 @@ def monitor_alive(runtime: Runtime) -> bool:
 class Monitor:
     """Runs the detectors of a runtime and dispatches what they find."""
 
-    def __init__(self, runtime: Runtime, *, vouch_for: float | None = ALIVE_TTL) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        vouch_for: float | None = ALIVE_TTL,
+        interval: float = 1.0,
+    ) -> None:
         """``vouch_for``: seconds each tick promises another will follow (marking the
-        store so grouping may hold alerts for this monitor to flush); None for a monitor
-        that will stop soon, such as the one inside ``chaperone run``.
+        store so grouping may hold alerts for this monitor to flush, and leaving a beat
+        for health); None for a monitor that will stop soon, such as the one inside
+        ``chaperone run``. ``interval``: seconds between its ticks, written in its beat.
         """
         self.runtime = runtime
         self.vouch_for = vouch_for
+        self.interval = interval
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """This monitor's id in its beats."""
+        self.detection_error: str | None = None
+        """The latest tick's detection error (secret-free), None when it was clean."""
 
     def detect(self) -> list[Event]:
-        """Ask every ``chaperone_detect`` implementation for events (one that raises is
-        logged and skipped).
+        """Ask every ``chaperone_detect`` implementation for events. One that raises is
+        logged and skipped, and its error kept in :attr:`detection_error`.
         """
         now = self.runtime.clock.now()
         found: list[Event] = []
+        errors: list[str] = []
         for result in self.runtime.plugins.call_each(
-            "chaperone_detect", runtime=self.runtime, now=now
+            "chaperone_detect",
+            runtime=self.runtime,
+            now=now,
+            on_error=lambda plugin, exc: errors.append(f"{plugin}: {_describe(exc)}"),
         ):
             found.extend(_events(result))
+        self.detection_error = "; ".join(errors) or None
         return found
 
     def tick(self) -> list[DispatchReport]:
@@ -71,24 +99,65 @@ class Monitor:
         outbox, then all delivered at once), and deliver the outbox's due entries; never
         raises.
         """
+        self._recover_store()
         try:
             if self.vouch_for is not None:
                 now = self.runtime.clock.now().isoformat()
                 self.runtime.store.set(ALIVE_KEY, now, ttl=self.vouch_for)
             events = self.detect()
         except Exception as exc:
-            _log.error("detection failed", error=f"{type(exc).__name__}: {exc}")
+            self.detection_error = _describe(exc)
+            _log.error("detection failed", error=self.detection_error)
             events = []
+        self._report_detection()
         return self.runtime.dispatch_all(events)
+
+    def _recover_store(self) -> None:
+        """Try a store that failed again, when a try is due."""
+        recover = getattr(self.runtime.store, "maybe_recover", None)
+        if recover is None:
+            return
+        try:
+            recover()
+        except Exception as exc:
+            _log.error("could not try the store again", error=_describe(exc))
+
+    def _report_detection(self) -> None:
+        """Tell health and the self-watch how detection went."""
+        watch = self.runtime.self_watch
+        if self.detection_error is None:
+            watch.working("detection")
+        else:
+            watch.failing("detection", self.detection_error)
+        watch.refresh()
+        if self.vouch_for is None:
+            return
+        beat = MonitorBeat(
+            monitor=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            interval=self.interval,
+            ticked_at=self.runtime.clock.timestamp(),
+            error=self.detection_error,
+        )
+        try:
+            beat.write(self.runtime.store)
+        except Exception as exc:
+            _log.warning("could not record the monitor's beat", error=_describe(exc))
 
     def run(self, interval: float, stop: threading.Event) -> int:
         """Tick every ``interval`` seconds until ``stop`` is set; return the tick count."""
+        self.interval = interval
         ticks = 0
         while not stop.is_set():
             self.tick()
             ticks += 1
             stop.wait(interval)
         return ticks
+
+
+def _describe(exc: BaseException) -> str:
+    return MASKER.mask(f"{type(exc).__name__}: {exc}")
 
 
 def _events(result: object) -> Iterable[Event]:

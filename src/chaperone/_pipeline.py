@@ -15,7 +15,7 @@ up no other destination.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -34,7 +34,14 @@ from chaperone.builtin import routing as builtin_routing
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
-__all__ = ["AlertReport", "DispatchReport", "process_alert", "process_event", "process_events"]
+__all__ = [
+    "AlertReport",
+    "DispatchReport",
+    "process_alert",
+    "process_direct",
+    "process_event",
+    "process_events",
+]
 
 _log = structlog.get_logger("chaperone.pipeline")
 
@@ -161,6 +168,41 @@ def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
         _log.debug("no alert for event", event_type=type(event).__name__)
         return ()
     return list(alerts)
+
+
+async def process_direct(
+    runtime: Runtime, event: Event, *, exclude: Collection[str] = ()
+) -> DispatchReport:
+    """Deliver ``event``'s alerts without the store: no filters, no outbox, each
+    destination tried from memory (all but the channels in ``exclude``). For Chaperone's
+    own alerts (``chaperone_degraded``), which must go out when the store is the part
+    that fails, and must not wait in a maintenance window or a group.
+    """
+    if event.occurred_at is None:
+        event = attrs.evolve(event, occurred_at=runtime.clock.now())
+    runtime.plugins.call_each("chaperone_event", event=event, runtime=runtime)
+    if not runtime.settings.enabled:
+        return DispatchReport(
+            event=event, skipped="alerting is disabled (CHAPERONE_ALERTING_ENABLED)"
+        )
+    verdict = Verdict.send("Chaperone's own alert: sent without the store and the filters")
+    reports: list[AlertReport] = []
+    for alert in _alerts_for(runtime, event):
+        destinations = [
+            destination
+            for destination in _destinations_for(runtime, alert)
+            if destination.channel not in exclude
+        ]
+        claims = [_delivery.memory_claim(runtime, alert, where) for where in destinations]
+        per_claim = await _delivery.deliver_claims(runtime, claims)
+        reports.append(
+            AlertReport(
+                alert=alert,
+                verdict=verdict,
+                deliveries=tuple(result for results in per_claim for result in results),
+            )
+        )
+    return DispatchReport(event=event, alerts=tuple(reports))
 
 
 async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> AlertReport:

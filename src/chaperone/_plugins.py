@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "chaperone.filters.grouping",
     "chaperone.builtin.routing",
     "chaperone.builtin.metrics",
+    "chaperone.builtin.selfwatch",
     "chaperone.channels.log",
     "chaperone.channels.database",
 )
@@ -215,9 +216,16 @@ class PluginHost:
         if name not in info.channels:
             info.channels.append(name)
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+    def call_each(
+        self,
+        hook_name: str,
+        *,
+        on_error: Callable[[str, Exception], object] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
         """Call every implementation of a hook in pluggy's order and return the results
-        that are not None; one that raises is logged and the others still run.
+        that are not None; one that raises is logged (and passed to ``on_error`` with the
+        plugin's name) and the others still run.
         """
         caller = getattr(self.hook, hook_name)
         results = []
@@ -233,6 +241,8 @@ class PluginHost:
                     plugin=impl.plugin_name,
                     error=_describe(exc),
                 )
+                if on_error is not None:
+                    on_error(impl.plugin_name, exc)
                 continue
             if result is not None:
                 results.append(result)

@@ -8,12 +8,14 @@ neither ever raises into the caller.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import attrs
 import httpx
@@ -21,6 +23,7 @@ import structlog
 
 from chaperone._alerts import Alert
 from chaperone._clock import Clock, SystemClock
+from chaperone._degraded import SelfWatch
 from chaperone._delivery import DeliveryResult, drain
 from chaperone._events import Event
 from chaperone._exceptions import ConfigError, ConfigProblem, UnknownChannelError
@@ -46,6 +49,7 @@ from chaperone.store import Store, default_store_url, open_store
 __all__ = ["Runtime", "package_for_channel"]
 
 _log = structlog.get_logger("chaperone")
+T = TypeVar("T")
 
 
 def package_for_channel(name: str) -> str:
@@ -95,6 +99,8 @@ class Runtime:
         """Where every routed alert waits until its channel confirmed it (see
         :mod:`chaperone._outbox`)."""
         self._queue_length_sources: dict[str, Callable[[], int]] = {}
+        self.self_watch = SelfWatch(self)
+        """Chaperone's own failing parts, alerted as ``chaperone_degraded``."""
         if validate:
             try:
                 self.check()
@@ -384,6 +390,12 @@ class Runtime:
         """Synchronous :meth:`asend`."""
         return self._loop.run(process_alert(self, alert, is_test=is_test))
 
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coroutine`` on the delivery loop without waiting for it (from any thread,
+        the loop's own included).
+        """
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop.loop)
+
     def _failed(self, event: Event, exc: Exception) -> DispatchReport:
         reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
         _log.error("alert pipeline failed", event_type=type(event).__name__, error=reason)
@@ -402,7 +414,12 @@ class Runtime:
             self._http = None
 
     def close(self) -> None:
-        """Close channels, the HTTP client, the delivery loop and the store."""
+        """Close channels, the HTTP client, the delivery loop and the store, after waiting
+        (at most ``delivery.exit_grace``) for Chaperone's own alerts still being sent.
+        """
+        left = self.self_watch.wait(self.settings.delivery.exit_grace.total_seconds())
+        if left:
+            _log.error("degraded alerts still unsent at exit", count=left)
         try:
             self._loop.run(self._aclose_resources())
         finally:

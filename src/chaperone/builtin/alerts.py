@@ -15,9 +15,12 @@ from chaperone._alerts import Alert, AlertStatus, Severity
 from chaperone._durations import format_duration, format_time
 from chaperone._events import (
     AlertsGrouped,
+    ChaperoneDegraded,
+    ChaperoneRecovered,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
+    JobAbandoned,
     JobCompleted,
     JobRecovered,
     JobStuck,
@@ -43,7 +46,17 @@ JOB_TIMEOUT = "job_timeout"
 CIRCUIT_BREAKER = "circuit_breaker"
 RESOURCE_VIOLATION = "resource_violation"
 THRESHOLD = "threshold"
-ALERT_TYPES = (JOB_STUCK, JOB_TIMEOUT, CIRCUIT_BREAKER, RESOURCE_VIOLATION, THRESHOLD)
+JOB_ABANDONED = "job_abandoned"
+CHAPERONE_DEGRADED = "chaperone_degraded"
+ALERT_TYPES = (
+    JOB_STUCK,
+    JOB_TIMEOUT,
+    CIRCUIT_BREAKER,
+    RESOURCE_VIOLATION,
+    THRESHOLD,
+    JOB_ABANDONED,
+    CHAPERONE_DEGRADED,
+)
 """The alert types built-in events raise."""
 
 _HEADLINES = {
@@ -52,7 +65,22 @@ _HEADLINES = {
     CIRCUIT_BREAKER: "Circuit Breaker Opened",
     RESOURCE_VIOLATION: "Resource Violation",
     THRESHOLD: "Threshold Exceeded",
+    JOB_ABANDONED: "Job Abandoned",
+    CHAPERONE_DEGRADED: "Chaperone Degraded",
 }
+_DEGRADED_SUMMARIES = {
+    "store": "Chaperone cannot use its store. This process works from memory: its alerts "
+    "are delivered straight to the channels, but jobs in other processes go unwatched and "
+    "what this process holds is lost if it stops before the store is back.",
+    "detection": "Chaperone's detection failed: stuck and timed-out jobs may go unreported "
+    "until it works again.",
+    "outbox": "Chaperone's outbox refused alerts: they are delivered from memory, and lost "
+    "if this process stops before they are.",
+}
+_CHANNEL_SUMMARY = (
+    "Alerts could not be delivered to the {name} channel: whoever reads it misses them "
+    "until it works again."
+)
 _RESOURCE_CAUSES = {
     ViolationType.MEMORY: "The job may be loading too much data at once, or leaking memory.",
     ViolationType.CPU: "The job may be spinning in a busy loop or doing far more work than usual.",
@@ -276,6 +304,84 @@ def _(event: JobCompleted, runtime: Runtime) -> Sequence[Alert]:
             details_url=_details_url(runtime, event.supervision_id),
         )
         for incident in event.resolves
+    ]
+
+
+@build_alerts.register(JobAbandoned)
+def _(event: JobAbandoned, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        Alert(
+            type=JOB_ABANDONED,
+            key=event.supervision_id,
+            headline=_HEADLINES[JOB_ABANDONED],
+            title=f"Job Abandoned: {event.job_class}",
+            summary="The process supervising this job stopped reporting; the job may still "
+            "be running, unsupervised.",
+            explanation="Its supervisor (chaperone run, or the job's own process) was killed, "
+            "crashed or lost its host. Check whether the job still runs and whether its "
+            "work was done.",
+            severity=Severity.WARNING,
+            fields={
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Supervisor": event.supervisor,
+                "Last Seen": format_time(event.last_seen),
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+def _degraded_summary(part: str) -> str:
+    channel = part.removeprefix("channel:")
+    if channel != part:
+        return _CHANNEL_SUMMARY.format(name=channel)
+    return _DEGRADED_SUMMARIES.get(part, f"Chaperone's {part} is failing.")
+
+
+@build_alerts.register(ChaperoneDegraded)
+def _(event: ChaperoneDegraded, runtime: Runtime) -> Sequence[Alert]:
+    fields = {"Part": event.part, "Reason": event.reason, "Since": format_time(event.since)}
+    if event.process:
+        fields["Process"] = event.process
+    return [
+        Alert(
+            type=CHAPERONE_DEGRADED,
+            key=event.part,
+            headline=_HEADLINES[CHAPERONE_DEGRADED],
+            title=f"Chaperone Degraded: {event.part}",
+            summary=_degraded_summary(event.part),
+            explanation="A part of the alerting system itself is failing; see the reason. "
+            "`chaperone health` names every failing check.",
+            severity=Severity.CRITICAL,
+            fields=fields,
+            service="chaperone",
+            labels={"part": event.part},
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(ChaperoneRecovered)
+def _(event: ChaperoneRecovered, runtime: Runtime) -> Sequence[Alert]:
+    fields = {"Part": event.part, "Failing Since": format_time(event.since)}
+    if event.process:
+        fields["Process"] = event.process
+    return [
+        _resolved(
+            alert_type=CHAPERONE_DEGRADED,
+            key=event.part,
+            headline="Chaperone Recovered",
+            subject=event.part,
+            summary=f"Chaperone's {event.part} works again.",
+            fields=fields,
+            occurred_at=_when(event),
+            service="chaperone",
+            labels={"part": event.part},
+        )
     ]
 
 

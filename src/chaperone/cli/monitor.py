@@ -38,7 +38,7 @@ def monitor(interval: float, once: bool) -> None:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     with runtime_or_exit() as runtime:
-        watcher = Monitor(runtime, vouch_for=max(ALIVE_TTL, 3 * interval))
+        watcher = Monitor(runtime, vouch_for=max(ALIVE_TTL, 3 * interval), interval=interval)
         if once:
             reports = watcher.tick()
             alerts = sum(len(report.alerts) for report in reports)

@@ -29,6 +29,7 @@ __all__ = [
     "DegradedRecord",
     "MonitorBeat",
     "beat_ttl",
+    "degraded_key",
     "read_beats",
     "read_degraded",
 ]
@@ -44,6 +45,11 @@ _BEAT_TTL_MIN: Final = 120.0
 def beat_ttl(interval: float) -> float:
     """How long a monitor's beat is kept: ten of its intervals, at least two minutes."""
     return max(_BEAT_TTL_MIN, _BEAT_TTL_INTERVALS * interval)
+
+
+def degraded_key(part: str) -> str:
+    """Where the record of a failing ``part`` is stored."""
+    return DEGRADED_PREFIX + part
 
 
 @attrs.frozen(kw_only=True)
@@ -107,7 +113,7 @@ class DegradedRecord:
     @property
     def key(self) -> str:
         """Where the record is stored."""
-        return DEGRADED_PREFIX + self.part
+        return degraded_key(self.part)
 
     def to_json(self) -> str:
         """The record as stored."""
