@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import structlog
 
@@ -94,10 +94,10 @@ class Monitor:
         self.detection_error = "; ".join(errors) or None
         return found
 
-    def tick(self) -> list[DispatchReport]:
-        """Detect once, dispatch every event found as one batch (all written to the
-        outbox, then all delivered at once), and deliver the outbox's due entries; never
-        raises.
+    def tick(self, extra: Sequence[Event] = ()) -> list[DispatchReport]:
+        """Detect once, dispatch every event found (and ``extra``, events the caller
+        found itself) as one batch (all written to the outbox, then all delivered at
+        once), and deliver the outbox's due entries; never raises.
         """
         self._recover_store()
         try:
@@ -110,7 +110,7 @@ class Monitor:
             _log.error("detection failed", error=self.detection_error)
             events = []
         self._report_detection()
-        return self.runtime.dispatch_all(events)
+        return self.runtime.dispatch_all([*extra, *events])
 
     def _recover_store(self) -> None:
         """Try a store that failed again, when a try is due."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 import httpx
@@ -45,6 +45,9 @@ from chaperone.channels._base import Channel
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings, load_settings
 from chaperone.store import Store, default_store_url, open_store
+
+if TYPE_CHECKING:
+    from chaperone.supervision import Supervisor
 
 __all__ = ["Runtime", "package_for_channel"]
 
@@ -389,6 +392,20 @@ class Runtime:
     def send(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
         """Synchronous :meth:`asend`."""
         return self._loop.run(process_alert(self, alert, is_test=is_test))
+
+    def watch_store(self, supervisor: Supervisor) -> None:
+        """Have ``supervisor`` write its running jobs again whenever the store goes
+        degraded, so that what the process then works from (memory) holds them.
+        """
+        add_listener = getattr(self.store, "add_listener", None)
+        if add_listener is None:
+            return
+
+        def on_change(change: Any) -> None:
+            if getattr(change, "reason", None) is not None:
+                supervisor.rewrite_active()
+
+        add_listener(on_change)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coroutine`` on the delivery loop without waiting for it (from any thread,

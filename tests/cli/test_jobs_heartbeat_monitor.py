@@ -51,7 +51,7 @@ def supervisor_in(folder: Path) -> Iterator[Supervisor]:
     path = folder / STORE_FILE
     store = SQLiteStore(path, SystemClock(), f"sqlite:///{path.resolve()}")
     try:
-        yield Supervisor(store)
+        yield Supervisor(store, background=False)
     finally:
         store.close()
 

@@ -36,7 +36,7 @@ from chaperone.supervision import (
     current_job,
     supervise,
 )
-from chaperone.supervision import _supervisor as supervisor_module
+from chaperone.supervision import _supervise as supervise_module
 from chaperone.supervision._records import flush_interval
 from chaperone.supervision._stats import read_stats
 from chaperone.supervision._supervisor import RETENTION
@@ -772,7 +772,7 @@ class TestStoreAway:
         blocker.write_text("not a directory")
         monkeypatch.setenv("CHAPERONE_STORE", f"sqlite:///{blocker / 'sub' / 'c.db'}")
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(supervisor_module, "_default_supervisor", None)
+        monkeypatch.setattr(supervise_module, "_default_supervisor", None)
         with capture_all_logs() as logs:
             with supervise("j", heartbeat_interval=1) as job:
                 job.heartbeat()

@@ -1,58 +1,59 @@
 """``chaperone run -- CMD``: run a command as a supervised job, detecting and delivering
 its alerts inline (no separate monitor needed), and exit with the command's status.
+
+Nothing of Chaperone's stops, slows or fails the job: the command starts before the
+store is first used; the main thread only watches the command (its limits, its
+heartbeats through ``CHAPERONE_HEARTBEAT_FILE``, the signals to forward) while the
+monitor ticks on a thread of its own and the supervisor writes on another, so a locked,
+full or lost store and a hanging channel delay neither the job nor the enforcement of
+its limits (stopped within a poll of a tenth of a second). When the store cannot be
+used, the job is supervised from memory and its alerts go straight to the channels
+(see :mod:`chaperone.store._resilient`). After the job, what is still being reported
+and delivered gets ``delivery.exit_grace``; what is left stays in the outbox for
+``chaperone monitor``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-import signal
+import shutil
 import socket
-import subprocess
+import tempfile
+import threading
+import time
 import uuid
-from types import FrameType
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Final
 
 import attrs
 import click
+import structlog
 
-from chaperone._events import ViolationType
+from chaperone._events import Event, JobTimeout
 from chaperone._monitor import Monitor
 from chaperone._runtime import Runtime
+from chaperone._ticker import Ticker
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
 from chaperone.cli._params import positive_seconds
+from chaperone.detectors.jobs import JOB_TIMEOUT, claim_incident
 from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervision, Supervisor
-from chaperone.supervision._resources import ResourceSampler
+from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
+from chaperone.supervision._child import ChildProcess, StartFailed, exit_status
+from chaperone.supervision._resources import Measurement, ProcessTreeMeter, ResourceSampler
 
 __all__ = ["run"]
+
+_log = structlog.get_logger("chaperone.run")
 
 _POLL: Final = 0.1
 """Seconds between two looks at the child (kill-on-timeout precision)."""
 _KILL_GRACE: Final = 0.5
-"""Seconds between SIGTERM and SIGKILL when a limit is enforced."""
-
-
-def _signal_job(process: subprocess.Popen[bytes], signum: int) -> None:
-    """Send ``signum`` to the job's whole process group (the command and what it started)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
-
-
-def _stop_child(process: subprocess.Popen[bytes], reason: str) -> None:
-    error(f"chaperone: stopping the job ({reason})")
-    _signal_job(process, signal.SIGTERM)
-    try:
-        process.wait(_KILL_GRACE)
-    except subprocess.TimeoutExpired:
-        _signal_job(process, signal.SIGKILL)
-        process.wait()
-
-
-def _exit_status(returncode: int) -> int:
-    """The shell's convention: 128 + signal number for a child killed by a signal."""
-    return 128 - returncode if returncode < 0 else returncode
+"""Seconds between SIGTERM to the job's group and SIGKILL to what is left of it."""
 
 
 @click.command(
@@ -112,117 +113,205 @@ def run(
     check_interval: float,
     command: tuple[str, ...],
 ) -> None:
-    """Run COMMAND as a supervised job: it gets CHAPERONE_SUPERVISION_ID and CHAPERONE_STORE
-    in its environment, SIGINT and SIGTERM are forwarded to it, alerts are detected and
-    delivered while it runs, and chaperone exits with its status.
+    """Run COMMAND as a supervised job: it gets CHAPERONE_SUPERVISION_ID, CHAPERONE_STORE
+    and CHAPERONE_HEARTBEAT_FILE in its environment, SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+    SIGUSR1 and SIGUSR2 are forwarded to it, alerts are detected and delivered while it
+    runs, and chaperone exits with its status (126 when it cannot be run, 127 when it
+    does not exist).
     """
     if kill_on_timeout and timeout is None:
         raise click.UsageError("--kill-on-timeout needs --timeout")
     if kill_on_memory and memory_limit is None:
         raise click.UsageError("--kill-on-memory needs --memory-limit")
     with runtime_or_exit() as runtime:
-        status = _supervise_child(
-            runtime,
-            JobRecord(
-                supervision_id=str(uuid.uuid4()),
-                name=name or " ".join(command)[:200],
-                started_at=runtime.clock.timestamp(),
-                heartbeat_interval=heartbeat_interval,
-                missed_heartbeats=missed_heartbeats,
-                timeout=timeout,
-                memory_limit_mb=memory_limit,
-                cpu_limit_percent=cpu_limit,
-                host=socket.gethostname(),
-            ),
-            command,
-            kill_on_timeout=kill_on_timeout,
-            kill_on_memory=kill_on_memory,
-            check_interval=check_interval,
+        record = JobRecord(
+            supervision_id=str(uuid.uuid4()),
+            name=name or " ".join(command)[:200],
+            started_at=runtime.clock.timestamp(),
+            heartbeat_interval=heartbeat_interval,
+            missed_heartbeats=missed_heartbeats,
+            timeout=timeout,
+            memory_limit_mb=memory_limit,
+            cpu_limit_percent=cpu_limit,
+            host=socket.gethostname(),
         )
+        options = _Options(kill_on_timeout, kill_on_memory, check_interval)
+        status = _RunningJob(runtime, record, command, options).run()
     raise SystemExit(status)
 
 
-def _supervise_child(
-    runtime: Runtime,
-    record: JobRecord,
-    command: tuple[str, ...],
-    *,
-    kill_on_timeout: bool,
-    kill_on_memory: bool,
-    check_interval: float,
-) -> int:
-    store = runtime.store
-    env = {
-        **os.environ,
-        "CHAPERONE_SUPERVISION_ID": record.supervision_id,
-        # Absolute, so that a child that changes directory still finds the store.
-        "CHAPERONE_STORE": f"sqlite:///{store.path}"
-        if isinstance(store, SQLiteStore)
-        else store.url,
-    }
-    process: subprocess.Popen[bytes] | None = None
-    early: list[int] = []
+@attrs.frozen
+class _Options:
+    kill_on_timeout: bool
+    kill_on_memory: bool
+    check_interval: float
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if process is None:
-            early.append(signum)  # arrived while the child was being started
-        elif process.poll() is None:
-            _signal_job(process, signum)
 
-    # Handlers first: a signal arriving while the child starts must not kill chaperone
-    # and leave the child running unsupervised.
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        # A process group of its own, so that a limit stops everything the job started.
-        process = subprocess.Popen(command, env=env, process_group=0)  # noqa: S603 - the user's command
-    except OSError as exc:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        error(f"chaperone: cannot start {command[0]!r}: {exc.strerror or exc}")
-        return 127
-    for signum in early:
-        _signal_job(process, signum)
-    supervisor = Supervisor(runtime.store, runtime.clock)
-    job = Supervision(supervisor, attrs.evolve(record, pid=process.pid))
-    job.start()
-    sampler = ResourceSampler(supervisor, job.record, process.pid)
-    # The job ends soon: this monitor must not promise to flush what grouping holds.
-    monitor = Monitor(runtime, vouch_for=None)
-    stopped_for: str | None = None
-    try:
-        next_check = 0.0
-        while process.poll() is None:
-            now = runtime.clock.timestamp()
+class _RunningJob:
+    """One ``chaperone run``: the child, its supervision, the monitor's thread."""
+
+    def __init__(
+        self, runtime: Runtime, record: JobRecord, command: Sequence[str], options: _Options
+    ) -> None:
+        self.runtime = runtime
+        self.record = record
+        self.command = tuple(command)
+        self.options = options
+        self.supervisor = Supervisor(runtime.store, runtime.clock, background=True)
+        runtime.watch_store(self.supervisor)
+        self.stopped_for: str | None = None
+
+    def run(self) -> int:
+        """Start the command, supervise it to its end, report, and return its status."""
+        folder = Path(tempfile.mkdtemp(prefix="chaperone-run-"))
+        beat_file = folder / "heartbeat"
+        try:
+            try:
+                child = ChildProcess(self.command, self._environment(beat_file))
+            except StartFailed as failed:
+                error(f"chaperone: {failed.reason}")
+                return failed.status
+            with child:
+                return self._supervise(child, beat_file)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _environment(self, beat_file: Path) -> dict[str, str]:
+        store = self.runtime.store
+        primary = getattr(store, "primary", store)
+        return {
+            **os.environ,
+            "CHAPERONE_SUPERVISION_ID": self.record.supervision_id,
+            # Absolute, so that a child that changes directory still finds the store.
+            "CHAPERONE_STORE": f"sqlite:///{primary.path}"
+            if isinstance(primary, SQLiteStore)
+            else store.url,
+            HEARTBEAT_FILE_ENV: str(beat_file),
+        }
+
+    def _supervise(self, child: ChildProcess, beat_file: Path) -> int:
+        record = self.record = attrs.evolve(self.record, pid=child.pid)
+        job = Supervision(self.supervisor, record)
+        job.start()
+        sampler = ResourceSampler(self.supervisor, record, child.pid) if _limited(record) else None
+        meter = ProcessTreeMeter(child.pid)
+        # The job ends soon: this monitor must not promise to flush what grouping holds.
+        ticker = Ticker(Monitor(self.runtime, vouch_for=None), self.options.check_interval)
+        ticker.start()
+        try:
+            self._watch(child, job, ticker, sampler, meter, BeatFileWatcher(beat_file))
+        except Exception:
+            # A bug of ours must not leave the job unsupervised and unrecorded.
+            _log.exception("chaperone run failed while watching the job; waiting for it")
+        returncode = child.returncode()
+        failure = None
+        if returncode != 0:
+            failure = ChildFailed(self.stopped_for or f"exit status {exit_status(returncode)}")
+        # On the monitor's thread, after what the main thread handed over (a timeout to
+        # report must be claimed before the end closes the job's incidents).
+        end = _Once(functools.partial(job.finish, failure))
+        grace = self.runtime.settings.delivery.exit_grace.total_seconds()
+        ticker.give("end", lambda: self._ended(end, grace))
+        if not ticker.finish(grace):
+            _log.warning("the job's last alerts are still being detected; leaving them")
+            end()
+            self.supervisor.flush(grace)
+        return exit_status(returncode)
+
+    def _watch(
+        self,
+        child: ChildProcess,
+        job: Supervision,
+        ticker: Ticker,
+        sampler: ResourceSampler | None,
+        meter: ProcessTreeMeter,
+        beats: BeatFileWatcher,
+    ) -> None:
+        """Until the command ends: enforce its limits, count its heartbeats, and hand
+        what needs the store to the monitor's thread.
+        """
+        record, options, clock = self.record, self.options, self.runtime.clock
+        next_sample = 0.0
+        while child.poll() is None:
+            beat = beats.poll()
+            if beat is not None:
+                if beat.progress is None:
+                    job.heartbeat()
+                else:
+                    job.progress(*beat.progress)
             deadline = record.timeout_deadline
-            if kill_on_timeout and deadline is not None and now >= deadline:
-                # Stop first (the limit is the user's), then report: the job is still
-                # on record as running, so this tick finds it timed out.
-                stopped_for = f"timed out after {record.timeout:g}s"
-                _stop_child(process, stopped_for)
-                monitor.tick()
-                break
-            if now >= next_check:
-                violations = sampler.sample()
-                if kill_on_memory and ViolationType.MEMORY in violations:
-                    stopped_for = f"over its memory limit of {record.memory_limit_mb:g} MB"
-                    _stop_child(process, stopped_for)
-                    monitor.tick()
-                    break
-                monitor.tick()
-                next_check = now + check_interval
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(_POLL)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    returncode = process.wait()
-    failure = None
-    if returncode != 0:
-        failure = ChildFailed(stopped_for or f"exit status {_exit_status(returncode)}")
-    sampler.close()
-    job.finish(failure)
-    monitor.tick()
-    return _exit_status(returncode)
+            if options.kill_on_timeout and deadline is not None and clock.timestamp() >= deadline:
+                self._stop(child, f"timed out after {record.timeout:g}s")
+                ticker.give("timeout", self._timed_out)
+                return
+            if sampler is not None and time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + options.check_interval
+                measurement = meter()
+                ticker.give("sample", functools.partial(_judged, sampler, measurement))
+                over = _over_memory(record, measurement)
+                if options.kill_on_memory and over:
+                    self._stop(child, f"over its memory limit of {record.memory_limit_mb:g} MB")
+                    return
+            child.wait(_POLL)
+
+    def _stop(self, child: ChildProcess, reason: str) -> None:
+        self.stopped_for = reason
+        error(f"chaperone: stopping the job ({reason})")
+        child.stop(_KILL_GRACE)
+
+    def _timed_out(self) -> list[Event]:
+        """The job's timeout, claimed like the detector's (one report however many
+        monitors saw it), for the monitor's thread to report.
+        """
+        record, now = self.record, self.runtime.clock.timestamp()
+        if not claim_incident(self.runtime.store, record, JOB_TIMEOUT, now):
+            return []  # a monitor reported it already
+        return [
+            JobTimeout(
+                supervision_id=record.supervision_id,
+                job_class=record.name,
+                timeout=timedelta(seconds=record.timeout or 0.0),
+                actual_duration=timedelta(seconds=record.duration(now)),
+                occurred_at=self.runtime.clock.now(),
+            )
+        ]
+
+    def _ended(self, end: _Once, grace: float) -> list[Event]:
+        """Record the job's end and wait (on the monitor's thread) for it to be written,
+        so that the last tick resolves what the job had open.
+        """
+        end()
+        if not self.supervisor.flush(grace):
+            _log.warning("the job's end is not written yet; the monitor will finish it")
+        return []
+
+
+class _Once:
+    """Calls a function the first time it is called, never again (from any thread)."""
+
+    def __init__(self, function: Callable[[], None]) -> None:
+        self._function: Callable[[], None] | None = function
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            function, self._function = self._function, None
+        if function is not None:
+            function()
+
+
+def _limited(record: JobRecord) -> bool:
+    return record.memory_limit_mb is not None or record.cpu_limit_percent is not None
+
+
+def _over_memory(record: JobRecord, measurement: Measurement) -> bool:
+    limit = record.memory_limit_mb
+    return limit is not None and measurement.memory_mb is not None and measurement.memory_mb > limit
+
+
+def _judged(sampler: ResourceSampler, measurement: Measurement) -> list[Event]:
+    sampler.record(measurement)
+    return []
 
 
 class ChildFailed(Exception):  # noqa: N818 - recorded as the job's error: "ChildFailed: exit status 3"

@@ -1,4 +1,4 @@
-"""Built-in detector: stuck and timed-out jobs, and their recovery.
+"""Built-in detector: stuck, timed-out and abandoned jobs, and their recovery.
 
 Jobs are found through the store's deadline index, so a tick costs O(log n) in the
 number of supervised jobs, plus the work for those due. Each episode is reported once,
@@ -14,16 +14,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from chaperone._events import Event, JobRecovered, JobStuck, JobTimeout
+import attrs
+
+from chaperone._events import Event, JobAbandoned, JobRecovered, JobStuck, JobTimeout
 from chaperone._markers import hookimpl
 from chaperone.supervision import _keys
 from chaperone.supervision._records import JobRecord, JobState
+from chaperone.supervision._supervisor import RETENTION
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
     from chaperone.store import Store
 
-__all__ = ["MAX_DUE_PER_TICK", "chaperone_detect", "check_due"]
+__all__ = ["MAX_DUE_PER_TICK", "chaperone_detect", "check_due", "claim_incident"]
 
 MAX_DUE_PER_TICK: Final = 1000
 """Checks handled per tick; the rest wait for the next tick."""
@@ -32,13 +35,18 @@ _RECOVERY_CHECK: Final = 5.0
 
 JOB_STUCK: Final = "job_stuck"
 JOB_TIMEOUT: Final = "job_timeout"
+JOB_ABANDONED: Final = "job_abandoned"
+_CHECKS: Final = ("stuck", "timeout", "recovery", "abandon")
 
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _claim(store: Store, record: JobRecord, alert_type: str, since: float) -> bool:
+def claim_incident(store: Store, record: JobRecord, alert_type: str, since: float) -> bool:
+    """Claim the report of ``record``'s incident of ``alert_type``: True for exactly one
+    caller, however many processes find it at once.
+    """
     value = json.dumps(
         {
             "type": alert_type,
@@ -55,7 +63,7 @@ def check_due(store: Store, now: float, limit: int = MAX_DUE_PER_TICK) -> Iterat
     """Handle every check due by ``now``: yield the events found, and reschedule or drop
     each check so that it is not due again before it needs to be.
     """
-    for member, _at in store.due(_keys.DEADLINES, now, limit):
+    for member, at in store.due(_keys.DEADLINES, now, limit):
         supervision_id, check = _keys.split_member(member)
         text = store.get(_keys.job_key(supervision_id))
         record = None if text is None else JobRecord.from_json(text)
@@ -68,6 +76,8 @@ def check_due(store: Store, now: float, limit: int = MAX_DUE_PER_TICK) -> Iterat
             yield from _check_timeout(store, record, member, now)
         elif check == "recovery":
             yield from _check_recovery(store, record, member, now)
+        elif check == "abandon":
+            yield from _check_abandoned(store, record, member, at, now)
         else:
             store.unschedule(_keys.DEADLINES, member)
 
@@ -82,7 +92,7 @@ def _check_stuck(store: Store, record: JobRecord, member: str, now: float) -> It
         return
     store.unschedule(_keys.DEADLINES, member)
     last_sign_of_life = record.last_heartbeat or record.started_at
-    if _claim(store, record, JOB_STUCK, now):
+    if claim_incident(store, record, JOB_STUCK, now):
         yield JobStuck(
             supervision_id=record.supervision_id,
             job_class=record.name,
@@ -103,7 +113,7 @@ def _check_timeout(store: Store, record: JobRecord, member: str, now: float) -> 
         store.schedule(_keys.DEADLINES, member, deadline)
         return
     store.unschedule(_keys.DEADLINES, member)
-    if _claim(store, record, JOB_TIMEOUT, now):
+    if claim_incident(store, record, JOB_TIMEOUT, now):
         yield JobTimeout(
             supervision_id=record.supervision_id,
             job_class=record.name,
@@ -136,6 +146,37 @@ def _check_recovery(store: Store, record: JobRecord, member: str, now: float) ->
             reason="heartbeats resumed",
             occurred_at=_utc(now),
         )
+
+
+def _check_abandoned(
+    store: Store, record: JobRecord, member: str, at: float, now: float
+) -> Iterator[Event]:
+    """A running job whose supervising process stopped vouching for it ends abandoned."""
+    if store.get(_keys.alive_key(record.supervision_id)) is not None:
+        store.schedule(_keys.DEADLINES, member, now + _keys.LEASE / 3)  # vouched: look later
+        return
+    store.unschedule(_keys.DEADLINES, member)
+    if not claim_incident(store, record, JOB_ABANDONED, now):
+        return
+    last_seen = at - _keys.LEASE
+    supervisor = record.supervisor or f"pid {record.pid} on {record.host}"
+    abandoned = attrs.evolve(
+        record,
+        state=JobState.ABANDONED,
+        finished_at=now,
+        error=f"abandoned: {supervisor} stopped vouching for the job at "
+        f"{_utc(last_seen):%Y-%m-%d %H:%M:%S} UTC",
+    )
+    store.set(_keys.job_key(record.supervision_id), abandoned.to_json(), RETENTION)
+    for check in _CHECKS:
+        store.unschedule(_keys.DEADLINES, _keys.member(record.supervision_id, check))
+    yield JobAbandoned(
+        supervision_id=record.supervision_id,
+        job_class=record.name,
+        supervisor=supervisor,
+        last_seen=_utc(last_seen),
+        occurred_at=_utc(now),
+    )
 
 
 @hookimpl

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ALIVE_PREFIX",
     "DEADLINES",
     "EVENTS_QUEUE",
     "INCIDENT_TTL",
     "JOB_PREFIX",
+    "LEASE",
+    "alive_key",
     "incident_key",
     "incident_prefix",
     "job_key",
@@ -25,6 +28,15 @@ EVENTS_QUEUE: Final = "events"
 """Events raised in job processes (breakers, resources, completions) for the monitor."""
 INCIDENT_TTL: Final = 7 * 86400.0
 """An open incident whose job vanished is forgotten after a week."""
+ALIVE_PREFIX: Final = "alive:"
+LEASE: Final = 60.0
+"""Seconds a supervising process vouches for its running jobs at a time; it renews the
+vouch every third of that. A running job nobody vouches for any more is abandoned."""
+
+
+def alive_key(supervision_id: str) -> str:
+    """The key by which a supervising process vouches for a running job."""
+    return f"{ALIVE_PREFIX}{supervision_id}"
 
 
 def job_key(supervision_id: str) -> str:
@@ -33,7 +45,9 @@ def job_key(supervision_id: str) -> str:
 
 
 def member(supervision_id: str, check: str) -> str:
-    """A deadline-index member: which job, which check (stuck, timeout, recovery)."""
+    """A deadline-index member: which job, which check (stuck, timeout, recovery,
+    abandon).
+    """
     return f"{supervision_id}|{check}"
 
 

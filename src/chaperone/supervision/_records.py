@@ -32,6 +32,9 @@ class JobState(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    ABANDONED = "abandoned"
+    """Its supervising process stopped vouching for it while it ran (killed, crashed):
+    the job may have run on unsupervised."""
 
 
 def _utc(timestamp: float | None) -> datetime | None:
@@ -59,6 +62,8 @@ class JobRecord:
     host: str | None = None
     finished_at: float | None = None
     error: str | None = None
+    supervisor: str | None = None
+    """The process that supervises the job, as ``chaperone run (pid N on HOST)``."""
 
     @property
     def stuck_after(self) -> float | None:
@@ -123,5 +128,6 @@ class JobRecord:
             "pid": self.pid,
             "host": self.host,
             "error": self.error,
+            "supervisor": self.supervisor,
             "metadata": self.metadata,
         }

@@ -198,14 +198,23 @@ class ResourceSampler:
         the limits the job is over now (as last measured where this sample could not
         tell). Never raises.
         """
+        measurement = self._take()
+        if measurement is None:
+            with self._lock:
+                return set(self._over)
+        return self.record(measurement)
+
+    def record(self, measurement: Measurement) -> set[ViolationType]:
+        """Judge a measurement taken elsewhere (``chaperone run`` measures on its main
+        thread, to stop the job at once, and records here on another): report what
+        crossed a limit or came back within it; return the limits the job is over now.
+        """
         with self._lock:
-            measurement = self._take()
-            if measurement is not None:
-                self.last = measurement
-                for violation, limit in self._limits.items():
-                    actual = _value(measurement, violation)
-                    if actual is not None:
-                        self._judge(violation, limit, actual)
+            self.last = measurement
+            for violation, limit in self._limits.items():
+                actual = _value(measurement, violation)
+                if actual is not None:
+                    self._judge(violation, limit, actual)
             return set(self._over)
 
     def _take(self) -> Measurement | None:

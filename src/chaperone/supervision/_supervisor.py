@@ -1,79 +1,62 @@
-"""The job side: ``supervise(...)`` records a job's start, heartbeats, progress and end.
+"""The job side's writer: supervision facts go to the store without ever holding up a job.
 
 Job processes only write cheap facts to the store; detection runs in the monitor. A
-heartbeat in a hot loop costs a clock read and a comparison: heartbeats coalesce, and the
-latest is written at most once per flush interval (a quarter of the heartbeat interval,
-at most a second). The store being away never fails the job: the supervisor keeps the
-latest unwritten record of each job in memory (one per job, the newest wins) and writes it
-once the store answers again. After a failed store call, the job's own calls only buffer
-until a retry delay (1 s, doubling up to 30 s) has passed, so a job never waits out the
-store's retry budget at every heartbeat; a background timer retries on the same schedule,
-so the end of a job reaches the store even when the job makes no further call.
+:class:`Supervisor` writes them for every job of its process:
+
+- **In the background** (by default with the real clock): a job's own calls
+  (``heartbeat()``, ``progress()``, its start and its end) only hand the latest record
+  to a writer thread and return, in microseconds, whatever the store does: locked, full,
+  slow or away. The writer keeps the latest unwritten record of each job (one per job,
+  the newest wins) and retries after a failed call (1 s, doubling up to 30 s). It also
+  vouches for the process's running jobs (``alive:<id>``, renewed every third of
+  :data:`~chaperone.supervision._keys.LEASE`), so a job whose supervising process dies
+  ends as abandoned rather than "running" forever. :meth:`Supervisor.flush` waits for
+  what is still unwritten, at most a given time (at exit).
+- **Inline** (with an injected clock, in tests): the caller's thread writes, and
+  drives the retries (:meth:`Supervisor.retry_pending`); after a failed call the job's
+  own calls only keep records until the retry delay has passed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
-import inspect
 import json
 import os
 import socket
 import threading
-import uuid
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import timedelta
-from types import TracebackType
-from typing import Any, Final, ParamSpec, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 import structlog
 
 from chaperone._clock import Clock, SystemClock
-from chaperone._durations import parse_duration
 from chaperone._event_codec import encode_event
-from chaperone._events import Event, IncidentRef, JobCompleted
-from chaperone._exceptions import StoreError
+from chaperone._events import Event, IncidentRef
+from chaperone._secrets import MASKER
 from chaperone.store import Store
 from chaperone.supervision import _keys
-from chaperone.supervision._records import JobRecord, JobState, flush_interval
-from chaperone.supervision._resources import DEFAULT_INTERVAL, ResourceSampler
-from chaperone.supervision._stats import record_job_finished
+from chaperone.supervision._records import JobRecord, JobState
 
-__all__ = ["Supervision", "Supervisor", "current_job", "supervise"]
+if TYPE_CHECKING:
+    from chaperone.supervision._job import Supervision
 
-P = ParamSpec("P")
+__all__ = ["PENDING_LIMIT", "RETENTION", "RETRY_FIRST", "RETRY_MAX", "Supervisor"]
+
 R = TypeVar("R")
 
 RETENTION: Final = 86400.0
 """A finished job's record stays a day, for ``chaperone jobs`` and the history."""
-_ERROR_TEXT_LIMIT: Final = 500
 RETRY_FIRST: Final = 1.0
-"""Seconds after a failed store call before the job's calls try the store again."""
+"""Seconds after a failed store call before the store is tried again."""
 RETRY_MAX: Final = 30.0
 """The retry delay doubles after each failed retry, up to this."""
 PENDING_LIMIT: Final = 10_000
 """At most this many jobs' unwritten records are kept; beyond, the oldest is dropped."""
+_WARN_EVERY: Final = 60.0
 
 _log = structlog.get_logger("chaperone.supervision")
-_current: contextvars.ContextVar[Supervision | None] = contextvars.ContextVar(
-    "chaperone_current_job", default=None
-)
-
-
-def current_job() -> Supervision | None:
-    """The job supervised in this context (inside ``supervise``), if any."""
-    return _current.get()
-
-
-def _seconds(value: float | str | timedelta | None, name: str) -> float | None:
-    if value is None:
-        return None
-    seconds = parse_duration(value).total_seconds()
-    if seconds <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return seconds
 
 
 @attrs.frozen
@@ -85,10 +68,11 @@ class _Unwritten:
 class Supervisor:
     """Writes supervision facts to one store. Cheap; one per process is plenty.
 
-    A record the store refused is kept (the latest per job) and written later: by the next
-    call that finds the store answering, by :meth:`retry_pending`, or by a background timer
-    when ``retry_in_background`` (by default, when the clock is the real one: with an
-    injected clock, the caller drives the retries).
+    ``background`` (by default, when the clock is the real one) gives the writes to a
+    writer thread; otherwise the caller's thread writes, and a record the store refused
+    is kept (the latest per job) and written by the next call that finds the store
+    answering, or by :meth:`retry_pending`. ``retry_in_background`` is the older name of
+    ``background``.
     """
 
     def __init__(
@@ -96,22 +80,36 @@ class Supervisor:
         store: Store,
         clock: Clock | None = None,
         *,
+        background: bool | None = None,
         retry_in_background: bool | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
-        self._warned_at = 0.0
-        self._background = (
-            isinstance(self.clock, SystemClock)
-            if retry_in_background is None
-            else retry_in_background
-        )
+        chosen = background if background is not None else retry_in_background
+        self.background = isinstance(self.clock, SystemClock) if chosen is None else chosen
+        """Whether a writer thread writes (the job's calls never touch the store)."""
+        self.description = f"pid {os.getpid()} on {socket.gethostname()}"
+        """This process, as job records and abandoned-job alerts name it."""
+        self._warned_at = float("-inf")
         self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
         self._unwritten: dict[str, _Unwritten] = {}
+        self._tasks: deque[Callable[[], None]] = deque()
         self._writing: set[str] = set()
+        self._active: dict[str, Supervision] = {}
         self._retry_delay = 0.0  # 0 while the store answers
-        self._retry_at = float("-inf")
-        self._timer: threading.Timer | None = None
+        self._retry_at = float("-inf")  # clock time before which the job's calls only keep
+        self._backoff_until = 0.0  # monotonic time before which the writer does not retry
+        self._lease_due = 0.0  # monotonic time of the next renewal of the vouches
+        self._rewrite = False
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._fork_pid = os.getpid()
+        self.on_cycle: Callable[[], None] | None = None
+        """Called by the writer thread on every cycle (at least once a second): the
+        process's own detection while the store is degraded hooks in here."""
+
+    # -- state -------------------------------------------------------------------------
 
     @property
     def pending(self) -> dict[str, JobRecord]:
@@ -123,6 +121,14 @@ class Supervisor:
     def store_away(self) -> bool:
         """Whether the last store call failed and the retry delay has not passed yet."""
         return self.clock.timestamp() < self._retry_at
+
+    @property
+    def active(self) -> list[Supervision]:
+        """The jobs of this process that run now (a copy)."""
+        with self._lock:
+            return list(self._active.values())
+
+    # -- store calls ---------------------------------------------------------------------
 
     def safely(self, action: str, operation: Callable[[], R]) -> R | None:
         """Run a store operation; log (at most once a minute) instead of raising. A success
@@ -143,19 +149,20 @@ class Supervisor:
                 delay = min(RETRY_MAX, self._retry_delay * 2) if self._retry_delay else RETRY_FIRST
                 self._retry_delay = delay
                 self._retry_at = now + delay
-                self._arm_timer(delay)
-            if now - self._warned_at >= 60:
+                self._backoff_until = time.monotonic() + delay
+            if now - self._warned_at >= _WARN_EVERY:
                 self._warned_at = now
                 _log.warning(
                     "supervision store unavailable; the job goes on",
                     action=action,
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=MASKER.mask(f"{type(exc).__name__}: {exc}"),
                 )
             return False, None
         if self._retry_delay:
             with self._lock:
                 self._retry_delay = 0.0
                 self._retry_at = float("-inf")
+                self._backoff_until = 0.0
         return True, value
 
     def _if_up(self, action: str, operation: Callable[[], R]) -> R | None:
@@ -178,18 +185,24 @@ class Supervisor:
 
         return bool(self.safely("queue an event", push))
 
-    def write(self, record: JobRecord, *, ttl: float | None = None) -> bool:
-        """Write a job record and (re)schedule its checks; return whether it was written.
+    # -- records -----------------------------------------------------------------------
 
-        When the store fails, or failed less than the retry delay ago, the record is kept
-        instead (replacing any older one of the job) and written later.
+    def write(self, record: JobRecord, *, ttl: float | None = None) -> bool:
+        """Write a job record and (re)schedule its checks; return whether it was written,
+        or, in the background, handed to the writer (which then owns it).
+
+        Inline, when the store fails, or failed less than the retry delay ago, the record
+        is kept instead (replacing any older one of the job) and written later.
         """
         key = record.supervision_id
+        if self.background:
+            with self._lock:
+                self._keep(key, _Unwritten(record, ttl))
+            self._start_writer()
+            return True
         with self._lock:
             if key in self._writing or self.clock.timestamp() < self._retry_at:
                 self._keep(key, _Unwritten(record, ttl))
-                if self._retry_delay:
-                    self._arm_timer(max(0.0, self._retry_at - self.clock.timestamp()))
                 return False
             self._unwritten.pop(key, None)  # this record is newer
             self._writing.add(key)
@@ -199,14 +212,23 @@ class Supervisor:
         finally:
             with self._lock:
                 self._writing.discard(key)
-                if not written:
-                    if key not in self._unwritten:  # else a newer one came meanwhile
-                        self._keep(key, _Unwritten(record, ttl))
-                    self._arm_timer(self._retry_delay)
+                if not written and key not in self._unwritten:  # else a newer one came
+                    self._keep(key, _Unwritten(record, ttl))
                 more = bool(self._unwritten)
         if written and more:
             self._flush_soon()
         return written
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` (store work of a job's end) after the records handed over before
+        it: by the writer in the background, else now.
+        """
+        if not self.background:
+            task()
+            return
+        with self._lock:
+            self._tasks.append(task)
+        self._start_writer()
 
     def retry_pending(self) -> int:
         """Try to write every kept record now; return how many were written. Stops at the
@@ -227,6 +249,26 @@ class Supervisor:
                     del self._unwritten[key]
             written += 1
         return written
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every record and end handed over to be
+        written; return whether everything was. Inline, retry once.
+        """
+        if not self.background:
+            self.retry_pending()
+            return not self._unwritten
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._backoff_until = 0.0  # try now rather than after the retry delay
+        self._wake.set()
+        with self._progress:
+            while self._unwritten or self._tasks or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(min(left, 0.05))
+                self._wake.set()
+        return True
 
     def _write_now(self, record: JobRecord, ttl: float | None) -> bool:
         def operation() -> bool:
@@ -252,29 +294,117 @@ class Supervisor:
             del self._unwritten[next(iter(self._unwritten))]
 
     def _flush_soon(self) -> None:
-        """Write the kept records: in the background when there is a timer, else now."""
-        if self._background:
-            with self._lock:
-                self._arm_timer(0.0)
+        """Write the kept records: by the writer in the background, else now."""
+        if self.background:
+            self._wake.set()
         else:
             self.retry_pending()
 
-    def _arm_timer(self, delay: float) -> None:
-        """Start the retry timer unless it runs already (the caller holds the lock)."""
-        if not self._background or self._timer is not None or not self._unwritten:
-            return
-        timer = threading.Timer(delay, self._on_timer)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
+    # -- the process's running jobs ------------------------------------------------------
 
-    def _on_timer(self) -> None:
+    def track(self, job: Supervision) -> None:
+        """Vouch for ``job`` while it runs (in the background: renewed by the writer)."""
         with self._lock:
-            self._timer = None
-        self.retry_pending()
+            self._active[job.supervision_id] = job
+            self._lease_due = 0.0
+        if self.background:
+            self._start_writer()
+
+    def untrack(self, job: Supervision) -> None:
+        """Stop vouching for ``job`` (it ended; its end is being written)."""
         with self._lock:
-            if self._unwritten and self._retry_delay:
-                self._arm_timer(self._retry_delay)
+            self._active.pop(job.supervision_id, None)
+
+    def rewrite_active(self) -> None:
+        """Write every running job's whole record again, soon: when the store went
+        degraded, what it works from (memory) must hold the jobs this process watches.
+        """
+        if not self.background:
+            for job in self.active:
+                self.write(job.current_record())
+            return
+        with self._lock:
+            self._rewrite = True
+            self._lease_due = 0.0
+        self._wake.set()
+
+    def _vouch(self) -> None:
+        """Renew this process's vouch for each of its running jobs."""
+        now = self.clock.timestamp()
+        for job in self.active:
+            supervision_id = job.supervision_id
+
+            def renew(supervision_id: str = supervision_id) -> None:
+                self.store.set(_keys.alive_key(supervision_id), self.description, _keys.LEASE)
+                self.store.schedule(
+                    _keys.DEADLINES, _keys.member(supervision_id, "abandon"), now + _keys.LEASE
+                )
+
+            if not self._call("vouch for a running job", renew)[0]:
+                return
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        if os.getpid() != self._fork_pid:  # a forked child: the parent's thread is not here
+            self._fork_pid = os.getpid()
+            self._writer = None
+        if self._writer is None or not self._writer.is_alive():
+            with self._lock:
+                if self._writer is None or not self._writer.is_alive():
+                    self._writer = threading.Thread(
+                        target=self._run_writer, name="chaperone-supervisor", daemon=True
+                    )
+                    self._writer.start()
+        self._wake.set()
+
+    def _run_writer(self) -> None:
+        while True:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self._cycle()
+            except Exception:  # a bug of ours must not end the writer
+                _log.exception("supervision writer failed; going on")
+            with self._progress:
+                self._progress.notify_all()
+
+    def _cycle(self) -> None:
+        """One round of the writer: rewrites, records, ends, vouches, then the hook."""
+        now = time.monotonic()
+        if now >= self._backoff_until:
+            with self._lock:
+                rewrite, self._rewrite = self._rewrite, False
+            if rewrite:
+                for job in self.active:
+                    with self._lock:
+                        self._keep(job.supervision_id, _Unwritten(job.current_record(), None))
+            self.retry_pending()
+            while self._tasks and time.monotonic() >= self._backoff_until:
+                with self._lock:
+                    task = self._tasks.popleft() if self._tasks else None
+                if task is None:
+                    break
+                try:
+                    task()
+                except Exception:
+                    _log.exception("recording a job's end failed")
+            if now >= self._lease_due and self._active:
+                self._lease_due = now + _keys.LEASE / 3
+                self._vouch()
+        hook = self.on_cycle
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                _log.exception("supervision cycle hook failed")
+        if self._unwritten or self._tasks:
+            # Come back when the retry delay has passed (the wait ends early if woken).
+            delay = max(0.0, self._backoff_until - time.monotonic())
+            if delay == 0.0:
+                self._wake.set()
+
+    # -- reads for the CLI ---------------------------------------------------------------
 
     def read(self, supervision_id: str) -> JobRecord | None:
         """Read a job's record, or None."""
@@ -302,7 +432,7 @@ class Supervisor:
         if progress is not None:
             changes["progress_current"], changes["progress_total"] = progress
         record = attrs.evolve(record, **changes)
-        self.write(record)
+        self._write_now(record, None)
         return record
 
     def close_incidents(self, supervision_id: str) -> tuple[IncidentRef, ...]:
@@ -314,359 +444,3 @@ class Supervisor:
                 data = json.loads(value)
                 closed.append(IncidentRef(type=data["type"], key=data["key"]))
         return tuple(closed)
-
-
-class Supervision:
-    """The handle of one supervised job: ``heartbeat()``, ``progress()``, and its id.
-
-    When the record has memory or CPU limits and is this process's (``record.pid``),
-    :meth:`start` samples this process's tree every ``resource_interval`` seconds in a
-    background thread, until :meth:`finish`.
-    """
-
-    def __init__(
-        self,
-        supervisor: Supervisor,
-        record: JobRecord,
-        *,
-        resource_interval: float = DEFAULT_INTERVAL,
-    ) -> None:
-        self._supervisor = supervisor
-        self._resource_interval = resource_interval
-        self._sampler: ResourceSampler | None = None
-        self._clock = supervisor.clock
-        self._record = record
-        interval = record.heartbeat_interval
-        self._flush_interval = flush_interval(interval)
-        self._flushed_at = float("-inf")
-        self._pending_at = record.started_at
-        self._pending: dict[str, Any] = {}
-        self._dirty = False
-        self._lock = threading.Lock()
-
-    @property
-    def supervision_id(self) -> str:
-        """The job's id (a uuid4), shown in every alert about it."""
-        return self._record.supervision_id
-
-    @property
-    def name(self) -> str:
-        """The job's name (its class), as alerts show it."""
-        return self._record.name
-
-    @property
-    def record(self) -> JobRecord:
-        """The job's record as this process last knew it."""
-        return self._record
-
-    def heartbeat(self, **metadata: Any) -> None:
-        """Say the job is alive; ``metadata`` is merged into the job's record."""
-        now = self._clock.timestamp()
-        with self._lock:
-            if metadata:
-                self._pending.update(metadata)
-            self._dirty = True
-            self._pending_at = now
-            if now - self._flushed_at < self._flush_interval:
-                return
-            self._flush(now)
-
-    def progress(self, current: int, total: int | None = None, **metadata: Any) -> None:
-        """Report progress (``current`` of ``total``); counts as a heartbeat."""
-        with self._lock:
-            self._pending["__progress__"] = (current, total)
-        self.heartbeat(**metadata)
-
-    def _folded(self) -> JobRecord:
-        """The record with the pending heartbeat, progress and metadata in it."""
-        changes: dict[str, Any] = {"last_heartbeat": self._pending_at}
-        progress = self._pending.get("__progress__")
-        if progress is not None:
-            changes["progress_current"], changes["progress_total"] = progress
-        metadata = {k: v for k, v in self._pending.items() if k != "__progress__"}
-        if metadata:
-            changes["metadata"] = {**self._record.metadata, **metadata}
-        return attrs.evolve(self._record, **changes)
-
-    def _flush(self, now: float) -> None:
-        record = self._folded()
-        if self._supervisor.write(record):
-            self._record = record
-            self._pending.clear()
-            self._dirty = False
-        self._flushed_at = now
-
-    def start(self) -> None:
-        """Record the job as running, schedule its checks, and sample its limits if any."""
-        self._supervisor.write(self._record)
-        record = self._record
-        limited = record.memory_limit_mb is not None or record.cpu_limit_percent is not None
-        if limited and record.pid == os.getpid() and self._sampler is None:
-            self._sampler = ResourceSampler(self._supervisor, record, record.pid)
-            self._sampler.start(self._resource_interval)
-
-    def finish(self, error: BaseException | None = None) -> None:
-        """Record the end (failed when ``error`` is given), unschedule the checks, and
-        resolve any incident the job had open.
-        """
-        if self._sampler is not None:
-            self._sampler.close()
-        now = self._clock.timestamp()
-        supervisor = self._supervisor
-        written = supervisor._if_up(
-            "read the job's record", lambda: supervisor.read(self.supervision_id)
-        )
-        with self._lock:
-            record = self._folded() if self._dirty else self._record
-            record = _with_heartbeats_of(record, written)
-            failed = error is not None
-            record = attrs.evolve(
-                record,
-                state=JobState.FAILED if failed else JobState.COMPLETED,
-                finished_at=now,
-                error=None if error is None else _describe(error),
-            )
-            self._record = record
-            self._pending.clear()
-            self._dirty = False
-        supervisor.write(record, ttl=RETENTION)
-        supervisor._if_up(
-            "unschedule checks",
-            lambda: [
-                supervisor.store.unschedule(_keys.DEADLINES, _keys.member(record.supervision_id, c))
-                for c in ("stuck", "timeout", "recovery")
-            ],
-        )
-        supervisor._if_up(
-            "count the job",
-            lambda: record_job_finished(
-                supervisor.store,
-                job_class=record.name,
-                duration=record.duration(now),
-                failed=failed,
-                now=now,
-            ),
-        )
-        resolves = supervisor._if_up(
-            "close incidents", lambda: supervisor.close_incidents(record.supervision_id)
-        )
-        if resolves:
-            supervisor.emit(
-                JobCompleted(
-                    supervision_id=record.supervision_id,
-                    job_class=record.name,
-                    duration=timedelta(seconds=record.duration(now)),
-                    failed=failed,
-                    error=record.error,
-                    resolves=resolves,
-                    occurred_at=self._clock.now(),
-                )
-            )
-
-
-def _with_heartbeats_of(record: JobRecord, written: JobRecord | None) -> JobRecord:
-    """``record`` plus what others wrote for the job (``chaperone heartbeat`` from a
-    helper process): their newer heartbeat and progress, and their metadata keys.
-    """
-    if written is None or written.supervision_id != record.supervision_id:
-        return record
-    changes: dict[str, Any] = {"metadata": {**written.metadata, **record.metadata}}
-    theirs, ours = written.last_heartbeat, record.last_heartbeat
-    if theirs is not None and (ours is None or theirs > ours):
-        changes["last_heartbeat"] = theirs
-        if written.progress_current is not None:
-            changes["progress_current"] = written.progress_current
-            changes["progress_total"] = written.progress_total
-    return attrs.evolve(record, **changes)
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:_ERROR_TEXT_LIMIT]
-
-
-_default_supervisor: Supervisor | None = None
-_default_lock = threading.Lock()
-
-
-def default_supervisor() -> Supervisor:
-    """The process's supervisor on the configured store (built on first use)."""
-    global _default_supervisor
-    with _default_lock:
-        if _default_supervisor is None:
-            from chaperone.config import load_settings
-            from chaperone.store import default_store_url, open_store
-
-            settings = load_settings(default_store_url=default_store_url())
-            clock = SystemClock()
-            store = open_store(
-                settings.store_url,
-                clock,
-                key="CHAPERONE_STORE",
-                source=settings.source_of("store.url"),
-            )
-            _default_supervisor = Supervisor(store, clock)
-        return _default_supervisor
-
-
-class _UnavailableStore:
-    """Stands in for a configured store that could not be opened: every operation raises
-    a StoreError saying why, which the supervisor logs instead of failing the job.
-    """
-
-    url = "unavailable://"
-
-    def __init__(self, error: Exception) -> None:
-        self._reason = f"{type(error).__name__}: {error}"
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        def unavailable(*args: Any, **kwargs: Any) -> Any:
-            raise StoreError(f"the configured store could not be opened ({self._reason})")
-
-        return unavailable
-
-
-def _default_or_unavailable() -> Supervisor:
-    """The default supervisor, or, when the configured store cannot be opened, one whose
-    every write fails (and is logged): the job runs unsupervised rather than not at all.
-    """
-    try:
-        return default_supervisor()
-    except Exception as exc:
-        return Supervisor(cast(Store, _UnavailableStore(exc)))
-
-
-@attrs.frozen(kw_only=True)
-class _Options:
-    name: str
-    timeout: float | None
-    heartbeat_interval: float | None
-    missed_heartbeats: int
-    memory_limit_mb: float | None
-    cpu_limit_percent: float | None
-    resource_interval: float
-    metadata: Mapping[str, Any]
-    supervisor: Supervisor | None
-
-
-class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@supervise(...)`
-    """Supervise a job: a context manager (sync or async) and a decorator (sync or async
-    functions). Each use starts a new job with its own supervision id.
-
-    ``timeout`` and ``heartbeat_interval`` take seconds, a timedelta, or "5m"; a job is
-    stuck after ``heartbeat_interval * missed_heartbeats`` without a heartbeat. With
-    ``memory_limit_mb`` or ``cpu_limit_percent``, this process's tree is sampled every
-    ``resource_interval`` in a background thread. An exception leaving the block marks
-    the job failed and is re-raised unchanged.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        timeout: float | str | timedelta | None = None,
-        heartbeat_interval: float | str | timedelta | None = None,
-        missed_heartbeats: int = 3,
-        memory_limit_mb: float | None = None,
-        cpu_limit_percent: float | None = None,
-        resource_interval: float | str | timedelta = DEFAULT_INTERVAL,
-        metadata: Mapping[str, Any] | None = None,
-        supervisor: Supervisor | None = None,
-    ) -> None:
-        if missed_heartbeats < 1:
-            raise ValueError(f"missed_heartbeats must be at least 1, got {missed_heartbeats}")
-        limits = (("memory_limit_mb", memory_limit_mb), ("cpu_limit_percent", cpu_limit_percent))
-        for label, limit in limits:
-            if limit is not None and limit <= 0:
-                raise ValueError(f"{label} must be positive, got {limit!r}")
-        self._options = _Options(
-            name=name,
-            timeout=_seconds(timeout, "timeout"),
-            heartbeat_interval=_seconds(heartbeat_interval, "heartbeat_interval"),
-            missed_heartbeats=missed_heartbeats,
-            memory_limit_mb=memory_limit_mb,
-            cpu_limit_percent=cpu_limit_percent,
-            resource_interval=_seconds(resource_interval, "resource_interval") or DEFAULT_INTERVAL,
-            metadata=dict(metadata or {}),
-            supervisor=supervisor,
-        )
-        self._active: dict[Supervision, contextvars.Token[Supervision | None]] = {}
-
-    def _begin(self) -> Supervision:
-        options = self._options
-        supervisor = options.supervisor or _default_or_unavailable()
-        record = JobRecord(
-            supervision_id=str(uuid.uuid4()),
-            name=options.name,
-            started_at=supervisor.clock.timestamp(),
-            heartbeat_interval=options.heartbeat_interval,
-            missed_heartbeats=options.missed_heartbeats,
-            timeout=options.timeout,
-            memory_limit_mb=options.memory_limit_mb,
-            cpu_limit_percent=options.cpu_limit_percent,
-            metadata=dict(options.metadata),
-            pid=os.getpid(),
-            host=socket.gethostname(),
-        )
-        job = Supervision(supervisor, record, resource_interval=options.resource_interval)
-        job.start()
-        self._active[job] = _current.set(job)
-        return job
-
-    def _end(self, error: BaseException | None) -> None:
-        # One supervise object may run jobs in several threads or tasks at once: end the
-        # job of this context, the current one.
-        job = _current.get()
-        token = None if job is None else self._active.pop(job, None)
-        if job is None or token is None:
-            job, token = self._active.popitem()  # left in another context than entered
-        with contextlib.suppress(ValueError):  # a token of another context: nothing to restore
-            _current.reset(token)
-        job.finish(error)
-
-    def __enter__(self) -> Supervision:
-        return self._begin()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._end(exc)
-
-    async def __aenter__(self) -> Supervision:
-        return self._begin()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._end(exc)
-
-    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        """Decorate ``function``: each call runs as a new supervised job."""
-        options = self._options
-        if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with supervise._from(options):
-                    return await function(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(function)
-        def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            with supervise._from(options):
-                return function(*args, **kwargs)
-
-        return run
-
-    @classmethod
-    def _from(cls, options: _Options) -> Self:
-        instance = cls.__new__(cls)
-        instance._options = options
-        instance._active = {}
-        return instance
