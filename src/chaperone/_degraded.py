@@ -26,6 +26,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,12 +175,15 @@ class SelfWatch:
         """Wait up to ``timeout`` seconds for the alerts being sent; return how many are
         still on their way.
         """
-        with self._lock:
-            pending = list(self._pending)
-        if pending:
-            concurrent.futures.wait(pending, timeout=timeout)
-        with self._lock:
-            return len(self._pending)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._pending)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                return len(pending)
+            # An alert that failed everywhere may raise others (its channels failing).
+            concurrent.futures.wait(pending, timeout=left)
 
     # -- inside ----------------------------------------------------------------------------
 

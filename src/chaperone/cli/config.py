@@ -87,6 +87,7 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         "serve.token": MASK if settings.health.token else None,
         "store.url": settings.store_url,
         "store.probe_interval": settings.store_probe_interval.total_seconds(),
+        "supervision.abandoned_after": settings.abandoned_after.total_seconds(),
         "app_url": settings.app_url,
         "log.format": settings.log_format,
         "log.level": settings.log_level,

@@ -13,7 +13,7 @@ from chaperone.supervision._records import JobRecord, JobState
 
 __all__ = ["STATES", "jobs", "list_jobs"]
 
-STATES = ("running", "stuck", "timed_out", "completed", "failed")
+STATES = ("running", "stuck", "timed_out", "completed", "failed", "abandoned")
 
 
 def _state(store: Store, record: JobRecord) -> str:

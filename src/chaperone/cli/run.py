@@ -157,7 +157,12 @@ class _RunningJob:
         self.record = record
         self.command = tuple(command)
         self.options = options
-        self.supervisor = Supervisor(runtime.store, runtime.clock, background=True)
+        self.supervisor = Supervisor(
+            runtime.store,
+            runtime.clock,
+            background=True,
+            lease=runtime.settings.abandoned_after.total_seconds(),
+        )
         runtime.watch_store(self.supervisor)
         self.stopped_for: str | None = None
 

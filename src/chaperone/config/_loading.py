@@ -285,6 +285,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("serve.token", "CHAPERONE_SERVE_TOKEN", ("serve", "token"), parse_text),
     SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text),
     SettingSpec(
+        "supervision.abandoned_after",
+        "CHAPERONE_ABANDONED_AFTER",
+        ("supervision", "abandoned_after"),
+        _positive_duration,
+    ),
+    SettingSpec(
         "store.probe_interval",
         "CHAPERONE_STORE_PROBE_INTERVAL",
         ("store", "probe_interval"),
@@ -414,6 +420,7 @@ def load_settings(
         ),
         store_url=values.get("store.url", default_store_url or defaults.store_url),
         store_probe_interval=values.get("store.probe_interval", defaults.store_probe_interval),
+        abandoned_after=values.get("supervision.abandoned_after", defaults.abandoned_after),
         app_url=values.get("app_url"),
         log_format=values.get("log.format", defaults.log_format),
         log_level=values.get("log.level", defaults.log_level),

@@ -221,6 +221,9 @@ class Settings:
     delivery: DeliverySettings = DeliverySettings()
     health: HealthSettings = HealthSettings()
     store_url: str = "memory://"
+    abandoned_after: timedelta = timedelta(seconds=60)
+    """How long a supervising process (``chaperone run``, a job's own process) may go
+    without vouching for its running jobs before they count as abandoned."""
     store_probe_interval: timedelta = timedelta(seconds=5)
     """While the store fails, how often a process tries it again (meanwhile it works from
     memory)."""

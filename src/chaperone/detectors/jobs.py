@@ -152,13 +152,14 @@ def _check_abandoned(
     store: Store, record: JobRecord, member: str, at: float, now: float
 ) -> Iterator[Event]:
     """A running job whose supervising process stopped vouching for it ends abandoned."""
+    lease = record.lease or _keys.DEFAULT_LEASE
     if store.get(_keys.alive_key(record.supervision_id)) is not None:
-        store.schedule(_keys.DEADLINES, member, now + _keys.LEASE / 3)  # vouched: look later
+        store.schedule(_keys.DEADLINES, member, now + lease / 3)  # vouched: look again later
         return
     store.unschedule(_keys.DEADLINES, member)
     if not claim_incident(store, record, JOB_ABANDONED, now):
         return
-    last_seen = at - _keys.LEASE
+    last_seen = at - lease
     supervisor = record.supervisor or f"pid {record.pid} on {record.host}"
     abandoned = attrs.evolve(
         record,

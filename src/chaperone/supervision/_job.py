@@ -49,6 +49,8 @@ class Supervision:
         self._clock = supervisor.clock
         if record.supervisor is None:
             record = attrs.evolve(record, supervisor=supervisor.description)
+        if supervisor.background and record.lease is None:
+            record = attrs.evolve(record, lease=supervisor.lease)
         self._record = record
         interval = record.heartbeat_interval
         self._flush_interval = flush_interval(interval)

@@ -9,10 +9,10 @@ from typing import Final
 __all__ = [
     "ALIVE_PREFIX",
     "DEADLINES",
+    "DEFAULT_LEASE",
     "EVENTS_QUEUE",
     "INCIDENT_TTL",
     "JOB_PREFIX",
-    "LEASE",
     "alive_key",
     "incident_key",
     "incident_prefix",
@@ -29,9 +29,10 @@ EVENTS_QUEUE: Final = "events"
 INCIDENT_TTL: Final = 7 * 86400.0
 """An open incident whose job vanished is forgotten after a week."""
 ALIVE_PREFIX: Final = "alive:"
-LEASE: Final = 60.0
-"""Seconds a supervising process vouches for its running jobs at a time; it renews the
-vouch every third of that. A running job nobody vouches for any more is abandoned."""
+DEFAULT_LEASE: Final = 60.0
+"""Seconds a supervising process vouches for its running jobs at a time by default
+(``supervision.abandoned_after``); it renews the vouch every third of that. A running
+job nobody vouches for any more is abandoned."""
 
 
 def alive_key(supervision_id: str) -> str:

@@ -63,7 +63,10 @@ class JobRecord:
     finished_at: float | None = None
     error: str | None = None
     supervisor: str | None = None
-    """The process that supervises the job, as ``chaperone run (pid N on HOST)``."""
+    """The process that supervises the job, as ``pid N on HOST``."""
+    lease: float | None = None
+    """Seconds that process vouches for the job at a time (renewed every third of it);
+    None when it does not vouch (an injected clock), and the job is never abandoned."""
 
     @property
     def stuck_after(self) -> float | None:

@@ -80,7 +80,9 @@ def default_supervisor() -> Supervisor:
                 key="CHAPERONE_STORE",
                 source=settings.source_of("store.url"),
             )
-            _default_supervisor = Supervisor(store, clock)
+            _default_supervisor = Supervisor(
+                store, clock, lease=settings.abandoned_after.total_seconds()
+            )
             atexit.register(_default_supervisor.flush, EXIT_FLUSH)
         return _default_supervisor
 

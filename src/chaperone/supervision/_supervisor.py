@@ -8,8 +8,8 @@ Job processes only write cheap facts to the store; detection runs in the monitor
   to a writer thread and return, in microseconds, whatever the store does: locked, full,
   slow or away. The writer keeps the latest unwritten record of each job (one per job,
   the newest wins) and retries after a failed call (1 s, doubling up to 30 s). It also
-  vouches for the process's running jobs (``alive:<id>``, renewed every third of
-  :data:`~chaperone.supervision._keys.LEASE`), so a job whose supervising process dies
+  vouches for the process's running jobs (``alive:<id>``, for ``lease`` seconds, renewed
+  every third of that), so a job whose supervising process dies
   ends as abandoned rather than "running" forever. :meth:`Supervisor.flush` waits for
   what is still unwritten, at most a given time (at exit).
 - **Inline** (with an injected clock, in tests): the caller's thread writes, and
@@ -82,6 +82,7 @@ class Supervisor:
         *,
         background: bool | None = None,
         retry_in_background: bool | None = None,
+        lease: float = _keys.DEFAULT_LEASE,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -90,6 +91,10 @@ class Supervisor:
         """Whether a writer thread writes (the job's calls never touch the store)."""
         self.description = f"pid {os.getpid()} on {socket.gethostname()}"
         """This process, as job records and abandoned-job alerts name it."""
+        if lease <= 0:
+            raise ValueError(f"lease must be positive, got {lease!r}")
+        self.lease = lease
+        """Seconds each vouch for a running job lasts (in the background only)."""
         self._warned_at = float("-inf")
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)
@@ -335,9 +340,9 @@ class Supervisor:
             supervision_id = job.supervision_id
 
             def renew(supervision_id: str = supervision_id) -> None:
-                self.store.set(_keys.alive_key(supervision_id), self.description, _keys.LEASE)
+                self.store.set(_keys.alive_key(supervision_id), self.description, self.lease)
                 self.store.schedule(
-                    _keys.DEADLINES, _keys.member(supervision_id, "abandon"), now + _keys.LEASE
+                    _keys.DEADLINES, _keys.member(supervision_id, "abandon"), now + self.lease
                 )
 
             if not self._call("vouch for a running job", renew)[0]:
@@ -390,7 +395,7 @@ class Supervisor:
                 except Exception:
                     _log.exception("recording a job's end failed")
             if now >= self._lease_due and self._active:
-                self._lease_due = now + _keys.LEASE / 3
+                self._lease_due = now + self.lease / 3
                 self._vouch()
         hook = self.on_cycle
         if hook is not None:
