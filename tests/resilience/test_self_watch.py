@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone import Alert, ManualClock, Outcome, Runtime, SendContext
-from chaperone._degraded import RECORD_REFRESH, REALERT_AFTER
+from chaperone._degraded import REALERT_AFTER, RECORD_REFRESH
 from chaperone.metrics._liveness import read_degraded
 from chaperone.store import MemoryStore
 from helpers.delivery import Channels, make_runtime, outcomes, scripted
