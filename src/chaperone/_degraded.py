@@ -88,6 +88,7 @@ class SelfWatch:
         self._lock = threading.Lock()
         self._failing: dict[str, _Failure] = {}
         self._last_alerted: dict[str, float] = {}
+        self._looked_at: dict[str, float] = {}
         self._pending: set[concurrent.futures.Future[None]] = set()
         self.process = describe_process()
 
@@ -125,10 +126,14 @@ class SelfWatch:
             )
 
     def working(self, part: str) -> None:
-        """Note that ``part`` works; when it was failing, resolve its alert. Cheap when
-        it was not (one dictionary lookup), so callers may say it after every success.
+        """Note that ``part`` works; when it was failing, resolve its alert. When it was
+        not, it may have been failing in another process (which may be gone): at most once
+        per :data:`RECORD_REFRESH` its record is looked for, cleared, and its alert
+        resolved from here. Cheap otherwise (a dictionary lookup), so callers may say it
+        after every success.
         """
         if part not in self._failing:
+            self._clear_others(part)
             return
         with self._lock:
             failure = self._failing.pop(part, None)
@@ -150,6 +155,34 @@ class SelfWatch:
                 ),
                 part,
             )
+
+    def _clear_others(self, part: str) -> None:
+        now = self._runtime.clock.timestamp()
+        last = self._looked_at.get(part)
+        if last is not None and now - last < RECORD_REFRESH:
+            return
+        self._looked_at[part] = now
+        store = self._runtime.store
+        try:
+            text = store.get(degraded_key(part))
+            if text is None:
+                return
+            record = DegradedRecord.from_json(text)
+            if not store.delete(degraded_key(part)):
+                return  # cleared by someone else meanwhile
+        except Exception as exc:
+            _log.warning("could not clear a degraded record", part=part, error=_describe(exc))
+            return
+        _log.warning("chaperone recovered", part=part, seen_failing_by=record.pid)
+        self._submit(
+            ChaperoneRecovered(
+                part=part,
+                since=_utc(record.since),
+                process=self.process,
+                occurred_at=_utc(now),
+            ),
+            part,
+        )
 
     @property
     def failing_parts(self) -> dict[str, str]:

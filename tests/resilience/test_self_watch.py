@@ -241,6 +241,39 @@ def test_alerts_alternate_and_are_spaced(steps: list[tuple[str, str, float]]) ->
         assert firings.get(part, 0) == len(spaced), part
 
 
+class TestAnotherProcessResolves:
+    """A part recorded as failing by a process that is gone is resolved by whoever sees
+    it work."""
+
+    def test_a_later_process_clears_and_resolves(self, clock: ManualClock) -> None:
+        """Process A records channel:chat failing and dies; process B delivers to chat:
+        the record goes and B sends the resolve, once however many deliveries follow."""
+        store = MemoryStore(clock)
+        first_pager, second_pager = Recorder(), Recorder()
+        with make_runtime(
+            Channels(scripted("pager", first_pager), scripted("chat", Recorder())),
+            clock=clock,
+            store=store,
+            channels=("pager", "chat"),
+        ) as first:
+            first.self_watch.failing("channel:chat", "503 for an hour")
+            settle(first)
+            first.store = MemoryStore(clock)  # A is gone: its close must not empty B's store
+        assert [r.part for r in read_degraded(store)] == ["channel:chat"]
+        with make_runtime(
+            Channels(scripted("pager", second_pager), scripted("chat", Recorder())),
+            clock=clock,
+            store=store,
+            channels=("pager", "chat"),
+        ) as second:
+            for key in ("a", "b", "c"):
+                second.send(_job_alert(clock, key))
+            settle(second)
+            assert read_degraded(store) == []
+        resolves = [seen for seen in second_pager.seen() if seen[0] == "chaperone_degraded"]
+        assert resolves == [("chaperone_degraded", "channel:chat", "resolved")]
+
+
 class TestRecords:
     """Health reads the failing parts from the store."""
 
