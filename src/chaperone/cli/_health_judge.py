@@ -60,6 +60,8 @@ class HealthJudge:
                 else:
                     self._store = store
 
+        if self._closed:
+            return "the store is closed"
         if self._store is not None:
             return None
         try:
@@ -75,7 +77,7 @@ class HealthJudge:
         problem = self.open()
         store = self._store
         if problem is not None or store is None:
-            return unreachable_store_report(self.settings, problem or "the store is closed")
+            return unreachable_store_report(self.settings, problem or "the store is not open")
         return check_health(
             store, self.settings, self.clock.timestamp(), store_timeout=self.store_timeout
         )
