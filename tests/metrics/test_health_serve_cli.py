@@ -1,7 +1,9 @@
 """``chaperone health`` and ``chaperone serve`` as a person runs them: the real console
 script, a SQLite file per scenario, ``test-alerts`` through the fixture plugin's webhook
-channel to loopback servers scripted to fail or succeed, and ``serve --port 0`` read over
-127.0.0.1 with httpx.
+channel to loopback servers scripted to fail or succeed, a monitor's beat where one is
+meant to be ticking, and ``serve --port 0`` read over 127.0.0.1 with httpx. Then the
+store faults: a file locked by another connection, a file that is not a database, a
+Redis where nothing listens.
 
 Most of a run is Python starting up, so the scenarios' commands start together in a
 module-scoped fixture and each test checks one aspect of their results.
@@ -12,7 +14,9 @@ from __future__ import annotations
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -23,9 +27,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaperone import SystemClock
 from chaperone.cli.serve import exposure_warning
+from chaperone.metrics import CHECKS
+from chaperone.metrics._liveness import MonitorBeat
+from chaperone.store import SQLiteStore
 from chaperone.testing.servers import RecordingServer, Reply
 from helpers.cli import (
+    STORE_FILE,
     CliResult,
     Invocation,
     clean_environ,
@@ -33,11 +42,46 @@ from helpers.cli import (
     run_cli,
     run_many,
     start_cli,
+    store_url,
 )
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 TOKEN = "tok-5e8f1c2a9d7b4e63a0f2"  # noqa: S105 - a test token, checked never to be shown
+QUICK_ANSWER = 8.0
+"""Seconds within which ``chaperone health`` must answer on a locked store: its own 2 s
+wait and start-up, well under the 10 s SQLite waits for a lock."""
+
+
+def ticking(folder: Path) -> None:
+    """Record, in the store of ``folder``, the beat of a monitor ticking every five
+    minutes, as of now (as ``chaperone monitor`` records one each tick).
+    """
+    path = folder / STORE_FILE
+    store = SQLiteStore(path, SystemClock(), store_url(path))
+    try:
+        MonitorBeat(
+            monitor="test-monitor",
+            host="test-host",
+            pid=1,
+            interval=300.0,
+            ticked_at=SystemClock().timestamp(),
+        ).write(store)
+    finally:
+        store.close()
+
+
+def failed_checks(data: dict[str, Any]) -> list[str]:
+    """The names of the checks the JSON says failed."""
+    return [name for name, check in data["checks"].items() if not check["ok"]]
+
+
+def without_details(data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON with each check's detail left out (timings and ages differ per call)."""
+    return {
+        **data,
+        "checks": {name: {"ok": check["ok"]} for name, check in data["checks"].items()},
+    }
 
 
 @attrs.frozen
@@ -65,8 +109,9 @@ SERVERS = {
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenario]]:
     """``test-alerts`` to ``webhook,database`` with a webhook answering 400 to everything
-    (4 of 8 deliveries fail), 400 once then 200 (1 of 8), and 200 always; then
-    ``health --json`` and ``health`` on each store, and on an empty one.
+    (4 of 8 deliveries fail), 400 once then 200 (1 of 8), and 200 always; a monitor's
+    beat in each of those stores and in an empty one (``monitored``); then ``health
+    --json`` and ``health`` on each store, and on an empty one without a monitor.
     """
     require_fixture_plugins()
     with ExitStack() as stack:
@@ -83,15 +128,19 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sc
                     CHAPERONE_DELIVERY_MAX_BACKOFF="0",
                 ),
             )
-        empty = tmp_path_factory.mktemp("empty")
-        envs["empty"] = (empty, clean_environ(empty))
+        for name in ("empty", "monitored"):
+            folder = tmp_path_factory.mktemp(name)
+            envs[name] = (folder, clean_environ(folder))
         sent = run_many(
             {
                 name: Invocation(("test-alerts",), folder, env)
                 for name, (folder, env) in envs.items()
-                if name != "empty"
+                if name in servers
             }
         )
+        for name, (folder, _env) in envs.items():
+            if name != "empty":
+                ticking(folder)
         reads = run_many(
             {
                 f"{name}{suffix}": Invocation(("health", *args), folder, env)
@@ -116,7 +165,9 @@ class TestHealthCommand:
     """``chaperone health`` after real deliveries."""
 
     def test_failures_over_threshold_exit_1(self, scenarios: dict[str, Scenario]) -> None:
-        """4 of 8 deliveries failed: unhealthy, exit 1, rate 50 %."""
+        """4 of 8 deliveries failed: unhealthy, exit 1, rate 50 %, only the delivery
+        check failed.
+        """
         run = scenarios["failing"]
         assert run.sent.returncode == 1, str(run.sent)
         assert run.health.returncode == 1, str(run.health)
@@ -124,6 +175,10 @@ class TestHealthCommand:
         assert data["healthy"] is False
         assert data["failure_rate"] == 50.0
         assert data["threshold"] == 5.0
+        assert failed_checks(data) == ["delivery"]
+        assert data["checks"]["delivery"]["detail"] == (
+            "4 of 8 deliveries failed in the last 1 hour (50.00%; unhealthy at 5%)"
+        )
 
     def test_counts_match_what_the_server_received(self, scenarios: dict[str, Scenario]) -> None:
         """The webhook's failed count is the number of requests the server answered 400;
@@ -164,15 +219,21 @@ class TestHealthCommand:
         assert data["stats"]["total_sent"] == 8
 
     def test_json_shape(self, scenarios: dict[str, Scenario]) -> None:
-        """The seed's keys (healthy, stats, failure_rate) plus threshold and window."""
+        """The seed's keys (healthy, stats, failure_rate) plus threshold, window, and a
+        check per name with ok and detail.
+        """
         data = scenarios["delivered"].health.json()
-        assert set(data) == {"healthy", "stats", "failure_rate", "threshold", "window"}
+        assert set(data) == {"healthy", "stats", "failure_rate", "threshold", "window", "checks"}
         assert set(data["stats"]) == {"total_sent", "total_failed", "by_channel", "by_type"}
         assert set(data["window"]) == {"seconds", "sent", "failed"}
+        assert list(data["checks"]) == list(CHECKS)
+        assert all(set(check) == {"ok", "detail"} for check in data["checks"].values())
 
     def test_no_deliveries_is_healthy(self, scenarios: dict[str, Scenario]) -> None:
-        """A store nothing was delivered through: healthy, rate 0, exit 0."""
-        run = scenarios["empty"]
+        """A store nothing was delivered through, with a monitor ticking: healthy, rate
+        0, exit 0; the text says every check passed.
+        """
+        run = scenarios["monitored"]
         assert run.health.returncode == 0, str(run.health)
         data = run.health.json()
         assert data["healthy"] is True
@@ -183,18 +244,46 @@ class TestHealthCommand:
             "by_channel": {},
             "by_type": {},
         }
-        assert "healthy: no deliveries in the last 1 hour" in run.health_text.stdout
+        lines = run.health_text.stdout.splitlines()
+        assert lines[0] == "healthy: every check passed"
+        assert "✓ delivery   no deliveries in the last 1 hour (unhealthy at 5% failed)" in lines
+
+    def test_no_monitor_is_unhealthy(self, scenarios: dict[str, Scenario]) -> None:
+        """The same empty store without a monitor's beat: exit 1, the monitor check
+        failed and says to run ``chaperone monitor``; every other check passed.
+        """
+        run = scenarios["empty"]
+        assert run.health.returncode == 1, str(run.health)
+        data = run.health.json()
+        assert data["healthy"] is False
+        assert failed_checks(data) == ["monitor"]
+        assert "`chaperone monitor`" in data["checks"]["monitor"]["detail"]
+        assert run.health_text.returncode == 1
+        lines = run.health_text.stdout.splitlines()
+        assert lines[0] == "UNHEALTHY: monitor failed"
+        assert any(line.startswith("✗ monitor    no monitor has ticked") for line in lines)
 
     def test_text_output(self, scenarios: dict[str, Scenario]) -> None:
-        """The text form says unhealthy, the rate, and a row per channel."""
+        """The text form says which check failed, a line per check with its mark, the
+        rate, and a row per channel.
+        """
         run = scenarios["failing"]
         assert run.health_text.returncode == 1
         lines = run.health_text.stdout.splitlines()
-        assert lines[0] == (
-            "UNHEALTHY: 4 of 8 deliveries failed in the last 1 hour (50.00%; unhealthy at 5%)"
+        assert lines[0] == "UNHEALTHY: delivery failed"
+        assert [line.split()[:2] for line in lines[1:7]] == [
+            ["✓", "store"],
+            ["✓", "monitor"],
+            ["✓", "detection"],
+            ["✓", "outbox"],
+            ["✓", "degraded"],
+            ["✗", "delivery"],
+        ]
+        assert lines[6] == (
+            "✗ delivery   4 of 8 deliveries failed in the last 1 hour (50.00%; unhealthy at 5%)"
         )
-        assert lines[1] == "all time: 4 sent, 4 failed"
-        assert any("webhook" in line and "0" in line and "4" in line for line in lines[2:])
+        assert lines[7] == "all time: 4 sent, 4 failed"
+        assert any("webhook" in line and "0" in line and "4" in line for line in lines[8:])
 
     def test_threshold_and_window_settings(
         self, scenarios: dict[str, Scenario], tmp_path: Path
@@ -335,11 +424,15 @@ class TestServeEndpoints:
     def test_health_unhealthy_is_503(
         self, scrapes: dict[str, Scrape], scenarios: dict[str, Scenario]
     ) -> None:
-        """The failing store: 503, the same JSON as ``chaperone health --json``."""
+        """The failing store: 503, the same JSON as ``chaperone health --json`` (but
+        for the details' timings), naming the delivery check.
+        """
         response = scrapes["failing"].health
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/json"
-        assert response.json() == scenarios["failing"].health.json()
+        expected = scenarios["failing"].health.json()
+        assert without_details(response.json()) == without_details(expected)
+        assert failed_checks(response.json()) == ["delivery"]
 
     def test_health_healthy_is_200(
         self, scrapes: dict[str, Scrape], scenarios: dict[str, Scenario]
@@ -347,7 +440,8 @@ class TestServeEndpoints:
         """The delivered store: 200, healthy, the same stats as the command."""
         response = scrapes["delivered"].health
         assert response.status_code == 200
-        assert response.json() == scenarios["delivered"].health.json()
+        expected = scenarios["delivered"].health.json()
+        assert without_details(response.json()) == without_details(expected)
         assert response.json()["healthy"] is True
 
     def test_metrics_match_the_health_command(
@@ -380,6 +474,10 @@ class TestServeEndpoints:
         assert healthy.value == 0.0
         [threshold] = samples["chaperone_delivery_failure_threshold_percent"]
         assert threshold.value == 5.0
+        checks = {s.labels["check"]: s.value for s in samples["chaperone_health_check"]}
+        assert checks == {name: 0.0 if name == "delivery" else 1.0 for name in CHECKS}
+        [overall] = samples["chaperone_healthy"]
+        assert overall.value == 0.0
 
     def test_metrics_labels_are_channel_and_type(self, scrapes: dict[str, Scrape]) -> None:
         """One sent and one failed counter per (channel, type) pair delivered to."""
@@ -405,10 +503,11 @@ class TestServeRequests:
     """Paths, methods, the token, signals and a taken port."""
 
     def test_other_paths_404_and_methods_405(self, tmp_path: Path) -> None:
-        """/ and /healthz are 404; POST and DELETE /health are 405 naming GET; SIGINT
-        stops it too.
+        """/ and /healthz are 404; POST and DELETE /health are 405 naming GET; a query
+        string is ignored; SIGINT stops it too.
         """
-        with serving(clean_environ(tmp_path), tmp_path) as served:
+        env = clean_environ(tmp_path, CHAPERONE_HEALTH_REQUIRE_MONITOR="false")
+        with serving(env, tmp_path) as served:
             with httpx.Client(timeout=10) as client:
                 assert client.get(f"{served.url}/").status_code == 404
                 assert client.get(f"{served.url}/healthz").status_code == 404
@@ -425,7 +524,12 @@ class TestServeRequests:
         scheme; 200 with it. At debug level, the token (sent in a header, and by mistake
         in a query string) appears nowhere in what the command printed.
         """
-        env = clean_environ(tmp_path, CHAPERONE_SERVE_TOKEN=TOKEN, CHAPERONE_LOG_LEVEL="debug")
+        env = clean_environ(
+            tmp_path,
+            CHAPERONE_SERVE_TOKEN=TOKEN,
+            CHAPERONE_LOG_LEVEL="debug",
+            CHAPERONE_HEALTH_REQUIRE_MONITOR="false",
+        )
         with serving(env, tmp_path) as served:
             with httpx.Client(timeout=10) as client:
                 health = f"{served.url}/health"
@@ -473,6 +577,103 @@ class TestServeRequests:
         )
         assert result.returncode == 2, str(result)
         assert "CHAPERONE_SERVE_PORT" in result.stderr
+
+
+class TestStoreFaults:
+    """Health says what is wrong with the store, quickly, and recovers with it."""
+
+    def test_health_on_a_locked_store_answers_quickly(self, tmp_path: Path) -> None:
+        """Another connection holds the file's write lock: ``chaperone health --json``
+        exits 1 well within SQLite's own 10 s wait, every check failed and the store's
+        detail asks whether the store is locked.
+        """
+        ticking(tmp_path)
+        holder = sqlite3.connect(tmp_path / STORE_FILE, isolation_level=None, timeout=0)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            result = run_cli("health", "--json", cwd=tmp_path, env=clean_environ(tmp_path))
+            took = time.monotonic() - started
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert result.returncode == 1, str(result)
+        assert took < QUICK_ANSWER, took
+        data = result.json()
+        assert failed_checks(data) == list(CHECKS)
+        assert "locked" in data["checks"]["store"]["detail"]
+        assert "Traceback" not in result.stderr
+
+    def test_health_on_a_refusing_redis(self, tmp_path: Path) -> None:
+        """A Redis URL where nothing listens: exit 1, JSON naming the refused connection
+        for the store, every other check "not checked" for the same reason.
+        """
+        url = "redis://127.0.0.1:1/0?retries=0&connect_timeout=0.5"
+        result = run_cli(
+            "health", "--json", cwd=tmp_path, env=clean_environ(tmp_path, CHAPERONE_STORE=url)
+        )
+        assert result.returncode == 1, str(result)
+        data = result.json()
+        assert failed_checks(data) == list(CHECKS)
+        assert "refused" in data["checks"]["store"]["detail"].lower()
+        assert data["checks"]["outbox"]["detail"].startswith("not checked: ")
+        assert data["stats"] is None
+
+    def test_serve_on_a_locked_store_is_503_then_200(self, tmp_path: Path) -> None:
+        """``serve`` started while the file is locked: it listens, /health answers 503
+        naming the store within a few seconds; once the lock goes, 200 without a restart.
+        """
+        ticking(tmp_path)
+        holder = sqlite3.connect(tmp_path / STORE_FILE, isolation_level=None, timeout=0)
+        holder.execute("BEGIN IMMEDIATE")
+        locked = True
+        try:
+            with (
+                serving(clean_environ(tmp_path), tmp_path) as served,
+                httpx.Client(timeout=30) as client,
+            ):
+                started = time.monotonic()
+                during = client.get(f"{served.url}/health")
+                took = time.monotonic() - started
+                holder.execute("ROLLBACK")
+                locked = False
+                after = poll_until_healthy(client, f"{served.url}/health")
+        finally:
+            if locked:
+                holder.execute("ROLLBACK")
+            holder.close()
+        assert during.status_code == 503
+        assert took < QUICK_ANSWER, took
+        assert failed_checks(during.json())[0] == "store"
+        assert after.status_code == 200, after.text
+        assert "no answer" in served.stderr  # the warning at start
+
+    def test_serve_on_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
+        """``serve`` on a corrupt file keeps running: 503 naming the file's fault, and
+        200 once a good store replaces it, without a restart.
+        """
+        (tmp_path / STORE_FILE).write_text("not a database\n" * 100, encoding="utf-8")
+        with (
+            serving(clean_environ(tmp_path), tmp_path) as served,
+            httpx.Client(timeout=30) as client,
+        ):
+            corrupt = client.get(f"{served.url}/health")
+            (tmp_path / STORE_FILE).unlink()
+            ticking(tmp_path)
+            after = poll_until_healthy(client, f"{served.url}/health")
+        assert corrupt.status_code == 503
+        assert "file is not a database" in corrupt.json()["checks"]["store"]["detail"]
+        assert after.status_code == 200, after.text
+
+
+def poll_until_healthy(client: httpx.Client, url: str, timeout: float = 30.0) -> httpx.Response:
+    """GET ``url`` until it answers 200 or ``timeout`` seconds passed; the last answer."""
+    deadline = time.monotonic() + timeout
+    response = client.get(url)
+    while response.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)  # waiting for a real process to recover, not a window under test
+        response = client.get(url)
+    return response
 
 
 class TestExposureWarning:

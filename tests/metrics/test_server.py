@@ -1,5 +1,6 @@
 """The HTTP endpoint in-process, on 127.0.0.1: answers from a real store on a manual clock,
-a store that is away, HEAD, and the token compared in full.
+each health check in the status and the gauges, a store that is away, HEAD, and the token
+compared in full.
 """
 
 from __future__ import annotations
@@ -8,21 +9,26 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
+import attrs
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaperone import ManualClock, StoreError
-from chaperone.metrics import DeliveryStats, read_delivery_stats, record_delivery
+from chaperone import ManualClock, SystemClock
+from chaperone.config import Settings
+from chaperone.metrics import CHECKS, HealthReport, check_health, record_delivery
+from chaperone.metrics._health import close_when_idle
+from chaperone.metrics._liveness import MonitorBeat
 from chaperone.metrics._server import HealthServer
-from chaperone.store import MemoryStore
+from chaperone.store import MemoryStore, Store, open_store
 
 TOKEN = "srv-0b7d41c9e2a85f36"  # noqa: S105 - a test token
 
 
 @contextmanager
-def running(read: Callable[[], DeliveryStats], token: str | None = None) -> Iterator[HealthServer]:
+def running(read: Callable[[], HealthReport], token: str | None = None) -> Iterator[HealthServer]:
     """A HealthServer on a free loopback port, served from a thread, closed after."""
     server = HealthServer(read, host="127.0.0.1", port=0, token=token)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -47,11 +53,24 @@ def store(clock: ManualClock) -> Iterator[MemoryStore]:
     opened.close()
 
 
-def reader(store: MemoryStore, clock: ManualClock) -> Callable[[], DeliveryStats]:
-    """Reads a snapshot at the clock's time, over an hour, against 5 %."""
-    return lambda: read_delivery_stats(
-        store, now=clock.timestamp(), window=timedelta(hours=1), threshold=5.0
-    )
+def reader(
+    store: Store, clock: ManualClock | SystemClock, **health: Any
+) -> Callable[[], HealthReport]:
+    """Judges health at the clock's time (an hour's window, 5 %), with ``health``
+    settings; a monitor is not required unless they say so.
+    """
+    options = {"require_monitor": False, **health}
+    settings = attrs.evolve(Settings(), health=attrs.evolve(Settings().health, **options))
+    return lambda: check_health(store, settings, clock.timestamp(), store_timeout=2.0)
+
+
+def metric_values(text: str) -> dict[tuple[str, str], float]:
+    """Each sample's value by (sample name, its labels' values joined by commas)."""
+    return {
+        (sample.name, ",".join(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 class TestAnswers:
@@ -112,14 +131,70 @@ class TestAnswers:
         assert response.content == b""
 
 
+class TestChecks:
+    """Every check decides the status; /metrics has a gauge per check."""
+
+    def test_no_monitor_is_503_naming_the_check(
+        self, store: MemoryStore, clock: ManualClock
+    ) -> None:
+        """Monitor required and none ticking: 503, the monitor check failed and says why,
+        the gauges say 0; a beat later, 200 and 1, without a restart.
+        """
+        read = reader(store, clock, require_monitor=True)
+        with running(read) as server, httpx.Client(timeout=10) as client:
+            unhealthy = client.get(f"{server.url}/health")
+            gauges = metric_values(client.get(f"{server.url}/metrics").text)
+            MonitorBeat(
+                monitor="m", host="h", pid=1, interval=1.0, ticked_at=clock.timestamp()
+            ).write(store)
+            healthy = client.get(f"{server.url}/health")
+            healed = metric_values(client.get(f"{server.url}/metrics").text)
+        assert unhealthy.status_code == 503
+        checks = unhealthy.json()["checks"]
+        assert [name for name, check in checks.items() if not check["ok"]] == ["monitor"]
+        assert "chaperone monitor" in checks["monitor"]["detail"]
+        assert gauges[("chaperone_health_check", "monitor")] == 0.0
+        assert gauges[("chaperone_health_check", "store")] == 1.0
+        assert gauges[("chaperone_healthy", "")] == 0.0
+        assert healthy.status_code == 200
+        assert healthy.json()["healthy"] is True
+        assert healed[("chaperone_healthy", "")] == 1.0
+        assert {healed[("chaperone_health_check", name)] for name in CHECKS} == {1.0}
+
+
 class TestStoreAway:
     """A store that does not answer makes the endpoint say so, not crash."""
 
-    def test_health_and_metrics_503(self) -> None:
-        """Both paths answer 503; /health says unhealthy in JSON; the server lives on."""
+    def test_refused_store_is_503_and_gauges_say_0(self) -> None:
+        """A Redis URL where nothing listens: /health 503 naming the store; /metrics
+        answers the health gauges at 0 and leaves the delivery counters out.
+        """
+        store = open_store("redis://127.0.0.1:1/0?retries=0&connect_timeout=0.5", SystemClock())
+        try:
+            with (
+                running(reader(store, SystemClock())) as server,
+                httpx.Client(timeout=10) as client,
+            ):
+                health = client.get(f"{server.url}/health")
+                metrics = client.get(f"{server.url}/metrics")
+        finally:
+            assert close_when_idle(store, timeout=30)
+        assert health.status_code == 503
+        assert "refused" in health.json()["checks"]["store"]["detail"].lower()
+        assert health.json()["stats"] is None
+        assert metrics.status_code == 200
+        values = metric_values(metrics.text)
+        assert values[("chaperone_health_check", "store")] == 0.0
+        assert values[("chaperone_healthy", "")] == 0.0
+        assert not any(name.startswith("chaperone_delivery") for name, _ in values)
 
-        def read() -> DeliveryStats:
-            raise StoreError("read keys: connection refused")
+    def test_a_read_that_raises_is_503(self) -> None:
+        """A report that cannot be made at all: both paths 503, /health says unhealthy in
+        JSON with the reason; the server lives on.
+        """
+
+        def read() -> HealthReport:
+            raise RuntimeError("a bug in a check")
 
         with running(read) as server, httpx.Client(timeout=10) as client:
             health = client.get(f"{server.url}/health")
@@ -127,7 +202,7 @@ class TestStoreAway:
             again = client.get(f"{server.url}/health")
         assert health.status_code == 503
         assert health.json()["healthy"] is False
-        assert "connection refused" in health.json()["error"]
+        assert "a bug in a check" in health.json()["error"]
         assert metrics.status_code == 503
         assert again.status_code == 503
 

@@ -1,18 +1,23 @@
-"""``chaperone health``: delivery counts from the store and whether the recent failure
-rate is below the threshold (exit 0) or at or above it (exit 1).
+"""``chaperone health``: would someone be paged? Every health check (the store, a
+monitor ticking, detection, the outbox, degraded parts, the delivery failure rate) with
+the delivery counts; exit 1 when a check fails, 0 when all pass.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import click
 
 from chaperone._clock import SystemClock
-from chaperone._durations import format_duration, parse_duration
-from chaperone.cli._context import EXIT_FAILED, configured_store, load_or_exit
+from chaperone._durations import parse_duration
+from chaperone._exceptions import ConfigError
+from chaperone.cli._context import EXIT_CONFIG, EXIT_FAILED, load_or_exit, report_config_error
+from chaperone.cli._health_judge import HealthJudge
 from chaperone.cli._output import echo, print_json, print_table
-from chaperone.metrics import BUCKET_SECONDS, RETENTION_SECONDS, DeliveryStats, read_delivery_stats
+from chaperone.metrics import BUCKET_SECONDS, RETENTION_SECONDS
+from chaperone.metrics._health import HealthReport
 
 __all__ = ["health"]
 
@@ -31,7 +36,9 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 
 @click.command("health")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: healthy, stats, failure_rate.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON: healthy, checks, stats, failure_rate."
+)
 @click.option(
     "--window",
     metavar="DURATION",
@@ -40,37 +47,50 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     "[default: CHAPERONE_HEALTH_WINDOW, 1h].",
 )
 def health(as_json: bool, window: timedelta | None) -> None:
-    """Show sent and failed deliveries by channel and alert type, and the failure rate over
-    the recent window; exit 1 when it is at or above CHAPERONE_HEALTH_FAILURE_THRESHOLD
-    (5 % by default), 0 otherwise (also when nothing was delivered in the window).
+    """Check that alerts would reach someone: the store answers, a monitor ticked
+    recently, detection works, no alert waits too long in the outbox, no part of
+    Chaperone is failing, and the delivery failure rate over the recent window is below
+    CHAPERONE_HEALTH_FAILURE_THRESHOLD (5 % by default). Exit 1 when a check fails, 0 when
+    all pass.
     """
     settings = load_or_exit()
-    with configured_store() as store:
-        stats = read_delivery_stats(
-            store,
-            now=SystemClock().timestamp(),
-            window=window or settings.health.window,
-            threshold=settings.health.failure_threshold,
-        )
+    if window is not None:
+        settings = attrs.evolve(settings, health=attrs.evolve(settings.health, window=window))
+    judge = HealthJudge(settings, SystemClock())
+    try:
+        report = judge.report()
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise SystemExit(EXIT_CONFIG) from None
+    finally:
+        judge.close()
     if as_json:
-        print_json(stats.to_dict())
+        print_json(report.to_dict())
     else:
-        _print(stats)
-    if not stats.healthy:
+        _print(report)
+    if not report.healthy:
         raise SystemExit(EXIT_FAILED)
 
 
-def _print(stats: DeliveryStats) -> None:
-    recent, threshold = stats.recent, f"{stats.threshold:g}%"
-    span = format_duration(stats.window)
-    if recent.total:
-        echo(
-            f"{'healthy' if stats.healthy else 'UNHEALTHY'}: {recent.failed} of "
-            f"{recent.total} deliveries failed in the last {span} "
-            f"({stats.failure_rate:.2f}%; unhealthy at {threshold})"
-        )
+_MARKS = {True: "✓", False: "✗"}
+
+
+def _print(report: HealthReport) -> None:
+    failed = report.failed
+    if failed:
+        echo(f"UNHEALTHY: {', '.join(failed)} failed")
     else:
-        echo(f"healthy: no deliveries in the last {span} (unhealthy at {threshold} failed)")
+        skipped = [check.name for check in report.checks if check.skipped]
+        echo(
+            "healthy: every check passed" + (f" ({', '.join(skipped)} skipped)" if skipped else "")
+        )
+    width = max(len(check.name) for check in report.checks)
+    for check in report.checks:
+        mark = "-" if check.skipped else _MARKS[check.ok]
+        echo(f"{mark} {check.name:<{width}}  {check.detail}")
+    stats = report.stats
+    if stats is None:
+        return
     totals = stats.totals
     echo(f"all time: {totals.sent} sent, {totals.failed} failed")
     for title, column, groups in (

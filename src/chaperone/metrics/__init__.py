@@ -1,11 +1,12 @@
-"""Delivery metrics: sent and failed counts by channel and alert type, kept in the store so
-every process and the CLI see the same numbers, and the recent failure rate that
-``chaperone health`` and ``chaperone serve`` judge health by.
+"""Health and delivery metrics: sent and failed counts by channel and alert type, kept in
+the store so every process and the CLI see the same numbers, and the health checks that
+``chaperone health`` and ``chaperone serve`` judge by (the store, the monitors, detection,
+the outbox, degraded parts and the recent delivery failure rate).
 
 The built-in plugin ``chaperone.builtin.metrics`` counts each delivery's final outcome;
-:func:`read_delivery_stats` reads a snapshot. The Prometheus exposition is in
-``chaperone.metrics._prometheus`` and the HTTP endpoint in ``chaperone.metrics._server``,
-imported only by ``chaperone serve``.
+:func:`read_delivery_stats` reads a snapshot, :func:`check_health` judges every check. The
+Prometheus exposition is in ``chaperone.metrics._prometheus`` and the HTTP endpoint in
+``chaperone.metrics._server``, imported only by ``chaperone serve``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from chaperone.metrics._counters import (
     read_delivery_stats,
     record_delivery,
 )
+from chaperone.metrics._health import CHECKS, CheckResult, HealthReport, check_health
 
 __all__ = [
     "BUCKET_SECONDS",
+    "CHECKS",
     "RETENTION_SECONDS",
+    "CheckResult",
     "Counts",
     "DeliveryStats",
+    "HealthReport",
+    "check_health",
     "read_delivery_stats",
     "record_delivery",
 ]

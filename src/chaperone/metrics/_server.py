@@ -1,7 +1,9 @@
 """The HTTP endpoint of ``chaperone serve``: ``GET /health`` and ``GET /metrics``.
 
-A small threaded server from the standard library. Each request reads a fresh snapshot
-from the store, so what it answers is what every process counted. When a token is set,
+A small threaded server from the standard library. Each request judges the health checks
+afresh (:func:`~chaperone.metrics._health.check_health`), so what it answers is what
+every process recorded; ``/health`` answers 200 while every check passes, 503 when one
+fails. When a token is set,
 every request needs ``Authorization: Bearer <token>`` (compared in constant time; 401
 otherwise, whatever the path). Then: 404 for a path other than the two, 405 for a method
 other than GET. Requests are logged at debug level, never with their headers.
@@ -21,7 +23,7 @@ from typing import Any
 import structlog
 
 from chaperone._secrets import MASKER
-from chaperone.metrics._counters import DeliveryStats
+from chaperone.metrics._health import HealthReport
 from chaperone.metrics._prometheus import CONTENT_TYPE, render_metrics
 
 __all__ = ["HealthServer"]
@@ -33,7 +35,7 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 class HealthServer(ThreadingHTTPServer):
-    """Answers ``/health`` and ``/metrics`` from ``read()``, a fresh snapshot per request.
+    """Answers ``/health`` and ``/metrics`` from ``read()``, a fresh report per request.
 
     Binds on construction (``port`` 0 takes a free port; :attr:`url` names the real
     one) and raises OSError when it cannot. Serve with ``serve_forever()``; stop with
@@ -44,13 +46,13 @@ class HealthServer(ThreadingHTTPServer):
 
     def __init__(
         self,
-        read: Callable[[], DeliveryStats],
+        read: Callable[[], HealthReport],
         *,
         host: str,
         port: int,
         token: str | None = None,
     ) -> None:
-        self.read_stats = read
+        self.read_report = read
         self.token = token
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
@@ -109,9 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._metrics()
         except Exception as exc:
             reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
-            _log.error("cannot read the delivery metrics", path=path, error=reason)
+            _log.error("cannot judge health", path=path, error=reason)
             if path == "/health":
-                body = json.dumps({"healthy": False, "error": f"cannot read the metrics: {reason}"})
+                body = json.dumps({"healthy": False, "error": f"cannot judge health: {reason}"})
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, _JSON, body.encode())
             else:
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT, b"cannot read the metrics\n")
@@ -128,13 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
     # -- answers -----------------------------------------------------------------------
 
     def _health(self) -> None:
-        stats = self.server.read_stats()
-        status = HTTPStatus.OK if stats.healthy else HTTPStatus.SERVICE_UNAVAILABLE
-        body = json.dumps(MASKER.mask_any(stats.to_dict()), ensure_ascii=False)
+        report = self.server.read_report()
+        status = HTTPStatus.OK if report.healthy else HTTPStatus.SERVICE_UNAVAILABLE
+        body = json.dumps(MASKER.mask_any(report.to_dict()), ensure_ascii=False)
         self._send(status, _JSON, body.encode())
 
     def _metrics(self) -> None:
-        self._send(HTTPStatus.OK, CONTENT_TYPE, render_metrics(self.server.read_stats))
+        self._send(HTTPStatus.OK, CONTENT_TYPE, render_metrics(self.server.read_report))
 
     def _send(
         self,
