@@ -138,8 +138,9 @@ class TestCountingThroughTheRuntime:
     """Each delivery's final outcome is counted once, by channel and type."""
 
     def test_delivered_and_failed_are_counted(self, store_factory: Any) -> None:
-        """Three stuck jobs and two custom alerts to ``good`` and ``bad``: five sent,
-        five failed, matching what the channels were handed.
+        """Three stuck jobs and two custom alerts to ``good`` and ``bad``: five failed,
+        and six sent (the five, and the degraded alert about ``bad``, which goes to
+        ``good`` only), matching what the channels were handed.
         """
         clock, sink = ManualClock(), Sink()
         with make_runtime(sink, store_factory(clock), clock) as runtime:
@@ -148,19 +149,25 @@ class TestCountingThroughTheRuntime:
                 assert [alert.delivered for alert in report.alerts] == [False]  # bad failed
             for number in range(2):
                 runtime.send(custom("queue_backlog", f"q{number}", clock), is_test=True)
+            assert runtime.self_watch.wait(10) == 0
             stats = read(runtime)
-        assert sink.received("good") == 5
+        assert sink.received("good") == 6
         assert sink.received("bad") == 5
         assert stats.pairs == {
             ("bad", "job_stuck"): Counts(failed=3),
             ("bad", "queue_backlog"): Counts(failed=2),
+            ("good", "chaperone_degraded"): Counts(sent=1),
             ("good", "job_stuck"): Counts(sent=3),
             ("good", "queue_backlog"): Counts(sent=2),
         }
-        assert stats.by_channel == {"bad": Counts(failed=5), "good": Counts(sent=5)}
-        assert stats.by_type == {"job_stuck": Counts(3, 3), "queue_backlog": Counts(2, 2)}
-        assert stats.recent == Counts(sent=5, failed=5)
-        assert stats.failure_rate == 50.0
+        assert stats.by_channel == {"bad": Counts(failed=5), "good": Counts(sent=6)}
+        assert stats.by_type == {
+            "chaperone_degraded": Counts(1, 0),
+            "job_stuck": Counts(3, 3),
+            "queue_backlog": Counts(2, 2),
+        }
+        assert stats.recent == Counts(sent=6, failed=5)
+        assert round(stats.failure_rate, 2) == 45.45
         assert not stats.healthy
 
     def test_retries_count_once(self, store_factory: Any) -> None:
