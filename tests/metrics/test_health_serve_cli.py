@@ -305,7 +305,8 @@ class TestHealthCommand:
         self, scenarios: dict[str, Scenario], tmp_path: Path
     ) -> None:
         """CHAPERONE_HEALTH_FAILURE_THRESHOLD=60 makes 44 % pass the delivery check (the
-        webhook's degraded part still fails health); --window 2m still sees the run; a bad threshold or window is a configuration error (exit 2).
+        webhook's degraded part still fails health); --window 2m still sees the run; a
+        bad threshold or window is a configuration error (exit 2).
         """
         run = scenarios["failing"]
         results = run_many(
