@@ -103,8 +103,8 @@ class ResilientStore:
         self._opener = opener
         self._lock = threading.Lock()
         """Guards the state, the shadow and the journal."""
-        self._probing = threading.Lock()
-        """One probe at a time."""
+        self._probing = threading.RLock()
+        """One probe at a time (a listener may probe from within one)."""
         self._listeners: list[Callable[[StoreChange], None]] = []
         self._shadow = MemoryStore(clock, url)
         self._journal = OutageJournal(journal_limit)

@@ -520,11 +520,14 @@ class SQLiteStore:
 
     def _purge_without_waiting(self, conn: sqlite3.Connection) -> None:
         """Purge if the write lock is free now: opening never waits for another writer."""
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
-            self._purge(conn)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {_busy_ms(self.busy_timeout)}")
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._purge(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_busy_ms(self.busy_timeout)}")
+        except sqlite3.Error:
+            return  # housekeeping only, like the purge itself
 
 
 @contextmanager
