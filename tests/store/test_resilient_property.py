@@ -24,6 +24,7 @@ import itertools
 import math
 from collections import defaultdict
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -31,6 +32,7 @@ from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone.store import MemoryStore, ResilientStore, StoreState
+from chaperone.store import _resilient as resilient_module
 from helpers.stores import SwitchedStore
 
 _EXPIRING = st.sampled_from(["s:a", "s:b", "s:c"])
@@ -136,6 +138,7 @@ class TestOutageProperty:
         half_way=st.none() | st.integers(0, 12),
         later=_operations,
         after=_operations,
+        part=st.sampled_from([1, 3, 100]),
     )
     def test_the_primary_ends_as_one_healthy_store(
         self,
@@ -144,22 +147,25 @@ class TestOutageProperty:
         half_way: int | None,
         later: list[tuple[Any, ...]],
         after: list[tuple[Any, ...]],
+        part: int,
     ) -> None:
         """Whatever the operations and wherever the outage (and a failed catching up)
-        falls, the caught-up primary equals a store that never failed, and answers alike."""
+        falls, and however many parts the catching up takes, the caught-up primary equals
+        a store that never failed, and answers alike."""
         run = Run()
         try:
-            run.apply(before, degraded=False)
-            run.primary.away = True
-            run.store.get("s:a")  # the operation that finds the primary away
-            run.apply(during, degraded=True)
-            if half_way is not None:
-                run.primary.away = False
-                run.primary.budget = 3 + half_way  # the probe's three calls, then items
-                if not run.store.probe():
-                    run.apply(later, degraded=True)
-            run.primary.away, run.primary.budget = False, None
-            assert run.store.probe()
+            with patch.object(resilient_module, "CARRY_PART", part):
+                run.apply(before, degraded=False)
+                run.primary.away = True
+                run.store.get("s:a")  # the operation that finds the primary away
+                run.apply(during, degraded=True)
+                if half_way is not None:
+                    run.primary.away = False
+                    run.primary.budget = 3 + half_way  # the probe's three calls, then items
+                    if not run.store.probe():
+                        run.apply(later, degraded=True)
+                run.primary.away, run.primary.budget = False, None
+                assert run.store.probe()
             run.recovered()
             run.apply(after, degraded=False)
             run.assert_same_state()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -26,6 +27,7 @@ from chaperone.store import (
     StoreState,
     open_resilient_store,
 )
+from chaperone.store import _resilient as resilient_module
 from chaperone.store._journal import _KEPT_INDEXES, _KEPT_KEY_PREFIXES
 from chaperone.store._resilient import PROBE_KEY_PREFIX
 from helpers.delivery import make_alert
@@ -129,6 +131,15 @@ class TestStates:
             assert MASK in store.reason
         finally:
             store.close()
+
+    def test_closed_message_hides_the_password(self, clock: ManualClock) -> None:
+        """A password in the store's URL never shows in its errors."""
+        url = "redis://:hunter2-in-the-url@127.0.0.1:1/0"
+        store = ResilientStore(url, clock, lambda: MemoryStore(clock))
+        store.close()
+        with pytest.raises(StoreError, match="closed") as caught:
+            store.get("k")
+        assert "hunter2-in-the-url" not in str(caught.value)
 
     def test_failed_operation_degrades_and_is_answered_from_memory(
         self, store: ResilientStore, primary: SwitchedStore, clock: ManualClock
@@ -471,6 +482,31 @@ class TestCarry:
         assert store.pending == 3
         _recover(store, primary)
         assert primary.inner.tail("history", 10) == ["r99", "r98", "r97"]
+
+    def test_a_long_journal_is_carried_in_parts(
+        self,
+        store: ResilientStore,
+        primary: SwitchedStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A journal longer than a part is carried a part per hold of the lock, the last
+        part whole, and everything arrives."""
+        monkeypatch.setattr(resilient_module, "CARRY_PART", 10)
+        _degrade(store, primary)
+        for index in range(35):
+            store.set(f"k{index:02}", "v")
+        limits: list[int | None] = []
+        journal = store._journal
+        carry = journal.carry
+
+        def recording(*args: Any) -> None:
+            limits.append(args[-1])
+            carry(*args)
+
+        monkeypatch.setattr(journal, "carry", recording)
+        _recover(store, primary)
+        assert limits == [10, 10, 10, None]
+        assert primary.inner.keys("k") == [f"k{index:02}" for index in range(35)]
 
     def test_an_incr_the_primary_refuses_is_dropped(
         self, store: ResilientStore, primary: SwitchedStore

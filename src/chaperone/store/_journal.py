@@ -192,22 +192,35 @@ class OutageJournal:
 
     # -- carrying -------------------------------------------------------------------------
 
-    def carry(self, shadow: MemoryStore, primary: Store, clock: Clock) -> None:
-        """Write what the journal holds to ``primary``, reading values from ``shadow``.
+    def carry(
+        self, shadow: MemoryStore, primary: Store, clock: Clock, limit: int | None = None
+    ) -> None:
+        """Write what the journal holds to ``primary``, reading values from ``shadow``:
+        everything, or about ``limit`` items when given (the rest stays for a later call).
 
         Each item is forgotten once written; queue records carried are popped from the
         shadow too. Raises what ``primary`` raises (StoreError or OSError when it fails
-        again), keeping what has not been carried.
+        again), keeping what has not been carried. Carrying in parts with other changes
+        in between ends as carrying once: it is what a carry that failed half-way does.
         """
-        while self._prefixes:
+        stop_at = None if limit is None else max(0, self._size - limit)
+
+        def enough() -> bool:
+            return stop_at is not None and self._size <= stop_at
+
+        while self._prefixes and not enough():
             primary.delete_prefix(self._prefixes[0])
             del self._prefixes[0]
             self._size -= 1
         for key, entry in list(self._keys.items()):
+            if enough():
+                return
             self._carry_key(key, entry, shadow, primary, clock)
             del self._keys[key]
             self._size -= 1
         for (index, member), at in list(self._deadlines.items()):
+            if enough():
+                return
             if at is None:
                 primary.unschedule(index, member)
             else:
@@ -215,22 +228,27 @@ class OutageJournal:
             del self._deadlines[(index, member)]
             self._size -= 1
         for stream, appended in list(self._streams.items()):
-            while appended:
+            while appended and not enough():
                 record, max_len = appended[0]
                 if record is not None:
                     primary.append(stream, record, max_len)
                     self._size -= 1
                 appended.popleft()
+            if appended:
+                return
             del self._streams[stream]
         for queue, pushed in list(self._queues.items()):
-            while pushed:
+            while pushed and not enough():
                 if pushed[0] is not None:
                     primary.push(queue, pushed[0])
                     self._size -= 1
                 pushed.popleft()
                 shadow.pop(queue, 1)
+            if pushed:
+                return
             del self._queues[queue]
-        self.report_dropped("carried")
+        if limit is None:
+            self.report_dropped("carried")
 
     def report_dropped(self, when: str) -> None:
         """Log how many changes were dropped for want of room, if any, and start counting

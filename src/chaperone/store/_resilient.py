@@ -20,8 +20,11 @@ listeners (:meth:`ResilientStore.add_listener`) announce.
 
 **Threads.** Operations in the ``UP`` state take no lock of the wrapper's (the backends
 have their own), so the job's writer, the monitor and the delivery loop are not serialised
-behind one another. Changes of state, the shadow and its journal are guarded by one lock;
-carrying the journal holds it, so no operation interleaves with the catching up.
+behind one another. Changes of state, the shadow and its journal are guarded by one lock.
+Catching up holds it for a part of the journal at a time (:data:`CARRY_PART` items), so
+an operation meanwhile waits for one part at most and is done on the shadow, to be
+carried by a later part; the last part and the change to ``UP`` happen under one hold of
+the lock, so no operation falls between the end of the catching up and the switch.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ _T = TypeVar("_T")
 PROBE_KEY_PREFIX: Final = "store:probe:"
 """Keys a probe writes (with a short TTL) and deletes, to see that the store is writable."""
 _PROBE_TTL_S: Final = 60.0
+_SHADOW_URL: Final = "memory://shadow"
+CARRY_PART: Final = 100
+"""Items carried per hold of the lock when catching up: what one operation may wait for."""
 
 
 class StoreState(enum.Enum):
@@ -99,6 +105,7 @@ class ResilientStore:
         self.url: str = url
         """Where the primary store lives, as given to :func:`chaperone.store.open_store`."""
         self.probe_interval = probe_interval
+        """Seconds of the clock between two probes of :meth:`maybe_recover`."""
         self._clock = clock
         self._opener = opener
         self._lock = threading.Lock()
@@ -106,7 +113,7 @@ class ResilientStore:
         self._probing = threading.RLock()
         """One probe at a time (a listener may probe from within one)."""
         self._listeners: list[Callable[[StoreChange], None]] = []
-        self._shadow = MemoryStore(clock, url)
+        self._shadow = MemoryStore(clock, _SHADOW_URL)
         self._journal = OutageJournal(journal_limit)
         self._closed = False
         self._state = StoreState.UP
@@ -175,7 +182,8 @@ class ResilientStore:
         afterwards. A primary that fails the probe turns an up store degraded.
 
         Blocks for as long as the primary takes to answer (a locked SQLite file: its busy
-        timeout); operations meanwhile carry on, from memory, until the carrying itself.
+        timeout) and to take what is carried; operations meanwhile carry on from memory,
+        each waiting at most for one part of the carrying.
         """
         with self._probing:
             with self._lock:
@@ -318,11 +326,11 @@ class ResilientStore:
                     return operation(primary)
                 except OSError as exc:
                     if self._closed:
-                        raise StoreError(f"the store {self.url} is closed") from None
+                        raise StoreError(f"the store {MASKER.mask(self.url)} is closed") from None
                     self._failed(primary, exc)
             with self._lock:
                 if self._closed:
-                    raise StoreError(f"the store {self.url} is closed")
+                    raise StoreError(f"the store {MASKER.mask(self.url)} is closed")
                 if self._state is StoreState.UP:
                     continue  # another thread's probe brought it back meanwhile
                 result = operation(self._shadow)
@@ -338,7 +346,7 @@ class ResilientStore:
                 self._primary = primary
                 return primary
         primary.close()
-        raise StoreError(f"the store {self.url} is closed")
+        raise StoreError(f"the store {MASKER.mask(self.url)} is closed")
 
     def _failed(self, primary: Store | None, exc: OSError) -> None:
         """The primary failed: go degraded (announcing it) if it was up, else note why."""
@@ -363,35 +371,56 @@ class ResilientStore:
         return StoreChange(state=StoreState.DEGRADED, reason=reason, at=now)
 
     def _recover(self, primary: Store) -> bool:
-        """Carry the journal to ``primary`` and go up; stay degraded if that fails."""
-        with self._lock:
-            if self._closed or self._primary is not primary:
-                return False
-            if self._state is StoreState.UP:
-                return True
-            carried_from = len(self._journal)
-            try:
-                self._journal.carry(self._shadow, primary, self._clock)
-            except OSError as exc:
-                self._reason = _describe(exc)
-                _log.warning(
-                    "the store answered but failed while catching up; still working from memory",
-                    carried=carried_from - len(self._journal),
-                    left=len(self._journal),
-                    reason=self._reason,
-                )
-                return False
-            self._shadow.close()
-            self._shadow = MemoryStore(self._clock, self.url)
-            now = self._clock.timestamp()
-            self._state = StoreState.UP
-            self._reason = None
-            self._degraded_since = None
-            change = StoreChange(state=StoreState.UP, reason=None, at=now)
-            listeners = list(self._listeners)
-        _log.info("the store answers again; what was done meanwhile is in it", carried=carried_from)
+        """Carry the journal to ``primary`` and go up; stay degraded if that fails.
+
+        A long journal is carried in parts of :data:`CARRY_PART` items with the lock let
+        go between them, so an operation waits for one part at most (it goes to the
+        shadow, and the journal, meanwhile: the next part carries it). The last part and
+        the change to ``UP`` happen under one hold of the lock, so no operation falls
+        between them.
+        """
+        carried = 0
+        parts = 1 + 2 * (len(self._journal) // CARRY_PART)  # ahead of writers, or give up
+        while True:
+            with self._lock:
+                if self._closed or self._primary is not primary:
+                    return False
+                if self._state is StoreState.UP:
+                    return True
+                waiting = len(self._journal)
+                last = waiting <= CARRY_PART or parts == 0
+                try:
+                    self._journal.carry(
+                        self._shadow, primary, self._clock, None if last else CARRY_PART
+                    )
+                except OSError as exc:
+                    self._reason = _describe(exc)
+                    _log.warning(
+                        "the store answered but failed while catching up; still working "
+                        "from memory",
+                        carried=carried + waiting - len(self._journal),
+                        left=len(self._journal),
+                        reason=self._reason,
+                    )
+                    return False
+                carried += waiting - len(self._journal)
+                parts -= 1
+                if last:
+                    change, listeners = self._up_locked()
+                    break
+        _log.info("the store answers again; what was done meanwhile is in it", carried=carried)
         self._announce(listeners, change)
         return True
+
+    def _up_locked(self) -> tuple[StoreChange, list[Callable[[StoreChange], None]]]:
+        """Empty the shadow and go up; return the change and whom to tell."""
+        self._shadow.close()
+        self._shadow = MemoryStore(self._clock, _SHADOW_URL)
+        self._state = StoreState.UP
+        self._reason = None
+        self._degraded_since = None
+        change = StoreChange(state=StoreState.UP, reason=None, at=self._clock.timestamp())
+        return change, list(self._listeners)
 
     @staticmethod
     def _announce(listeners: list[Callable[[StoreChange], None]], change: StoreChange) -> None:
