@@ -1,6 +1,7 @@
-"""Fixtures every store test shares: each backend on a manual clock, and one SQLite file
-that a hypothesis test reuses across its examples. The session's Redis server
-(``redis_server``) is in tests/conftest.py, shared with the delivery tests."""
+"""Fixtures every store test shares: each backend on a manual clock (also behind a
+ResilientStore, up on each backend and degraded), and one SQLite file that a hypothesis
+test reuses across its examples. The session's Redis server (``redis_server``) is in
+tests/conftest.py, shared with the delivery tests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaperone._clock import ManualClock
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, ResilientStore, SQLiteStore, Store, StoreState
 from helpers.redis_server import RedisServer
 from helpers.stores import SharedSQLite
 
@@ -38,10 +39,38 @@ def _redis(request: pytest.FixtureRequest, clock: ManualClock, _tmp: Path) -> St
     return RedisStore(server.url(prefix=prefix), clock)
 
 
+def _resilient(
+    primary: Callable[[pytest.FixtureRequest, ManualClock, Path], Store],
+) -> Callable[[pytest.FixtureRequest, ManualClock, Path], Store]:
+    """Open ``primary`` behind a ResilientStore, which stays up throughout."""
+
+    def open_up(request: pytest.FixtureRequest, clock: ManualClock, tmp: Path) -> Store:
+        store = ResilientStore("test://primary", clock, lambda: primary(request, clock, tmp))
+        assert store.state is StoreState.UP
+        return store
+
+    return open_up
+
+
+def _degraded(_request: pytest.FixtureRequest, clock: ManualClock, tmp: Path) -> Store:
+    """A ResilientStore whose SQLite file is corrupt: degraded from the start, working from
+    memory."""
+    path = tmp / "corrupt.sqlite3"
+    path.write_bytes(b"not a database " * 512)
+    url = f"sqlite:///{path}"
+    store = ResilientStore(url, clock, lambda: SQLiteStore(path, clock, url))
+    assert store.state is StoreState.DEGRADED
+    return store
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, ManualClock, Path], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "redis": _redis,
+    "resilient-memory": _resilient(_memory),
+    "resilient-sqlite": _resilient(_sqlite),
+    "resilient-redis": _resilient(_redis),
+    "degraded": _degraded,
 }
 """How to open each backend the contract tests run on, by name."""
 

@@ -213,7 +213,17 @@ class TestDefaultUrl:
 class TestPackage:
     def test_all_is_sorted_and_complete(self) -> None:
         """The package exports exactly the documented names, sorted."""
-        expected = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
+        expected = [
+            "MemoryStore",
+            "ResilientStore",
+            "SQLiteStore",
+            "Store",
+            "StoreChange",
+            "StoreState",
+            "default_store_url",
+            "open_resilient_store",
+            "open_store",
+        ]
         assert chaperone.store.__all__ == expected
         for name in expected:
             assert getattr(chaperone.store, name).__doc__

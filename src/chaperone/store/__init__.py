@@ -14,6 +14,10 @@ Pick a store by URL with :func:`open_store`:
     machines are described in ``chaperone.store._redis``.
 
 :func:`default_store_url` names the SQLite file used when nothing is configured.
+
+:func:`open_resilient_store` opens the same URLs behind a :class:`ResilientStore`, which
+works from memory while the store fails (cannot be opened, is away, full, locked, or its
+file was replaced) and carries what it did to the store once it answers again.
 """
 
 from __future__ import annotations
@@ -26,9 +30,20 @@ from chaperone._clock import Clock
 from chaperone._exceptions import ConfigError
 from chaperone.store._memory import MemoryStore
 from chaperone.store._protocol import Store
-from chaperone.store._sqlite import SQLiteStore
+from chaperone.store._resilient import ResilientStore, StoreChange, StoreState
+from chaperone.store._sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "default_store_url", "open_store"]
+__all__ = [
+    "MemoryStore",
+    "ResilientStore",
+    "SQLiteStore",
+    "Store",
+    "StoreChange",
+    "StoreState",
+    "default_store_url",
+    "open_resilient_store",
+    "open_store",
+]
 
 _ACCEPTED = "use sqlite:///PATH, redis://HOST[:PORT][/DB] or memory://"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
@@ -36,7 +51,12 @@ _SQLITE_PREFIX = "sqlite:///"
 
 
 def open_store(
-    url: str, clock: Clock, *, key: str = "CHAPERONE_STORE", source: str = "default"
+    url: str,
+    clock: Clock,
+    *,
+    key: str = "CHAPERONE_STORE",
+    source: str = "default",
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
 ) -> Store:
     """Open the store ``url`` names, judging expiry with ``clock``.
 
@@ -47,7 +67,8 @@ def open_store(
     opened raises :class:`~chaperone.StoreError` naming the path. A Redis store sends
     nothing until its first operation (a Redis that is away then raises StoreError), and
     ``redis://`` without the Redis client installed raises ConfigError saying what to
-    install.
+    install. ``busy_timeout``: how many seconds a SQLite operation waits for another
+    process's write lock before it fails.
     """
     scheme, separator, rest = url.partition("://")
     if not separator or not _SCHEME.fullmatch(scheme):
@@ -58,10 +79,33 @@ def open_store(
             raise ConfigError.single(key, source, "memory:// takes nothing after the //")
         return MemoryStore(clock, url)
     if scheme == "sqlite":
-        return SQLiteStore(_sqlite_path(url, key, source), clock, url)
+        return SQLiteStore(_sqlite_path(url, key, source), clock, url, busy_timeout=busy_timeout)
     if scheme in {"redis", "rediss"}:
         return _redis_store(url, scheme, clock, key, source)
     raise ConfigError.single(key, source, f"unsupported store scheme {scheme}://; {_ACCEPTED}")
+
+
+def open_resilient_store(
+    url: str,
+    clock: Clock,
+    *,
+    key: str = "CHAPERONE_STORE",
+    source: str = "default",
+    probe_interval: float = 5.0,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+) -> ResilientStore:
+    """Open the store ``url`` names behind a :class:`ResilientStore`: never raises
+    StoreError, but starts degraded (working from memory, probing every
+    ``probe_interval`` seconds of ``clock``) when the store cannot be opened.
+
+    A URL that cannot be used raises :class:`~chaperone.ConfigError`, as with
+    :func:`open_store`; ``key``, ``source`` and ``busy_timeout`` mean what they mean there.
+    """
+
+    def opener() -> Store:
+        return open_store(url, clock, key=key, source=source, busy_timeout=busy_timeout)
+
+    return ResilientStore(url, clock, opener, probe_interval=probe_interval)
 
 
 def default_store_url() -> str:

@@ -156,6 +156,18 @@ class MemoryStore:
             self._wrote(now)
             return total
 
+    def entry(self, key: str) -> tuple[str, float | None] | None:
+        """Return the unexpired value of ``key`` with the clock time it expires at (None:
+        never), or None. Not part of the Store protocol: what carrying a key to another
+        store needs.
+        """
+        with self._lock:
+            self._check_open()
+            entry = self._values.get(key)
+            if entry is None or not _unexpired(entry[1], self._clock.timestamp()):
+                return None
+            return entry
+
     def get_many(self, keys: list[str]) -> dict[str, str]:
         """Return the unexpired values of ``keys`` that exist, all read at one instant."""
         with self._lock:

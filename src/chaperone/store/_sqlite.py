@@ -1,10 +1,18 @@
 """The SQLite store: one file shared by every process on the machine.
 
 The file runs in WAL mode with ``synchronous=NORMAL`` (a crash may lose the last few
-writes, never corrupt the file) and waits up to ten seconds for another writer's lock.
-Every operation is either one statement or one ``BEGIN IMMEDIATE`` transaction, so it
-is atomic across threads and processes. The ``meta`` table records the schema version
-so a later Chaperone can migrate the file in place.
+writes, never corrupt the file) and an operation waits up to ``busy_timeout`` seconds
+(ten by default) for another writer's lock. Every operation is either one statement or
+one ``BEGIN IMMEDIATE`` transaction, so it is atomic across threads and processes. The
+``meta`` table records the schema version so a later Chaperone can migrate the file in
+place; opening a file that is up to date only reads it, so it never waits for a lock.
+
+**A file deleted or replaced.** At most once a second (of the store's clock) an operation
+compares the file at the path with the one the connection is on (device and inode). When
+they differ, the connection is closed, the ``-wal`` and ``-shm`` files the old one left
+are removed (see :mod:`chaperone.store._sqlite_file`), and the operation raises
+StoreError saying so; the next operation opens the file at the path, creating it when
+missing. A process never goes on writing to a file nobody else can see.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import structlog
 
 from chaperone._clock import Clock
 from chaperone._exceptions import StoreError
@@ -31,13 +41,24 @@ from chaperone.store._memory import (
     _check_until,
     _parse_counter,
 )
+from chaperone.store._sqlite_file import (
+    FileIdentity,
+    file_identity,
+    remove_stale_sidecars,
+    sidecar_identities,
+)
 
-__all__ = ["SQLiteStore"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SQLiteStore"]
+
+_log = structlog.get_logger("chaperone.store")
 
 SCHEMA_VERSION = 3
 """The schema version this code writes; ``meta.schema_version`` in the file."""
 
-_BUSY_TIMEOUT_S = 10.0
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+"""Seconds an operation waits for another connection's write lock unless told otherwise."""
+_IDENTITY_CHECK_S = 1.0
+"""Seconds of the store's clock between two comparisons of the file with the path's."""
 _WAL_RETRY_S = 0.005
 """Pause between tries to switch a file to WAL mode while another connection holds it."""
 _PURGE_EVERY = 256
@@ -172,19 +193,34 @@ class SQLiteStore:
     Opening creates the file and its parent directory when missing. Any failure to open
     (a directory that cannot be created, a file that is not a database, a schema written
     by a newer Chaperone) raises :class:`~chaperone.StoreError` naming the path; so does
-    any SQLite failure later. Expiry is judged with ``clock.timestamp()``.
+    any SQLite failure later (a full disk: "database or disk is full"; a lock held past
+    ``busy_timeout`` seconds: "database is locked"), and an operation that finds the file
+    deleted or replaced. Expiry is judged with ``clock.timestamp()``.
     """
 
-    def __init__(self, path: Path, clock: Clock, url: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        url: str,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> None:
         self.url: str = url
         """Where the store lives, as given to :func:`chaperone.store.open_store`."""
         self.path: Path = path
         """The database file."""
+        self.busy_timeout: float = busy_timeout
+        """Seconds an operation waits for another connection's write lock."""
         self._clock = clock
         self._lock = threading.Lock()
         self._writes = 0
-        self._conn: sqlite3.Connection | None = _connect(path)
-        self._purge(self._conn)
+        self._closed = False
+        self._conn: sqlite3.Connection | None = None
+        self._identity: FileIdentity | None = None
+        self._sidecars: dict[str, FileIdentity] = {}
+        self._checked_at = 0.0
+        self._open()
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={str(self.path)!r})"
@@ -411,6 +447,7 @@ class SQLiteStore:
     def close(self) -> None:
         """Close the connection. The store is unusable afterwards; closing twice is harmless."""
         with self._lock:
+            self._closed = True
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
@@ -419,13 +456,52 @@ class SQLiteStore:
     def _using(self, action: str) -> Iterator[sqlite3.Connection]:
         """Hold the lock and the open connection; turn SQLite failures into StoreError."""
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreError(f"the SQLite store {self.path} is closed")
+            conn = self._connection()
             try:
                 yield conn
             except sqlite3.Error as exc:
                 raise StoreError(f"the SQLite store {self.path} could not {action}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection, opened again after the file was found deleted or replaced, and
+        checked against the path's file when a check is due.
+        """
+        if self._closed:
+            raise StoreError(f"the SQLite store {self.path} is closed")
+        if self._conn is None:
+            conn = self._open()
+            _log.info("opened the SQLite store again", path=str(self.path))
+            return conn
+        now = self._clock.timestamp()
+        if 0 <= now - self._checked_at < _IDENTITY_CHECK_S:
+            return self._conn
+        self._checked_at = now
+        current = file_identity(self.path)
+        if current is not None and current == self._identity:
+            return self._conn
+        conn, self._conn = self._conn, None
+        now_there = "no file is there now" if current is None else "another file is there now"
+        try:
+            # While the old connection is open, its -wal and -shm cannot have been
+            # replaced by new files with the same inode numbers.
+            remove_stale_sidecars(self.path, self._sidecars)
+        finally:
+            conn.close()
+        raise StoreError(
+            f"the SQLite store {self.path} was deleted or replaced since this process "
+            f"opened it ({now_there}); the connection to the old file is closed, and the "
+            "next operation opens the file at that path"
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        """Open the file at the path (creating it when missing) and remember which it is."""
+        conn = _connect(self.path, self.busy_timeout)
+        self._conn = conn
+        self._identity = file_identity(self.path)
+        self._sidecars = sidecar_identities(self.path)
+        self._checked_at = self._clock.timestamp()
+        self._purge_without_waiting(conn)
+        return conn
 
     def _wrote(self, conn: sqlite3.Connection) -> None:
         self._writes += 1
@@ -442,6 +518,17 @@ class SQLiteStore:
         except sqlite3.Error:
             return  # the next purge tries again; expired rows are invisible meanwhile
 
+    def _purge_without_waiting(self, conn: sqlite3.Connection) -> None:
+        """Purge if the write lock is free now: opening never waits for another writer."""
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._purge(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_busy_ms(self.busy_timeout)}")
+        except sqlite3.Error:
+            return  # housekeeping only, like the purge itself
+
 
 @contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
@@ -456,7 +543,7 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """Open (creating when missing) and migrate the database at ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -464,18 +551,19 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise StoreError(
             f"cannot create the directory {path.parent} for the SQLite store {path}: {exc}"
         ) from exc
+    remove_stale_sidecars(path)
     try:
         conn = sqlite3.connect(
             path,
-            timeout=_BUSY_TIMEOUT_S,
+            timeout=busy_timeout,
             isolation_level=None,
             check_same_thread=False,
         )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the SQLite store {path}: {exc}") from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        _enter_wal(conn)
+        conn.execute(f"PRAGMA busy_timeout = {_busy_ms(busy_timeout)}")
+        _enter_wal(conn, busy_timeout)
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn, path)
     except sqlite3.Error as exc:
@@ -487,7 +575,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _enter_wal(conn: sqlite3.Connection) -> None:
+def _busy_ms(busy_timeout: float) -> int:
+    return int(busy_timeout * 1000)
+
+
+def _enter_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     """Put the file in WAL mode, trying again while another connection is doing the same.
 
     Two processes switching a new file at once can deadlock on its rollback-journal locks
@@ -495,7 +587,7 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
     locked" instead of calling the busy handler. The failed statement releases its locks,
     so a later try finds the file in WAL mode once the other has switched it.
     """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -509,22 +601,17 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the file's schema up to :data:`SCHEMA_VERSION`, refusing newer ones."""
+    """Bring the file's schema up to :data:`SCHEMA_VERSION`, refusing newer ones.
+
+    The version is read first, without a transaction: a file that is up to date opens
+    without waiting for the write lock another process may hold. Only a migration takes
+    it, and reads the version again under it (another process may have migrated first).
+    """
+    if _schema_version(conn, path) == SCHEMA_VERSION:
+        return
     with _transaction(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        try:
-            version = 0 if row is None else int(row[0])
-        except ValueError:
-            raise StoreError(
-                f"the SQLite store {path} has a malformed schema version {row[0]!r}"
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the SQLite store {path} has schema version {version}, newer than the "
-                f"{SCHEMA_VERSION} this Chaperone understands; upgrade Chaperone or use "
-                "another file"
-            )
+        version = _schema_version(conn, path)
         for statements in _MIGRATIONS[version:]:
             for statement in statements:
                 conn.execute(statement)
@@ -533,6 +620,31 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             {"version": str(SCHEMA_VERSION)},
         )
+
+
+def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version (0 for a new file); StoreError for one that is malformed
+    or newer than this code.
+    """
+    has_meta = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()[0]
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        version = 0 if row is None else int(row[0])
+    except ValueError:
+        raise StoreError(
+            f"the SQLite store {path} has a malformed schema version {row[0]!r}"
+        ) from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the SQLite store {path} has schema version {version}, newer than the "
+            f"{SCHEMA_VERSION} this Chaperone understands; upgrade Chaperone or use "
+            "another file"
+        )
+    return version
 
 
 @functools.lru_cache(maxsize=64)
