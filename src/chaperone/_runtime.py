@@ -44,7 +44,14 @@ from chaperone._verdicts import Destination
 from chaperone.channels._base import Channel
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings, load_settings
-from chaperone.store import Store, default_store_url, open_store
+from chaperone.store import (
+    ResilientStore,
+    Store,
+    StoreChange,
+    StoreState,
+    default_store_url,
+    open_resilient_store,
+)
 
 if TYPE_CHECKING:
     from chaperone.supervision import Supervisor
@@ -88,12 +95,15 @@ class Runtime:
             configure_logging(settings)
         self.clock: Clock = clock or SystemClock()
         self.plugins = plugins or PluginHost(disabled=settings.disabled_plugins)
-        self.store: Store = store or open_store(
+        self.store: Store = store or open_resilient_store(
             settings.store_url,
             self.clock,
             key="CHAPERONE_STORE",
             source=settings.source_of("store.url"),
+            probe_interval=settings.store_probe_interval.total_seconds(),
         )
+        """The configured store, behind a :class:`~chaperone.store.ResilientStore` (when
+        the runtime opened it): a store that fails is worked around from memory."""
         self._loop = BackgroundLoop()
         self._http: httpx.AsyncClient | None = None
         self._channels: dict[str, _Target] = {}
@@ -104,6 +114,7 @@ class Runtime:
         self._queue_length_sources: dict[str, Callable[[], int]] = {}
         self.self_watch = SelfWatch(self)
         """Chaperone's own failing parts, alerted as ``chaperone_degraded``."""
+        self._watch_the_store()
         if validate:
             try:
                 self.check()
@@ -393,19 +404,30 @@ class Runtime:
         """Synchronous :meth:`asend`."""
         return self._loop.run(process_alert(self, alert, is_test=is_test))
 
+    def _watch_the_store(self) -> None:
+        """A resilient store going degraded or back is the ``store`` part failing or
+        working again (raising and resolving ``chaperone_degraded``).
+        """
+        store = self.store
+        if not isinstance(store, ResilientStore):
+            return
+
+        def on_change(change: StoreChange) -> None:
+            if change.state is StoreState.DEGRADED:
+                self.self_watch.failing("store", change.reason or "the store failed")
+            else:
+                self.self_watch.working("store")
+
+        store.add_listener(on_change)
+        if store.state is StoreState.DEGRADED:  # it failed to open: no change to hear of
+            self.self_watch.failing("store", store.reason or "the store could not be opened")
+
     def watch_store(self, supervisor: Supervisor) -> None:
         """Have ``supervisor`` write its running jobs again whenever the store goes
         degraded, so that what the process then works from (memory) holds them.
         """
-        add_listener = getattr(self.store, "add_listener", None)
-        if add_listener is None:
-            return
-
-        def on_change(change: Any) -> None:
-            if getattr(change, "reason", None) is not None:
-                supervisor.rewrite_active()
-
-        add_listener(on_change)
+        if isinstance(self.store, ResilientStore):
+            supervisor.follow(self.store)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coroutine`` on the delivery loop without waiting for it (from any thread,
@@ -437,6 +459,9 @@ class Runtime:
         left = self.self_watch.wait(self.settings.delivery.exit_grace.total_seconds())
         if left:
             _log.error("degraded alerts still unsent at exit", count=left)
+        store = self.store
+        if isinstance(store, ResilientStore) and store.state is StoreState.DEGRADED:
+            store.probe()  # one last try: carry what memory holds to the store if it is back
         try:
             self._loop.run(self._aclose_resources())
         finally:

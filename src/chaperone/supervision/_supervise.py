@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar, cast
 
 import attrs
+import structlog
 
 from chaperone._clock import SystemClock
 from chaperone._durations import parse_duration
@@ -32,6 +33,8 @@ from chaperone.supervision._job import Supervision
 from chaperone.supervision._records import JobRecord
 from chaperone.supervision._resources import DEFAULT_INTERVAL
 from chaperone.supervision._supervisor import Supervisor
+
+_log = structlog.get_logger("chaperone.supervision")
 
 __all__ = ["EXIT_FLUSH", "current_job", "default_supervisor", "supervise"]
 
@@ -65,31 +68,41 @@ _default_lock = threading.Lock()
 
 
 def default_supervisor() -> Supervisor:
-    """The process's supervisor on the configured store (built on first use)."""
+    """The process's supervisor on the configured store (built on first use).
+
+    Its store is resilient: when it cannot be opened or fails later, the jobs go on, their
+    facts are kept in memory (and carried to the store once it is back), and the process
+    watches its own jobs meanwhile (:mod:`chaperone.supervision._inline`). A configuration
+    that cannot be loaded raises ConfigError.
+    """
     global _default_supervisor
     with _default_lock:
         if _default_supervisor is None:
             from chaperone.config import load_settings
-            from chaperone.store import default_store_url, open_store
+            from chaperone.store import default_store_url, open_resilient_store
+            from chaperone.supervision._inline import InlineWatch
 
             settings = load_settings(default_store_url=default_store_url())
             clock = SystemClock()
-            store = open_store(
+            store = open_resilient_store(
                 settings.store_url,
                 clock,
                 key="CHAPERONE_STORE",
                 source=settings.source_of("store.url"),
+                probe_interval=settings.store_probe_interval.total_seconds(),
             )
-            _default_supervisor = Supervisor(
-                store, clock, lease=settings.abandoned_after.total_seconds()
-            )
-            atexit.register(_default_supervisor.flush, EXIT_FLUSH)
+            supervisor = Supervisor(store, clock, lease=settings.abandoned_after.total_seconds())
+            supervisor.follow(store)
+            supervisor.on_cycle = InlineWatch(settings, store, clock, supervisor).cycle
+            atexit.register(supervisor.flush, EXIT_FLUSH)
+            _default_supervisor = supervisor
         return _default_supervisor
 
 
 class _UnavailableStore:
-    """Stands in for a configured store that could not be opened: every operation raises
-    a StoreError saying why, which the supervisor logs instead of failing the job.
+    """Stands in for a store that cannot even be named (the configuration does not load):
+    every operation raises a StoreError saying why, which the supervisor logs instead of
+    failing the job.
     """
 
     url = "unavailable://"
@@ -105,12 +118,13 @@ class _UnavailableStore:
 
 
 def _default_or_unavailable() -> Supervisor:
-    """The default supervisor, or, when the configured store cannot be opened, one whose
+    """The default supervisor, or, when the configuration cannot be loaded, one whose
     every write fails (and is logged): the job runs unsupervised rather than not at all.
     """
     try:
         return default_supervisor()
     except Exception as exc:
+        _log.error("supervision unavailable; the job runs unsupervised", error=str(exc))
         return Supervisor(cast(Store, _UnavailableStore(exc)))
 
 

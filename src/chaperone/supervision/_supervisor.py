@@ -35,7 +35,7 @@ from chaperone._clock import Clock, SystemClock
 from chaperone._event_codec import encode_event
 from chaperone._events import Event, IncidentRef
 from chaperone._secrets import MASKER
-from chaperone.store import Store
+from chaperone.store import ResilientStore, Store, StoreChange, StoreState
 from chaperone.supervision import _keys
 from chaperone.supervision._records import JobRecord, JobState
 
@@ -319,6 +319,17 @@ class Supervisor:
         """Stop vouching for ``job`` (it ended; its end is being written)."""
         with self._lock:
             self._active.pop(job.supervision_id, None)
+
+    def follow(self, store: ResilientStore) -> None:
+        """Write the running jobs again each time ``store`` goes degraded (it then works
+        from memory, which must hold the jobs this process watches).
+        """
+
+        def on_change(change: StoreChange) -> None:
+            if change.state is StoreState.DEGRADED:
+                self.rewrite_active()
+
+        store.add_listener(on_change)
 
     def rewrite_active(self) -> None:
         """Write every running job's whole record again, soon: when the store went
