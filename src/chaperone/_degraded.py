@@ -89,6 +89,7 @@ class SelfWatch:
         self._failing: dict[str, _Failure] = {}
         self._last_alerted: dict[str, float] = {}
         self._looked_at: dict[str, float] = {}
+        self._part_locks: dict[str, asyncio.Lock] = {}  # used on the delivery loop only
         self._pending: set[concurrent.futures.Future[None]] = set()
         self.process = describe_process()
 
@@ -252,6 +253,12 @@ class SelfWatch:
             self._pending.discard(future)
 
     async def _deliver(self, event: Event, part: str) -> None:
+        # One part's alerts go out in the order raised: a resolve never overtakes its firing.
+        lock = self._part_locks.setdefault(part, asyncio.Lock())
+        async with lock:
+            await self._deliver_now(event, part)
+
+    async def _deliver_now(self, event: Event, part: str) -> None:
         try:
             if self._send is not None:
                 report = await self._send(event)
