@@ -170,14 +170,11 @@ def fixed(weekday: int, start: time, end: time, zone: str, moment: datetime) -> 
 
 
 SUNDAY, SATURDAY, FRIDAY = 6, 5, 4
-SKIPPED_WHOLE = fixed(
-    SUNDAY, time(2), time(2, 15), "Europe/Berlin", datetime(2024, 3, 29, 22, 59, tzinfo=UTC)
-)
-"""02:00-02:15 on the night Berlin jumps from 02:00 to 03:00, from two days before: the case
-hypothesis found, once dropped (and next_occurrence() looked no further than nine days)."""
 DST_EXAMPLES = (
-    SKIPPED_WHOLE,
-    # Ending where the clock lands (03:00 is read, at the jump): skipped whole too.
+    # The case hypothesis found: 02:00-02:15 on the night Berlin jumps from 02:00 to 03:00,
+    # seen from two days before, was dropped, and no occurrence came within nine days.
+    fixed(SUNDAY, time(2), time(2, 15), "Europe/Berlin", datetime(2024, 3, 29, 22, 59, tzinfo=UTC)),
+    # Ending at 03:00, what the clock reads right after the jump: skipped whole too.
     fixed(SUNDAY, time(2, 30), time(3), "Europe/Berlin", datetime(2024, 3, 30, tzinfo=UTC)),
     # Starting in the gap, ending after it: from the jump to 03:15, a quarter of an hour.
     fixed(SUNDAY, time(2, 30), time(3, 15), "Europe/Berlin", datetime(2024, 3, 31, tzinfo=UTC)),
