@@ -1,7 +1,7 @@
 """The outbox across real processes: workers on one SQLite file never claim an entry
-twice, and ``chaperone monitor`` killed with SIGKILL mid-delivery leaves its alerts in
-the outbox, which two restarted monitors on the same store (SQLite, or Redis) deliver,
-each alert once."""
+twice, even while the others hold leases, and ``chaperone monitor`` killed with SIGKILL
+mid-delivery leaves its alerts in the outbox, which two restarted monitors on the same
+store (SQLite, or Redis) deliver, each alert once."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ from helpers.report import report
 
 ENTRIES = 120
 WORKERS = 4
+PER_CLAIM = 7
+FULL_ROUNDS = ENTRIES // (WORKERS * PER_CLAIM)
+"""Rounds in which every worker can hold a full claim at once (120 entries: 4 rounds)."""
 
 CLAIMER = textwrap.dedent(
     """
@@ -38,23 +41,45 @@ CLAIMER = textwrap.dedent(
     from pathlib import Path
     from chaperone import SystemClock
     from chaperone._outbox import Outbox
-    from chaperone.store import SQLiteStore, open_store
+    from chaperone.store import SQLiteStore
 
-    path, go, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    path, flags = Path(sys.argv[1]), Path(sys.argv[2])
+    workers, per_claim, me = map(int, sys.argv[3:])
     store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
     outbox = Outbox(store, SystemClock())
-    ready.touch()
-    deadline = time.monotonic() + 20
-    while not go.exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    empty = 0
-    while empty < 5 and time.monotonic() < deadline:
-        claims = outbox.claim_due(7, lease=60)
-        empty = 0 if claims else empty + 1
+    deadline = time.monotonic() + 30
+
+    def meet(name):
+        # Wait until every worker has reached ``name``.
+        (flags / f"{name}-{me}").touch()
+        while not all((flags / f"{name}-{other}").exists() for other in range(workers)):
+            if time.monotonic() > deadline:
+                sys.exit(f"worker {me}: the others never reached {name}")
+            time.sleep(0.001)
+
+    meet("ready")
+    round_number = 0
+    while left := len(outbox.entries()):
+        # Every lease of the last round was let go: all ``left`` entries are due.
+        round_number += 1
+        full = left >= workers * per_claim
+        claims = outbox.claim_due(per_claim, lease=60)
+        short = 0
+        while full and len(claims) < per_claim:
+            # Lost a race to another worker; there are enough entries for all. The oldest
+            # are the winner's until it moves their due time: let it run.
+            short += 1
+            if time.monotonic() > deadline:
+                sys.exit(f"worker {me}: no entry to claim in round {round_number}")
+            time.sleep(0.001)
+            claims += outbox.claim_due(per_claim - len(claims), lease=60)
+        print("short", round_number, short, flush=True)
         for claim in claims:
-            print(claim.entry.alert.key, flush=True)
+            print("claimed", round_number, claim.entry.alert.key, flush=True)
+        meet(f"held-{round_number}")  # nobody acknowledges before all have claimed
         for claim in claims:
             outbox.ack(claim)
+        meet(f"acked-{round_number}")  # nobody counts what is left before all have acked
     store.close()
     """
 )
@@ -69,41 +94,57 @@ class TestClaimsAcrossProcesses:
     """Processes draining one SQLite outbox at once."""
 
     def test_no_entry_is_claimed_twice(self, tmp_path: Path) -> None:
-        """Four processes claim 120 due entries at once, seven at a time: every entry is
-        claimed by exactly one of them.
+        """Four processes drain 120 due entries in rounds, seven at a time, each holding its
+        leases until all have claimed in the round: every entry is claimed by exactly one.
+
+        The rounds make the contention certain rather than a matter of scheduling: while
+        enough are left, every worker claims seven while the others hold theirs
+        unacknowledged (and would claim theirs again if a lease did not keep them out), and
+        all start a round together, racing for the same due entries.
         """
-        path, go = tmp_path / "c.db", tmp_path / "go"
+        path, flags = tmp_path / "c.db", tmp_path / "flags"
+        flags.mkdir()
         store = sqlite(path)
         outbox = Outbox(store, SystemClock())
         for number in range(ENTRIES):
             claim = outbox.enqueue(make_alert(f"k{number}"), Destination(channel="x"), lease=60)
             outbox.reschedule(claim, claim.entry, 0.0)
         store.close()
-        ready = [tmp_path / f"ready-{number}" for number in range(WORKERS)]
+        arguments = [str(path), str(flags), str(WORKERS), str(PER_CLAIM)]
         workers = [
             subprocess.Popen(
-                [sys.executable, "-c", CLAIMER, str(path), str(go), str(flag)],
+                [sys.executable, "-c", CLAIMER, *arguments, str(number)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for flag in ready
+            for number in range(WORKERS)
         ]
-        deadline = time.monotonic() + 30
-        while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
-            time.sleep(0.01)  # every worker started and waits for the signal
-        go.touch()
         claimed: Counter[str] = Counter()
-        busy = 0
-        for worker in workers:
+        per_round: Counter[tuple[int, int]] = Counter()
+        short = 0
+        for number, worker in enumerate(workers):
             out, err = worker.communicate(timeout=60)
             assert worker.returncode == 0, err
-            keys = out.split()
-            busy += bool(keys)
-            claimed.update(keys)
+            for kind, round_number, value in (line.split() for line in out.splitlines()):
+                if kind == "short":
+                    short += int(value)
+                else:
+                    claimed[value] += 1
+                    per_round[int(round_number), number] += 1
+        rounds = max(round_number for round_number, _ in per_round)
+        report(
+            f"outbox claims: {WORKERS} processes, {rounds} rounds, {short} calls to claim_due "
+            "came back short after losing a race"
+        )
         assert set(claimed) == {f"k{number}" for number in range(ENTRIES)}
         assert [key for key, count in claimed.items() if count > 1] == []
-        assert busy >= 2, f"one worker took everything: nothing was contended ({claimed})"
+        held_together = {
+            (round_number, number): PER_CLAIM
+            for round_number in range(1, FULL_ROUNDS + 1)
+            for number in range(WORKERS)
+        }
+        assert {slot: per_round[slot] for slot in held_together} == held_together
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -2,19 +2,23 @@
 
 An occurrence starts on a listed weekday the first moment the local clock reads ``from``
 and ends the first moment after that the clock reads ``to`` (the next day when ``to`` is
-not after ``from``). The property compares the computation with a brute-force reference
-that walks the clock minute by minute, in time zones with daylight saving (Berlin, New
-York, Lord Howe's half-hour shift, Chatham's odd offsets).
+not after ``from``); a window the clock skips whole starts at the jump and keeps its
+length. The property compares the computation with a brute-force reference that walks the
+clock minute by minute, in time zones with daylight saving (Berlin, New York, Lord Howe's
+half-hour shift, Chatham's odd offsets, Samoa's skipped day), with windows drawn inside
+and around the times each change skips or repeats, and the hard cases as fixed examples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chaperone.config import RecurringWindow
@@ -35,6 +39,7 @@ TRANSITIONS = (
     ("Australia/Lord_Howe", datetime(2024, 10, 5, 15, 30, tzinfo=UTC)),  # 02:00 -> 02:30
     ("Pacific/Chatham", datetime(2024, 9, 28, 14, 0, tzinfo=UTC)),  # 02:45 -> 03:45
     ("America/Santiago", datetime(2024, 9, 8, 4, 0, tzinfo=UTC)),  # 24:00 -> 01:00
+    ("Pacific/Apia", datetime(2011, 12, 30, 10, 0, tzinfo=UTC)),  # Fri 30 Dec skipped
     ("UTC", datetime(2024, 6, 12, 12, 0, tzinfo=UTC)),
 )
 """Zones with daylight saving (a half-hour shift, odd offsets, a jump at midnight) and
@@ -42,6 +47,7 @@ an instant of one of their changes."""
 TRICKY_TIMES = tuple(time(hour, minute) for hour in (0, 1, 2, 3) for minute in (0, 15, 30, 45))
 """Local times near the changes."""
 MINUTE = timedelta(minutes=1)
+Test = TypeVar("Test", bound=Callable[..., None])
 
 
 def window(
@@ -83,16 +89,24 @@ def first_reading(target: datetime, zone: ZoneInfo) -> datetime:
 def reference(
     rule: RecurringWindow, since: datetime, until: datetime
 ) -> list[tuple[datetime, datetime]]:
-    """The occurrences overlapping ``[since, until)``, by walking the clock."""
+    """The occurrences overlapping ``[since, until)``, by walking the clock; when the clock
+    reads neither end before the other (it skipped the whole window), the occurrence runs
+    from that first reading for the window's length on the wall clock.
+    """
     zone = rule.timezone
     found = []
     day = _wall(since, zone).date() - timedelta(days=2)
     while day <= _wall(until, zone).date():
         if day.weekday() in rule.weekdays:
             end_day = day if rule.end > rule.start else day + timedelta(days=1)
-            start = first_reading(datetime.combine(day, rule.start), zone)
-            end = first_reading(datetime.combine(end_day, rule.end), zone)
-            if start < end and start < until and end > since:
+            wall_start = datetime.combine(day, rule.start)
+            wall_end = datetime.combine(end_day, rule.end)
+            start = first_reading(wall_start, zone)
+            end = first_reading(wall_end, zone)
+            if end == start:
+                end = start + (wall_end - wall_start)
+            assert start < end, (day, rule)
+            if start < until and end > since:
                 found.append((start, end))
         day += timedelta(days=1)
     return found
@@ -102,6 +116,24 @@ def reference(
 
 quarter_hours = st.builds(time, hour=st.integers(0, 23), minute=st.sampled_from([0, 15, 30, 45]))
 clock_times = st.one_of(st.sampled_from(TRICKY_TIMES), quarter_hours)
+
+
+def changed_readings(zone: ZoneInfo, change: datetime) -> tuple[datetime, datetime]:
+    """The wall-clock readings ``[low, high)`` that the change at ``change`` skips (the
+    clock jumps forward) or shows twice (it falls back); empty when nothing changes.
+    """
+    before = _wall(change - MINUTE, zone) + MINUTE
+    after = _wall(change, zone)
+    return min(before, after), max(before, after)
+
+
+def times_around(zone: ZoneInfo, change: datetime) -> st.SearchStrategy[time]:
+    """Clock times, to the minute, inside the readings the change skips or repeats, or up
+    to a quarter of an hour either side of them.
+    """
+    low, high = changed_readings(zone, change)
+    minutes = (high - low) // MINUTE
+    return st.integers(-15, minutes + 15).map(lambda offset: (low + offset * MINUTE).time())
 
 
 @attrs.frozen
@@ -114,13 +146,15 @@ class Scenario:
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    """A window in a zone with daylight saving, often on the day of a change, often at a
-    time the change skips or repeats, and a moment within three days of the change.
+    """A window in a zone with daylight saving, often on the day of a change, often with
+    one end or both inside what the change skips or repeats, and a moment within three
+    days of the change.
     """
     zone_name, change = draw(st.sampled_from(TRANSITIONS))
     zone = ZoneInfo(zone_name)
-    start = draw(clock_times)
-    end = draw(clock_times.filter(lambda value: value != start))
+    around = times_around(zone, change)
+    start = draw(st.one_of(around, clock_times, around))
+    end = draw(st.one_of(around, clock_times, around).filter(lambda value: value != start))
     change_day = change.astimezone(zone).weekday()
     weekdays = draw(st.frozensets(st.integers(0, 6)))
     weekdays |= draw(st.sampled_from([{change_day}, {(change_day - 1) % 7}, set()]))
@@ -130,10 +164,63 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(rule=window(weekdays, start, end, zone), moment=moment)
 
 
+def fixed(weekday: int, start: time, end: time, zone: str, moment: datetime) -> Scenario:
+    """A window on one weekday, and the moment to look from."""
+    return Scenario(rule=window({weekday}, start, end, zone), moment=moment)
+
+
+SUNDAY, SATURDAY, FRIDAY = 6, 5, 4
+DST_EXAMPLES = (
+    # The case hypothesis found: 02:00-02:15 on the night Berlin jumps from 02:00 to 03:00,
+    # seen from two days before, was dropped, and no occurrence came within nine days.
+    fixed(SUNDAY, time(2), time(2, 15), "Europe/Berlin", datetime(2024, 3, 29, 22, 59, tzinfo=UTC)),
+    # Ending at 03:00, what the clock reads right after the jump: skipped whole too.
+    fixed(SUNDAY, time(2, 30), time(3), "Europe/Berlin", datetime(2024, 3, 30, tzinfo=UTC)),
+    # Starting in the gap, ending after it: from the jump to 03:15, a quarter of an hour.
+    fixed(SUNDAY, time(2, 30), time(3, 15), "Europe/Berlin", datetime(2024, 3, 31, tzinfo=UTC)),
+    fixed(SUNDAY, time(2, 10), time(2, 40), "America/New_York", datetime(2024, 3, 9, tzinfo=UTC)),
+    # Lord Howe skips half an hour (02:00 -> 02:30), Chatham 02:45 -> 03:45.
+    fixed(SUNDAY, time(2), time(2, 20), "Australia/Lord_Howe", datetime(2024, 10, 5, tzinfo=UTC)),
+    fixed(SUNDAY, time(2, 45), time(3, 30), "Pacific/Chatham", datetime(2024, 9, 28, tzinfo=UTC)),
+    # Santiago skips the first hour of Sunday; a window from Saturday 23:30 ends in it.
+    fixed(SUNDAY, time(0), time(0, 30), "America/Santiago", datetime(2024, 9, 7, tzinfo=UTC)),
+    fixed(
+        SATURDAY, time(23, 30), time(0, 30), "America/Santiago", datetime(2024, 9, 7, tzinfo=UTC)
+    ),
+    # Samoa skipped Friday 30 December 2011 whole: a day-long window of that day.
+    fixed(FRIDAY, time(0), time(0), "Pacific/Apia", datetime(2011, 12, 29, tzinfo=UTC)),
+    fixed(FRIDAY, time(9), time(17), "Pacific/Apia", datetime(2011, 12, 29, tzinfo=UTC)),
+    # Folds: wholly inside the repeated hour, and across it.
+    fixed(SUNDAY, time(2), time(2, 45), "Europe/Berlin", datetime(2024, 10, 26, 23, tzinfo=UTC)),
+    fixed(SUNDAY, time(2, 30), time(2, 15), "Europe/Berlin", datetime(2024, 10, 26, tzinfo=UTC)),
+    fixed(
+        SUNDAY, time(1, 15), time(1, 45), "America/New_York", datetime(2024, 11, 3, 5, tzinfo=UTC)
+    ),
+    fixed(
+        SUNDAY, time(1, 40), time(2), "Australia/Lord_Howe", datetime(2024, 4, 6, 14, tzinfo=UTC)
+    ),
+)
+"""Windows a daylight-saving change skips, cuts or repeats, each looked at from before it."""
+
+
+def dst_examples(**others: object) -> Callable[[Test], Test]:
+    """Run a property test on every scenario of ``DST_EXAMPLES`` (with ``others`` for its
+    other arguments) before the random search.
+    """
+
+    def decorate(test: Test) -> Test:
+        for case in reversed(DST_EXAMPLES):
+            test = example(scenario=case, **others)(test)
+        return test
+
+    return decorate
+
+
 class TestAgainstTheReference:
     """The occurrence computation agrees with walking the wall clock minute by minute."""
 
     @given(scenario=scenarios(), hours=st.integers(1, 72))
+    @dst_examples(hours=72)
     @settings(max_examples=60)
     def test_occurrences_match(self, scenario: Scenario, hours: int) -> None:
         """occurrences() lists exactly the reference's occurrences over a span."""
@@ -143,23 +230,30 @@ class TestAgainstTheReference:
         assert found == reference(rule, since, until)
 
     @given(scenario=scenarios(), offsets=st.lists(st.integers(-2000, 2000), max_size=20))
+    @dst_examples(offsets=[0, 60, 24 * 60])
     @settings(max_examples=60)
     def test_current_occurrence_matches(self, scenario: Scenario, offsets: list[int]) -> None:
         """At every moment (each reference boundary and a minute either side included), the
         occurrence in force is the reference's.
+
+        The boundaries come from two days either side; the expected occurrences from four,
+        since a probe at the edge of one (a minute before its start, at its end) may lie in
+        a neighbour beyond those two days.
         """
         rule, around = scenario.rule, scenario.moment
         spans = reference(rule, around - timedelta(days=2), around + timedelta(days=2))
+        wider = reference(rule, around - timedelta(days=4), around + timedelta(days=4))
         probes = [around + timedelta(minutes=offset) for offset in offsets]
         for start, end in spans:
             probes += [start - MINUTE, start, end - MINUTE, end]
         for probe in probes:
-            expected = [(start, end) for start, end in spans if start <= probe < end]
+            expected = [(start, end) for start, end in wider if start <= probe < end]
             occurrence = current_occurrence(rule, probe)
             got = [] if occurrence is None else [(occurrence.start, occurrence.end)]
             assert got == expected[:1], probe
 
     @given(scenario=scenarios())
+    @dst_examples()
     @settings(max_examples=60)
     def test_next_occurrence_matches(self, scenario: Scenario) -> None:
         """next_occurrence() is the reference's first occurrence starting after now."""
@@ -197,6 +291,18 @@ class TestExamples:
         assert occurrence.start == datetime(2024, 3, 31, 1, tzinfo=UTC)
         assert occurrence.end == datetime(2024, 3, 31, 2, tzinfo=UTC)
         assert occurrence.id == "backup@2024-03-31T03:00+02:00"
+
+    def test_a_window_the_clock_skips_whole_is_moved(self) -> None:
+        """Sun 02:00-02:15 on the night Berlin jumps from 02:00 to 03:00 runs 03:00-03:15
+        summer time, and is the next occurrence seen from the Friday before.
+        """
+        rule = window({6}, time(2), time(2, 15))
+        upcoming = next_occurrence(rule, datetime(2024, 3, 29, 22, 59, tzinfo=UTC))
+        assert upcoming is not None
+        assert upcoming.start == datetime(2024, 3, 31, 1, 0, tzinfo=UTC)
+        assert upcoming.end == datetime(2024, 3, 31, 1, 15, tzinfo=UTC)
+        assert upcoming.id == "backup@2024-03-31T03:00+02:00"
+        assert current_occurrence(rule, datetime(2024, 3, 31, 1, 10, tzinfo=UTC)) == upcoming
 
     def test_fall_back_takes_the_first_reading(self) -> None:
         """On 2024-10-27 Berlin reads 02:30 twice; the window starts at the first (00:30

@@ -6,6 +6,11 @@ its time zone reads ``start``, and ends the first moment after that the clock re
 saving changes this is what a person reading the wall clock expects: a time the clock
 skips (02:30 on the night it jumps from 02:00 to 03:00) is reached at the jump, and a
 time the clock shows twice (02:30 on the night it falls back) is taken the first time.
+
+A window the clock skips whole (02:00-02:15 that night: both ends are reached at the
+jump) is moved, never dropped: it starts at the jump and lasts as long as on any other
+day (03:00-03:15). Cron runs a job of the skipped hour right after the jump; the window
+meant to cover it still does.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ _ONE_DAY = timedelta(days=1)
 _LOOK_BACK_DAYS = 2
 """An occurrence lasts at most a day and a daylight-saving hour: it started at most this
 many local days before the day a moment falls on."""
+_LOOK_AHEAD_DAYS = 7
+"""The next occurrence belongs to one of this many days after today at the latest: every
+listed weekday comes again within a week, every listed day has an occurrence (none is
+dropped), and only today's can have begun already."""
 
 
 @attrs.frozen(kw_only=True)
@@ -89,8 +98,9 @@ def _occurrence_on(window: RecurringWindow, day: date) -> Occurrence | None:
     start = local_instant(day, window.start, window.timezone)
     end_day = day if window.end > window.start else day + _ONE_DAY
     end = local_instant(end_day, window.end, window.timezone)
-    if end <= start:
-        return None
+    if end == start:
+        # Both ends fell in one skipped stretch: the window is moved to the jump whole.
+        end = start + (datetime.combine(end_day, window.end) - datetime.combine(day, window.start))
     return Occurrence(window=window, start=start, end=end)
 
 
@@ -131,10 +141,8 @@ def next_occurrence(window: RecurringWindow, now: datetime) -> Occurrence | None
     """The first occurrence of ``window`` that starts after ``now`` (None when the window
     names no weekday).
     """
-    if not window.weekdays:
-        return None
     today = now.astimezone(window.timezone).date()
-    for ahead in range(0, 9):
+    for ahead in range(_LOOK_AHEAD_DAYS + 1):
         occurrence = _occurrence_on(window, today + timedelta(days=ahead))
         if occurrence is not None and occurrence.start > now:
             return occurrence
