@@ -66,10 +66,11 @@ class Monitor:
             found.extend(_events(result))
         return found
 
-    def tick(self) -> list[DispatchReport]:
+    def tick(self, *, wait: float | None = None) -> list[DispatchReport]:
         """Detect once, dispatch every event found as one batch (all written to the
-        outbox, then all delivered at once), and deliver the outbox's due entries; never
-        raises.
+        outbox, then all delivered at once), and deliver the outbox's due entries, waiting
+        for these deliveries at most ``wait`` seconds (None: until all are done; 0: not at
+        all: they go on while the next tick runs); never raises.
         """
         try:
             if self.vouch_for is not None:
@@ -79,13 +80,15 @@ class Monitor:
         except Exception as exc:
             _log.error("detection failed", error=f"{type(exc).__name__}: {exc}")
             events = []
-        return self.runtime.dispatch_all(events)
+        return self.runtime.dispatch_all(events, wait=wait)
 
-    def run(self, interval: float, stop: threading.Event) -> int:
-        """Tick every ``interval`` seconds until ``stop`` is set; return the tick count."""
+    def run(self, interval: float, stop: threading.Event, *, wait: float | None = None) -> int:
+        """Tick every ``interval`` seconds until ``stop`` is set, each tick waiting for its
+        deliveries at most ``wait`` seconds; return the tick count.
+        """
         ticks = 0
         while not stop.is_set():
-            self.tick()
+            self.tick(wait=wait)
             ticks += 1
             stop.wait(interval)
         return ticks
