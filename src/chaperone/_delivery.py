@@ -4,6 +4,12 @@ failure is transient, paced to the destination's rate and holds, handed to the c
 fallback after a final failure, and reported through the delivered / delivery-failed
 hooks exactly once, when its outcome is final.
 
+Each entry's delivery is a task of the runtime's delivery loop, tracked in
+``runtime.in_flight``: a caller waits for it as long as it asked (``wait``), and the task
+goes on without it. Sends take a slot of the runtime's gates first (per destination and
+in total, :mod:`chaperone._gates`), so a destination that hangs holds only its own
+slots; an entry waiting for a slot keeps its lease, so no drain takes it meanwhile.
+
 Waits: exponential backoff with jitter between attempts (tenacity's, at most
 ``max_backoff``) is waited inline on the runtime's clock, and so is a destination's hold
 or rate slot up to :data:`INLINE_WAIT`; a longer hold (a ``Retry-After`` of minutes, or
@@ -14,6 +20,8 @@ that time delivers it (``Monitor.tick``).
 Nothing here raises: a channel that raises, hangs or is misconfigured becomes a failed
 delivery with a secret-free reason, and the other destinations go on. A store that is
 away costs durability (the entry is delivered from memory, logged), never the delivery.
+A delivery cancelled as its process ends (:func:`settle`) calls no hook: its entry goes
+back to the outbox, due at once, for ``chaperone monitor``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -33,6 +42,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from chaperone import _pacing
 from chaperone._alerts import Alert
+from chaperone._inflight import Delivery
 from chaperone._outbox import LEASE_MARGIN, RENEW_GUARD, Claim, OutboxEntry
 from chaperone._policy import DeliveryPolicy
 from chaperone._secrets import MASKER
@@ -43,9 +53,9 @@ if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
 __all__ = [
-    "CONCURRENCY",
     "DRAIN_BATCH",
     "INLINE_WAIT",
+    "MAX_IN_FLIGHT",
     "DeliveryResult",
     "DeliveryStatus",
     "deliver",
@@ -53,20 +63,24 @@ __all__ = [
     "drain",
     "enqueue",
     "memory_claim",
+    "settle",
 ]
 
 _log = structlog.get_logger("chaperone.delivery")
 
 INLINE_WAIT: Final = 2.0
 """Longest hold or rate-slot wait taken inline; a longer one reschedules the entry."""
-CONCURRENCY: Final = 16
-"""Sends in flight at once in one batch (a monitor tick, a dispatch)."""
 DRAIN_BATCH: Final = 200
 """Outbox entries one drain claims at most."""
+MAX_IN_FLIGHT: Final = 1000
+"""A drain claims no more once the runtime has this many deliveries in flight: behind a
+destination that hangs, the rest wait in the outbox rather than as tasks of this process."""
 _RENEW_BEFORE: Final = 2.0
 """A lease with less than the send timeout plus this left is renewed before a send."""
 _LEASE_EXPIRED: Final = 0.01
 """Waited past a lease's end before taking it anew, so that the store sees it expired."""
+_KEEP_EVERY: Final = 1.0
+"""Seconds between two looks at the lease of an entry waiting for a send slot."""
 _RETRYING: Final = Retrying()
 """Only to give tenacity's backoff a retry state to read the attempt number from."""
 
@@ -78,8 +92,11 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     """Failed for good: a permanent error, or transient ones past the attempts or time."""
     DEFERRED = "deferred"
-    """Back in the outbox for a later attempt (a long Retry-After, a held destination):
-    the monitor delivers it; the hooks are called then."""
+    """Back in the outbox for a later attempt (a long Retry-After, a held destination, a
+    process that ended first): the monitor delivers it; the hooks are called then."""
+    IN_FLIGHT = "in_flight"
+    """Still being delivered when the caller stopped waiting (``wait``): the delivery
+    goes on, and the hooks are called when it ends."""
 
 
 def _status_of(result: DeliveryResult) -> DeliveryStatus:
@@ -112,17 +129,27 @@ class DeliveryResult:
         """Whether the delivery goes on later, from the outbox."""
         return self.status is DeliveryStatus.DEFERRED
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether the delivery was still going on when its report was made."""
+        return self.status is DeliveryStatus.IN_FLIGHT
+
 
 # -- entry points ----------------------------------------------------------------------
 
 
 async def deliver(
-    runtime: Runtime, alert: Alert, destinations: Sequence[Destination]
+    runtime: Runtime,
+    alert: Alert,
+    destinations: Sequence[Destination],
+    *,
+    wait: float | None = None,
 ) -> list[DeliveryResult]:
     """Write ``alert`` to the outbox for every destination, then deliver the entries at
     once; return the results in order (a fallback's right after the failure it follows).
+    ``wait`` as for :func:`deliver_claims`.
     """
-    per_claim = await deliver_claims(runtime, enqueue(runtime, alert, destinations))
+    per_claim = await deliver_claims(runtime, enqueue(runtime, alert, destinations), wait=wait)
     return [result for results in per_claim for result in results]
 
 
@@ -133,28 +160,93 @@ def enqueue(runtime: Runtime, alert: Alert, destinations: Sequence[Destination])
     return [_enqueue_one(runtime, alert, destination) for destination in destinations]
 
 
-async def deliver_claims(runtime: Runtime, claims: Sequence[Claim]) -> list[list[DeliveryResult]]:
-    """Deliver held entries concurrently (at most :data:`CONCURRENCY` sends at once);
-    return each one's results (its own, then its fallback's). Never raises.
+async def deliver_claims(
+    runtime: Runtime, claims: Sequence[Claim], *, wait: float | None = None
+) -> list[list[DeliveryResult]]:
+    """Start delivering held entries, each a task of the runtime (sends limited by its
+    gates), and wait for them at most ``wait`` seconds (None: until all are done; 0: not
+    at all). Return each one's results (its own, then its fallback's); a delivery still
+    going on is reported in flight. Never raises.
     """
-    gate = asyncio.Semaphore(CONCURRENCY)
-    return list(await asyncio.gather(*(_guarded(runtime, claim, gate) for claim in claims)))
+    tasks = [runtime.in_flight.start(claim, partial(_run, runtime)) for claim in claims]
+    await runtime.in_flight.wait(tasks, wait)
+    return [_results_of(task, claim) for task, claim in zip(tasks, claims, strict=True)]
 
 
-async def drain(runtime: Runtime, limit: int = DRAIN_BATCH) -> list[DeliveryResult]:
+async def drain(
+    runtime: Runtime, limit: int = DRAIN_BATCH, *, wait: float | None = None
+) -> list[DeliveryResult]:
     """Deliver up to ``limit`` outbox entries that are due and held by no live process:
-    retries put back for later, and what a killed process left. Never raises.
+    retries put back for later, and what a killed process left; an entry this runtime is
+    delivering already is left alone, and so is the outbox while :data:`MAX_IN_FLIGHT`
+    deliveries are in flight. ``wait`` as for :func:`deliver_claims`. Never raises.
     """
     lease = runtime.settings.delivery.timeout.total_seconds() + LEASE_MARGIN
+    limit = min(limit, MAX_IN_FLIGHT - len(runtime.in_flight))
+    if limit <= 0:
+        return []
     try:
-        claims = runtime.outbox.claim_due(limit, lease=lease)
+        claims = runtime.outbox.claim_due(limit, lease=lease, skip=runtime.in_flight.entry_ids())
     except Exception as exc:
         _log.error("could not read the outbox", error=_describe(exc))
         return []
     if claims:
         _log.info("delivering from the outbox", entries=len(claims))
-    per_claim = await deliver_claims(runtime, claims)
+    per_claim = await deliver_claims(runtime, claims, wait=wait)
     return [result for results in per_claim for result in results]
+
+
+async def settle(runtime: Runtime, grace: float) -> None:
+    """Wait at most ``grace`` seconds for the deliveries in flight, then cancel the rest:
+    their entries go back to the outbox, due at once and let go, for ``chaperone
+    monitor``; no hook is called for them. Log how many were left, and at error those held
+    only in memory (the store refused them), which are lost. Never raises.
+    """
+    try:
+        left = await runtime.in_flight.settle(grace)
+    except Exception as exc:
+        _log.error("could not stop the deliveries in flight", error=_describe(exc))
+        return
+    kept = [delivery.claim for delivery in left if delivery.claim.durable]
+    lost = [delivery.claim for delivery in left if not delivery.claim.durable]
+    if kept:
+        _log.warning(
+            "deliveries still in flight at exit: left in the outbox for chaperone monitor",
+            count=len(kept),
+            channels=sorted({claim.entry.destination.channel for claim in kept}),
+            grace=grace,
+        )
+    if lost:
+        _log.error(
+            "alerts held only in memory were not delivered before exit: lost",
+            count=len(lost),
+            channels=sorted({claim.entry.destination.channel for claim in lost}),
+            alerts=sorted({claim.entry.alert.incident_key for claim in lost}),
+        )
+
+
+def _results_of(task: asyncio.Task[list[DeliveryResult]], claim: Claim) -> list[DeliveryResult]:
+    """A delivery task's results; for one still running or cancelled, where it stands."""
+    if task.done() and not task.cancelled():
+        return task.result()
+    destination = claim.entry.destination
+    if task.cancelled():
+        return [
+            DeliveryResult(
+                destination=destination,
+                outcome=Outcome.transient("the process ended first: left in the outbox"),
+                attempts=claim.entry.attempts,
+                status=DeliveryStatus.DEFERRED,
+            )
+        ]
+    return [
+        DeliveryResult(
+            destination=destination,
+            outcome=Outcome.transient("still being delivered"),
+            attempts=claim.entry.attempts,
+            status=DeliveryStatus.IN_FLIGHT,
+        )
+    ]
 
 
 # -- one entry -------------------------------------------------------------------------
@@ -193,25 +285,55 @@ def memory_claim(runtime: Runtime, alert: Alert, destination: Destination) -> Cl
     return Claim(entry=entry, lease_until=math.inf, durable=False)
 
 
-async def _guarded(runtime: Runtime, claim: Claim, gate: asyncio.Semaphore) -> list[DeliveryResult]:
+async def _run(runtime: Runtime, delivery: Delivery) -> list[DeliveryResult]:
+    """One entry's delivery, as a task: its result, then its fallback's when it failed
+    for good. Cancelled, it puts the entry it holds back in the outbox.
+    """
+    results: list[DeliveryResult] = []
+    # The caller that started this task gets its report first: what a delivery does
+    # before its first real wait (the store's pacing and lease, building the HTTP client)
+    # would otherwise hold up a caller that asked not to wait.
+    await asyncio.sleep(0)
+    while True:
+        try:
+            result, standby = await _guarded(runtime, delivery)
+        except asyncio.CancelledError:
+            _release(runtime, delivery)
+            raise
+        results.append(result)
+        if standby is None:
+            return results
+        _log.info(
+            "delivering to the fallback channel",
+            channel=result.destination.channel,
+            fallback=standby.entry.destination.channel,
+            alert=standby.entry.alert.incident_key,
+        )
+        delivery.hand_on(standby)
+
+
+async def _guarded(runtime: Runtime, delivery: Delivery) -> tuple[DeliveryResult, Claim | None]:
     try:
-        return await _deliver_claim(runtime, claim, gate)
+        return await _deliver_claim(runtime, delivery)
     except Exception as exc:
         # A bug of ours: the entry stays in the outbox and is tried again after its lease.
         _log.exception("delivery failed unexpectedly; the entry stays in the outbox")
-        return [
-            DeliveryResult(
-                destination=claim.entry.destination,
-                outcome=Outcome.transient(f"delivery interrupted: {_describe(exc)}"),
-                attempts=claim.entry.attempts,
-                status=DeliveryStatus.DEFERRED,
-            )
-        ]
+        interrupted = DeliveryResult(
+            destination=delivery.claim.entry.destination,
+            outcome=Outcome.transient(f"delivery interrupted: {_describe(exc)}"),
+            attempts=delivery.attempts,
+            status=DeliveryStatus.DEFERRED,
+        )
+        return interrupted, None
 
 
 async def _deliver_claim(
-    runtime: Runtime, claim: Claim, gate: asyncio.Semaphore
-) -> list[DeliveryResult]:
+    runtime: Runtime, delivery: Delivery
+) -> tuple[DeliveryResult, Claim | None]:
+    """Deliver the entry ``delivery`` holds, noting its attempts as they are made; return
+    how it ended and, after a final failure, the fallback's entry (already written).
+    """
+    claim = delivery.claim
     entry = claim.entry
     destination = entry.destination
     try:
@@ -220,48 +342,50 @@ async def _deliver_claim(
     except Exception as exc:
         unavailable = Outcome.permanent(f"channel unavailable: {MASKER.mask(str(exc))}")
         fallback = runtime.fallback_for(destination)
-        return await _finish_failed(runtime, claim, unavailable, entry.attempts, fallback, gate)
+        return _finish_failed(runtime, claim, unavailable, delivery.attempts, fallback)
     clock = runtime.clock
-    attempts = entry.attempts
-    last = entry.last
     deadline = entry.created_at + policy.max_total
     while True:
         now = clock.timestamp()
         if now >= deadline:
             expired = _gave_up(
-                last, f"not delivered within delivery.max_total ({policy.max_total:g}s)"
+                delivery.last, f"not delivered within delivery.max_total ({policy.max_total:g}s)"
             )
-            return await _finish_failed(runtime, claim, expired, attempts, policy.fallback, gate)
-        # Pace and lease are settled once a send slot of this batch is free, right
-        # before the send: a claim may wait for the gate longer than its lease.
+            return _finish_failed(runtime, claim, expired, delivery.attempts, policy.fallback)
+        # Pace and lease are settled once a send slot is free, right before the send.
+        if not await _take_slot(runtime, claim, policy):
+            return _taken_over(claim, delivery.attempts), None
         outcome: Outcome | None = None
-        async with gate:
+        try:
             pause, why = _pause_before_send(runtime, policy)
             if pause <= 0:
                 if not await _hold_lease(runtime, claim, policy):
-                    return [_taken_over(claim, attempts)]
-                attempts += 1
+                    return _taken_over(claim, delivery.attempts), None
+                delivery.attempts += 1
                 outcome = await _attempt(
-                    runtime, channel, entry.alert, destination, policy, attempts
+                    runtime, channel, entry.alert, destination, policy, delivery.attempts
                 )
+        finally:
+            runtime.delivery_gates.release(policy.destination_id)
+        attempts = delivery.attempts
         if outcome is None:
             now = clock.timestamp()
             if pause > INLINE_WAIT:
-                waiting = last or Outcome.transient(why, retry_after=pause)
-                return _defer(runtime, claim, attempts, last, now + pause, waiting)
+                waiting = delivery.last or Outcome.transient(why, retry_after=pause)
+                return _defer(runtime, claim, attempts, delivery.last, now + pause, waiting), None
             if not _renew(runtime, claim, pause + policy.timeout + LEASE_MARGIN):
-                return [_taken_over(claim, attempts)]
+                return _taken_over(claim, attempts), None
             await clock.sleep(pause)
             continue
         if outcome.retry_after is not None and outcome.retry_after > 0:
             _hold(runtime, policy, outcome.retry_after)
         if outcome.ok:
-            return [_finish_delivered(runtime, claim, outcome, attempts)]
+            return _finish_delivered(runtime, claim, outcome, attempts), None
         if outcome.kind is OutcomeKind.PERMANENT:
-            return await _finish_failed(runtime, claim, outcome, attempts, policy.fallback, gate)
-        last = outcome
+            return _finish_failed(runtime, claim, outcome, attempts, policy.fallback)
+        delivery.last = outcome
         if attempts >= policy.max_attempts:
-            return await _finish_failed(runtime, claim, outcome, attempts, policy.fallback, gate)
+            return _finish_failed(runtime, claim, outcome, attempts, policy.fallback)
         wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
         now = clock.timestamp()
         if now + wait >= deadline:
@@ -269,9 +393,9 @@ async def _deliver_claim(
                 outcome,
                 f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)",
             )
-            return await _finish_failed(runtime, claim, gave_up, attempts, policy.fallback, gate)
+            return _finish_failed(runtime, claim, gave_up, attempts, policy.fallback)
         if outcome.retry_after is not None and outcome.retry_after > INLINE_WAIT:
-            return _defer(runtime, claim, attempts, outcome, now + wait, outcome)
+            return _defer(runtime, claim, attempts, outcome, now + wait, outcome), None
         _log.warning(
             "delivery attempt failed, will retry",
             channel=destination.channel,
@@ -281,7 +405,7 @@ async def _deliver_claim(
             detail=outcome.detail,
         )
         if not _renew(runtime, claim, wait + policy.timeout + LEASE_MARGIN):
-            return [_taken_over(claim, attempts)]
+            return _taken_over(claim, attempts), None
         await clock.sleep(wait)
 
 
@@ -371,7 +495,38 @@ def _hold(runtime: Runtime, policy: DeliveryPolicy, seconds: float) -> None:
         _log.warning("could not record the destination's hold", error=_describe(exc))
 
 
-# -- endings ---------------------------------------------------------------------------
+# -- slots and leases ------------------------------------------------------------------
+
+
+async def _take_slot(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+    """Wait for a send slot of the destination (the caller releases it), keeping the
+    entry's lease meanwhile, so that no drain, here or in another process, takes it;
+    False, with no slot held, when it was lost all the same.
+    """
+    gates = runtime.delivery_gates
+    granted = gates.request(policy.destination_id)
+    try:
+        while not granted.done():
+            await asyncio.wait({granted}, timeout=_KEEP_EVERY)
+            if not granted.done() and not _keep_lease(runtime, claim, policy):
+                gates.withdraw(policy.destination_id, granted)
+                return False
+    except asyncio.CancelledError:
+        gates.withdraw(policy.destination_id, granted)
+        raise
+    return True
+
+
+def _keep_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+    """Renew the lease of an entry waiting for a slot once half of it has run out; False
+    when it was lost to another process.
+    """
+    lease = policy.timeout + LEASE_MARGIN
+    left = claim.lease_until - runtime.clock.timestamp()
+    if left >= lease / 2 or (claim.durable and 0 < left <= RENEW_GUARD):
+        # Enough left; or too near its end to extend in place: taken anew at the next look.
+        return True
+    return _renew(runtime, claim, lease)
 
 
 async def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
@@ -396,6 +551,28 @@ def _renew(runtime: Runtime, claim: Claim, lease: float) -> bool:
         # Better a possible duplicate than a lost alert: go on without the lease.
         _log.warning("could not renew an outbox lease", error=_describe(exc))
         return True
+
+
+def _release(runtime: Runtime, delivery: Delivery) -> None:
+    """Put a cancelled delivery's entry back in the outbox with the attempts it made, due
+    now and its lease let go, so the next drain of any process takes it at once. An entry
+    another process took over meanwhile is left to it.
+    """
+    claim = delivery.claim
+    entry = attrs.evolve(claim.entry, attempts=delivery.attempts, last=delivery.last)
+    try:
+        if runtime.outbox.renew(claim, LEASE_MARGIN):
+            runtime.outbox.reschedule(claim, entry, runtime.clock.timestamp())
+    except Exception as exc:
+        _log.warning(
+            "could not put a stopped delivery back in the outbox",
+            channel=entry.destination.channel,
+            alert=entry.alert.incident_key,
+            error=_describe(exc),
+        )
+
+
+# -- endings ---------------------------------------------------------------------------
 
 
 def _ack(runtime: Runtime, claim: Claim) -> None:
@@ -429,7 +606,7 @@ def _defer(
     last: Outcome | None,
     at: float,
     shown: Outcome,
-) -> list[DeliveryResult]:
+) -> DeliveryResult:
     entry = attrs.evolve(claim.entry, attempts=attempts, last=last)
     destination = entry.destination
     try:
@@ -437,14 +614,12 @@ def _defer(
     except Exception as exc:
         _log.error("could not put an entry back in the outbox", error=_describe(exc))
         if not claim.durable:
-            return [
-                DeliveryResult(
-                    destination=destination,
-                    outcome=_gave_up(shown, "the store is away, so it cannot wait for later"),
-                    attempts=attempts,
-                    status=DeliveryStatus.FAILED,
-                )
-            ]
+            return DeliveryResult(
+                destination=destination,
+                outcome=_gave_up(shown, "the store is away, so it cannot wait for later"),
+                attempts=attempts,
+                status=DeliveryStatus.FAILED,
+            )
     when = datetime.fromtimestamp(at, UTC)
     _log.info(
         "delivery deferred: back in the outbox",
@@ -454,15 +629,13 @@ def _defer(
         until=when.isoformat(),
         detail=shown.detail,
     )
-    return [
-        DeliveryResult(
-            destination=destination,
-            outcome=shown,
-            attempts=attempts,
-            status=DeliveryStatus.DEFERRED,
-            deferred_until=when,
-        )
-    ]
+    return DeliveryResult(
+        destination=destination,
+        outcome=shown,
+        attempts=attempts,
+        status=DeliveryStatus.DEFERRED,
+        deferred_until=when,
+    )
 
 
 def _finish_delivered(
@@ -474,19 +647,16 @@ def _finish_delivered(
     return result
 
 
-async def _finish_failed(
-    runtime: Runtime,
-    claim: Claim,
-    outcome: Outcome,
-    attempts: int,
-    fallback: str | None,
-    gate: asyncio.Semaphore,
-) -> list[DeliveryResult]:
+def _finish_failed(
+    runtime: Runtime, claim: Claim, outcome: Outcome, attempts: int, fallback: str | None
+) -> tuple[DeliveryResult, Claim | None]:
+    """Report a final failure; return it with the fallback's entry, when there is one,
+    written before the failed entry goes (so a crash in between loses neither).
+    """
     entry = claim.entry
     destination = entry.destination
     standby: Claim | None = None
     if fallback and fallback not in (destination.channel, destination.fallback_of):
-        # Written before the failed entry goes, so a crash in between loses neither.
         standby = _enqueue_one(
             runtime,
             entry.alert,
@@ -501,16 +671,7 @@ async def _finish_failed(
     _ack(runtime, claim)
     result = DeliveryResult(destination=destination, outcome=outcome, attempts=attempts)
     _report(runtime, _with_runbook(entry.alert, destination), result)
-    results = [result]
-    if standby is not None:
-        _log.info(
-            "delivering to the fallback channel",
-            channel=destination.channel,
-            fallback=fallback,
-            alert=entry.alert.incident_key,
-        )
-        results.extend(await _deliver_claim(runtime, standby, gate))
-    return results
+    return result, standby
 
 
 def _describe(exc: BaseException) -> str:

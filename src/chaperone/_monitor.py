@@ -94,10 +94,14 @@ class Monitor:
         self.detection_error = "; ".join(errors) or None
         return found
 
-    def tick(self, extra: Sequence[Event] = ()) -> list[DispatchReport]:
+    def tick(
+        self, extra: Sequence[Event] = (), *, wait: float | None = None
+    ) -> list[DispatchReport]:
         """Detect once, dispatch every event found (and ``extra``, events the caller
         found itself) as one batch (all written to the outbox, then all delivered at
-        once), and deliver the outbox's due entries; never raises.
+        once), and deliver the outbox's due entries, waiting for these deliveries at most
+        ``wait`` seconds (None: until all are done; 0: not at all: they go on while the
+        next tick runs); never raises.
         """
         self._recover_store()
         try:
@@ -110,7 +114,7 @@ class Monitor:
             _log.error("detection failed", error=self.detection_error)
             events = []
         self._report_detection()
-        return self.runtime.dispatch_all([*extra, *events])
+        return self.runtime.dispatch_all([*extra, *events], wait=wait)
 
     def _recover_store(self) -> None:
         """Try a store that failed again, when a try is due."""
@@ -145,12 +149,14 @@ class Monitor:
         except Exception as exc:
             _log.warning("could not record the monitor's beat", error=_describe(exc))
 
-    def run(self, interval: float, stop: threading.Event) -> int:
-        """Tick every ``interval`` seconds until ``stop`` is set; return the tick count."""
+    def run(self, interval: float, stop: threading.Event, *, wait: float | None = None) -> int:
+        """Tick every ``interval`` seconds until ``stop`` is set, each tick waiting for its
+        deliveries at most ``wait`` seconds; return the tick count.
+        """
         self.interval = interval
         ticks = 0
         while not stop.is_set():
-            self.tick()
+            self.tick(wait=wait)
             ticks += 1
             stop.wait(interval)
         return ticks

@@ -34,7 +34,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -271,14 +271,19 @@ class Outbox:
         self.store.set(ENTRY_PREFIX + entry.id, entry.to_json(self.secrets))
         return Claim(entry=entry, lease_until=until)
 
-    def claim_due(self, limit: int, *, lease: float) -> list[Claim]:
+    def claim_due(
+        self, limit: int, *, lease: float, skip: Container[str] = frozenset()
+    ) -> list[Claim]:
         """Take the lease of up to ``limit`` entries that are due and held by nobody, for
-        ``lease`` seconds each. An entry another process claims first is skipped; an
-        unreadable one is dropped, with an error logged.
+        ``lease`` seconds each. An entry another process claims first is skipped, and so
+        is one whose id is in ``skip`` (what this process is delivering already, whatever
+        its lease says); an unreadable one is dropped, with an error logged.
         """
         now = self.clock.timestamp()
         claims: list[Claim] = []
         for entry_id, _at in self.store.due(DUE_INDEX, now, limit):
+            if entry_id in skip:
+                continue
             lease_key = LEASE_PREFIX + entry_id
             if not self.store.set_if_absent(lease_key, self.owner, lease):
                 continue

@@ -7,9 +7,13 @@ default route.
 
 A batch of events (a monitor tick) is planned whole before anything is sent: every alert
 of every event is filtered, routed and written to the outbox, one entry per destination;
-only then are all the entries delivered, at once. A process killed during delivery
-leaves every alert of the batch in the outbox, and a slow or rate-limited channel holds
-up no other destination.
+only then are all the entries delivered, at once, each a task of the runtime. A process
+killed during delivery leaves every alert of the batch in the outbox, and a slow or
+rate-limited channel holds up no other destination.
+
+The caller waits for the deliveries at most ``wait`` seconds (None: until all are done;
+0: not at all, once the entries are written); what is still going on then is reported
+in flight, and goes on.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ class AlertReport:
         """Whether some destination's delivery goes on later, from the outbox."""
         return any(result.status is DeliveryStatus.DEFERRED for result in self.deliveries)
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether some destination's delivery was still going on when the report was made."""
+        return any(result.status is DeliveryStatus.IN_FLIGHT for result in self.deliveries)
+
 
 @attrs.frozen(kw_only=True)
 class DispatchReport:
@@ -92,18 +101,28 @@ class _Plan:
     claims: tuple[Claim, ...] = ()
 
 
-async def process_event(runtime: Runtime, event: Event, *, is_test: bool = False) -> DispatchReport:
-    """Run one event through the whole pipeline."""
-    (report,) = await process_events(runtime, [event], is_test=is_test)
+async def process_event(
+    runtime: Runtime, event: Event, *, is_test: bool = False, wait: float | None = None
+) -> DispatchReport:
+    """Run one event through the whole pipeline, waiting for its deliveries at most
+    ``wait`` seconds.
+    """
+    (report,) = await process_events(runtime, [event], is_test=is_test, wait=wait)
     return report
 
 
 async def process_events(
-    runtime: Runtime, events: Sequence[Event], *, is_test: bool = False, drain: bool = False
+    runtime: Runtime,
+    events: Sequence[Event],
+    *,
+    is_test: bool = False,
+    drain: bool = False,
+    wait: float | None = None,
 ) -> list[DispatchReport]:
     """Run a batch of events through the pipeline: plan every alert (filters, routes,
-    outbox), then deliver them all at once, with the outbox's due entries when ``drain``.
-    One event whose planning fails is reported as skipped; the others go on.
+    outbox), then deliver them all at once, with the outbox's due entries when ``drain``,
+    waiting for the deliveries at most ``wait`` seconds. One event whose planning fails is
+    reported as skipped; the others go on.
     """
     planned: list[DispatchReport | tuple[Event, list[_Plan]]] = []
     for event in events:
@@ -122,10 +141,11 @@ async def process_events(
     ]
     if drain:
         per_claim, _drained = await asyncio.gather(
-            _delivery.deliver_claims(runtime, claims), _delivery.drain(runtime)
+            _delivery.deliver_claims(runtime, claims, wait=wait),
+            _delivery.drain(runtime, wait=wait),
         )
     else:
-        per_claim = await _delivery.deliver_claims(runtime, claims)
+        per_claim = await _delivery.deliver_claims(runtime, claims, wait=wait)
     results = iter(per_claim)
     reports: list[DispatchReport] = []
     for item in planned:
@@ -205,10 +225,14 @@ async def process_direct(
     return DispatchReport(event=event, alerts=tuple(reports))
 
 
-async def process_alert(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> AlertReport:
-    """Prioritise, filter, route and deliver one alert."""
+async def process_alert(
+    runtime: Runtime, alert: Alert, *, is_test: bool = False, wait: float | None = None
+) -> AlertReport:
+    """Prioritise, filter, route and deliver one alert, waiting for its deliveries at most
+    ``wait`` seconds.
+    """
     plan = _plan_alert(runtime, alert, is_test)
-    per_claim = await _delivery.deliver_claims(runtime, plan.claims)
+    per_claim = await _delivery.deliver_claims(runtime, plan.claims, wait=wait)
     return AlertReport(
         alert=plan.alert,
         verdict=plan.verdict,

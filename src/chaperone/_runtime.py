@@ -4,6 +4,10 @@ Build it once at start-up (``Runtime.from_environment()``); that validates the w
 configuration, every configured channel included, so a bad setting fails there. Then
 ``dispatch(event)`` from any thread or ``await adispatch(event)`` from any event loop;
 neither ever raises into the caller.
+
+Deliveries run as tasks on the runtime's own loop: a caller waits for them as long as it
+says (``wait``), and ``close()`` waits for those still in flight at most
+``delivery.exit_grace``, leaving the rest in the outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import concurrent.futures
 import json
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -24,9 +29,11 @@ import structlog
 from chaperone._alerts import Alert
 from chaperone._clock import Clock, SystemClock
 from chaperone._degraded import SelfWatch
-from chaperone._delivery import DeliveryResult, drain
+from chaperone._delivery import DeliveryResult, drain, settle
 from chaperone._events import Event
 from chaperone._exceptions import ConfigError, ConfigProblem, UnknownChannelError
+from chaperone._gates import DeliveryGates
+from chaperone._inflight import InFlight
 from chaperone._logging import configure_logging
 from chaperone._loop import BackgroundLoop
 from chaperone._outbox import Outbox, SecretBook
@@ -105,6 +112,10 @@ class Runtime:
         """The configured store, behind a :class:`~chaperone.store.ResilientStore` (when
         the runtime opened it): a store that fails is worked around from memory."""
         self._loop = BackgroundLoop()
+        self.in_flight = InFlight()
+        """The deliveries running on the runtime's loop (:mod:`chaperone._inflight`)."""
+        self.delivery_gates = DeliveryGates()
+        """Send slots per destination and in total (:mod:`chaperone._gates`)."""
         self._http: httpx.AsyncClient | None = None
         self._channels: dict[str, _Target] = {}
         self._channels_lock = threading.Lock()
@@ -360,49 +371,85 @@ class Runtime:
 
     # -- dispatch ----------------------------------------------------------------------
 
-    async def adispatch(self, event: Event, *, is_test: bool = False) -> DispatchReport:
-        """Turn ``event`` into alerts and deliver them; never raises."""
+    async def adispatch(
+        self, event: Event, *, is_test: bool = False, wait: float | None = None
+    ) -> DispatchReport:
+        """Turn ``event`` into alerts and deliver them; never raises.
+
+        The alerts are filtered, routed and written to the outbox before this returns;
+        their deliveries are waited for at most ``wait`` seconds (None: until all are
+        done; 0: not at all). One still going on is reported in flight, and goes on: its
+        hooks are called when it ends.
+        """
         try:
-            return await self._loop.arun(process_event(self, event, is_test=is_test))
+            return await self._loop.arun(process_event(self, event, is_test=is_test, wait=wait))
         except Exception as exc:
             return self._failed(event, exc)
 
-    def dispatch(self, event: Event, *, is_test: bool = False) -> DispatchReport:
+    def dispatch(
+        self, event: Event, *, is_test: bool = False, wait: float | None = None
+    ) -> DispatchReport:
         """Synchronous :meth:`adispatch`, for job code and scripts; never raises."""
         try:
-            return self._loop.run(process_event(self, event, is_test=is_test))
+            return self._loop.run(process_event(self, event, is_test=is_test, wait=wait))
         except Exception as exc:
             return self._failed(event, exc)
 
-    def dispatch_all(self, events: Iterable[Event], *, drain: bool = True) -> list[DispatchReport]:
+    async def adispatch_all(
+        self, events: Iterable[Event], *, drain: bool = True, wait: float | None = None
+    ) -> list[DispatchReport]:
         """Dispatch several events as one batch, as the monitor does each tick: every alert
         of every event is filtered, routed and written to the outbox first, then all are
-        delivered at once, together with (``drain``) the outbox entries that are due.
+        delivered at once, together with (``drain``) the outbox entries that are due. The
+        deliveries are waited for at most ``wait`` seconds, as in :meth:`adispatch`.
         Never raises.
         """
         events = list(events)
         try:
-            return self._loop.run(process_events(self, events, drain=drain))
+            return await self._loop.arun(process_events(self, events, drain=drain, wait=wait))
         except Exception as exc:
             return [self._failed(event, exc) for event in events]
 
-    def drain_outbox(self) -> list[DeliveryResult]:
+    def dispatch_all(
+        self, events: Iterable[Event], *, drain: bool = True, wait: float | None = None
+    ) -> list[DispatchReport]:
+        """Synchronous :meth:`adispatch_all`; never raises."""
+        events = list(events)
+        try:
+            return self._loop.run(process_events(self, events, drain=drain, wait=wait))
+        except Exception as exc:
+            return [self._failed(event, exc) for event in events]
+
+    def drain_outbox(self, *, wait: float | None = None) -> list[DeliveryResult]:
         """Deliver the outbox entries that are due and held by no live process (retries
-        put back for later, what a killed process left); never raises.
+        put back for later, what a killed process left), waiting for them at most
+        ``wait`` seconds; never raises.
         """
         try:
-            return self._loop.run(drain(self))
+            return self._loop.run(drain(self, wait=wait))
         except Exception as exc:
             _log.error("outbox drain failed", error=MASKER.mask(f"{type(exc).__name__}: {exc}"))
             return []
 
-    async def asend(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
-        """Filter, route and deliver an alert built by hand."""
-        return await self._loop.arun(process_alert(self, alert, is_test=is_test))
+    async def asend(
+        self, alert: Alert, *, is_test: bool = False, wait: float | None = None
+    ) -> AlertReport:
+        """Filter, route and deliver an alert built by hand (``wait`` as in
+        :meth:`adispatch`).
+        """
+        return await self._loop.arun(process_alert(self, alert, is_test=is_test, wait=wait))
 
-    def send(self, alert: Alert, *, is_test: bool = False) -> AlertReport:
+    def send(
+        self, alert: Alert, *, is_test: bool = False, wait: float | None = None
+    ) -> AlertReport:
         """Synchronous :meth:`asend`."""
-        return self._loop.run(process_alert(self, alert, is_test=is_test))
+        return self._loop.run(process_alert(self, alert, is_test=is_test, wait=wait))
+
+    def wait_for_deliveries(self, timeout: float | None = None) -> int:
+        """Wait until no delivery is in flight, at most ``timeout`` seconds (None: no
+        limit); return how many are still going on.
+        """
+        return self._loop.run(self.in_flight.wait_all(timeout))
 
     def _watch_the_store(self) -> None:
         """A resilient store going degraded or back is the ``store`` part failing or
@@ -452,22 +499,31 @@ class Runtime:
             await self._http.aclose()
             self._http = None
 
+    async def _aclose(self, grace: float) -> None:
+        await settle(self, grace)
+        await self._aclose_resources()
+
     def close(self) -> None:
-        """Close channels, the HTTP client, the delivery loop and the store, after waiting
-        (at most ``delivery.exit_grace``) for Chaperone's own alerts still being sent.
+        """Wait for the deliveries in flight, Chaperone's own alerts among them, at most
+        ``delivery.exit_grace`` in all (the rest stay in the outbox, for ``chaperone
+        monitor``), then close channels, the HTTP client, the delivery loop and the store:
+        a store degraded until now is tried once more first, so that what memory holds
+        reaches it if it is back.
         """
-        left = self.self_watch.wait(self.settings.delivery.exit_grace.total_seconds())
+        grace = self.settings.delivery.exit_grace.total_seconds()
+        deadline = time.monotonic() + grace
+        left = self.self_watch.wait(grace)
         if left:
             _log.error("degraded alerts still unsent at exit", count=left)
-        store = self.store
-        if isinstance(store, ResilientStore) and store.state is StoreState.DEGRADED:
-            store.probe()  # one last try: carry what memory holds to the store if it is back
         try:
-            self._loop.run(self._aclose_resources())
+            self._loop.run(self._aclose(max(0.0, deadline - time.monotonic())))
         finally:
             self._loop.stop()
             self._channels.clear()
-            self.store.close()
+            store = self.store
+            if isinstance(store, ResilientStore) and store.state is StoreState.DEGRADED:
+                store.probe()
+            store.close()
 
     def __enter__(self) -> Self:
         return self

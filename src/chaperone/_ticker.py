@@ -89,6 +89,6 @@ class Ticker:
             except Exception:
                 _log.exception("work handed to the monitor failed")
         started = time.monotonic()
-        self.monitor.tick(extra=found)
+        self.monitor.tick(extra=found, wait=0)
         self.ticks += 1
         _log.debug("tick", seconds=round(time.monotonic() - started, 3))

@@ -128,7 +128,7 @@ def deliver(
         make_runtime(
             Channels(http_channel("hook"), http_channel("backup")),
             hooks,
-            clock=clock,  # type: ignore[arg-type]  # real time, against real servers
+            clock=clock,  # real time, against real servers
             store=store,
             channels=("hook",),
             channel_sections=sections,

@@ -22,7 +22,8 @@ from chaperone.store import MemoryStore, SQLiteStore, Store
 from helpers.delivery import AfterDelivery, Channels, make_runtime, scripted
 
 ALERTS = 100
-"""Alerts of the batch: several times the sends in flight at once (``CONCURRENCY``)."""
+"""Alerts of the batch: several times the sends in flight at once to one destination
+(``_gates.PER_DESTINATION``)."""
 SEND_SECONDS = 0.5
 """How long each send takes on the clock: the batch outlasts the first claims' leases."""
 

@@ -304,9 +304,9 @@ class TestReports:
         assert (result.status, result.ok) == ("deferred", False)
         assert result.deferred_until == clock.now() + timedelta(seconds=120)
 
-    @pytest.mark.parametrize("status", ["delivered", "failed", "deferred"])
-    def test_status_is_one_of_three(self, status: str) -> None:
-        """DeliveryResult.status takes the three values and no other."""
+    @pytest.mark.parametrize("status", ["delivered", "failed", "deferred", "in_flight"])
+    def test_status_is_one_of_four(self, status: str) -> None:
+        """DeliveryResult.status takes the four values and no other."""
         result = _delivery.DeliveryResult(
             destination=Destination(channel="x"),
             outcome=Outcome.delivered() if status == "delivered" else Outcome.permanent("no"),

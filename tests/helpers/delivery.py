@@ -25,6 +25,7 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
+    Clock,
     Destination,
     ManualClock,
     Outcome,
@@ -151,12 +152,13 @@ class AfterDelivery:
 
 def make_runtime(
     *plugins: object,
-    clock: ManualClock | None = None,
+    clock: Clock | None = None,
     store: Store | None = None,
     timeout: float = 5.0,
     max_attempts: int = 3,
     max_backoff: float = 30.0,
     max_total: float = 3600.0,
+    exit_grace: float = 5.0,
     **settings: Any,
 ) -> Runtime:
     """A runtime with the built-ins and ``plugins``, grouping off, on ``store`` (a memory
@@ -168,6 +170,7 @@ def make_runtime(
         max_attempts=max_attempts,
         max_backoff=timedelta(seconds=max_backoff),
         max_total=timedelta(seconds=max_total),
+        exit_grace=timedelta(seconds=exit_grace),
     )
     settings.setdefault("grouping", chaperone.config.GroupingSettings(enabled=False))
     return Runtime(

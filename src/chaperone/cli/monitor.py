@@ -26,7 +26,8 @@ __all__ = ["monitor"]
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 def monitor(interval: float, once: bool) -> None:
     """Detect stuck and timed-out jobs, queued events and thresholds; deliver the alerts.
-    Stops cleanly on SIGTERM or SIGINT.
+    Stops cleanly on SIGTERM or SIGINT, waiting for the deliveries in flight at most
+    delivery.exit_grace (the rest stay in the outbox for the next monitor).
     """
     stop = threading.Event()
 
@@ -40,9 +41,11 @@ def monitor(interval: float, once: bool) -> None:
     with runtime_or_exit() as runtime:
         watcher = Monitor(runtime, vouch_for=max(ALIVE_TTL, 3 * interval), interval=interval)
         if once:
-            reports = watcher.tick()
+            # The deliveries are waited for as the runtime closes: at most the exit grace.
+            reports = watcher.tick(wait=0)
             alerts = sum(len(report.alerts) for report in reports)
             echo(f"{len(reports)} event(s), {alerts} alert(s)")
             return
-        ticks = watcher.run(interval, stop)
+        # A slow channel delays neither the next tick nor the next event's deliveries.
+        ticks = watcher.run(interval, stop, wait=0)
         echo(f"monitor stopped after {ticks} tick(s)")

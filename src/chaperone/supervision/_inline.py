@@ -63,7 +63,7 @@ class InlineWatch:
         self._ticked_at = now
         monitor = self._monitor or self._build()
         if monitor is not None:
-            monitor.tick()
+            monitor.tick(wait=0)
 
     def _build(self) -> Monitor | None:
         from chaperone._exceptions import ConfigError
