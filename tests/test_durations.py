@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chaperone import format_duration, parse_duration
+from chaperone._durations import MAX_DURATION
 
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 SPOKEN_SECONDS = {"day": 86400, "hour": 3600, "minute": 60, "second": 1}
@@ -149,6 +150,26 @@ class TestParseDuration:
         """A duration past what timedelta holds is a ValueError, not an OverflowError."""
         with pytest.raises(ValueError, match="duration"):
             parse_duration("999999999999d")
+
+    @given(days=st.integers(min_value=0, max_value=10**12), unit=st.sampled_from(["d", "h"]))
+    def test_at_most_a_hundred_years(self, days: int, unit: str) -> None:
+        """Up to 36500 days (100 years) is a duration; longer is a ValueError saying so, so
+        that no duration overflows a date once added to the present.
+        """
+        text = f"{days}{unit}"
+        seconds = days * UNIT_SECONDS[unit]
+        if seconds <= MAX_DURATION.total_seconds():
+            assert parse_duration(text) == timedelta(seconds=seconds)
+            assert datetime.now(UTC) + parse_duration(text) > datetime.now(UTC) - timedelta(1)
+        else:
+            with pytest.raises(ValueError, match="too long: at most 36500d"):
+                parse_duration(text)
+
+    @pytest.mark.parametrize("value", [["5m"], {"m": 5}, date(1979, 5, 27), None])
+    def test_other_types_are_value_errors(self, value: object) -> None:
+        """A list, a table, a date or None is a ValueError, not an AttributeError."""
+        with pytest.raises(ValueError, match="expected a duration"):
+            parse_duration(value)  # type: ignore[arg-type]
 
 
 class TestFormatDuration:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-__all__ = ["format_duration", "format_time", "parse_duration"]
+__all__ = ["MAX_DURATION", "format_duration", "format_time", "parse_duration"]
 
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration any setting or option takes (100 years): longer ones would
+overflow a date once added to the present."""
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
@@ -15,11 +18,12 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
     """Read a duration: a timedelta, a number of seconds, or text such as ``"90"``, ``"5m"``,
     ``"1h30m"`` or ``"250ms"``.
 
-    Raises ValueError with the offending text when it is not a non-negative duration.
+    Raises ValueError with the offending text when it is not a non-negative duration of
+    at most :data:`MAX_DURATION`.
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, bool):
+    elif isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected a duration such as 300, '5m' or '1h', got {value!r}")
     elif isinstance(value, int | float):
         seconds = float(value)
@@ -27,10 +31,11 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
         seconds = _parse_text(value)
     if seconds < 0 or seconds != seconds or seconds == float("inf"):
         raise ValueError(f"expected a non-negative finite duration, got {value!r}")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"duration too long, got {value!r}") from None
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration too long: at most {MAX_DURATION.days}d (100 years), got {value!r}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def _parse_text(text: str) -> float:

@@ -51,6 +51,7 @@ from chaperone._verdicts import Destination
 from chaperone.channels._base import Channel
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings, load_settings
+from chaperone.config._unknown import unknown_names
 from chaperone.store import (
     ResilientStore,
     Store,
@@ -158,7 +159,7 @@ class Runtime:
 
     def check(self) -> None:
         """Build every configured channel; raise one ConfigError naming every problem."""
-        problems: list[ConfigProblem] = []
+        problems: list[ConfigProblem] = unknown_names(self.settings, self.plugins)
         unknown: list[ConfigProblem] = []
         if self.settings.enabled and not self.settings.channels:
             problems.append(

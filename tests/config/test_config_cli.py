@@ -137,6 +137,106 @@ class TestConfigCheck:
         assert str(cwd / "absent.toml") in result.stderr
 
 
+class TestMistakesCaughtAtOnce:
+    """The mistakes of issue 13, item 8, through the real command: one line each, exit
+    2, never a traceback.
+    """
+
+    def test_core_and_channel_problems_are_listed_together(self, cwd: Path) -> None:
+        """Bad core settings do not hide the channels' problems: a bad duration, an
+        unknown variable, a wrong TOML type and an unknown channel key are all listed.
+        """
+        toml = cwd / "chaperone.toml"
+        toml.write_text('[delivery]\ntimeout = ["10"]\n[channels.log]\nloger = "x"\n')
+        env = {"CHAPERONE_ALERT_RATE_LIMIT": "soon", "CHAPERONE_ALERT_CHANELS": "log"}
+        result = run(cwd, "config", "check", env=env)
+        assert result.returncode == 2, result
+        assert result.stderr.splitlines()[-4:] == [
+            "  CHAPERONE_ALERT_RATE_LIMIT (from environment): expected a duration such as "
+            "300, '5m' or '1h', got 'soon'",
+            f"  delivery.timeout (from {toml}): expected a duration such as 300, '5m' or "
+            "'1h', got an array",
+            f"  channels.log.loger (from {toml}): channel 'log' has no setting 'loger'; did "
+            "you mean logger?",
+            "  CHAPERONE_ALERT_CHANELS (from environment): no setting is named so; did you "
+            "mean CHAPERONE_ALERT_CHANNELS?",
+        ]
+        assert "Traceback" not in result.stderr
+
+    @pytest.mark.parametrize(
+        ("file", "content", "expected"),
+        [
+            (
+                "chaperone.toml",
+                b'[serve]\nhost = "caf\xe9"\n',
+                "serve.host (from {path}): is not UTF-8 text (byte 0xe9 on line 2)",
+            ),
+            (
+                ".env",
+                b"CHAPERONE_ALERT_CHANNELS=log\nMAIL_FROM_NAME=caf\xe9\n",
+                "MAIL_FROM_NAME (from .env file {path}): is not UTF-8 text (byte 0xe9 on line 2)",
+            ),
+            (
+                "chaperone.toml",
+                b"[store]\nurl = 1979-05-27\n",
+                "store.url (from {path}): expected text, got a date",
+            ),
+        ],
+    )
+    def test_a_file_mistake_is_one_line(
+        self, cwd: Path, file: str, content: bytes, expected: str
+    ) -> None:
+        """A file that is not UTF-8, or a TOML value of the wrong kind, is one line
+        naming the setting and the file.
+        """
+        path = cwd / file
+        path.write_bytes(content)
+        result = run(cwd, "config", "check")
+        assert result.returncode == 2, result
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+        assert line.startswith("  " + expected.format(path=path))
+        assert "Traceback" not in result.stderr
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "message"),
+        [
+            ("CHAPERONE_DELIVERY_TIMEOUT", "0", "expected a duration above 0"),
+            ("CHAPERONE_ALERT_RATE_LIMIT", "99999999d", "duration too long"),
+            ("CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK", "99999999d", "duration too long"),
+        ],
+    )
+    def test_durations_out_of_range(
+        self, cwd: Path, variable: str, value: str, message: str
+    ) -> None:
+        """A delivery timeout of 0 and durations too long for a date are refused."""
+        result = run(cwd, "config", "check", env={variable: value})
+        assert result.returncode == 2, result
+        assert f"{variable} (from environment): {message}" in result.stderr
+
+    def test_maintenance_longer_than_a_date_can_hold(self, cwd: Path) -> None:
+        """``maintenance start 99999999d`` is a usage error (exit 2), not a traceback."""
+        result = run(cwd, "maintenance", "start", "99999999d")
+        assert result.returncode == 2, result
+        assert "Invalid value for DURATION: duration too long" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_every_command_refuses_an_unknown_variable(self, cwd: Path) -> None:
+        """A command that builds the runtime (``maintenance end``) refuses a misspelt
+        variable too, with the suggestion.
+        """
+        result = run(cwd, "maintenance", "end", env={"CHAPERONE_STOR": "memory://"})
+        assert result.returncode == 2, result
+        assert "did you mean CHAPERONE_STORE?" in result.stderr
+
+    def test_the_test_and_benchmark_variables_pass(self, cwd: Path) -> None:
+        """The variables the test suite and the benchmarks set for the commands they
+        start are known.
+        """
+        env = {"CHAPERONE_TEST_REDIS": "required", "CHAPERONE_BENCH_RESULTS": str(cwd / "r")}
+        result = run(cwd, "config", "check", env=env)
+        assert result.returncode == 0, result
+
+
 class TestConfigShow:
     def test_json_lists_values_and_sources(self, cwd: Path) -> None:
         """Each setting shows its value and where it came from: environment, .env, TOML or

@@ -245,3 +245,52 @@ class TestOtherParsers:
         assert parse_text("  memory:// ") == "memory://"
         with pytest.raises(ValueError, match="empty"):
             parse_text("   ")
+
+
+TOML_ONLY_KINDS = st.one_of(
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2).map(lambda v: (v, "a table")),
+    st.dates().map(lambda v: (v, "a date")),
+    st.times().map(lambda v: (v, "a time")),
+    st.datetimes().map(lambda v: (v, "a date-time")),
+)
+"""TOML values no scalar setting takes, with how an error names their kind."""
+PARSERS = [
+    parse_bool,
+    parse_choice("a", "b"),
+    parse_duration_setting,
+    parse_emails,
+    parse_http_url,
+    parse_int,
+    parse_names,
+    parse_percent,
+    parse_text,
+]
+
+
+class TestWrongKinds:
+    @given(value_kind=TOML_ONLY_KINDS, parse=st.sampled_from(PARSERS))
+    def test_a_table_or_date_is_named_by_its_kind(
+        self, value_kind: tuple[Any, str], parse: Any
+    ) -> None:
+        """Every parser refuses a TOML table, date, time or date-time with a ValueError
+        that names its kind and does not quote it.
+        """
+        value, kind = value_kind
+        with pytest.raises(ValueError, match=f"got {kind}$"):
+            parse(value)
+
+    @given(items=st.lists(st.text(max_size=5), min_size=1, max_size=3))
+    def test_an_array_is_refused_where_one_value_is_expected(self, items: list[str]) -> None:
+        """Text, URL, choice, number and duration settings refuse an array."""
+        for parse in (parse_text, parse_http_url, parse_choice("a"), parse_int, parse_bool):
+            with pytest.raises(ValueError, match=r"got an array$"):
+                parse(items)
+        with pytest.raises(ValueError, match=r"got an array$"):
+            parse_duration_setting(items)
+
+    def test_arrays_hold_only_text(self) -> None:
+        """An array of names or addresses holding a table or a number is refused."""
+        with pytest.raises(ValueError, match="expected an array of names, got a table"):
+            parse_names(["log", {"a": 1}])
+        with pytest.raises(ValueError, match="expected an array of e-mail addresses, got a num"):
+            parse_emails([1])

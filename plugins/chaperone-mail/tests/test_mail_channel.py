@@ -260,6 +260,97 @@ class TestSettingsValues:
         assert [mode.value for mode in Encryption] == ["tls", "ssl", "none"]
 
 
+class TestPasswordWithoutEncryption:
+    """A password never crosses the network in clear text unless a setting says so."""
+
+    REMOTE: Mapping[str, str] = {
+        "MAIL_HOST": "smtp.example.com",
+        "MAIL_ENCRYPTION": "none",
+        "MAIL_USERNAME": USER,
+        "MAIL_PASSWORD": PASSWORD,
+        "MAIL_FROM_ADDRESS": "chaperone@example.com",
+        "CHAPERONE_ALERT_RECIPIENTS": "ops@example.com",
+    }
+
+    def build_from(self, environ: Mapping[str, str], cwd: Path) -> MailChannel:
+        clock = ManualClock()
+        settings = load_settings(dict(environ), cwd)
+        return MailChannel.from_settings(
+            channel_settings(MailChannel, app=settings, store=MemoryStore(clock), clock=clock)
+        )
+
+    @pytest.mark.parametrize("encryption", ["none", "null", "NONE"])
+    def test_refused_for_a_remote_server(self, tmp_path: Path, encryption: str) -> None:
+        """``MAIL_ENCRYPTION=none`` (or Laravel's ``null``) with a password for a server
+        elsewhere stops start-up naming MAIL_ENCRYPTION and the setting that would allow
+        it, never the password.
+        """
+        with pytest.raises(ConfigError) as caught:
+            self.build_from({**self.REMOTE, "MAIL_ENCRYPTION": encryption}, tmp_path)
+        (problem,) = caught.value.problems
+        assert (problem.key, problem.source) == ("MAIL_ENCRYPTION", "environment")
+        assert problem.message == (
+            "is none, so the password would cross the network to smtp.example.com in clear "
+            "text; use tls or ssl, or set CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD=true if "
+            "that network is trusted"
+        )
+        assert not find_secrets(caught.value, [PASSWORD])
+
+    @pytest.mark.parametrize(
+        "allow",
+        [
+            {"CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD": "true"},
+            {"CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD": "yes"},
+        ],
+    )
+    def test_allowed_by_the_setting(self, tmp_path: Path, allow: dict[str, str]) -> None:
+        """CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD=true lets it through."""
+        channel = self.build_from({**self.REMOTE, **allow}, tmp_path)
+        assert repr(channel).startswith("<MailChannel none://smtp.example.com:587 ")
+
+    def test_allowed_from_toml(self) -> None:
+        """``allow_unencrypted_password = true`` in ``[channels.mail]`` does the same."""
+        values = {
+            "host": "10.1.2.3",
+            "encryption": "none",
+            "username": USER,
+            "password": PASSWORD,
+            "from_address": "chaperone@example.com",
+            "recipients": ["ops@example.com"],
+        }
+        with pytest.raises(ConfigError, match="CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD=true"):
+            build(values)
+        build({**values, "allow_unencrypted_password": True})
+
+    def test_the_setting_must_be_a_boolean(self, tmp_path: Path) -> None:
+        """A value that is not true or false is an error naming the variable."""
+        environ = {**self.REMOTE, "CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD": "please"}
+        with pytest.raises(ConfigError, match="CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD"):
+            self.build_from(environ, tmp_path)
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.9.8.7", "localhost", "::1", "[::1]"])
+    def test_allowed_on_this_machine(self, tmp_path: Path, host: str) -> None:
+        """A server on the loopback interface never puts the password on a network."""
+        self.build_from({**self.REMOTE, "MAIL_HOST": host}, tmp_path)
+
+    @pytest.mark.parametrize("host", ["10.0.0.1", "localhost.example.com", "::2", "mail"])
+    def test_refused_anywhere_else(self, tmp_path: Path, host: str) -> None:
+        """A private address or a name that merely starts like localhost is not this
+        machine.
+        """
+        with pytest.raises(ConfigError, match="MAIL_ENCRYPTION"):
+            self.build_from({**self.REMOTE, "MAIL_HOST": host}, tmp_path)
+
+    def test_no_password_no_question(self, tmp_path: Path) -> None:
+        """Without a login, a plain connection to a remote server is allowed."""
+        environ = {
+            key: value
+            for key, value in self.REMOTE.items()
+            if key not in {"MAIL_USERNAME", "MAIL_PASSWORD"}
+        }
+        self.build_from(environ, tmp_path)
+
+
 class TestPlainDelivery:
     """One message per alert, to every recipient, as multipart text and HTML."""
 

@@ -363,3 +363,60 @@ class TestDiscovery:
         run = results.runs["disabled"]
         assert run.returncode == 2, str(run)
         assert "pip install chaperone-mail" in run.stdout + run.stderr
+
+
+class TestConfigCheck:
+    """``chaperone config check`` on mail settings, one problem a line."""
+
+    def check(self, tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CHAPERONE), "config", "check"],
+            cwd=tmp_path,
+            env=clean_environ(tmp_path, CHAPERONE_ALERT_CHANNELS="log,mail", **variables),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def test_password_without_encryption_to_a_remote_server(self, tmp_path: Path) -> None:
+        """``MAIL_ENCRYPTION=none`` with a password for a remote server exits 2 on one
+        line naming MAIL_ENCRYPTION and the setting that allows it, without the password.
+        """
+        result = self.check(
+            tmp_path,
+            MAIL_HOST="smtp.example.com",
+            MAIL_ENCRYPTION="none",
+            MAIL_USERNAME=USER,
+            MAIL_PASSWORD=PASSWORD,
+            MAIL_FROM_ADDRESS="alerts@example.com",
+            CHAPERONE_ALERT_RECIPIENTS="ops@example.com",
+        )
+        assert result.returncode == 2, result.stderr
+        problems = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+        assert problems == [
+            "  MAIL_ENCRYPTION (from environment): is none, so the password would cross the "
+            "network to smtp.example.com in clear text; use tls or ssl, or set "
+            "CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD=true if that network is trusted"
+        ]
+        assert PASSWORD not in result.stdout + result.stderr
+
+    def test_a_bad_recipient_list_is_reported_once(self, tmp_path: Path) -> None:
+        """A recipient list that does not parse is one problem, not followed by the mail
+        channel's complaint that it then has no recipients; the channel's other problems
+        are still listed beside it.
+        """
+        result = self.check(
+            tmp_path,
+            MAIL_HOST="smtp.example.com",
+            MAIL_FROM_ADDRESS="alerts@example.com",
+            CHAPERONE_ALERT_RECIPIENTS="ops@example.com,oncall",
+            CHAPERONE_MAIL_HOTS="smtp.example.com",
+        )
+        assert result.returncode == 2, result.stderr
+        problems = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+        assert problems == [
+            "  CHAPERONE_ALERT_RECIPIENTS (from environment): 'oncall' is not an e-mail address",
+            "  CHAPERONE_MAIL_HOTS (from environment): channel 'mail' has no setting 'hots'; "
+            "did you mean CHAPERONE_MAIL_HOST?",
+        ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, overload
 
 import attrs
 import httpx
@@ -14,6 +14,7 @@ from chaperone._clock import Clock
 from chaperone._exceptions import ConfigError
 from chaperone._secrets import Secret
 from chaperone._verdicts import Outcome
+from chaperone.config._parsing import describe_kind
 
 if TYPE_CHECKING:
     from chaperone.config import Settings
@@ -43,10 +44,18 @@ class ChannelSettings:
     ``MAIL_HOST``), used to name an unset key in errors."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        """Return the value of ``key`` (stripped when text), or ``default`` when unset."""
+        """Return the value of ``key`` (stripped when text), or ``default`` when unset.
+
+        A value is text, a number, true/false, or an array of those; anything else (a
+        TOML table, date or time) is a ConfigError naming the key.
+        """
         value = self.values.get(key)
         if isinstance(value, str):
             value = value.strip()
+        elif value is not None and not _plain(value):
+            raise self.problem(
+                key, f"expected text, a number, true/false or an array, got {describe_kind(value)}"
+            )
         return default if value is None or value == "" else value
 
     def require(self, key: str) -> Any:
@@ -56,9 +65,36 @@ class ChannelSettings:
             raise self.problem(key, "is required")
         return value
 
+    @overload
+    def text(self, key: str) -> str | None: ...
+
+    @overload
+    def text(self, key: str, default: str) -> str: ...
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        """Return the value of ``key`` as text (a number is read as its text), or
+        ``default`` when unset; raise ConfigError naming the key for an array, true/false
+        or a TOML table or date.
+        """
+        value = self.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.problem(key, f"expected text, got {describe_kind(value)}")
+        return str(value)
+
+    def require_text(self, key: str) -> str:
+        """Return the value of ``key`` as :meth:`text` does; raise ConfigError naming it
+        when it is unset.
+        """
+        value = self.text(key)
+        if value is None:
+            raise self.problem(key, "is required")
+        return value
+
     def secret(self, key: str) -> Secret:
         """Return the required secret ``key`` wrapped so it never prints."""
-        return Secret(str(self.require(key)))
+        return Secret(self.require_text(key))
 
     def setting_name(self, key: str) -> str:
         """The name a person would set ``key`` by: where it came from when set, else the
@@ -93,6 +129,13 @@ class SendContext:
     stands in for (a channel may say so in its message); None otherwise."""
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is text, a number, true/false, or an array of those."""
+    if isinstance(value, list | tuple):
+        return all(isinstance(item, str | int | float) for item in value)
+    return isinstance(value, str | int | float)
+
+
 class Channel(abc.ABC):
     """Base class of every channel, built-in or from a plugin.
 
@@ -109,6 +152,14 @@ class Channel(abc.ABC):
     """Extra environment variables read into settings keys, e.g. ``{"MAIL_HOST": "host"}``."""
     secret_keys: ClassVar[frozenset[str]] = frozenset()
     """Settings keys whose values are secrets: masked wherever settings are shown."""
+    setting_keys: ClassVar[frozenset[str] | None] = None
+    """Every key of the channel's own settings (``webhook_url``), besides the delivery
+    settings every channel takes (``timeout``, ``max_attempts``, ``fallback``...). When
+    the class declares them, any other key under ``[channels.<name>]``, in a route's
+    settings for the channel or as ``CHAPERONE_<NAME>_<KEY>`` stops start-up with an error
+    naming the closest declared one. Only the class's own declaration counts: a channel
+    that declares none (one written before channels declared their keys, or a subclass
+    that does not declare its own) is not checked."""
     pace: ClassVar[tuple[int, float] | None] = None
     """The service's documented rate per destination, as (requests, per seconds): Slack's
     ``(1, 1.0)`` per webhook. The core spaces sends to one destination (one set of

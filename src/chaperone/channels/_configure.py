@@ -13,12 +13,17 @@ if TYPE_CHECKING:
     from chaperone.config import Settings
     from chaperone.store import Store
 
-__all__ = ["channel_settings", "env_prefix"]
+__all__ = ["channel_settings", "env_prefix", "package_for_channel"]
 
 
 def env_prefix(channel_name: str) -> str:
     """The prefix of a channel's own environment variables: ``CHAPERONE_SLACK_``."""
     return f"CHAPERONE_{channel_name.upper().replace('-', '_')}_"
+
+
+def package_for_channel(name: str) -> str:
+    """The distribution that provides channel ``name`` by our naming rule."""
+    return f"chaperone-{name}"
 
 
 def channel_settings(

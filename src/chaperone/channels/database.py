@@ -83,6 +83,7 @@ class DatabaseChannel(Channel):
     """Keeps the alert history in the store (the newest ``history_limit`` records)."""
 
     name = NAME
+    setting_keys = frozenset()
 
     def __init__(self, store: Store, clock: Clock, max_len: int) -> None:
         self._store = store

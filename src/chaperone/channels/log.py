@@ -27,6 +27,7 @@ class LogChannel(Channel):
     """Writes each alert as one log line at the level of its severity."""
 
     name = "log"
+    setting_keys = frozenset({"logger"})
 
     def __init__(self, logger_name: str = "chaperone.alerts") -> None:
         self._log = structlog.get_logger(logger_name)
@@ -34,7 +35,7 @@ class LogChannel(Channel):
     @classmethod
     def from_settings(cls, settings: ChannelSettings) -> Self:
         """Build the channel; ``logger`` names the logger (default ``chaperone.alerts``)."""
-        return cls(str(settings.get("logger", "chaperone.alerts")))
+        return cls(settings.text("logger", "chaperone.alerts"))
 
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
         """Log the alert: status and title first, then its identity and fields."""

@@ -10,14 +10,15 @@ from chaperone._alerts import Priority
 from chaperone._clock import SystemClock
 from chaperone._durations import format_duration
 from chaperone._exceptions import ConfigError
+from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
 from chaperone._runtime import Runtime
 from chaperone._secrets import MASK
 from chaperone.channels import channel_settings
 from chaperone.cli._context import EXIT_CONFIG, load_or_exit, report_config_error
 from chaperone.cli._output import echo, print_json, print_table
-from chaperone.config import SETTING_SPECS, Settings
-from chaperone.store import MemoryStore
+from chaperone.config import SETTING_SPECS, Settings, collect_settings
+from chaperone.store import MemoryStore, default_store_url
 
 __all__ = ["config"]
 
@@ -30,12 +31,22 @@ def config() -> None:
 @config.command("check")
 def check() -> None:
     """Validate every setting and every configured channel; exit 2 listing every problem."""
-    settings = load_or_exit()
+    settings, problems = collect_settings(default_store_url=default_store_url())
+    configure_logging(settings)
+    # With bad core settings, the channels are still checked (on the settings that did
+    # parse), without opening a store the configuration may not even name right.
+    store = MemoryStore(SystemClock()) if problems else None
     try:
-        Runtime(settings).close()
+        Runtime(settings, store=store).close()
     except ConfigError as exc:
-        report_config_error(exc)
-        raise SystemExit(EXIT_CONFIG) from None
+        # A channel's complaint about a setting already reported (the mail channel
+        # finding no recipients when CHAPERONE_ALERT_RECIPIENTS did not parse) is only
+        # its consequence.
+        reported = {problem.key for problem in problems}
+        problems = (*problems, *(p for p in exc.problems if p.key not in reported))
+    if problems:
+        report_config_error(ConfigError(list(dict.fromkeys(problems))))
+        raise SystemExit(EXIT_CONFIG)
     echo(f"configuration OK (file: {settings.config_file or 'none'})")
     echo(f"channels: {', '.join(settings.channels) or 'none'}")
     echo(f"store: {settings.store_url}")

@@ -2,7 +2,7 @@
 ``.env`` and the environment (each overriding the one before).
 """
 
-from chaperone.config._loading import SETTING_SPECS, SettingSpec, load_settings
+from chaperone.config._loading import SETTING_SPECS, SettingSpec, collect_settings, load_settings
 from chaperone.config._settings import (
     DeliverySettings,
     EscalationSettings,
@@ -29,5 +29,6 @@ __all__ = [
     "SettingSpec",
     "Settings",
     "Thresholds",
+    "collect_settings",
     "load_settings",
 ]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from chaperone._exceptions import ConfigProblem
 from chaperone._matching import AlertMatcher, parse_match
 from chaperone.config._parsing import (
+    describe_kind,
     parse_bool,
     parse_duration_setting,
     parse_http_url,
@@ -51,7 +52,10 @@ def parse_escalation(value: Any) -> tuple[timedelta, ...] | None:
         return SEED_ESCALATION if parse_bool(value) else None
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
-        raise ValueError("expected a list of delays such as ['0s', '5m', '15m', '30m', '1h']")
+        raise ValueError(
+            "expected a list of delays such as ['0s', '5m', '15m', '30m', '1h'], "
+            f"got {describe_kind(value)}"
+        )
     delays = tuple(parse_duration_setting(item) for item in items)
     if len(delays) > 1 and all(delay == timedelta(0) for delay in delays):
         raise ValueError("every delay is 0: that would never hold a repeat back")
@@ -62,11 +66,11 @@ def parse_globs(value: Any) -> tuple[str, ...]:
     """Read a list of glob patterns (a TOML array or comma-separated text), case kept."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        raise ValueError(f"expected a list of glob patterns, got {value!r}")
+        raise ValueError(f"expected a list of glob patterns, got {describe_kind(value)}")
     globs: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"expected a glob pattern, got {item!r}")
+            raise ValueError(f"expected a glob pattern, got {describe_kind(item)}")
         if item.strip() and item.strip() not in globs:
             globs.append(item.strip())
     return tuple(globs)
@@ -74,6 +78,26 @@ def parse_globs(value: Any) -> tuple[str, ...]:
 
 def _problem(problems: list[ConfigProblem], key: str, source: str, message: str) -> None:
     problems.append(ConfigProblem(key=key, source=source, message=message))
+
+
+def _text(
+    entry: Mapping[str, Any],
+    key: str,
+    default: str,
+    where: str,
+    source: str,
+    problems: list[ConfigProblem],
+) -> str:
+    """The text under ``key`` of a route or window, stripped; ``default`` when it is unset
+    or not text (then with a problem naming it).
+    """
+    raw = entry.get(key)
+    if raw is None:
+        return default
+    if not isinstance(raw, str):
+        _problem(problems, f"{where}.{key}", source, f"expected text, got {describe_kind(raw)}")
+        return default
+    return raw.strip() or default
 
 
 def _matcher(
@@ -103,7 +127,7 @@ def parse_routes(value: Any, source: str, problems: list[ConfigProblem]) -> tupl
     routes: list[Route] = []
     for index, entry in enumerate(_entries(value, "alerting.routes", source, problems)):
         where = f"alerting.routes[{index}]"
-        name = str(entry.get("name") or f"route-{index + 1}").strip()
+        name = _text(entry, "name", f"route-{index + 1}", where, source, problems)
         if any(route.name == name for route in routes):
             _problem(problems, f"{where}.name", source, f"another route is named {name!r}")
         try:
@@ -156,7 +180,9 @@ def _weekdays(value: Any) -> frozenset[int]:
         raise ValueError("expected weekdays such as ['sat', 'sun'], or 'daily'")
     days: set[int] = set()
     for item in items:
-        text = str(item).strip().lower()
+        if not isinstance(item, str):
+            raise ValueError(f"expected weekday names such as 'sat', got {describe_kind(item)}")
+        text = item.strip().lower()
         if text in _DAY_SETS:
             days |= _DAY_SETS[text]
         elif text in _DAY_NAMES:
@@ -167,13 +193,21 @@ def _weekdays(value: Any) -> frozenset[int]:
 
 
 def _clock_time(value: Any) -> time:
-    match = _CLOCK_TIME.fullmatch(str(value).strip())
+    if isinstance(value, time) and value.tzinfo is None and not value.second:
+        return time(value.hour, value.minute)  # a TOML local time, 02:00:00
+    if not isinstance(value, str):
+        raise ValueError(f"expected a time of day such as '02:00', got {describe_kind(value)}")
+    match = _CLOCK_TIME.fullmatch(value.strip())
     if not match:
         raise ValueError(f"expected a time of day such as '02:00', got {value!r}")
     return time(int(match.group(1)), int(match.group(2)))
 
 
 def _zone(value: Any) -> ZoneInfo:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected a time zone name like Europe/Berlin, got {describe_kind(value)}"
+        )
     try:
         return ZoneInfo(str(value).strip())
     except (ZoneInfoNotFoundError, ValueError):
@@ -209,12 +243,13 @@ def parse_recurring_windows(
             except ValueError as exc:
                 _problem(problems, f"{where}.{key}", source, str(exc))
         matcher = _matcher(entry, where, source, problems)
+        name = _text(entry, "name", f"recurring-{index + 1}", where, source, problems)
+        reason = _text(entry, "reason", "", where, source, problems)
         if len(problems) > before:
             continue
         if parsed["from"] == parsed["to"]:
             _problem(problems, f"{where}.to", source, "the window must not end when it starts")
             continue
-        name = str(entry.get("name") or f"recurring-{index + 1}").strip()
         if any(window.name == name for window in windows):
             _problem(problems, f"{where}.name", source, f"another window is named {name!r}")
             continue
@@ -226,7 +261,7 @@ def parse_recurring_windows(
                 end=parsed["to"],
                 timezone=parsed["timezone"],
                 match=matcher,
-                reason=str(entry.get("reason", "")).strip(),
+                reason=reason,
                 summary=parsed["summary"],
             )
         )

@@ -9,14 +9,12 @@ leaves the default in force.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
-from dotenv import dotenv_values
 
 from chaperone._alerts import Priority
 from chaperone._exceptions import ConfigError, ConfigProblem
@@ -28,6 +26,7 @@ from chaperone.config._fatigue import (
     parse_recurring_windows,
     parse_routes,
 )
+from chaperone.config._files import dotenv_source, read_dotenv, read_toml
 from chaperone.config._parsing import (
     parse_bool,
     parse_choice,
@@ -51,7 +50,7 @@ from chaperone.config._settings import (
     Thresholds,
 )
 
-__all__ = ["SETTING_SPECS", "SettingSpec", "load_settings"]
+__all__ = ["SETTING_SPECS", "SettingSpec", "collect_settings", "load_settings"]
 
 RATE_LIMIT_ENV_PREFIX = "CHAPERONE_ALERT_RATE_LIMIT_"
 ESCALATION_ENV_PREFIX = "CHAPERONE_ALERT_ESCALATION_"
@@ -235,7 +234,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         "delivery.timeout",
         "CHAPERONE_DELIVERY_TIMEOUT",
         ("delivery", "timeout"),
-        parse_duration_setting,
+        _positive_duration,
     ),
     SettingSpec(
         "delivery.max_attempts",
@@ -349,24 +348,47 @@ def load_settings(
     ``chaperone.toml`` and ``pyproject.toml`` are looked for) to the working directory.
     Raises :class:`ConfigError` listing every problem found.
     """
+    settings, problems = collect_settings(environ, cwd, default_store_url=default_store_url)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def collect_settings(
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    *,
+    default_store_url: str | None = None,
+) -> tuple[Settings, tuple[ConfigProblem, ...]]:
+    """Read the configuration as :func:`load_settings` does, but return what is wrong
+    instead of raising: the settings, each bad value left at its default, and every
+    problem found (none when the configuration is valid). For a check that goes on to
+    the channels whatever the core settings say.
+    """
     cwd = cwd or Path.cwd()
     problems: list[ConfigProblem] = []
-    merged, merged_sources = _environment(dict(os.environ if environ is None else environ), cwd)
+    merged, merged_sources = _environment(
+        dict(os.environ if environ is None else environ), cwd, problems
+    )
     config_file, table = _toml(merged, merged_sources, cwd, problems)
     toml_source = str(config_file) if config_file else "defaults"
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in SETTING_SPECS:
-        raw, key, source = _pick(spec, merged, merged_sources, table, toml_source)
-        if raw is None:
-            continue
-        try:
-            values[spec.name] = spec.parse(raw)
-        except ValueError as exc:
-            problems.append(ConfigProblem(key=key, source=source, message=str(exc)))
-            continue
-        sources[spec.name] = source
+        # Every layer's value is checked, so a bad one in the file is found even while
+        # the environment overrides it; the highest layer's is the setting.
+        for layer, (raw, key, source) in enumerate(
+            _layers_of(spec, merged, merged_sources, table, toml_source)
+        ):
+            try:
+                value = spec.parse(raw)
+            except ValueError as exc:
+                problems.append(ConfigProblem(key=key, source=source, message=str(exc)))
+                continue
+            if layer == 0:
+                values[spec.name] = value
+                sources[spec.name] = source
 
     layers = _Layers(merged, merged_sources, table, toml_source, problems, sources)
     per_type = layers.per_type(
@@ -380,11 +402,9 @@ def load_settings(
     )
     channel_sections = _channel_sections(table, toml_source, problems)
     problems.extend(_unknown_toml_keys(table, toml_source))
-    if problems:
-        raise ConfigError(problems)
 
     defaults = Settings()
-    return Settings(
+    settings = Settings(
         enabled=values.get("alerting.enabled", defaults.enabled),
         channels=values.get("alerting.channels", defaults.channels),
         recipients=values.get("alerting.recipients", defaults.recipients),
@@ -432,17 +452,20 @@ def load_settings(
         environ_sources=merged_sources,
         sources=sources,
     )
+    return settings, tuple(problems)
 
 
-def _environment(environ: dict[str, str], cwd: Path) -> tuple[dict[str, str], dict[str, str]]:
+def _environment(
+    environ: dict[str, str], cwd: Path, problems: list[ConfigProblem]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Merge ``.env`` under the real environment, remembering where each value came from."""
     merged: dict[str, str] = {}
     sources: dict[str, str] = {}
     dotenv_path = cwd / ".env"
     if dotenv_path.is_file():
-        for name, value in dotenv_values(dotenv_path).items():
-            merged[name] = value or ""
-            sources[name] = f".env file {dotenv_path}"
+        for name, value in read_dotenv(dotenv_path, problems).items():
+            merged[name] = value
+            sources[name] = dotenv_source(dotenv_path)
     for name, value in environ.items():
         if not value.strip() and merged.get(name, "").strip():
             continue  # an empty variable counts as not set: the .env value stands
@@ -472,26 +495,17 @@ def _toml(
                 )
             )
             return None, {}
-        return path, _read_toml(path, problems)
+        return path, read_toml(path, problems)
     own = cwd / "chaperone.toml"
     if own.is_file():
-        return own, _read_toml(own, problems)
+        return own, read_toml(own, problems)
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
-        tool = _read_toml(pyproject, problems).get("tool", {})
+        tool = read_toml(pyproject, problems).get("tool", {})
         section = tool.get("chaperone") if isinstance(tool, dict) else None
         if isinstance(section, dict):
             return pyproject, section
     return None, {}
-
-
-def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        problems.append(ConfigProblem(key=path.name, source=str(path), message=str(exc)))
-        return {}
 
 
 def _lookup(table: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -507,21 +521,24 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _pick(
+def _layers_of(
     spec: SettingSpec,
     merged: Mapping[str, str],
     merged_sources: Mapping[str, str],
     table: Mapping[str, Any],
     toml_source: str,
-) -> tuple[Any, str, str]:
-    """Return the raw value of ``spec`` from the highest layer that sets it."""
+) -> list[tuple[Any, str, str]]:
+    """The raw values of ``spec`` (with key and source) of every layer that sets it,
+    the highest first: the environment (``.env`` included), then the TOML file.
+    """
+    found = []
     raw = merged.get(spec.env)
     if not _is_empty(raw):
-        return raw, spec.env, merged_sources.get(spec.env, "environment")
+        found.append((raw, spec.env, merged_sources.get(spec.env, "environment")))
     raw = _lookup(table, spec.toml)
     if not _is_empty(raw):
-        return raw, ".".join(spec.toml), toml_source
-    return None, spec.env, "default"
+        found.append((raw, ".".join(spec.toml), toml_source))
+    return found
 
 
 def _grouping(values: Mapping[str, Any]) -> GroupingSettings:
@@ -584,15 +601,16 @@ class _Layers:
         ``<env_prefix><TYPE>=value`` (``CHAPERONE_ALERT_RATE_LIMIT_JOB_STUCK=600``).
 
         With ``default_env``, the key ``default`` belongs to a scalar setting and is
-        skipped here.
+        skipped here. As for the scalar settings, a value the environment overrides is
+        checked too.
         """
         setting = f"alerting.{section_name}"
-        raw: dict[str, tuple[Any, str, str]] = {}
+        raw: dict[str, list[tuple[Any, str, str]]] = {}
         section = _lookup(self.table, ("alerting", section_name))
         if isinstance(section, Mapping):
             for alert_type, value in section.items():
                 if not (default_env and alert_type == "default") and not _is_empty(value):
-                    raw[alert_type] = (value, f"{setting}.{alert_type}", self.toml_source)
+                    raw[alert_type] = [(value, f"{setting}.{alert_type}", self.toml_source)]
         elif section is not None:
             message = "expected a table of alert type = value"
             if default_env:
@@ -605,15 +623,18 @@ class _Layers:
                 if default_env and alert_type == "default":
                     self._problem(name, source, f"the default is {default_env}")
                     continue
-                raw[alert_type] = (value, name, source)
+                raw.setdefault(alert_type, []).insert(0, (value, name, source))
         parsed: dict[str, Any] = {}
-        for alert_type, (value, key, source) in sorted(raw.items()):
-            try:
-                parsed[alert_type] = parse(value)
-            except ValueError as exc:
-                self._problem(key, source, str(exc))
-                continue
-            self.sources[f"{setting}.{alert_type}"] = source
+        for alert_type, layers in sorted(raw.items()):
+            for layer, (value, key, source) in enumerate(layers):
+                try:
+                    result = parse(value)
+                except ValueError as exc:
+                    self._problem(key, source, str(exc))
+                    continue
+                if layer == 0:
+                    parsed[alert_type] = result
+                    self.sources[f"{setting}.{alert_type}"] = source
         return parsed
 
     def _problem(self, key: str, source: str, message: str) -> None:

@@ -18,7 +18,7 @@ import enum
 import logging
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar, Protocol
 
 import attrs
@@ -37,6 +37,7 @@ from chaperone.builtin.digests import MAX_ENTRIES
 from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings
+from chaperone.config._unknown import channel_keys
 from chaperone.store import MemoryStore, Store
 from chaperone.testing.digests import held_stuck_alerts, sample_digests
 from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts
@@ -578,6 +579,62 @@ class ChannelContract:
             ]
             assert not leaked, f"log events show a secret ({mode.value} service): {leaked}"
 
+    def test_settings_use_declared_keys(self) -> None:
+        """The valid and invalid settings hold only keys the channel declares in
+        ``setting_keys`` (or a delivery setting), so a user writing them is not told they
+        are unknown.
+        """
+        keys = self._skip_without_declared_keys()
+        used = set(self.valid_settings())
+        for values, _key in self.invalid_settings():
+            used |= set(values)
+        assert used <= keys, f"keys not in setting_keys: {sorted(used - keys)}"
+
+    def test_reads_only_declared_keys(self) -> None:
+        """Building the channel reads no key outside ``setting_keys`` (and the delivery
+        settings): a key it reads but does not declare would be refused as unknown.
+        """
+        keys = self._skip_without_declared_keys()
+        settings = self.build_settings(self.valid_settings())
+        reads = _Reads(settings.values)
+        channel = self.channel_class.from_settings(attrs.evolve(settings, values=reads))
+        asyncio.run(channel.aclose())
+        assert reads.keys_read <= keys, (
+            f"from_settings reads keys not in setting_keys: {sorted(reads.keys_read - keys)}"
+        )
+
+    def test_a_table_or_date_for_any_key_is_a_config_error(self) -> None:
+        """Each valid setting given a TOML table, date, time or nested array instead either
+        builds the channel (the key went unread) or raises ConfigError naming the key:
+        never another exception.
+        """
+        valid = self.valid_settings()
+        if not valid:
+            pytest.skip(f"{self.channel_class.name} takes no settings")
+        for key in valid:
+            for odd in _ODD_VALUES:
+                error = self._build_error({**valid, key: odd})
+                assert error is None or key.lower() in str(error).lower(), (
+                    f"{key} = {odd!r}: {error}"
+                )
+
+    def _build_error(self, values: Mapping[str, Any]) -> ConfigError | None:
+        """The ConfigError building the channel from ``values`` raises, or None when it
+        builds.
+        """
+        try:
+            channel = self.channel_class.from_settings(self.build_settings(values))
+        except ConfigError as exc:
+            return exc
+        asyncio.run(channel.aclose())
+        return None
+
+    def _skip_without_declared_keys(self) -> frozenset[str]:
+        keys = channel_keys(self.channel_class)
+        if keys is None:
+            pytest.skip(f"{self.channel_class.__name__} declares no setting_keys: not checked")
+        return keys
+
     def test_registered_through_entry_point(self) -> None:
         """The plugin named :attr:`plugin_name` is found, loads, and provides the channel."""
         if self.plugin_name is None:
@@ -587,6 +644,34 @@ class ChannelContract:
     def _failure_settings(self) -> hypothesis.settings:
         parent = self.hypothesis_settings()
         return hypothesis.settings(parent, max_examples=max(1, parent.max_examples // 4))
+
+
+_ODD_VALUES: tuple[Any, ...] = (
+    {"a": 1},
+    date(1979, 5, 27),
+    time(7, 32),
+    datetime(1979, 5, 27, 7, 32, tzinfo=UTC),
+    [["nested"]],
+)
+"""TOML values no channel setting takes."""
+
+
+class _Reads(Mapping[str, Any]):
+    """A channel's settings values that remember which keys were asked for."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+        self.keys_read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.keys_read.add(key)
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:

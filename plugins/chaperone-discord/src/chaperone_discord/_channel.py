@@ -113,6 +113,7 @@ class DiscordChannel(Channel):
 
     name = "discord"
     secret_keys = frozenset({"webhook_url"})
+    setting_keys = frozenset({"webhook_url", "username", "avatar_url"})
 
     def __init__(
         self, webhook_url: Secret, *, username: str | None = None, avatar_url: str | None = None
@@ -131,7 +132,7 @@ class DiscordChannel(Channel):
         on the loopback interface, for tests), ``username`` 1-80 characters without
         "discord" or "clyde", ``avatar_url`` an http(s) URL.
         """
-        url = str(settings.require("webhook_url"))
+        url = settings.require_text("webhook_url")
         try:
             parts = urllib.parse.urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -147,16 +148,14 @@ class DiscordChannel(Channel):
             or not _WEBHOOK_PATH.fullmatch(parts.path)
         ):
             raise settings.problem("webhook_url", _EXPECTED)
-        username = settings.get("username")
+        username = settings.text("username")
         if username is not None:
-            username = str(username)
             if len(username) > USERNAME:
                 raise settings.problem("username", f"is longer than {USERNAME} characters")
             if any(word in username.lower() for word in _FORBIDDEN_IN_USERNAME):
                 raise settings.problem("username", 'may not contain "discord" or "clyde"')
-        avatar_url = settings.get("avatar_url")
+        avatar_url = settings.text("avatar_url")
         if avatar_url is not None:
-            avatar_url = str(avatar_url)
             avatar = urllib.parse.urlsplit(avatar_url)
             if avatar.scheme not in {"http", "https"} or not avatar.netloc:
                 raise settings.problem("avatar_url", "must be an http:// or https:// URL")

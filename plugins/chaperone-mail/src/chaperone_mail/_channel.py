@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ipaddress
 import os
 import re
 import ssl
@@ -36,6 +37,9 @@ _CLOSE_POLL: Final = 0.002
 _IMPLICIT_TLS_PORT: Final = 465
 _DEFAULT_PORT: Final = 587
 _RECIPIENTS_VARIABLE: Final = "CHAPERONE_ALERT_RECIPIENTS"
+_ALLOW_UNENCRYPTED_PASSWORD: Final = "allow_unencrypted_password"  # noqa: S105 - a key
+"""The setting (``CHAPERONE_MAIL_ALLOW_UNENCRYPTED_PASSWORD``) that lets the password go
+to a server that is not on this machine over a connection with ``encryption = none``."""
 # The WHATWG (HTML) definition of a valid e-mail address: ASCII, no quoting, no comments.
 _ADDRESS: Final = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
@@ -103,6 +107,21 @@ class MailChannel(Channel):
 
     name = "mail"
     secret_keys = frozenset({"password"})
+    setting_keys = frozenset(
+        {
+            "host",
+            "port",
+            "encryption",
+            "username",
+            "password",
+            "from_address",
+            "from_name",
+            "recipients",
+            "verify_certificates",
+            "ca_file",
+            _ALLOW_UNENCRYPTED_PASSWORD,
+        }
+    )
     env_aliases: ClassVar[Mapping[str, str]] = types.MappingProxyType(
         {
             "MAIL_HOST": "host",
@@ -138,7 +157,7 @@ class MailChannel(Channel):
         """Build the channel; every setting is checked here, so a bad one fails at
         start-up naming its variable (and never quoting the password).
         """
-        host = str(_required(settings, "host"))
+        host = _required(settings, "host")
         if not _HOST.fullmatch(host):
             raise _problem(settings, "host", "is not a host name or IP address")
         encryption = _encryption(settings)
@@ -146,33 +165,33 @@ class MailChannel(Channel):
         if encryption is Encryption.STARTTLS and port == _IMPLICIT_TLS_PORT:
             # Port 465 speaks TLS from the start; Laravel reads 'tls' there as 'ssl' too.
             encryption = Encryption.SSL
-        username = settings.get("username")
-        password = settings.get("password")
+        username = settings.text("username")
+        password = settings.text("password")
         if username is not None and password is None:
             raise _problem(settings, "password", "is required when a username is set")
         if password is not None and username is None:
             raise _problem(settings, "username", "is required when a password is set")
-        if username is not None and _CONTROL.search(str(username)):
+        if username is not None and _CONTROL.search(username):
             raise _problem(settings, "username", "contains control characters")
-        from_address = str(_required(settings, "from_address"))
+        if password is not None and encryption is Encryption.NONE:
+            _check_clear_text_login(settings, host)
+        from_address = _required(settings, "from_address")
         if not _ADDRESS.fullmatch(from_address):
             raise _problem(settings, "from_address", f"{from_address!r} is not an e-mail address")
-        from_name = str(settings.get("from_name", "Chaperone"))
+        from_name = settings.text("from_name", "Chaperone")
         if _CONTROL.search(from_name):
             raise _problem(settings, "from_name", "must be one line without control characters")
         verify = _boolean(settings, "verify_certificates", default=True)
-        ca_file = settings.get("ca_file")
-        if ca_file is not None:
-            ca_file = str(ca_file)
-            if not os.path.isfile(ca_file) or not os.access(ca_file, os.R_OK):
-                raise _problem(settings, "ca_file", "is not a readable file")
+        ca_file = settings.text("ca_file")
+        if ca_file is not None and (not os.path.isfile(ca_file) or not os.access(ca_file, os.R_OK)):
+            raise _problem(settings, "ca_file", "is not a readable file")
         local_part, _, domain = from_address.partition("@")
         config = _Config(
             host=host,
             port=port,
             encryption=encryption,
-            username=None if username is None else str(username),
-            password=None if password is None else Secret(str(password)),
+            username=username,
+            password=None if password is None else Secret(password),
             sender=Address(display_name=from_name, username=local_part, domain=domain),
             recipients=_recipients(settings),
             verify_certificates=verify,
@@ -380,15 +399,41 @@ def _problem(settings: ChannelSettings, key: str, message: str) -> ConfigError:
     return ConfigError.single(alias or own, "not set", f"{message} (or set {others})")
 
 
-def _required(settings: ChannelSettings, key: str) -> Any:
-    value = settings.get(key)
+def _required(settings: ChannelSettings, key: str) -> str:
+    value = settings.text(key)
     if value is None:
         raise _problem(settings, key, "is required")
     return value
 
 
+def _check_clear_text_login(settings: ChannelSettings, host: str) -> None:
+    """Refuse to send the password unencrypted, unless the server is on this machine or
+    :data:`_ALLOW_UNENCRYPTED_PASSWORD` says the network between is trusted.
+    """
+    if _is_loopback(host) or _boolean(settings, _ALLOW_UNENCRYPTED_PASSWORD, default=False):
+        return
+    allow = settings.setting_name(_ALLOW_UNENCRYPTED_PASSWORD)
+    raise _problem(
+        settings,
+        "encryption",
+        f"is none, so the password would cross the network to {host} in clear text; use "
+        f"tls or ssl, or set {allow}=true if that network is trusted",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, ``127.0.0.1``, ``[::1]``)."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _encryption(settings: ChannelSettings) -> Encryption:
-    raw = str(settings.get("encryption", "tls")).strip().lower()
+    raw = settings.text("encryption", "tls").strip().lower()
     try:
         return _ENCRYPTION_NAMES[raw]
     except KeyError:

@@ -79,6 +79,7 @@ class OpsgenieChannel(Channel):
 
     name = "opsgenie"
     secret_keys = frozenset({"api_key"})
+    setting_keys = frozenset({"api_key", "api_url", "region", "tags"})
 
     def __init__(self, *, api_key: Secret, api_url: str, tags: tuple[str, ...] = ()) -> None:
         self._api_key = api_key
@@ -194,7 +195,7 @@ def _collect(
 
 
 def _api_key(settings: ChannelSettings) -> Secret:
-    raw = str(settings.require("api_key"))
+    raw = settings.require_text("api_key")
     if raw.lower().startswith("geniekey"):
         raise settings.problem("api_key", "must be the key alone, without 'GenieKey'")
     if any(char.isspace() for char in raw):
@@ -211,15 +212,15 @@ def _api_key(settings: ChannelSettings) -> Secret:
 
 
 def _api_url(settings: ChannelSettings) -> str:
-    raw = settings.get("api_url")
+    raw = settings.text("api_url")
     if raw is None:
-        region = str(settings.get("region", DEFAULT_REGION)).strip().lower()
+        region = settings.text("region", DEFAULT_REGION).strip().lower()
         if region not in REGIONS:
             raise settings.problem(
                 "region", "must be 'us' (api.opsgenie.com) or 'eu' (api.eu.opsgenie.com)"
             )
         return REGIONS[region]
-    text = str(raw).strip()
+    text = raw.strip()
     try:
         parts = urllib.parse.urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a malformed port

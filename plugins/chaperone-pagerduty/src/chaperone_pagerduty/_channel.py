@@ -36,6 +36,7 @@ class PagerDutyChannel(Channel):
 
     name = "pagerduty"
     secret_keys = frozenset({"routing_key"})
+    setting_keys = frozenset({"routing_key", "events_url"})
     pace = (120, 60.0)
 
     def __init__(self, routing_key: Secret, events_url: str = EVENTS_URL) -> None:
@@ -47,7 +48,7 @@ class PagerDutyChannel(Channel):
         """Build the channel: ``routing_key`` must be 32 letters and digits, ``events_url``
         an absolute http(s) URL.
         """
-        key = str(settings.require("routing_key")).strip()
+        key = settings.require_text("routing_key").strip()
         if len(key) != 32:
             raise settings.problem(
                 "routing_key",
@@ -60,7 +61,7 @@ class PagerDutyChannel(Channel):
                 "must be the integration key of a PagerDuty Events API v2 integration: "
                 "32 letters and digits only",
             )
-        url = str(settings.get("events_url", EVENTS_URL)).strip()
+        url = settings.text("events_url", EVENTS_URL).strip()
         try:
             parts = urllib.parse.urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port

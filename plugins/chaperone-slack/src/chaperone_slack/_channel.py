@@ -61,6 +61,7 @@ class SlackChannel(Channel):
 
     name = "slack"
     secret_keys = frozenset({"webhook_url"})
+    setting_keys = frozenset({"webhook_url"})
     pace = (1, 1.0)
 
     def __init__(self, webhook_url: Secret) -> None:
@@ -69,7 +70,7 @@ class SlackChannel(Channel):
     @classmethod
     def from_settings(cls, settings: ChannelSettings) -> Self:
         """Build the channel; ``webhook_url`` must be an https URL (http only on loopback)."""
-        url = str(settings.require("webhook_url"))
+        url = settings.require_text("webhook_url")
         problem = _url_problem(url)
         if problem is not None:
             raise settings.problem("webhook_url", problem)

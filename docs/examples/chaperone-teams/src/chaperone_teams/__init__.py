@@ -138,6 +138,7 @@ class TeamsChannel(Channel):
     """Posts each alert to a Teams channel's incoming webhook as an Adaptive Card."""
 
     name = "teams"
+    setting_keys = frozenset({"webhook_url"})
     secret_keys = frozenset({"webhook_url"})
     pace = (4, 1.0)
     """Teams throttles a webhook sent more than four requests in a second."""
