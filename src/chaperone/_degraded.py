@@ -1,6 +1,8 @@
 """Chaperone watching itself: a failing part of Chaperone is an incident like a job's.
 
-The parts are ``store``, ``detection``, ``outbox`` and ``channel:<name>``. Whoever sees a
+The parts are ``store``, ``detection``, ``outbox`` and ``channel:<name>`` (with
+``@<route>`` for a route's own settings of a channel: another webhook, another key, see
+:func:`part_of`). Whoever sees a
 part fail calls :meth:`SelfWatch.failing`; whoever sees it work, :meth:`SelfWatch.working`.
 The first failure raises a ``chaperone_degraded`` alert (severity critical, keyed by the
 part), the first success after it resolves the alert. Both go out without the store and
@@ -10,7 +12,7 @@ They are rate-limited here, in memory: a part that fails again within
 :data:`REALERT_AFTER` of its last alert is recorded (and counted by health) but not
 alerted again, and its recovery then goes unsaid too.
 
-An alert about ``channel:<name>`` goes to every destination but that channel. When no
+An alert about ``channel:<name>`` goes to every destination but the failing one. When no
 channel confirms a degraded alert, its line is written to standard error anyway, so that
 a console sees it when everything else is down.
 
@@ -37,13 +39,14 @@ import structlog
 
 from chaperone._events import ChaperoneDegraded, ChaperoneRecovered, Event
 from chaperone._secrets import MASKER
+from chaperone._verdicts import Destination
 from chaperone.metrics._liveness import DegradedRecord, degraded_key
 
 if TYPE_CHECKING:
     from chaperone._pipeline import DispatchReport
     from chaperone._runtime import Runtime
 
-__all__ = ["REALERT_AFTER", "RECORD_REFRESH", "SelfWatch", "describe_process"]
+__all__ = ["REALERT_AFTER", "RECORD_REFRESH", "SelfWatch", "describe_process", "part_of"]
 
 _log = structlog.get_logger("chaperone.degraded")
 
@@ -52,6 +55,15 @@ REALERT_AFTER: Final = 600.0
 RECORD_REFRESH: Final = 60.0
 """Seconds between two rewrites of a failing part's ``degraded:<part>`` record."""
 _REASON_LIMIT: Final = 500
+
+
+def part_of(destination: Destination) -> str:
+    """The part a destination is: ``channel:<name>``, or ``channel:<name>@<route>`` for a
+    route that gives the channel settings of its own (another webhook URL, another key).
+    """
+    if destination.settings and destination.route != "default":
+        return f"channel:{destination.channel}@{destination.route}"
+    return f"channel:{destination.channel}"
 
 
 def describe_process() -> str:
@@ -265,8 +277,9 @@ class SelfWatch:
             else:
                 from chaperone._pipeline import process_direct
 
-                excluded = (part.removeprefix("channel:"),) if part.startswith("channel:") else ()
-                report = await process_direct(self._runtime, event, exclude=excluded)
+                report = await process_direct(
+                    self._runtime, event, skip=lambda where: part_of(where) == part
+                )
         except asyncio.CancelledError:
             _console(event, part)
             raise

@@ -42,6 +42,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from chaperone import _pacing
 from chaperone._alerts import Alert
+from chaperone._degraded import part_of
 from chaperone._inflight import Delivery
 from chaperone._outbox import LEASE_MARGIN, RENEW_GUARD, Claim, OutboxEntry
 from chaperone._policy import DeliveryPolicy
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRAIN_BATCH",
+    "FAILING_AFTER",
     "INLINE_WAIT",
     "MAX_IN_FLIGHT",
     "DeliveryResult",
@@ -68,6 +70,9 @@ __all__ = [
 
 _log = structlog.get_logger("chaperone.delivery")
 
+FAILING_AFTER: Final = 2
+"""Failed attempts in a row (not a service asking to wait) after which a destination
+counts as a degraded part of Chaperone while its delivery is still retried."""
 INLINE_WAIT: Final = 2.0
 """Longest hold or rate-slot wait taken inline; a longer one reschedules the entry."""
 DRAIN_BATCH: Final = 200
@@ -404,6 +409,11 @@ async def _deliver_claim(
             wait=round(wait, 3),
             detail=outcome.detail,
         )
+        if attempts >= FAILING_AFTER and outcome.retry_after is None:
+            # Failing again and again (a hang, a 5xx): degraded now, not after every retry.
+            runtime.self_watch.failing(
+                part_of(destination), f"{attempts} attempts failed, retrying: {outcome.detail}"
+            )
         if not _renew(runtime, claim, wait + policy.timeout + LEASE_MARGIN):
             return _taken_over(claim, attempts), None
         await clock.sleep(wait)

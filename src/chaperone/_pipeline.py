@@ -19,7 +19,7 @@ in flight, and goes on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -191,10 +191,10 @@ def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
 
 
 async def process_direct(
-    runtime: Runtime, event: Event, *, exclude: Collection[str] = ()
+    runtime: Runtime, event: Event, *, skip: Callable[[Destination], bool] | None = None
 ) -> DispatchReport:
     """Deliver ``event``'s alerts without the store: no filters, no outbox, each
-    destination tried from memory (all but the channels in ``exclude``). For Chaperone's
+    destination tried from memory (all but those ``skip`` says to leave out). For Chaperone's
     own alerts (``chaperone_degraded``), which must go out when the store is the part
     that fails, and must not wait in a maintenance window or a group.
     """
@@ -211,7 +211,7 @@ async def process_direct(
         destinations = [
             destination
             for destination in _destinations_for(runtime, alert)
-            if destination.channel not in exclude
+            if skip is None or not skip(destination)
         ]
         claims = [_delivery.memory_claim(runtime, alert, where) for where in destinations]
         per_claim = await _delivery.deliver_claims(runtime, claims)

@@ -11,14 +11,12 @@ module-scoped fixture and each test checks one aspect of their results.
 
 from __future__ import annotations
 
-import selectors
 import signal
 import socket
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +39,10 @@ from helpers.cli import (
     require_fixture_plugins,
     run_cli,
     run_many,
-    start_cli,
     store_url,
 )
+from helpers.serve import Served, serving
 
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
 TOKEN = "tok-5e8f1c2a9d7b4e63a0f2"  # noqa: S105 - a test token, checked never to be shown
 QUICK_ANSWER = 8.0
 """Seconds within which ``chaperone health`` must answer on a locked store: its own 2 s
@@ -340,62 +336,6 @@ class TestHealthCommand:
 
 
 # -- chaperone serve ----------------------------------------------------------------------
-
-
-@attrs.define
-class Served:
-    """A running ``chaperone serve`` and the base URL it printed."""
-
-    process: subprocess.Popen[str]
-    url: str
-    stdout: str = ""
-    stderr: str = ""
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send ``sig`` and wait (bounded) for the exit; keep what it printed. Once
-        stopped, calling again only returns the exit status.
-        """
-        if self.process.returncode is not None:
-            return self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            out, err = self.process.communicate(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-            pytest.fail(f"chaperone serve ignored {sig.name} for {STOP_TIMEOUT}s:\n{out}\n{err}")
-        self.stdout += out
-        self.stderr += err
-        return self.process.returncode
-
-
-def first_line(process: subprocess.Popen[str], timeout: float) -> str:
-    """The first line ``process`` prints, waiting at most ``timeout`` seconds."""
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            process.kill()
-            _, err = process.communicate()
-            pytest.fail(f"chaperone serve printed nothing in {timeout}s:\n{err}")
-    return process.stdout.readline()
-
-
-@contextmanager
-def serving(env: Mapping[str, str], cwd: Path, *args: str) -> Iterator[Served]:
-    """Run ``chaperone serve --port 0 *args``; stop it with SIGTERM after."""
-    process = start_cli(("serve", "--port", "0", *args), cwd=cwd, env=env)
-    line = first_line(process, START_TIMEOUT)
-    prefix = "listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"chaperone serve did not start: {line}{out}\n{err}")
-    served = Served(process, line.removeprefix(prefix).split()[0], stdout=line)
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 @attrs.frozen

@@ -2,15 +2,16 @@
 
 Implements ``chaperone_delivered`` and ``chaperone_delivery_failed``: a delivery that
 failed for good (after its retries, or at once for a permanent error) marks the part
-``channel:<name>`` failing, which raises a ``chaperone_degraded`` alert on the other
-channels; the next delivery that channel confirms resolves it (see
-:mod:`chaperone._degraded`).
+``channel:<name>`` failing (``channel:<name>@<route>`` for a route's own settings of
+it), which raises a ``chaperone_degraded`` alert on the other destinations; the next
+delivery that destination confirms resolves it (see :mod:`chaperone._degraded`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chaperone._degraded import part_of
 from chaperone._markers import hookimpl
 from chaperone._verdicts import Destination, Outcome
 
@@ -20,14 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["chaperone_delivered", "chaperone_delivery_failed"]
 
 
-def _part(destination: Destination) -> str:
-    return f"channel:{destination.channel}"
-
-
 @hookimpl
 def chaperone_delivered(destination: Destination, runtime: Runtime) -> None:
     """The channel works."""
-    runtime.self_watch.working(_part(destination))
+    runtime.self_watch.working(part_of(destination))
 
 
 @hookimpl
@@ -36,4 +33,4 @@ def chaperone_delivery_failed(
 ) -> None:
     """The channel failed for good."""
     detail = outcome.detail or outcome.kind.value
-    runtime.self_watch.failing(_part(destination), f"{attempts} attempt(s): {detail}")
+    runtime.self_watch.failing(part_of(destination), f"{attempts} attempt(s): {detail}")
