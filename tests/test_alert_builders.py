@@ -16,10 +16,13 @@ from hypothesis import strategies as st
 from chaperone import (
     Alert,
     AlertStatus,
+    ChaperoneDegraded,
+    ChaperoneRecovered,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
     IncidentRef,
+    JobAbandoned,
     JobCompleted,
     JobRecovered,
     JobStuck,
@@ -44,7 +47,14 @@ from chaperone.testing import strategies
 APP_URL = "https://app.example.test"
 SID = "550e8400-e29b-41d4-a716-446655440000"
 NOW = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
-RECOVERIES = (JobRecovered, JobCompleted, CircuitBreakerClosed, ResourceRecovered, ThresholdCleared)
+RECOVERIES = (
+    JobRecovered,
+    JobCompleted,
+    CircuitBreakerClosed,
+    ResourceRecovered,
+    ThresholdCleared,
+    ChaperoneRecovered,
+)
 
 
 def make_runtime(app_url: str | None) -> Runtime:
@@ -134,6 +144,18 @@ def recoveries_for(event: Event) -> list[Event]:
                 occurred_at=at,
             )
         ]
+    if isinstance(event, JobAbandoned):  # its process came back, and the job ended
+        return [
+            JobCompleted(
+                supervision_id=event.supervision_id,
+                job_class=event.job_class,
+                duration=timedelta(minutes=5),
+                resolves=[IncidentRef(type="job_abandoned", key=event.supervision_id)],
+                occurred_at=at,
+            )
+        ]
+    if isinstance(event, ChaperoneDegraded):
+        return [ChaperoneRecovered(part=event.part, since=event.since, occurred_at=at)]
     raise AssertionError(f"no recovery known for {event!r}")
 
 

@@ -22,10 +22,13 @@ from chaperone._alerts import Alert
 from chaperone._event_codec import decode_event, encode_event, register_event_class
 from chaperone._events import (
     AlertsGrouped,
+    ChaperoneDegraded,
+    ChaperoneRecovered,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
     IncidentRef,
+    JobAbandoned,
     JobCompleted,
     JobRecovered,
     JobStuck,
@@ -94,6 +97,17 @@ def one_of_each() -> list[Event]:
             occurred_at=AT,
         ),
         CircuitBreakerClosed(service="payments", closed_at=AT, occurred_at=AT),
+        JobAbandoned(
+            supervision_id="d",
+            job_class="reports.nightly",
+            supervisor="pid 42 on web-1",
+            last_seen=AT - timedelta(minutes=1),
+            occurred_at=AT,
+        ),
+        ChaperoneDegraded(
+            part="channel:slack", reason="timed out", since=AT, process="chaperone monitor"
+        ),
+        ChaperoneRecovered(part="store", since=AT - timedelta(minutes=2), occurred_at=AT),
         ResourceRecovered(
             supervision_id="c", job_class="x", violation_type=ViolationType.CPU, actual=10.0
         ),

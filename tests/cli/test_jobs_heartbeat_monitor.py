@@ -231,8 +231,12 @@ class TestMonitorOnce:
             assert job.stdin is not None
             supervision_id = job.stdout.readline().strip()
             assert uuid.UUID(supervision_id).version == 4, job.stderr.read() if job.stderr else ""
-            with supervisor_in(tmp_path) as supervisor:
-                record = supervisor.read(supervision_id)
+            deadline = time.monotonic() + TIMEOUT  # the job's writer thread records it soon
+            record = None
+            while record is None and time.monotonic() < deadline:
+                with supervisor_in(tmp_path) as supervisor:
+                    record = supervisor.read(supervision_id)
+                time.sleep(0.05)
             assert record is not None
             assert record.stuck_deadline is not None
             time.sleep(max(0.0, record.stuck_deadline - time.time()) + 0.1)

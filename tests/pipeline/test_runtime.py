@@ -31,7 +31,7 @@ from chaperone import (
 )
 from chaperone import _runtime as runtime_module
 from chaperone.channels.database import read_history
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, ResilientStore, SQLiteStore, Store, StoreState
 
 # -------------------------------------------------------------------------------------
 # Helpers
@@ -261,14 +261,14 @@ class TestCheck:
     ) -> None:
         """When validation fails, a store the runtime opened itself is closed again."""
         opened: list[Store] = []
-        real_open = runtime_module.open_store
+        real_open = runtime_module.open_resilient_store
 
-        def spy(*args: Any, **kwargs: Any) -> Store:
+        def spy(*args: Any, **kwargs: Any) -> ResilientStore:
             store = real_open(*args, **kwargs)
             opened.append(store)
             return store
 
-        monkeypatch.setattr(runtime_module, "open_store", spy)
+        monkeypatch.setattr(runtime_module, "open_resilient_store", spy)
         settings = Settings(channels=("nosuch",), store_url=f"sqlite:///{tmp_path / 'c.db'}")
         with pytest.raises(UnknownChannelError):
             Runtime(settings, clock=ManualClock(), plugins=PluginHost(entry_points=False))
@@ -414,7 +414,8 @@ class TestFromEnvironment:
         with Runtime.from_environment(
             environ=environ, cwd=tmp_path, clock=clock, setup_logging=False
         ) as runtime:
-            assert isinstance(runtime.store, SQLiteStore)
+            assert isinstance(runtime.store, ResilientStore)
+            assert runtime.store.state is StoreState.UP
             assert runtime.store.url == f"sqlite:///{path}"
             assert runtime.settings.channels == ("database",)
             assert runtime.clock is clock

@@ -40,7 +40,7 @@ from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
 from chaperone.cli._params import positive_seconds
 from chaperone.detectors.jobs import JOB_TIMEOUT, claim_incident
-from chaperone.store import SQLiteStore
+from chaperone.store import absolute_url
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
 from chaperone.supervision._child import ChildProcess, StartFailed, exit_status
@@ -182,15 +182,11 @@ class _RunningJob:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _environment(self, beat_file: Path) -> dict[str, str]:
-        store = self.runtime.store
-        primary = getattr(store, "primary", store)
         return {
             **os.environ,
             "CHAPERONE_SUPERVISION_ID": self.record.supervision_id,
             # Absolute, so that a child that changes directory still finds the store.
-            "CHAPERONE_STORE": f"sqlite:///{primary.path}"
-            if isinstance(primary, SQLiteStore)
-            else store.url,
+            "CHAPERONE_STORE": absolute_url(self.runtime.store.url),
             HEARTBEAT_FILE_ENV: str(beat_file),
         }
 

@@ -40,6 +40,7 @@ __all__ = [
     "Store",
     "StoreChange",
     "StoreState",
+    "absolute_url",
     "default_store_url",
     "open_resilient_store",
     "open_store",
@@ -106,6 +107,18 @@ def open_resilient_store(
         return open_store(url, clock, key=key, source=source, busy_timeout=busy_timeout)
 
     return ResilientStore(url, clock, opener, probe_interval=probe_interval)
+
+
+def absolute_url(url: str) -> str:
+    """``url`` as another process started elsewhere (in another directory) would read it:
+    a relative ``sqlite:///`` path made absolute, anything else as it is.
+    """
+    if url[: len(_SQLITE_PREFIX)].lower() != _SQLITE_PREFIX:
+        return url
+    try:
+        return _SQLITE_PREFIX + str(_sqlite_path(url, "CHAPERONE_STORE", "the store URL"))
+    except ConfigError:
+        return url
 
 
 def default_store_url() -> str:

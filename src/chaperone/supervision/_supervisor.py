@@ -106,6 +106,8 @@ class Supervisor:
         self._retry_at = float("-inf")  # clock time before which the job's calls only keep
         self._backoff_until = 0.0  # monotonic time before which the writer does not retry
         self._lease_due = 0.0  # monotonic time of the next renewal of the vouches
+        self._vouch_needed = False  # a job was tracked (or rewritten) and not vouched for yet
+        self._running_task = False  # the writer is running a task taken off the queue
         self._rewrite = False
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
@@ -257,7 +259,8 @@ class Supervisor:
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every record and end handed over to be
-        written; return whether everything was. Inline, retry once.
+        written, and every new job vouched for; return whether everything was. Inline,
+        retry once.
         """
         if not self.background:
             self.retry_pending()
@@ -267,13 +270,23 @@ class Supervisor:
             self._backoff_until = 0.0  # try now rather than after the retry delay
         self._wake.set()
         with self._progress:
-            while self._unwritten or self._tasks or self._writing:
+            while self._busy():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._progress.wait(min(left, 0.05))
                 self._wake.set()
         return True
+
+    def _busy(self) -> bool:
+        """Whether something handed over is not written yet (the caller holds the lock)."""
+        return bool(
+            self._unwritten
+            or self._tasks
+            or self._writing
+            or self._vouch_needed
+            or self._running_task
+        )
 
     def _write_now(self, record: JobRecord, ttl: float | None) -> bool:
         def operation() -> bool:
@@ -311,7 +324,7 @@ class Supervisor:
         """Vouch for ``job`` while it runs (in the background: renewed by the writer)."""
         with self._lock:
             self._active[job.supervision_id] = job
-            self._lease_due = 0.0
+            self._vouch_needed = self.background
         if self.background:
             self._start_writer()
 
@@ -341,7 +354,7 @@ class Supervisor:
             return
         with self._lock:
             self._rewrite = True
-            self._lease_due = 0.0
+            self._vouch_needed = True
         self._wake.set()
 
     def _vouch(self) -> None:
@@ -399,14 +412,21 @@ class Supervisor:
             while self._tasks and time.monotonic() >= self._backoff_until:
                 with self._lock:
                     task = self._tasks.popleft() if self._tasks else None
+                    self._running_task = task is not None
                 if task is None:
                     break
                 try:
                     task()
                 except Exception:
                     _log.exception("recording a job's end failed")
-            if now >= self._lease_due and self._active:
+                finally:
+                    with self._lock:
+                        self._running_task = False
+                # What the task handed over (the final record) is written now.
+                self.retry_pending()
+            if now >= self._lease_due or self._vouch_needed:
                 self._lease_due = now + self.lease / 3
+                self._vouch_needed = False
                 self._vouch()
         hook = self.on_cycle
         if hook is not None:

@@ -28,10 +28,13 @@ from hypothesis import strategies as st
 from chaperone._alerts import Alert, AlertStatus, Priority, Severity
 from chaperone._events import (
     AlertsGrouped,
+    ChaperoneDegraded,
+    ChaperoneRecovered,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
     Event,
     IncidentRef,
+    JobAbandoned,
     JobCompleted,
     JobRecovered,
     JobStuck,
@@ -51,6 +54,8 @@ __all__ = [
     "alerts",
     "alerts_grouped_events",
     "aware_datetimes",
+    "chaperone_degraded_events",
+    "chaperone_recovered_events",
     "circuit_breaker_closed_events",
     "circuit_breaker_opened_events",
     "digest_events",
@@ -58,6 +63,7 @@ __all__ = [
     "events",
     "firing_events",
     "incident_refs",
+    "job_abandoned_events",
     "job_classes",
     "job_completed_events",
     "job_recovered_events",
@@ -226,6 +232,48 @@ def job_stuck_events() -> st.SearchStrategy[JobStuck]:
         job_class=job_classes(),
         stuck_duration=durations(),
         last_heartbeat=st.none() | aware_datetimes(),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def job_abandoned_events() -> st.SearchStrategy[JobAbandoned]:
+    """:class:`~chaperone.JobAbandoned` events: a job whose supervising process went."""
+    return st.builds(
+        JobAbandoned,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        supervisor=st.builds("pid {} on {}".format, st.integers(1, 2**22), _names()),
+        last_seen=aware_datetimes(),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def _parts() -> st.SearchStrategy[str]:
+    """The parts of Chaperone that can fail, channels and route destinations included."""
+    return st.sampled_from(["store", "detection", "outbox"]) | st.builds(
+        "channel:{}".format, _names()
+    )
+
+
+def chaperone_degraded_events() -> st.SearchStrategy[ChaperoneDegraded]:
+    """:class:`~chaperone.ChaperoneDegraded` events, any part, any reason."""
+    return st.builds(
+        ChaperoneDegraded,
+        part=_parts(),
+        reason=texts(),
+        since=aware_datetimes(),
+        process=texts(),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def chaperone_recovered_events() -> st.SearchStrategy[ChaperoneRecovered]:
+    """:class:`~chaperone.ChaperoneRecovered` events, any part."""
+    return st.builds(
+        ChaperoneRecovered,
+        part=_parts(),
+        since=aware_datetimes(),
+        process=texts(),
         occurred_at=aware_datetimes(),
     )
 
@@ -434,6 +482,8 @@ def firing_events() -> st.SearchStrategy[Event]:
         circuit_breaker_opened_events(),
         resource_violation_events(),
         threshold_exceeded_events(),
+        job_abandoned_events(),
+        chaperone_degraded_events(),
     )
 
 
@@ -445,6 +495,7 @@ def recovery_events() -> st.SearchStrategy[Event]:
         circuit_breaker_closed_events(),
         resource_recovered_events(),
         threshold_cleared_events(),
+        chaperone_recovered_events(),
     )
 
 
