@@ -246,7 +246,8 @@ class TestDispatchWithoutWaiting:
         )
         assert max(returned) < 0.5
         assert max(reached) < 0.8
-        assert healthy.answered() == Counter(dict.fromkeys(KEYS, 1))
+        # ... and the hanging one, failing, was told on the healthy one (its degraded alert).
+        assert healthy.answered() == Counter({**dict.fromkeys(KEYS, 1), "channel:slow": 1})
         assert Counter(item.key for item in hanging.received) == Counter(dict.fromkeys(KEYS, 2))
         assert not any(item.answered for item in hanging.received)
         assert sorted(hooks.failed_at()) == [("slow", 2)] * 3
@@ -444,7 +445,8 @@ class TestBoundedExit:
 
     def test_what_the_store_refused_is_logged_as_lost(self) -> None:
         """An alert the store refused (held in memory only) and still in flight at exit is
-        logged at error, with its channel and alert, and no hook is called for it.
+        logged at error, with its channel and alert, and no hook is called for it. The
+        degraded alert the refusal raised (part ``outbox``) waits behind it, lost too.
         """
         blocked = Blocked()
         hooks = AfterDelivery()
@@ -463,10 +465,10 @@ class TestBoundedExit:
             runtime.close()
         (lost,) = [entry for entry in logs if "lost" in entry["event"]]
         assert lost["log_level"] == "error"
-        assert (lost["count"], lost["channels"], lost["alerts"]) == (
-            1,
+        assert (lost["count"], lost["channels"], sorted(lost["alerts"])) == (
+            2,
             ["busy"],
-            ["job_stuck:busy-1"],
+            ["chaperone_degraded:outbox", "job_stuck:busy-1"],
         )
         assert hooks.delivered == []
         assert hooks.failed == []
@@ -474,7 +476,7 @@ class TestBoundedExit:
     def test_what_the_store_refused_is_written_when_it_is_back(self, tmp_path: Path) -> None:
         """An alert delivered from memory while the store was away, still in flight at
         exit when the store is back, is written to the outbox, due at once: left for the
-        next monitor, not lost.
+        next monitor, not lost; so is the degraded alert (part ``outbox``) it raised.
         """
         blocked = Blocked()
         clock = ManualClock()
@@ -497,11 +499,12 @@ class TestBoundedExit:
             entries = Outbox(reopened, clock).entries()
         finally:
             reopened.close()
-        assert [(entry.alert.key, entry.attempts, due) for entry, due in entries] == [
-            ("busy-1", 1, clock.timestamp())
+        assert sorted((entry.alert.key, entry.attempts, due) for entry, due in entries) == [
+            ("busy-1", 1, clock.timestamp()),
+            ("outbox", 1, clock.timestamp()),
         ]
         assert not [entry for entry in logs if "lost" in entry["event"]]
-        assert [entry["count"] for entry in logs if "at exit" in entry["event"]] == [1]
+        assert [entry["count"] for entry in logs if "in flight at exit" in entry["event"]] == [2]
 
     def test_close_without_deliveries_in_flight_does_not_wait(self) -> None:
         """Nothing in flight: ``close()`` does not wait for the grace."""

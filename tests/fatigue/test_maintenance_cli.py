@@ -420,7 +420,8 @@ class TestMistakes:
 
     def test_failed_summary_exits_1(self, runs: dict[str, Scenario]) -> None:
         """A channel refusing the summary: end exits 1, naming the channel and its answer;
-        the other channel still got it, and the history records both.
+        the other channel still got it, and the history records both, and the degraded
+        alert the refusal raised about the webhook (sent to the database only).
         """
         result = runs["failing"]["end"]
         assert result.returncode == 1, str(result)
@@ -431,6 +432,7 @@ class TestMistakes:
         assert {(row["type"], row["channel"], row["status"]) for row in history} == {
             ("maintenance", "database", "delivered"),
             ("maintenance", "webhook", "failed"),
+            ("chaperone_degraded", "database", "delivered"),
         }
 
     def test_summaries_off(self, runs: dict[str, Scenario]) -> None:

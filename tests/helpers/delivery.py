@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 Behaviour = Callable[[Alert, SendContext], Awaitable[Any]]
+DEGRADED = "chaperone_degraded"
+"""The type of Chaperone's own alerts about itself, which the recorders here leave out."""
 
 
 def scripted(
@@ -85,7 +87,10 @@ class Calls:
     fallback_of: list[str | None] = attrs.field(factory=list)
 
     def record(self, alert: Alert, context: SendContext) -> None:
-        """Note one call."""
+        """Note one call (Chaperone's own degraded alerts left out: see
+        tests/resilience for them)."""
+        if alert.type == DEGRADED:
+            return
         self.attempts.append(context.attempt)
         self.times.append(context.clock.timestamp())
         self.keys.append(alert.key)
@@ -123,7 +128,8 @@ class Channels:
 
 
 class AfterDelivery:
-    """Records the chaperone_delivered and chaperone_delivery_failed calls."""
+    """Records the chaperone_delivered and chaperone_delivery_failed calls, but those of
+    Chaperone's own degraded alerts (tests/resilience checks those)."""
 
     def __init__(self) -> None:
         self.delivered: list[tuple[Alert, Destination, Outcome]] = []
@@ -133,13 +139,15 @@ class AfterDelivery:
     def chaperone_delivered(
         self, alert: Alert, destination: Destination, outcome: Outcome, runtime: Runtime
     ) -> None:
-        self.delivered.append((alert, destination, outcome))
+        if alert.type != DEGRADED:
+            self.delivered.append((alert, destination, outcome))
 
     @chaperone.hookimpl
     def chaperone_delivery_failed(
         self, alert: Alert, destination: Destination, outcome: Outcome, attempts: int
     ) -> None:
-        self.failed.append((alert, destination, outcome, attempts))
+        if alert.type != DEGRADED:
+            self.failed.append((alert, destination, outcome, attempts))
 
     def delivered_to(self) -> list[tuple[str, str | None]]:
         """(channel, fallback_of) of each delivered call."""
