@@ -40,6 +40,7 @@ from typing import Any, Final
 import attrs
 import structlog
 
+from chaperone import _sanitize
 from chaperone._alerts import Alert
 from chaperone._clock import Clock
 from chaperone._secrets import MASKER
@@ -178,7 +179,7 @@ class OutboxEntry:
                 "retry_after": self.last.retry_after,
                 "status_code": self.last.status_code,
             }
-        return json.dumps(record, ensure_ascii=False, default=str)
+        return _sanitize.dumps(record)
 
     @classmethod
     def from_json(cls, entry_id: str, text: str, secrets: SecretBook) -> OutboxEntry:
