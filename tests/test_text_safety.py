@@ -33,6 +33,7 @@ from chaperone import (
 from chaperone import _sanitize as sanitize
 from chaperone._event_codec import decode_event, encode_event
 from chaperone._outbox import OutboxEntry, SecretBook
+from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome
 from chaperone.channels.database import read_history, record_delivery
 from chaperone.channels.log import LogChannel
@@ -386,6 +387,29 @@ class TestHistory:
         assert record["detail"] == sanitize.line(detail)
         assert not LINE_UNSAFE.search(record["detail"])
         assert len(json.dumps(record, ensure_ascii=False)) <= sanitize.ALERT_LIMIT
+
+
+    def test_a_secret_is_masked_before_the_cut(self, sqlite_store: Store) -> None:
+        """A secret quoted where the detail is cut is masked whole first: no piece of it
+        is left in the record.
+        """
+        token = "Zq8xLw3vNp5rTb7yKd2mHc9f"
+        secret = f"https://hooks.slack.com/services/T0000/B0000/{token}"
+        MASKER.add(secret)
+        detail = "x" * 920 + secret + " answered 404"
+        record_delivery(
+            sqlite_store,
+            ManualClock(NOW),
+            alert=Alert(type="t", key="k", headline="H", title="T", summary="", occurred_at=NOW),
+            channel="slack",
+            route="default",
+            status="failed",
+            detail=detail,
+            max_len=5,
+        )
+        (record,) = read_history(sqlite_store, 1)
+        assert token[:6] not in record["detail"]
+        assert len(record["detail"]) <= sanitize.LINE_LIMIT
 
 
 def job_completed(text: str) -> JobCompleted:

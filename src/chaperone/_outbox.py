@@ -98,7 +98,7 @@ class SecretBook:
     @staticmethod
     def reference(value: str) -> str:
         """The reference a secret is stored as: a prefix of its SHA-256."""
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
     def learn(self, value: str) -> str:
         """Remember ``value`` and return its reference."""

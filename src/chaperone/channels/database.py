@@ -7,7 +7,8 @@ that failed for good and that it stood in for.
 
 A record is bounded by construction: the alert's texts were made safe and capped when it
 was built (see :class:`~chaperone.Alert`), and the rest (the channel, the route, the
-delivery's ``detail``, which may quote a service's answer) is made one safe line here.
+delivery's ``detail``, which may quote a service's answer: masked first, so a cut never
+leaves part of a secret) is made one safe line here.
 So a record holds a few tens of kilobytes at most, its JSON always encodes, and
 ``chaperone history`` prints nothing that spoofs or floods a terminal.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 from chaperone import _sanitize
 from chaperone._alerts import Alert
 from chaperone._markers import hookimpl
+from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome
 from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.hookspecs import RegisterChannel
@@ -74,7 +76,7 @@ def record_delivery(
         "occurred_at": alert.occurred_at.isoformat(),
         "recorded_at": clock.now().isoformat(),
         "attempts": attempts,
-        "detail": _sanitize.line(detail),
+        "detail": _sanitize.line(MASKER.mask(detail)),
     }
     if fallback_of:
         record["fallback_of"] = _sanitize.line(fallback_of)

@@ -11,8 +11,9 @@ event::
 
 :func:`alerts` draws every shape an :class:`~chaperone.Alert` may take: both statuses,
 every severity and priority, non-ASCII and control characters, dozens of fields, and
-oversized text (titles, summaries and field values up to about 50,000 characters) so a
-channel is made to truncate or split instead of being rejected by its service.
+oversized text (titles, summaries and field values given up to about 50,000 characters,
+which the alert cuts to its own caps with a marker) so a channel is made to truncate or
+split instead of being rejected by its service.
 :func:`events` draws every built-in event with valid data and timezone-aware instants.
 
 :func:`hostile_texts` draws what an attacker, a broken encoding or a runaway job puts in
