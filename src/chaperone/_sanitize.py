@@ -54,6 +54,7 @@ from typing import Any, Final
 
 __all__ = [
     "ALERT_LIMIT",
+    "CUT_NAME",
     "FIELDS_LIMIT",
     "LABELS_LIMIT",
     "LINE_LIMIT",
