@@ -38,6 +38,7 @@ from chaperone import (
     ThresholdCleared,
     ThresholdExceeded,
     ViolationType,
+    _sanitize,
     format_duration,
 )
 from chaperone import _events as chaperone_events
@@ -100,6 +101,17 @@ def field_names(alert: Alert) -> list[str]:
 
 def job_url(supervision_id: str) -> str:
     return f"{APP_URL}/chaperone/jobs/{supervision_id}"
+
+
+def safe_fields(fields: dict[str, str]) -> dict[str, str]:
+    """``fields`` as an alert holds them: made safe and capped."""
+    return dict(_sanitize.fields(fields))
+
+
+line = _sanitize.line
+"""A one-line text as an alert holds it (the events drawn hold control characters)."""
+ident = _sanitize.identity
+"""A key as an alert holds it."""
 
 
 def recoveries_for(event: Event) -> list[Event]:
@@ -190,8 +202,8 @@ class TestStrategies:
             lambda alert: alert.status is AlertStatus.RESOLVED,
             lambda alert: alert.severity is Severity.CRITICAL,
             lambda alert: alert.priority is Priority.LOW,
-            lambda alert: len(alert.title) >= 10_000,
-            lambda alert: any(len(value) >= 10_000 for _, value in alert.fields),
+            lambda alert: alert.title.endswith(" characters cut]"),
+            lambda alert: any(value.endswith(" characters cut]") for _, value in alert.fields),
             lambda alert: len(alert.fields) >= 20,
             lambda alert: any(ord(char) > 0xFFFF for char in alert.summary),
         ],
@@ -199,7 +211,8 @@ class TestStrategies:
     )
     def test_alerts_reach_the_hard_cases(self, condition: Callable[[Alert], bool]) -> None:
         """``strategies.alerts()`` draws the cases channels get wrong: resolved, every
-        severity and priority, oversized text, many fields, characters beyond the BMP.
+        severity and priority, text so long the alert cut it, many fields, characters
+        beyond the BMP.
         """
         assert condition(find(strategies.alerts(), condition, settings=FIRST_FOUND))
 
@@ -232,7 +245,7 @@ class TestEveryEvent:
         """
         supervision_id = getattr(event, "supervision_id", None)
         for alert in build(with_url, event):
-            assert alert.details_url == (supervision_id and job_url(supervision_id))
+            assert alert.details_url == (supervision_id and _sanitize.url(job_url(supervision_id)))
         for alert in build(without_url, event):
             assert alert.details_url is None
 
@@ -253,25 +266,32 @@ class TestFiringAlerts:
     def test_job_stuck(self, with_url: Runtime, event: JobStuck) -> None:
         """Job stuck: keyed by supervision id, titled by job class, the seed's fields."""
         (alert,) = build(with_url, event)
-        assert (alert.type, alert.key) == ("job_stuck", event.supervision_id)
-        assert alert.title == f"Job Stuck: {event.job_class}"
+        assert (alert.type, alert.key) == ("job_stuck", ident(event.supervision_id))
+        assert alert.title == line(f"Job Stuck: {event.job_class}")
         assert alert.severity is Severity.ERROR
-        assert dict(alert.fields) == {
-            "Supervision ID": event.supervision_id,
-            "Job Class": event.job_class,
-            "Stuck Duration": format_duration(event.stuck_duration),
-            "Last Heartbeat": utc_text(event.last_heartbeat) if event.last_heartbeat else "never",
-        }
+        assert dict(alert.fields) == safe_fields(
+            {
+                "Supervision ID": event.supervision_id,
+                "Job Class": event.job_class,
+                "Stuck Duration": format_duration(event.stuck_duration),
+                "Last Heartbeat": utc_text(event.last_heartbeat)
+                if event.last_heartbeat
+                else "never",
+            }
+        )
         assert field_names(alert)[0] == "Supervision ID"
-        assert (alert.job_class, alert.supervision_id) == (event.job_class, event.supervision_id)
-        assert alert.details_url == job_url(event.supervision_id)
+        assert (alert.job_class, alert.supervision_id) == (
+            line(event.job_class),
+            ident(event.supervision_id),
+        )
+        assert alert.details_url == _sanitize.url(job_url(event.supervision_id))
 
     @given(event=strategies.job_timeout_events())
     def test_job_timeout(self, with_url: Runtime, event: JobTimeout) -> None:
         """Job timeout: keyed by supervision id, limit and durations in seconds."""
         (alert,) = build(with_url, event)
-        assert (alert.type, alert.key) == ("job_timeout", event.supervision_id)
-        assert alert.title == f"Job Timeout: {event.job_class}"
+        assert (alert.type, alert.key) == ("job_timeout", ident(event.supervision_id))
+        assert alert.title == line(f"Job Timeout: {event.job_class}")
         assert alert.severity is Severity.ERROR
         assert field_names(alert) == [
             "Supervision ID",
@@ -292,8 +312,8 @@ class TestFiringAlerts:
     def test_circuit_breaker_opened(self, with_url: Runtime, event: CircuitBreakerOpened) -> None:
         """Circuit breaker: keyed and titled by service, critical, no job link."""
         (alert,) = build(with_url, event)
-        assert (alert.type, alert.key) == ("circuit_breaker", event.service)
-        assert alert.title == f"Circuit Breaker Opened: {event.service}"
+        assert (alert.type, alert.key) == ("circuit_breaker", ident(event.service))
+        assert alert.title == line(f"Circuit Breaker Opened: {event.service}")
         assert alert.severity is Severity.CRITICAL
         expected = {
             "Service": event.service,
@@ -303,9 +323,9 @@ class TestFiringAlerts:
         }
         if event.retry_at is not None:
             expected["Next Trial At"] = utc_text(event.retry_at)
-        assert dict(alert.fields) == expected
+        assert dict(alert.fields) == safe_fields(expected)
         assert field_names(alert) == list(expected)
-        assert alert.service == event.service
+        assert alert.service == line(event.service)
         assert alert.details_url is None
 
     @given(event=strategies.resource_violation_events())
@@ -314,8 +334,8 @@ class TestFiringAlerts:
         (alert,) = build(with_url, event)
         violation = event.violation_type.value
         assert alert.type == "resource_violation"
-        assert alert.key == f"{event.supervision_id}:{violation}"
-        assert alert.title == f"Resource Violation: {event.job_class}"
+        assert alert.key == ident(f"{event.supervision_id}:{violation}")
+        assert alert.title == line(f"Resource Violation: {event.job_class}")
         assert alert.severity is Severity.WARNING
         floor = event.violation_type is ViolationType.DISK
         assert field_names(alert) == [
@@ -331,18 +351,21 @@ class TestFiringAlerts:
         assert fields["Limit"].startswith(f"{event.limit:g}")
         assert fields["Actual"].startswith(f"{event.actual:g}")
         assert alert.labels["violation_type"] == violation
-        assert alert.details_url == job_url(event.supervision_id)
+        assert alert.details_url == _sanitize.url(job_url(event.supervision_id))
 
     @given(event=strategies.threshold_exceeded_events())
     def test_threshold_exceeded(self, with_url: Runtime, event: ThresholdExceeded) -> None:
         """Threshold: keyed ``<metric>:<subject>``, titled by metric and subject."""
         (alert,) = build(with_url, event)
-        assert (alert.type, alert.key) == ("threshold", f"{event.metric.value}:{event.subject}")
-        assert alert.title.endswith(f" Exceeded: {event.subject}")
+        assert (alert.type, alert.key) == (
+            "threshold",
+            ident(f"{event.metric.value}:{event.subject}"),
+        )
+        assert alert.title.endswith(f" Exceeded: {line(event.subject)}")
         assert alert.severity is Severity.WARNING
         names = ["Metric", "Subject", "Value", "Threshold"]
         assert field_names(alert) == names + (["Window"] if event.window is not None else [])
-        assert alert.job_class == (None if event.subject == "*" else event.subject)
+        assert alert.job_class == (None if event.subject == "*" else line(event.subject))
 
 
 class TestSeedSamples:
@@ -498,12 +521,12 @@ class TestRecoveries:
         """A completed job resolves every incident it lists, in order, and no other."""
         alerts = build(with_url, event)
         assert [(alert.type, alert.key) for alert in alerts] == [
-            (ref.type, ref.key) for ref in event.resolves
+            (ref.type, ident(ref.key)) for ref in event.resolves
         ]
         outcome = "Failed" if event.failed else "Completed"
         for alert in alerts:
             assert alert.is_resolved
-            assert alert.title == f"Job {outcome}: {event.job_class}"
+            assert alert.title == line(f"Job {outcome}: {event.job_class}")
             assert ("Error" in dict(alert.fields)) == bool(event.error)
 
     def test_job_recovered_wording(self, with_url: Runtime) -> None:

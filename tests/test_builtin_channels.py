@@ -36,6 +36,7 @@ from chaperone import (
     SendContext,
     Settings,
     Severity,
+    _sanitize,
     hookimpl,
 )
 from chaperone.channels import channel_settings
@@ -185,7 +186,9 @@ class TestLogLines:
     @given(alert=alerts(status=AlertStatus.FIRING))
     @settings(max_examples=30)
     def test_line_names_status_title_and_identity(self, alert: Alert) -> None:
-        """The line reads ``[FIRING] <title>`` and carries type, key, severity and summary."""
+        """The line reads ``[FIRING] <title>`` and carries type, key, severity and summary
+        (its lines joined by `` | ``).
+        """
         with capture_all_logs() as entries:
             send(build_log_channel(), [alert], ManualClock())
         (line,) = alert_lines(entries)
@@ -194,7 +197,12 @@ class TestLogLines:
         assert line["key"] == alert.key
         assert line["severity"] == alert.severity.value
         assert line["priority"] == alert.priority.value
-        assert line["summary"] == alert.summary
+        if "\n" in alert.summary:  # folded onto the one line
+            assert line["summary"] == " | ".join(
+                part.strip() for part in alert.summary.split("\n") if part.strip()
+            )
+        else:
+            assert line["summary"] == alert.summary
 
     def test_details_list_the_fields_in_order(self) -> None:
         """The ``details`` value lists every field as ``name: value``, in order."""
@@ -343,7 +351,8 @@ class TestHistory:
         channel = build_database_channel(store, clock, history_limit=limit)
         send(channel, [sample_alert(0, clock, key=key) for key in keys], clock)
         history = read_history(store, 1000)
-        assert [record["key"] for record in history] == list(reversed(keys))[:limit]
+        expected = [_sanitize.identity(key) for key in reversed(keys)]
+        assert [record["key"] for record in history] == expected[:limit]
 
     def test_other_channels_deliveries_are_recorded(self, tmp_path: Path) -> None:
         """With ``database`` configured, other channels' deliveries and failures land in
@@ -507,9 +516,26 @@ class UnnamedConfigError(HookChannel):
 
 class ChokesOnLongTitles(HookChannel):
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        if len(alert.title) > 3000:
+        if len(alert.title) > 500:
             return Outcome.permanent("HTTP 400: title too long", status_code=400)
         return await super().send(alert, context)
+
+
+class ChokesOnMarkup(HookChannel):
+    async def send(self, alert: Alert, context: SendContext) -> Outcome:
+        if "[" in alert.title:
+            raise ValueError("unbalanced markup in the title")
+        return await super().send(alert, context)
+
+
+class ColoursTheTitle(HookChannel):
+    async def send(self, alert: Alert, context: SendContext) -> Outcome:
+        response = await context.http.post(
+            self._url.reveal(),
+            json={"title": f"\x1b[31m{alert.title[:300]}\x1b[0m"},
+            timeout=context.timeout,
+        )
+        return Outcome.delivered(f"HTTP {response.status_code}")
 
 
 class NeverSends(HookChannel):
@@ -579,6 +605,18 @@ class TestContractCatchesBrokenChannels:
         """A channel that cannot deliver an oversized alert fails the any-alert test."""
         with pytest.raises(AssertionError, match="healthy service: permanent"):
             contract_for(ChokesOnLongTitles).test_any_alert_is_delivered_to_a_healthy_service()
+
+    @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+    def test_choking_on_hostile_text_fails(self) -> None:
+        """A channel that raises on markup in a title fails the hostile-alert test."""
+        with pytest.raises(ValueError, match="unbalanced markup"):
+            contract_for(ChokesOnMarkup).test_hostile_alert_is_delivered_to_a_healthy_service()
+
+    @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+    def test_sending_escape_sequences_fails(self) -> None:
+        """A channel that puts terminal escape sequences on the wire fails it too."""
+        with pytest.raises(AssertionError, match=r"characters \['0x1b'\] reached the service"):
+            contract_for(ColoursTheTitle).test_hostile_alert_is_delivered_to_a_healthy_service()
 
     def test_delivered_without_sending_fails(self) -> None:
         """Reporting delivered without reaching the service fails."""

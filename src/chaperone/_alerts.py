@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+
+from chaperone import _sanitize
 
 __all__ = ["Alert", "AlertStatus", "Priority", "Severity"]
 
@@ -39,13 +41,8 @@ class AlertStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
-def _fields(value: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
-    pairs = value.items() if isinstance(value, Mapping) else value
-    return tuple((str(name), str(item)) for name, item in pairs)
-
-
 def _labels(value: Mapping[str, Any]) -> Mapping[str, str]:
-    return types.MappingProxyType({str(name): str(item) for name, item in value.items()})
+    return types.MappingProxyType(_sanitize.labels(value))
 
 
 _ALERT_TYPE = re.compile(r"[a-z][a-z0-9_]*")
@@ -74,25 +71,34 @@ class Alert:
     ``headline`` is the short kind of trouble ("Job Stuck"), ``title`` the headline with
     its subject ("Job Stuck: App\\Jobs\\ImportFeed"), ``summary`` one sentence of what
     happened, ``explanation`` the likely causes, and ``fields`` the ordered details.
+
+    Every text is made safe as the alert is built, whoever builds it: lone surrogates
+    become U+FFFD; terminal escape sequences, control characters and bidirectional
+    overrides are removed (one-line texts such as the title turn line breaks into spaces;
+    the summary, the explanation and field values keep ``\\n`` and ``\\t``); each text is
+    capped (1,000 characters a line, 4,000 a multi-line text, 200 a field or label name),
+    the fields to 100 of 16,000 characters together, the labels to 50 of 4,000, with a
+    visible marker (``… [12,345 characters cut]``) for what was cut; a link longer than
+    4,096 characters is left out. Ordinary text comes through unchanged.
     """
 
     type: str = attrs.field(validator=_alert_type)
-    key: str
-    headline: str
-    title: str
-    summary: str
+    key: str = attrs.field(converter=_sanitize.identity)
+    headline: str = attrs.field(converter=_sanitize.line)
+    title: str = attrs.field(converter=_sanitize.line)
+    summary: str = attrs.field(converter=_sanitize.text)
     occurred_at: datetime = attrs.field(converter=_utc)
     severity: Severity = attrs.field(default=Severity.ERROR, converter=Severity)
     status: AlertStatus = attrs.field(default=AlertStatus.FIRING, converter=AlertStatus)
     priority: Priority = attrs.field(default=Priority.NORMAL, converter=Priority)
-    explanation: str = ""
-    fields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_fields)
-    job_class: str | None = None
-    supervision_id: str | None = None
-    service: str | None = None
+    explanation: str = attrs.field(default="", converter=_sanitize.text)
+    fields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sanitize.fields)
+    job_class: str | None = attrs.field(default=None, converter=_sanitize.optional_line)
+    supervision_id: str | None = attrs.field(default=None, converter=_sanitize.optional_identity)
+    service: str | None = attrs.field(default=None, converter=_sanitize.optional_line)
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_labels)
-    details_url: str | None = None
-    runbook_url: str | None = None
+    details_url: str | None = attrs.field(default=None, converter=_sanitize.url)
+    runbook_url: str | None = attrs.field(default=None, converter=_sanitize.url)
     digest_of: int | None = None
     """For a digest (held alerts of a group, or what a maintenance window suppressed): how
     many alerts it stands for. Digests skip the filters, since what they stand for already

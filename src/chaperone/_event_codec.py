@@ -2,8 +2,10 @@
 store's queue.
 
 Datetimes travel as ISO 8601, durations as whole microseconds (exact, however long),
-enums as their values. Only event classes registered here (the built-in ones, and any a
-plugin registers) can be decoded.
+enums as their values. Any text encodes: a lone surrogate (a non-UTF-8 job name) becomes
+U+FFFD, so the JSON is valid UTF-8 for every store; everything else comes back exactly
+(the alert built from the event makes its text safe to show and caps it). Only event
+classes registered here (the built-in ones, and any a plugin registers) can be decoded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from chaperone import _events
+from chaperone import _events, _sanitize
 from chaperone._alerts import Alert
 from chaperone._events import Event, IncidentRef
 
@@ -77,7 +79,7 @@ def encode_event(event: Event) -> str:
     fields = {
         field.name: _encode(getattr(event, field.name)) for field in attrs.fields(type(event))
     }
-    return json.dumps({"event": type(event).__name__, "fields": fields})
+    return _sanitize.dumps({"event": type(event).__name__, "fields": fields})
 
 
 def decode_event(text: str) -> Event:

@@ -40,6 +40,7 @@ from typing import Any, Final
 import attrs
 import structlog
 
+from chaperone import _sanitize
 from chaperone._alerts import Alert
 from chaperone._clock import Clock
 from chaperone._secrets import MASKER
@@ -97,7 +98,7 @@ class SecretBook:
     @staticmethod
     def reference(value: str) -> str:
         """The reference a secret is stored as: a prefix of its SHA-256."""
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
     def learn(self, value: str) -> str:
         """Remember ``value`` and return its reference."""
@@ -178,7 +179,7 @@ class OutboxEntry:
                 "retry_after": self.last.retry_after,
                 "status_code": self.last.status_code,
             }
-        return json.dumps(record, ensure_ascii=False, default=str)
+        return _sanitize.dumps(record)
 
     @classmethod
     def from_json(cls, entry_id: str, text: str, secrets: SecretBook) -> OutboxEntry:

@@ -200,7 +200,9 @@ class TestSeedRules:
         """For any job class, the example rules agree with the seed's trait (whose
         ``normal`` is our "keep the built priority").
         """
-        job_class = f"App\\Jobs\\{middle}{word}{middle}"
+        # The job class as the alert holds it (control characters in ``middle`` removed).
+        job_class = alert(f"App\\Jobs\\{middle}{word}{middle}").job_class
+        assert job_class is not None
         critical_jobs = (job_class,) if critical else ("App\\Jobs\\ChargeCustomer",)
         rules = PrioritySettings(critical_jobs=critical_jobs, patterns=SEED_RULES.patterns)
         expected = seed_priority(job_class, critical_jobs)

@@ -60,8 +60,9 @@ class TestDigestMessages:
         for digest, payload in zip(digests, payloads, strict=True):
             assert_within_limits(digest, payload)
         assert_each_listed_once(held, payloads)
+        # The underscore is escaped: Discord shows it as written, never as emphasis.
         assert payloads[0]["embeds"][0]["title"].endswith(
-            "96 job_stuck alerts for App\\Jobs\\ImportFeed in the last 10 minutes (part 1 of 5)"
+            "96 job\\_stuck alerts for App\\Jobs\\ImportFeed in the last 10 minutes (part 1 of 5)"
         )
 
     @PROPERTY

@@ -6,6 +6,7 @@ within every limit Discord documents.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,15 @@ import attrs
 import pytest
 from chaperone_discord import render
 from chaperone_discord._limits import length, limit_problems
-from chaperone_discord._render import BLUE, FOOTER_TEXT, GREEN, ORANGE, RED, fit
+from chaperone_discord._render import (
+    BLUE,
+    FOOTER_TEXT,
+    GREEN,
+    ORANGE,
+    RED,
+    escape_markdown,
+    fit,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -503,3 +512,107 @@ class TestLimitCheck:
     def test_catches(self, payload: dict[str, Any], problem: str) -> None:
         """Each broken limit is reported."""
         assert any(problem in text for text in limit_problems(payload)), limit_problems(payload)
+
+
+_MARKUP = frozenset("*_~`|<[")
+_OUR_LINK = re.compile(r"\[(View Job Details|Runbook)\]\(")
+
+
+def unescaped_markup(text: str) -> list[str]:
+    """The markdown of ``text`` that Discord would read as markup, not escaped by a
+    backslash: emphasis, code, spoilers, mentions, and the bracket that opens a link.
+    """
+    found = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in _MARKUP:
+            found.append(char)
+        index += 1
+    return found
+
+
+def job_texts(payload: dict[str, Any]) -> Iterator[str]:
+    """Every text of ``payload`` that comes from the alert: titles, the description but
+    for its link lines, field names and values but for the "more fields" note.
+    """
+    for embed in payload["embeds"]:
+        if "title" in embed:
+            yield embed["title"]
+        for line in embed.get("description", "").split("\n"):
+            if not _OUR_LINK.match(line):
+                yield line
+        for field in embed.get("fields", []):
+            if field["name"] != "…":
+                yield field["name"]
+                yield field["value"]
+
+
+class TestHostileText:
+    """Text from a job is shown as written: never markup, never a ping, never an error."""
+
+    @PROPERTY
+    @given(alert=strategies.hostile_alerts())
+    def test_any_hostile_alert_fits_and_shows_no_markup(self, alert: Alert) -> None:
+        """Any hostile alert renders within every limit, as valid Unicode, with every
+        markdown character from the alert escaped and mentions disabled.
+        """
+        payload = render(alert, username="Chaperone")
+        assert limit_problems(payload) == []
+        json.dumps(payload, ensure_ascii=False).encode()
+        for text in job_texts(payload):
+            assert unescaped_markup(text) == [], text
+        assert payload["allowed_mentions"] == {"parse": []}
+
+    def test_a_link_in_an_error_is_no_link(self) -> None:
+        """``[text](url)`` in an error and a title shows as written, not as a link."""
+        link = "[the docs](https://evil.example/)"
+        alert = Alert(
+            type="job_failed",
+            key="k",
+            headline="Job Failed",
+            title=f"Job Failed: {link}",
+            summary=f"See {link}.",
+            fields={"Error": f"RuntimeError: see {link}"},
+            occurred_at=NOW,
+        )
+        embed = only_embed(render(alert))
+        escaped = "\\[the docs](https://evil.example/)"
+        assert embed["title"].endswith(f"Job Failed: {escaped}")
+        assert embed["description"] == f"See {escaped}."
+        assert embed["fields"] == [
+            {"name": "Error", "value": f"RuntimeError: see {escaped}", "inline": False}
+        ]
+
+    def test_mentions_and_formatting_stay_text(self) -> None:
+        """Mentions ping nobody; emphasis, code, spoilers, quotes and headers stay text."""
+        value = "@everyone <@123> **bold** `code` ||spoiler||\n> quote\n# header"
+        alert = Alert(
+            type="t",
+            key="k",
+            headline="H",
+            title="T",
+            summary="s",
+            fields={"Error": value},
+            occurred_at=NOW,
+        )
+        payload = render(alert)
+        assert payload["allowed_mentions"] == {"parse": []}
+        assert only_embed(payload)["fields"][0]["value"] == (
+            "@everyone \\<@123> \\*\\*bold\\*\\* \\`code\\` \\|\\|spoiler\\|\\|\n"
+            "\\> quote\n\\# header"
+        )
+
+    def test_a_class_name_keeps_its_backslashes_single(self) -> None:
+        """A backslash before a letter is no escape: ``App\\Jobs\\X`` is sent as it is."""
+        assert escape_markdown("App\\Jobs\\X") == "App\\Jobs\\X"
+        assert escape_markdown("C:\\dir\\_x\\") == "C:\\dir\\\\\\_x\\\\"
+
+    def test_length_and_fit_take_any_text(self) -> None:
+        """Lengths and cuts never raise, lone surrogates included."""
+        assert length("\udcff") == 1
+        assert length("a\ud83d\ude00") == 3
+        assert fit("\udcff" * 10, 5) == "…"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -41,7 +42,7 @@ from chaperone import (
     ViolationType,
 )
 from chaperone.builtin.alerts import build_alerts
-from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts
+from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts, hostile_alerts
 
 APP_URL = "https://app.example.com"
 SUPERVISION_ID = "550e8400-e29b-41d4-a716-446655440000"
@@ -393,16 +394,22 @@ class TestMessage:
         assert "… and 7 more fields not shown" in content.html
 
     def test_long_texts_are_cut(self, runtime: Runtime) -> None:
-        """Summary, explanation, field names and values are cut at their limits."""
+        """Summary, explanation, field names and values are cut at their limits, or at
+        the alert's own where those are shorter (with the alert's marker).
+        """
         long = "y" * OVERSIZED_LENGTH
         alert = attrs.evolve(stuck(runtime), summary=long, explanation=long, fields={long: long})
+        assert len(alert.summary) < TEXT_LIMIT
+        [(alert_name, _)] = alert.fields
+        assert len(alert_name) == FIELD_NAME_LIMIT
         text = render(alert).text
         lines = text.splitlines()
-        assert "y" * (TEXT_LIMIT - 1) + "…" in lines
+        assert alert.summary in lines
+        assert alert.summary.endswith(" characters cut]")
         name, _, value = next(
             line for line in lines if line.startswith("y") and ": " in line
         ).partition(": ")
-        assert name == "y" * (FIELD_NAME_LIMIT - 1) + "…"
+        assert name == alert_name
         assert value == "y" * (FIELD_VALUE_LIMIT - 1) + "…"
 
 
@@ -443,6 +450,44 @@ def _lines_fit(raw: bytes) -> bool:
     return all(len(line) <= 998 for line in raw.split(b"\r\n"))
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What must never reach a mail: control characters but tab and newline, bidi overrides,
+lone surrogates."""
+
+
+def assert_valid_message(alert: Alert, recipients: tuple[str, ...]) -> None:
+    """``alert`` renders to an e-mail whose subject is one line of at most SUBJECT_LIMIT
+    characters, which serialises for SMTP (8-bit or not, lines at most 998 bytes) within
+    MESSAGE_LIMIT bytes, and parses back to the same subject with a text and an HTML part.
+    """
+    message = build_message(alert, sender=SENDER, recipients=recipients, now=AT)
+    subject = message["Subject"]
+    assert "\r" not in subject
+    assert "\n" not in subject
+    assert 0 < len(subject) <= SUBJECT_LIMIT
+    prefix = "[Chaperone Resolved] " if alert.is_resolved else "[Chaperone Alert] "
+    assert subject.startswith(prefix)
+    for utf8 in (False, True):
+        raw = flatten_message(message, utf8=utf8)
+        assert len(raw) <= MESSAGE_LIMIT
+        assert _lines_fit(raw)
+    raw = message.as_bytes(policy=email.policy.SMTP)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    # Python's header folding may drop a space where it splits between two encoded
+    # words (a CPython quirk, not an injection): compare the words.
+    assert _squeezed(parsed["Subject"]) == _squeezed(subject)
+    assert parsed["To"] == ", ".join(recipients)
+    content = render(alert)
+    assert "\r" not in content.text + content.html
+    text, html = parts(parsed)
+    # On the wire every line ends in CRLF; the bodies are otherwise what was rendered.
+    assert (text.replace("\r\n", "\n"), html.replace("\r\n", "\n")) == (
+        content.text,
+        content.html,
+    )
+
+
 class TestAnyAlert:
     """Properties that hold for every alert, however long or strange."""
 
@@ -467,32 +512,18 @@ class TestAnyAlert:
         998 bytes) within MESSAGE_LIMIT bytes, and parses back to the same subject with
         a text and an HTML part.
         """
-        message = build_message(alert, sender=SENDER, recipients=recipients, now=AT)
-        subject = message["Subject"]
-        assert "\r" not in subject
-        assert "\n" not in subject
-        assert 0 < len(subject) <= SUBJECT_LIMIT
-        prefix = "[Chaperone Resolved] " if alert.is_resolved else "[Chaperone Alert] "
-        assert subject.startswith(prefix)
-        for utf8 in (False, True):
-            raw = flatten_message(message, utf8=utf8)
-            assert len(raw) <= MESSAGE_LIMIT
-            assert _lines_fit(raw)
-        raw = message.as_bytes(policy=email.policy.SMTP)
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        # Python's header folding may drop a space where it splits between two encoded
-        # words (a CPython quirk, not an injection): compare the words.
-        assert _squeezed(parsed["Subject"]) == _squeezed(subject)
-        assert parsed["To"] == ", ".join(recipients)
+        assert_valid_message(alert, recipients)
+
+    @PROPERTY
+    @given(alert=hostile_alerts(), recipients=st.sampled_from([RECIPIENTS[:1], RECIPIENTS]))
+    def test_renders_any_hostile_alert(self, alert: Alert, recipients: tuple[str, ...]) -> None:
+        """Any hostile alert (lone surrogates, escape sequences, bidi overrides, markup,
+        a megabyte of text) renders to a valid e-mail within limits, no control character
+        or bidi override in its subject or bodies.
+        """
+        assert_valid_message(alert, recipients)
         content = render(alert)
-        assert "\r" not in content.text + content.html
-        text, html = parts(parsed)
-        # On the wire every line ends in CRLF; the bodies are otherwise what was rendered.
-        assert (text.replace("\r\n", "\n"), html.replace("\r\n", "\n")) == (
-            content.text,
-            content.html,
-        )
+        assert not CONTROL.search(content.subject + content.text + content.html)
 
     @settings(PROPERTY, max_examples=50)
     @given(alert=alerts())

@@ -55,7 +55,13 @@ from chaperone import (
     ViolationType,
 )
 from chaperone.builtin.alerts import build_alerts
-from chaperone.testing.strategies import OVERSIZED_LENGTH, alert_types, alerts, texts
+from chaperone.testing.strategies import (
+    OVERSIZED_LENGTH,
+    alert_types,
+    alerts,
+    hostile_alerts,
+    texts,
+)
 
 PROPERTY = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -63,7 +69,7 @@ PROPERTY = settings(
 WHEN = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 SUPERVISION_ID = "550e8400-e29b-41d4-a716-446655440000"
 APP_URL = "https://app.example.com"
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 EXTRA_TAGS = [f"extra-{number}" for number in range(16)]
 
 
@@ -82,8 +88,9 @@ def oversized_alert(**changes: Any) -> Alert:
         supervision_id=text,
         service=text,
         labels={f"team {index}": text for index in range(10)},
-        details_url="https://example.com/" + "x" * 5000,
-        runbook_url="https://example.com/" + "y" * 5000,
+        # As long as links an alert keeps may be (a longer one is left out).
+        details_url="https://example.com/" + "x" * 4000,
+        runbook_url="https://example.com/" + "y" * 4000,
         occurred_at=WHEN,
     )
     return attrs.evolve(alert, **changes)
@@ -272,8 +279,20 @@ class TestAlias:
         assert alias_for(alert) == f"job_stuck:{SUPERVISION_ID}"
 
     @pytest.mark.parametrize(
-        "key", ["k" * 600, "line\nbreak", "nul\x00byte", " padded ", "lone \ud800 surrogate"]
+        ("key", "alias"),
+        [
+            ("line\nbreak", "job_stuck:line break"),
+            ("nul\x00byte", "job_stuck:nulbyte"),
+            ("lone \ud800 surrogate", "job_stuck:lone \ufffd surrogate"),
+        ],
     )
+    def test_odd_characters_reach_it_cleaned(self, key: str, alias: str) -> None:
+        """A key's line breaks, control characters and lone surrogates were made safe when
+        the alert was built: what is left is plain one-line text, used as it is.
+        """
+        assert alias_for(oversized_alert(key=key, type="job_stuck")) == alias
+
+    @pytest.mark.parametrize("key", ["k" * 600, " padded "])
     def test_long_or_odd_identity_is_hashed(self, key: str) -> None:
         """An identity too long or not plain one-line text gets ``<start>#<sha256>``."""
         alert = oversized_alert(key=key, type="job_stuck")
@@ -554,3 +573,17 @@ class TestResolutions:
             status=AlertStatus.RESOLVED, title="\x00", summary="", fields=(), headline="Gone"
         )
         assert close_payload(resolved)["note"] == "Gone"
+
+
+class TestHostileText:
+    """Text from a job reaches Opsgenie clean and within every limit."""
+
+    @PROPERTY
+    @given(alert=hostile_alerts())
+    def test_any_hostile_alert_renders_within_limits(self, alert: Alert) -> None:
+        """Any hostile alert (lone surrogates, escape sequences, bidi overrides, markup,
+        a megabyte of text) renders a create and a close request within every limit,
+        with no control character left.
+        """
+        assert_create_within_limits(create_payload(alert))
+        assert_close_within_limits(close_payload(alert))

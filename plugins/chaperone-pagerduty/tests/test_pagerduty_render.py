@@ -5,6 +5,7 @@ format for the built-in alert types, and resolutions that find their incident.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -13,6 +14,8 @@ import attrs
 import pytest
 from chaperone_pagerduty import dedup_key, render_event
 from chaperone_pagerduty._render import EVENT_LIMIT, SUMMARY_LIMIT, event_size
+from chaperone_pagerduty._render import _clean as clean
+from chaperone_pagerduty._render import _fit_details as fit_details
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -164,21 +167,27 @@ class TestLimits:
 
         check()
 
-    def test_oversized_details_are_cut_to_fit(self) -> None:
-        """An alert of megabytes is cut below 512 KB with every field still there."""
+    def test_oversized_alert_fits_with_every_field(self) -> None:
+        """An alert given megabytes of text (which the core caps) renders below 512 KB
+        with every field it kept, each whole.
+        """
         alert = _oversized_alert()
         event = render_event(alert, KEY)
         details = event["payload"]["custom_details"]
-        assert size_as_sent({"alert": alert.to_dict()}) > 10 * EVENT_LIMIT
         assert event_size(event) <= EVENT_LIMIT
-        assert len(details) == 2 + 60 + 1  # summary, explanation, fields, labels
-        assert all(value.endswith("…") for value in list(details.values())[:-1])
-        assert details["labels"]["team"].endswith("…")
+        assert len(details) == 2 + len(alert.fields) + 1  # summary, explanation, fields, labels
+        shown = list(details.values())[2 : 2 + len(alert.fields)]
+        assert shown == [value for _, value in alert.fields]
+        assert details["labels"] == dict(alert.labels)
 
     def test_thousands_of_details_are_left_out_from_the_end(self) -> None:
-        """When even cut details do not fit, the first ones are kept and the rest counted."""
-        alert = _alert(fields=[(f"field {index:05}", "v" * 200) for index in range(10_000)])
-        event = render_event(alert, KEY)
+        """When even cut details do not fit, the first ones are kept and the rest counted
+        (more than an alert holds: the core caps its fields, so the details are given
+        directly).
+        """
+        entries = [(f"field {index:05}", "v" * 200) for index in range(10_000)]
+        event = render_event(_alert(), KEY)
+        fit_details(event, [("summary", "A supervised job has been stuck."), *entries])
         details = event["payload"]["custom_details"]
         assert event_size(event) <= EVENT_LIMIT
         names = list(details)
@@ -189,15 +198,20 @@ class TestLimits:
         assert names[-2] == f"field {kept - 1:05}"
 
     def test_details_that_fit_are_whole(self) -> None:
-        """A long explanation that fits is sent whole, not cut."""
-        explanation = "why " * 20_000
-        details = render_event(_alert(explanation=explanation), KEY)["payload"]["custom_details"]
-        assert details["explanation"] == explanation
+        """A long explanation that fits is sent whole, as the alert holds it."""
+        alert = _alert(explanation="why " * 20_000)
+        details = render_event(alert, KEY)["payload"]["custom_details"]
+        assert details["explanation"] == alert.explanation
+        assert details["explanation"].startswith("why " * 900)
 
-    def test_summary_is_cut_with_an_ellipsis(self) -> None:
-        """A title over 1,024 characters is cut to 1,024 ending in an ellipsis."""
+    def test_long_title_is_within_the_summary_limit(self) -> None:
+        """A title of 5,000 characters (cut by the core, with its marker) makes a summary
+        within 1,024 characters that says how much was cut.
+        """
         summary = render_event(_alert(title="Ü" * 5000), KEY)["payload"]["summary"]
-        assert summary == "Ü" * 1023 + "…"
+        assert len(summary) <= SUMMARY_LIMIT
+        assert summary.startswith("Ü" * 900)
+        assert summary.endswith(" characters cut]")
 
     def test_summary_is_one_line(self) -> None:
         """Line breaks and runs of spaces in the title become single spaces."""
@@ -213,8 +227,8 @@ class TestLimits:
     def test_lone_surrogates_are_replaced(self) -> None:
         """Text no encoder accepts is made sendable rather than failing the send."""
         event = render_event(_alert(title="bad \udc80 title", fields={"x\ud800": "y"}), KEY)
-        assert event["payload"]["summary"] == "bad ? title"
-        assert "x?" in event["payload"]["custom_details"]
+        assert event["payload"]["summary"] == "bad \ufffd title"
+        assert "x\ufffd" in event["payload"]["custom_details"]
         assert size_as_sent(event) > 0
 
     def test_duplicate_field_names_are_all_kept(self) -> None:
@@ -534,3 +548,33 @@ class TestResolved:
                 assert_within_limits(alert, render_event(alert, KEY))
 
         check()
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What must never reach PagerDuty: control characters but tab and newline, bidi
+overrides, lone surrogates."""
+
+
+class TestHostileText:
+    """Text from a job reaches PagerDuty clean and within every limit."""
+
+    def test_any_hostile_alert_renders_within_limits(self) -> None:
+        """Any hostile alert renders within the limits, with no control character, bidi
+        override or lone surrogate in any text of the event.
+        """
+
+        @PROPERTY
+        @given(alert=strategies.hostile_alerts())
+        def check(alert: Alert) -> None:
+            event = render_event(alert, KEY)
+            assert_within_limits(alert, event)
+            for text in texts_in(event):
+                assert not CONTROL.search(text), text[:80]
+
+        check()
+
+    def test_control_characters_are_removed(self) -> None:
+        """The channel's own cleaning drops C0 and C1 controls (tab and newline kept, a
+        CRLF made a newline) and replaces lone surrogates, whatever text it is handed.
+        """
+        assert clean("a\x1b\x00\x85b\tc\r\nd\udcff\x7f") == "ab\tc\nd\ufffd"

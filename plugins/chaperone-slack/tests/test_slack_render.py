@@ -166,7 +166,9 @@ class TestAnyAlert:
         assert titles[: len(shown)] == [fit(name, FIELD_TITLE_LIMIT) for name, _ in shown]
 
     def test_oversized_alert(self) -> None:
-        """An alert with every text at 50,000 characters and 60 fields still fits."""
+        """An alert given 50,000-character texts (cut by the core) and 60 fields still
+        fits.
+        """
         text = ("Ünïcødé ⚠ 🚨 <&> " * 5000)[:50_000]
         alert = Alert(
             type="job_stuck",
@@ -175,7 +177,7 @@ class TestAnyAlert:
             title=text,
             summary=text,
             explanation=text,
-            fields={f"{text[:300]} {index}": text for index in range(60)},
+            fields={f"{text[:30]} {index}": text[:200] for index in range(60)},
             job_class=text,
             details_url="https://example.com/" + "x" * 5000,
             runbook_url="https://example.com/runbook",
@@ -203,7 +205,7 @@ class TestFit:
         """The result fits the limit and reads, unescaped, as the start of the text."""
         result = fit(text, limit)
         assert slack_length(result) <= limit
-        cleaned = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text.replace("\r\n", "\n"))
+        cleaned = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text.replace("\r\n", "\n"))
         if result.endswith("…") and html.unescape(result) != cleaned:
             assert cleaned.startswith(html.unescape(result[:-1]))
         else:
@@ -434,3 +436,41 @@ class TestLinks:
     def test_no_links(self) -> None:
         """Without URLs there is no links field."""
         assert "Links" not in fields_of(render(self.alert()))
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What must never reach Slack: control characters but tab and newline, bidi
+overrides, lone surrogates."""
+
+
+class TestHostileText:
+    """Text from a job can neither break Slack's message nor open its markup."""
+
+    @property_settings
+    @given(alert=strategies.hostile_alerts())
+    def test_any_hostile_alert_fits_and_is_escaped(self, alert: Alert) -> None:
+        """Any hostile alert renders within every limit, escaped, with no control
+        character, bidi override or lone surrogate left.
+        """
+        payload = render(alert)
+        assert_within_limits(payload)
+        assert_escaped(payload)
+        for text in texts_of(payload):
+            assert not CONTROL.search(text), text[:80]
+
+    def test_mentions_and_links_in_an_error_stay_text(self) -> None:
+        """``<!channel>``, a user mention and a Slack link in an error are shown, not
+        acted on.
+        """
+        alert = Alert(
+            type="job_failed",
+            key="k",
+            headline="Job Failed",
+            title="Job Failed: x",
+            summary="s",
+            fields={"Error": "<!channel> <@U123> <https://evil.example/|click>"},
+            occurred_at=WHEN,
+        )
+        assert fields_of(render(alert))["Error"] == (
+            "&lt;!channel&gt; &lt;@U123&gt; &lt;https://evil.example/|click&gt;"
+        )

@@ -4,6 +4,13 @@ Records each alert it is sent, and, while it is among the configured channels, t
 outcome of every other channel's delivery too, so ``chaperone history`` shows what went
 where and what failed. A fallback delivery is recorded with ``fallback_of``: the channel
 that failed for good and that it stood in for.
+
+A record is bounded by construction: the alert's texts were made safe and capped when it
+was built (see :class:`~chaperone.Alert`), and the rest (the channel, the route, the
+delivery's ``detail``, which may quote a service's answer: masked first, so a cut never
+leaves part of a secret) is made one safe line here.
+So a record holds a few tens of kilobytes at most, its JSON always encodes, and
+``chaperone history`` prints nothing that spoofs or floods a terminal.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Self
 
+from chaperone import _sanitize
 from chaperone._alerts import Alert
 from chaperone._markers import hookimpl
+from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome
 from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.hookspecs import RegisterChannel
@@ -55,8 +64,8 @@ def record_delivery(
     record = {
         "type": alert.type,
         "key": alert.key,
-        "channel": channel,
-        "route": route,
+        "channel": _sanitize.line(channel),
+        "route": _sanitize.line(route),
         "status": status,
         "alert_status": alert.status.value,
         "severity": alert.severity.value,
@@ -67,11 +76,11 @@ def record_delivery(
         "occurred_at": alert.occurred_at.isoformat(),
         "recorded_at": clock.now().isoformat(),
         "attempts": attempts,
-        "detail": detail,
+        "detail": _sanitize.line(MASKER.mask(detail)),
     }
     if fallback_of:
-        record["fallback_of"] = fallback_of
-    store.append(HISTORY_STREAM, json.dumps(record, ensure_ascii=False), max_len)
+        record["fallback_of"] = _sanitize.line(fallback_of)
+    store.append(HISTORY_STREAM, _sanitize.dumps(record), max_len)
 
 
 def read_history(store: Store, limit: int) -> list[dict[str, Any]]:

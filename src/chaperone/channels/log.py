@@ -1,4 +1,10 @@
-"""Built-in channel ``log``: one readable line per alert through structlog."""
+"""Built-in channel ``log``: one readable line per alert through structlog.
+
+The alert's texts are already safe (no escape sequence or control character, see
+:class:`~chaperone.Alert`); the multi-line ones (the summary, field values such as a
+traceback) are folded here, their lines joined by `` | ``, so one alert is one console
+line whatever it holds.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ class LogChannel(Channel):
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
         """Log the alert: status and title first, then its identity and fields."""
         level = "info" if alert.is_resolved else _LEVELS[alert.severity]
-        details = "; ".join(f"{name}: {value}" for name, value in alert.fields)
+        details = "; ".join(f"{name}: {_one_line(value)}" for name, value in alert.fields)
         self._log.log(
             _level_number(level),
             f"[{alert.status.value.upper()}] {alert.title}",
@@ -48,10 +54,19 @@ class LogChannel(Channel):
             key=alert.key,
             severity=alert.severity.value,
             priority=alert.priority.value,
-            summary=alert.summary,
+            summary=_one_line(alert.summary),
             details=details,
         )
         return Outcome.delivered("logged")
+
+
+def _one_line(text: str) -> str:
+    """``text`` itself when it is one line, else its non-blank lines, stripped, joined by
+    `` | ``.
+    """
+    if "\n" not in text:
+        return text
+    return " | ".join(line.strip() for line in text.split("\n") if line.strip())
 
 
 def _level_number(level: str) -> int:

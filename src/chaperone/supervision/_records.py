@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from chaperone import _sanitize
+
 __all__ = ["MAX_FLUSH_INTERVAL", "JobRecord", "JobState", "flush_interval"]
 
 MAX_FLUSH_INTERVAL = 1.0
@@ -43,10 +45,13 @@ def _utc(timestamp: float | None) -> datetime | None:
 
 @attrs.frozen(kw_only=True)
 class JobRecord:
-    """One supervised job. Times are Unix seconds; durations seconds."""
+    """One supervised job. Times are Unix seconds; durations seconds. The job's name, its
+    error and the text in its metadata are made safe and capped as the record is built
+    (as an alert's texts are), so any record encodes to JSON for the store.
+    """
 
     supervision_id: str
-    name: str
+    name: str = attrs.field(converter=_sanitize.line)
     state: JobState = attrs.field(default=JobState.RUNNING, converter=JobState)
     started_at: float
     last_heartbeat: float | None = None
@@ -57,11 +62,11 @@ class JobRecord:
     cpu_limit_percent: float | None = None
     progress_current: int | None = None
     progress_total: int | None = None
-    metadata: dict[str, Any] = attrs.field(factory=dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_sanitize.data)
     pid: int | None = None
     host: str | None = None
     finished_at: float | None = None
-    error: str | None = None
+    error: str | None = attrs.field(default=None, converter=_sanitize.optional_text)
     supervisor: str | None = None
     """The process that supervises the job, as ``pid N on HOST``."""
     lease: float | None = None

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
+import re
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -40,7 +42,13 @@ from chaperone.config import Settings
 from chaperone.config._unknown import channel_keys
 from chaperone.store import MemoryStore, Store
 from chaperone.testing.digests import held_stuck_alerts, sample_digests
-from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts
+from chaperone.testing.strategies import (
+    HOSTILE_LENGTH,
+    HOSTILE_PIECES,
+    OVERSIZED_LENGTH,
+    alerts,
+    hostile_alerts,
+)
 
 __all__ = [
     "ChannelContract",
@@ -55,6 +63,12 @@ __all__ = [
 ]
 
 LogEntry = MutableMapping[str, Any]
+
+_UNSAFE: re.Pattern[str] = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+"""What must never reach a service: control characters (tab and line ends aside), bidi
+overrides, lone surrogates."""
 
 
 class Responder(Protocol):
@@ -507,6 +521,24 @@ class ChannelContract:
 
         check()
 
+    def test_hostile_alert_is_delivered_to_a_healthy_service(self) -> None:
+        """Any hostile alert (lone surrogates, control characters, escape sequences, bidi
+        overrides, markup, texts of a megabyte) is delivered to a healthy service without
+        an exception, and none of those characters reaches it.
+        """
+
+        @self.hypothesis_settings()
+        @given(alert=hostile_alerts())
+        @example(alert=_hostile_alert())
+        def check(alert: Alert) -> None:
+            run = self.send_alerts([alert], read_texts=True)
+            self._check_delivered(run)
+            for text in run.texts or []:
+                unsafe = sorted({hex(ord(char)) for char in _UNSAFE.findall(_strings_in(text))})
+                assert not unsafe, f"characters {unsafe} reached the service"
+
+        check()
+
     def test_several_alerts_through_one_channel(self) -> None:
         """One channel object delivers alert after alert (firing, then resolved)."""
         run = self.send_alerts(_sample_alerts())
@@ -697,6 +729,37 @@ def _oversized_alert() -> Alert:
         labels={"team": text},
         details_url="https://example.com/" + "x" * 5000,
         runbook_url="https://example.com/runbook",
+        occurred_at=datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
+    )
+
+
+def _strings_in(text: str) -> str:
+    """The strings of ``text`` when it is JSON (an HTTP body), joined; else ``text``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    return "\n".join(_texts(data))
+
+
+def _hostile_alert() -> Alert:
+    """Always tried: every hostile piece in every text, each text a megabyte long."""
+    piece = "".join(HOSTILE_PIECES)
+    text = (piece * (HOSTILE_LENGTH // len(piece) + 1))[:HOSTILE_LENGTH]
+    return Alert(
+        type="job_failed",
+        key=text,
+        headline=piece,
+        title=text,
+        summary=text,
+        explanation=text,
+        fields=[(piece, text) for _ in range(8)] + [(piece, piece)] * 60,
+        job_class=text,
+        supervision_id=piece,
+        service=piece,
+        labels={f"{piece}{index}": piece for index in range(60)},
+        details_url=f"https://example.com/{piece}",
+        runbook_url=text,
         occurred_at=datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
     )
 

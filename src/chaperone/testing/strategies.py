@@ -11,9 +11,22 @@ event::
 
 :func:`alerts` draws every shape an :class:`~chaperone.Alert` may take: both statuses,
 every severity and priority, non-ASCII and control characters, dozens of fields, and
-oversized text (titles, summaries and field values up to about 50,000 characters) so a
-channel is made to truncate or split instead of being rejected by its service.
+oversized text (titles, summaries and field values given up to about 50,000 characters,
+which the alert cuts to its own caps with a marker) so a channel is made to truncate or
+split instead of being rejected by its service.
 :func:`events` draws every built-in event with valid data and timezone-aware instants.
+
+:func:`hostile_texts` draws what an attacker, a broken encoding or a runaway job puts in
+a job's name or error: lone surrogates (a non-UTF-8 name), NUL and other control
+characters, terminal escape sequences (colours, screen clears, OSC 8 hyperlinks, window
+titles), bidirectional overrides, line breaks of every kind, markup of every service
+(``[text](url)``, ``@everyone``, ``<!channel>``, ``<b>``), and strings of up to a
+megabyte. :func:`hostile_alerts` builds alerts whose every text is drawn from it: any
+channel must deliver them, within its service's limits, without an exception (the
+channel contract suite checks it)::
+
+    @given(alert=strategies.hostile_alerts())
+    def test_renders_hostile_alerts(alert): ...
 
 Needs hypothesis: install ``chaperone-core[test]``.
 """
@@ -49,6 +62,8 @@ from chaperone._events import (
 )
 
 __all__ = [
+    "HOSTILE_LENGTH",
+    "HOSTILE_PIECES",
     "OVERSIZED_LENGTH",
     "alert_types",
     "alerts",
@@ -62,6 +77,8 @@ __all__ = [
     "durations",
     "events",
     "firing_events",
+    "hostile_alerts",
+    "hostile_texts",
     "incident_refs",
     "job_abandoned_events",
     "job_classes",
@@ -115,6 +132,94 @@ def texts(*, min_size: int = 0, oversized: bool = True) -> st.SearchStrategy[str
 
 def _repeat_to(piece: str, length: int) -> str:
     return (piece * (length // len(piece) + 1))[:length]
+
+
+HOSTILE_LENGTH = 1_048_576
+"""The longest text :func:`hostile_texts` draws: a megabyte of characters."""
+
+HOSTILE_PIECES: tuple[str, ...] = (
+    # Lone surrogates: a non-UTF-8 byte in a command line (``$'job-\xff-name'``).
+    "\udcff",
+    "\ud800",
+    "\udfff",
+    # Control characters, C0 and C1.
+    "\x00",
+    "\r",
+    "\x07",
+    "\x08",
+    "\x0b",
+    "\x0c",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\x9d",
+    # Terminal escape sequences: colour, screen and line clearing, cursor moves, a reset,
+    # a window title, an OSC 8 hyperlink, a device control string, a C1 CSI.
+    "\x1b[31m",
+    "\x1b[0m",
+    "\x1b[2J",
+    "\x1b[1A\x1b[2K",
+    "\x1bc",
+    "\x1b]0;pwned\x07",
+    "\x1b]8;;https://evil.example/\x1b\\click here\x1b]8;;\x1b\\",
+    "\x1bP+q\x1b\\",
+    "\x9b31m",
+    "\x1b[",
+    "\x1b]",
+    # Bidirectional embeddings, overrides and isolates (they reorder a console line).
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    # Line breaks of every kind, and a tab.
+    "\n",
+    "\r\n",
+    "\u2028",
+    "\u2029",
+    "\t",
+    # Markup of the services and of a terminal table.
+    "[click](https://evil.example/)",
+    "@everyone",
+    "@here",
+    "<@123456789>",
+    "<!channel>",
+    "<https://evil.example/|click>",
+    "**bold** _it_ ~~x~~ `code` ||spoiler||",
+    "# header\n> quote\n- item",
+    "<b>bold</b><script>alert(1)</script>",
+    "&amp; &lt;",
+    "[/bold][link=https://evil.example/]rich[/link]",
+    # Wide, combining and astral characters.
+    "\U0001f6a8",
+    "e\u0301",
+    "\u200b",
+    "\ufeff",
+)
+"""The pieces :func:`hostile_texts` puts together."""
+
+
+def hostile_texts(*, max_length: int = HOSTILE_LENGTH) -> st.SearchStrategy[str]:
+    """Text meant to break whatever shows, stores or sends it (see the module's doc):
+    hostile pieces mixed with any Unicode, lone surrogates included, and sometimes a piece
+    repeated to a length of up to ``max_length`` characters (a megabyte by default).
+    """
+    anything = st.characters(codec=None, categories=None, exclude_categories=())
+    piece = st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(anything, max_size=8))
+    mixed = st.lists(piece, max_size=12).map("".join)
+    if max_length <= 80:
+        return mixed.map(lambda text: text[:max_length])
+    long = st.builds(
+        _repeat_to,
+        st.lists(piece, min_size=1, max_size=4).map("".join).filter(bool),
+        st.integers(min_value=81, max_value=max_length),
+    )
+    return st.one_of(mixed, mixed, long)
 
 
 def _names() -> st.SearchStrategy[str]:
@@ -217,6 +322,50 @@ def alerts(
         labels=labels,
         details_url=st.none() | _urls(),
         runbook_url=st.none() | _urls(),
+        digest_of=st.none() | st.integers(min_value=0, max_value=10_000),
+    )
+
+
+def _hostile_urls() -> st.SearchStrategy[str]:
+    return st.one_of(
+        hostile_texts(max_length=80),
+        st.builds(lambda tail: f"https://example.test/{tail}", hostile_texts()),
+    )
+
+
+def hostile_alerts(
+    *, status: AlertStatus | None = None, max_length: int = HOSTILE_LENGTH
+) -> st.SearchStrategy[Alert]:
+    """Alerts whose every text (key, headline, title, summary, explanation, field names
+    and values, job class, supervision id, service, labels, links) is drawn from
+    :func:`hostile_texts`, a few of them up to ``max_length`` characters; up to 60 fields.
+    Pin ``status`` to draw only firing or only resolved alerts.
+    """
+    short = hostile_texts(max_length=80)
+    text = hostile_texts(max_length=max_length)
+    fields = st.one_of(
+        st.lists(st.tuples(short, text), max_size=6),
+        st.lists(st.tuples(short, short), min_size=20, max_size=60),
+    )
+    return st.builds(
+        Alert,
+        type=alert_types(),
+        key=st.one_of(short, text),
+        headline=short,
+        title=text,
+        summary=text,
+        occurred_at=aware_datetimes(),
+        severity=st.sampled_from(Severity),
+        status=st.just(status) if status is not None else st.sampled_from(AlertStatus),
+        priority=st.sampled_from(Priority),
+        explanation=text,
+        fields=fields,
+        job_class=st.none() | text,
+        supervision_id=st.none() | short,
+        service=st.none() | short,
+        labels=st.dictionaries(short, short, max_size=8),
+        details_url=st.none() | _hostile_urls(),
+        runbook_url=st.none() | _hostile_urls(),
         digest_of=st.none() | st.integers(min_value=0, max_value=10_000),
     )
 

@@ -47,8 +47,10 @@ USERNAME: Final = 80
 
 
 def length(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units (an emoji beyond the BMP counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
+    """The length of ``text`` in UTF-16 code units (an emoji beyond the BMP counts 2, a
+    lone surrogate 1): defined for any text.
+    """
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _text(value: Any, where: str, limit: int, problems: list[str]) -> int:

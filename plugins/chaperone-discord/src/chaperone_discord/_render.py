@@ -12,6 +12,12 @@ characters Discord allows across a message's embeds: the title, the footer and u
 last one that half fits is cut, the rest counted in a final "… more fields" field).
 More than 25 fields go on in further embeds of the same colour (at most 10 embeds);
 the footer and timestamp close the last one.
+
+Text that comes from the alert (its title, summary, explanation and fields: a job's name
+or error) is shown as written, never as markdown: every character Discord reads as
+markup is escaped with a backslash (so ``[text](url)`` in an error is no link and
+``**`` no bold), control characters are dropped and a lone surrogate becomes U+FFFD.
+The message's ``allowed_mentions`` is empty: an ``@everyone`` pings nobody.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "RED",
     "color_of",
     "description_of",
+    "escape_markdown",
     "fit",
     "render",
     "title_of",
@@ -74,8 +81,20 @@ _NOTE_COST: Final = 48
 """Room kept for the "N more fields not shown" field."""
 _MAX_FIELDS: Final = _limits.FIELDS * _limits.EMBEDS - 1
 """Fields one message can carry, leaving a place for that note."""
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-"""Control characters other than tab and newline: dropped."""
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters other than tab and newline: dropped."""
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+"""Lone surrogates, which no UTF-8 encoder accepts: replaced by U+FFFD."""
+_MARKUP: Final = re.compile(r"[*_~`|<\[]|\\(?=[!-/:-@\[-`{-~]|$)", re.MULTILINE)
+"""What Discord's markdown reads as markup anywhere: emphasis, code and spoilers,
+mentions and custom emoji (``<@id>``), the bracket that opens a masked link
+(``[text](url)``: escaped, it opens nothing, whatever follows), and a backslash that
+would escape what follows it (before ASCII punctuation or at a line's end;
+``App\\Jobs`` shows as it is)."""
+_LINE_MARKUP: Final = re.compile(r"^([ \t]*)(>|#|-|\+)(?=[ \t#>])", re.MULTILINE)
+"""Markup opening a line: a quote, a header, a subtext (``-#``) or a list item."""
+_NUMBERED: Final = re.compile(r"^([ \t]*\d+)\.(?=[ \t])", re.MULTILINE)
+"""A numbered list item opening a line."""
 _LINE_BREAKS: Final = re.compile(r"\s*[\n\t\u2028\u2029]\s*")
 
 Field = tuple[str, str, bool]
@@ -83,12 +102,14 @@ Field = tuple[str, str, bool]
 
 def fit(text: str, limit: int) -> str:
     """``text`` if it is at most ``limit`` long (in UTF-16 units), else its start and an
-    ellipsis, ``limit`` long at most. Never splits a surrogate pair.
+    ellipsis, ``limit`` long at most. Never splits a surrogate pair; drops a lone
+    surrogate at the cut rather than raise on it.
     """
     if length(text) <= limit:
         return text
     room = max(limit - length(_ELLIPSIS), 0)
-    start = text.encode("utf-16-le")[: room * 2].decode("utf-16-le", errors="ignore")
+    units = text.encode("utf-16-le", "surrogatepass")[: room * 2]
+    start = units.decode("utf-16-le", errors="ignore")
     return start.rstrip() + _ELLIPSIS
 
 
@@ -100,8 +121,17 @@ def _clean(text: str, limit: int | None = None) -> str:
     rest = ""
     if limit is not None and len(text) > 2 * limit:
         text, rest = text[: 2 * limit], _ELLIPSIS
-    cleaned = _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+    cleaned = _CONTROL.sub("", _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))).strip()
     return cleaned + rest
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as written in a Discord message: a backslash before every
+    character markdown reads as markup, and before the markup that opens a line.
+    """
+    escaped = _MARKUP.sub(lambda match: "\\" + match.group(), text)
+    escaped = _LINE_MARKUP.sub(lambda match: f"{match.group(1)}\\{match.group(2)}", escaped)
+    return _NUMBERED.sub(lambda match: f"{match.group(1)}\\.", escaped)
 
 
 def _one_line(text: str, limit: int | None = None) -> str:
@@ -119,7 +149,11 @@ def title_of(alert: Alert) -> str:
     """The emoji of the alert's severity (✅ once resolved) and its title, one line."""
     emoji = _RESOLVED_EMOJI if alert.is_resolved else _EMOJI[alert.severity]
     limit = _limits.TITLE
-    text = _one_line(alert.title, limit) or _one_line(alert.headline, limit) or alert.type
+    text = (
+        escape_markdown(_one_line(alert.title, limit))
+        or escape_markdown(_one_line(alert.headline, limit))
+        or escape_markdown(alert.type)
+    )
     return fit(f"{emoji} {text}", _limits.TITLE)
 
 
@@ -147,7 +181,8 @@ def description_of(alert: Alert, limit: int = _limits.DESCRIPTION) -> str:
     links = "\n".join(_links(alert))
     room = limit - (length(links) + 2 if links else 0)
     paragraphs = []
-    for text in (_clean(alert.summary, limit), _clean(alert.explanation, limit)):
+    for text in (alert.summary, alert.explanation):
+        text = escape_markdown(_clean(text, limit))
         if text and room >= _WORTH_CUTTING:
             paragraph = fit(text, room)
             paragraphs.append(paragraph)
@@ -158,8 +193,10 @@ def description_of(alert: Alert, limit: int = _limits.DESCRIPTION) -> str:
 
 
 def _field(name: str, value: str) -> Field:
-    shown_name = fit(_one_line(name, _limits.FIELD_NAME) or _BLANK_NAME, _limits.FIELD_NAME)
-    shown_value = fit(_clean(value, _limits.FIELD_VALUE) or _BLANK_VALUE, _limits.FIELD_VALUE)
+    name = escape_markdown(_one_line(name, _limits.FIELD_NAME))
+    value = escape_markdown(_clean(value, _limits.FIELD_VALUE))
+    shown_name = fit(name or _BLANK_NAME, _limits.FIELD_NAME)
+    shown_value = fit(value or _BLANK_VALUE, _limits.FIELD_VALUE)
     inline = length(shown_value) <= _INLINE_UP_TO and "\n" not in shown_value
     return shown_name, shown_value, inline
 

@@ -2,13 +2,16 @@
 
 A firing alert becomes a ``trigger`` event, a resolved one a ``resolve`` event; both carry
 the same ``dedup_key`` (the alert's incident key), so the resolve closes the incident the
-trigger opened. Pure functions: nothing here sends or logs.
+trigger opened. Every text is cleaned as the other channels clean it: control characters
+dropped (tab and newline kept in the details), a lone surrogate made U+FFFD. Pure
+functions: nothing here sends or logs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -58,6 +61,9 @@ _URL_LIMIT: Final = 8192
 """A longer link is left out: a cut URL leads nowhere."""
 _VALUE_LIMITS: Final = (None, 16_384, 4096, 1024, 256, 64)
 """Each custom detail's value is cut to the first of these that makes the event fit."""
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but tab and newline: the other channels drop them too."""
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _OMITTED: Final = "omitted"
 _DETAILS_LINK: Final = "View Job Details"
 _RUNBOOK_LINK: Final = "Runbook"
@@ -227,9 +233,7 @@ def _cut(text: str, limit: int | None) -> str:
 
 
 def _clean(text: str) -> str:
-    """``text`` made encodable: a lone surrogate (no UTF-8 for it) becomes ``?``."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    """``text`` without control characters (C0 and C1; tab and newline kept, a carriage
+    return before a newline dropped), a lone surrogate (no UTF-8 for it) made U+FFFD.
+    """
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n")))

@@ -87,8 +87,8 @@ RESOLVED_COLOR: Final = "good"
 _ELLIPSIS: Final = "…"
 _EMPTY: Final = "—"
 _ESCAPES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-"""Control characters but tab and newline: Slack shows nothing useful for them."""
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters but tab and newline: Slack shows nothing useful for them."""
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 """Lone surrogates, which no UTF-8 encoder accepts."""
 _URL_UNSAFE: Final = {"|": "%7C", "<": "%3C", ">": "%3E", " ": "%20", "\n": "%0A", "\t": "%09"}
