@@ -158,16 +158,7 @@ class SelfWatch:
         except Exception as exc:
             _log.warning("could not clear a degraded record", part=part, error=_describe(exc))
         if failure.alerted:
-            now = self._runtime.clock.timestamp()
-            self._submit(
-                ChaperoneRecovered(
-                    part=part,
-                    since=_utc(failure.since),
-                    process=self.process,
-                    occurred_at=_utc(now),
-                ),
-                part,
-            )
+            self._resolve(part, failure.since)
 
     def _clear_others(self, part: str) -> None:
         now = self._runtime.clock.timestamp()
@@ -187,15 +178,15 @@ class SelfWatch:
             _log.warning("could not clear a degraded record", part=part, error=_describe(exc))
             return
         _log.warning("chaperone recovered", part=part, seen_failing_by=record.pid)
-        self._submit(
-            ChaperoneRecovered(
-                part=part,
-                since=_utc(record.since),
-                process=self.process,
-                occurred_at=_utc(now),
-            ),
-            part,
+        self._resolve(part, record.since)
+
+    def _resolve(self, part: str, since: float) -> None:
+        """Send the resolve of ``part``'s degraded alert (failing since ``since``)."""
+        now = self._runtime.clock.timestamp()
+        recovered = ChaperoneRecovered(
+            part=part, since=_utc(since), process=self.process, occurred_at=_utc(now)
         )
+        self._submit(recovered, part)
 
     @property
     def failing_parts(self) -> dict[str, str]:

@@ -165,9 +165,10 @@ async def process_events(
     return reports
 
 
-def _plan_event(
-    runtime: Runtime, event: Event, is_test: bool
-) -> DispatchReport | tuple[Event, list[_Plan]]:
+def _observed(runtime: Runtime, event: Event) -> Event | DispatchReport:
+    """``event`` with its time filled in, shown to the ``chaperone_event`` observers; a
+    skipped report instead when alerting is disabled.
+    """
     if event.occurred_at is None:
         event = attrs.evolve(event, occurred_at=runtime.clock.now())
     runtime.plugins.call_each("chaperone_event", event=event, runtime=runtime)
@@ -175,7 +176,17 @@ def _plan_event(
         return DispatchReport(
             event=event, skipped="alerting is disabled (CHAPERONE_ALERTING_ENABLED)"
         )
-    return event, [_plan_alert(runtime, alert, is_test) for alert in _alerts_for(runtime, event)]
+    return event
+
+
+def _plan_event(
+    runtime: Runtime, event: Event, is_test: bool
+) -> DispatchReport | tuple[Event, list[_Plan]]:
+    observed = _observed(runtime, event)
+    if isinstance(observed, DispatchReport):
+        return observed
+    plans = [_plan_alert(runtime, alert, is_test) for alert in _alerts_for(runtime, observed)]
+    return observed, plans
 
 
 def _alerts_for(runtime: Runtime, event: Event) -> Sequence[Alert]:
@@ -198,16 +209,12 @@ async def process_direct(
     own alerts (``chaperone_degraded``), which must go out when the store is the part
     that fails, and must not wait in a maintenance window or a group.
     """
-    if event.occurred_at is None:
-        event = attrs.evolve(event, occurred_at=runtime.clock.now())
-    runtime.plugins.call_each("chaperone_event", event=event, runtime=runtime)
-    if not runtime.settings.enabled:
-        return DispatchReport(
-            event=event, skipped="alerting is disabled (CHAPERONE_ALERTING_ENABLED)"
-        )
+    observed = _observed(runtime, event)
+    if isinstance(observed, DispatchReport):
+        return observed
     verdict = Verdict.send("Chaperone's own alert: sent without the store and the filters")
     reports: list[AlertReport] = []
-    for alert in _alerts_for(runtime, event):
+    for alert in _alerts_for(runtime, observed):
         destinations = [
             destination
             for destination in _destinations_for(runtime, alert)
@@ -222,7 +229,7 @@ async def process_direct(
                 deliveries=tuple(result for results in per_claim for result in results),
             )
         )
-    return DispatchReport(event=event, alerts=tuple(reports))
+    return DispatchReport(event=observed, alerts=tuple(reports))
 
 
 async def process_alert(

@@ -26,9 +26,6 @@ _TESTS = str(Path(__file__).resolve().parent.parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
-from chaperone import SystemClock  # noqa: E402
-from chaperone.cli.jobs import list_jobs  # noqa: E402
-from chaperone.store import SQLiteStore  # noqa: E402
 from helpers.cli import (  # noqa: E402
     CHAPERONE,
     STORE_FILE,
@@ -38,6 +35,7 @@ from helpers.cli import (  # noqa: E402
     run_cli,
     start_cli,
     stored_history,
+    stored_jobs,
 )
 
 PYTHON = sys.executable
@@ -45,16 +43,6 @@ SLEEP_5 = "import time; time.sleep(5)"
 SLEEP_6 = "import time; time.sleep(6)"
 RUN_TIMEOUT = 40.0
 """How long any one `chaperone run` may take before the test gives up on it."""
-
-
-def jobs_in(folder: Path) -> list[dict[str, Any]]:
-    """The job records of the store in ``folder``, as ``chaperone jobs --json`` shows them."""
-    path = folder / STORE_FILE
-    store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
-    try:
-        return list_jobs(store, time.time())
-    finally:
-        store.close()
 
 
 def alerts(history: list[dict[str, Any]], channel: str = "database") -> list[tuple[str, str]]:
@@ -173,7 +161,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
             folder=folder,
             result=result,
             history=stored_history(folder) if has_store else [],
-            jobs=jobs_in(folder) if has_store else [],
+            jobs=stored_jobs(folder) if has_store else [],
         )
     return finished
 
@@ -330,7 +318,7 @@ class TestSignals:
         assert results[signal.SIGINT].returncode == 43, str(results[signal.SIGINT])
         for sent, (folder, _args, _process) in started.items():
             assert (folder / "received").read_text() == str(int(sent))
-            (job,) = jobs_in(folder)
+            (job,) = stored_jobs(folder)
             assert job["state"] == "failed"
 
 
@@ -432,6 +420,6 @@ class TestHeartbeatingChild:
         assert len(calls) >= pace.duration / max(pace.period, pace.startup) / 2, calls
         history = stored_history(tmp_path)
         assert [r for r in history if r["type"] == "job_stuck"] == []
-        (job,) = jobs_in(tmp_path)
+        (job,) = stored_jobs(tmp_path)
         assert job["state"] == "completed"
         assert job["last_heartbeat"] is not None

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 
 from chaperone import SystemClock
 from chaperone.channels.database import read_history
+from chaperone.cli.jobs import list_jobs
 from chaperone.store import SQLiteStore
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "start_cli",
     "store_url",
     "stored_history",
+    "stored_jobs",
 ]
 
 CHAPERONE = Path(sys.executable).parent / "chaperone"
@@ -105,6 +108,18 @@ def stored_history(folder: Path) -> list[dict[str, Any]]:
     store = SQLiteStore(path, SystemClock(), store_url(path))
     try:
         return read_history(store, 100_000)
+    finally:
+        store.close()
+
+
+def stored_jobs(folder: Path) -> list[dict[str, Any]]:
+    """The job records in the store :func:`clean_environ` set up in ``folder``, as
+    ``chaperone jobs --json`` shows them, newest first.
+    """
+    path = folder / STORE_FILE
+    store = SQLiteStore(path, SystemClock(), store_url(path))
+    try:
+        return list_jobs(store, time.time())
     finally:
         store.close()
 

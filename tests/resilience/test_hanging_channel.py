@@ -17,11 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chaperone import SystemClock
-from chaperone.cli.jobs import list_jobs
-from chaperone.store import SQLiteStore
 from helpers.alert_webhook import AlertWebhook
-from helpers.cli import STORE_FILE, clean_environ, start_cli
+from helpers.cli import clean_environ, start_cli, stored_jobs
 from helpers.report import report
 
 pytest.importorskip("chaperone_slack")
@@ -30,16 +27,6 @@ pytest.importorskip("chaperone_pagerduty")
 LIMIT = 3.0
 EXIT_GRACE = 5.0
 ROUTING_KEY = "R0123456789abcdef0123456789ABCDE"
-
-
-def jobs_in(folder: Path) -> list[dict[str, object]]:
-    """The job records of the store in ``folder``."""
-    path = folder / STORE_FILE
-    store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
-    try:
-        return list_jobs(store, time.time())
-    finally:
-        store.close()
 
 
 class Timeline:
@@ -118,7 +105,7 @@ def test_a_hanging_slack_delays_neither_the_limit_nor_pagerduty_nor_the_exit(
     paged = {summary: at for at, summary in reversed(pager)}
     stuck_paged = min(at for summary, at in paged.items() if "Stuck" in summary)
     timeout_paged = min(at for summary, at in paged.items() if "Timeout" in summary)
-    [job] = jobs_in(tmp_path)
+    [job] = stored_jobs(tmp_path)
     ran = float(job["duration"])
     report(
         f"hanging Slack: the job ran {ran:.2f}s (limit {LIMIT:g}s); chaperone stopped it at "

@@ -16,30 +16,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chaperone import SystemClock
-from chaperone.cli.jobs import list_jobs
-from chaperone.store import SQLiteStore
 from helpers.cli import (
     CHAPERONE,
-    STORE_FILE,
     clean_environ,
     finish_cli,
     run_cli,
     start_cli,
     stored_history,
+    stored_jobs,
 )
 
 RUN_TIMEOUT = 60.0
-
-
-def jobs_in(folder: Path) -> list[dict[str, object]]:
-    """The job records of the store in ``folder``."""
-    path = folder / STORE_FILE
-    store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
-    try:
-        return list_jobs(store, time.time())
-    finally:
-        store.close()
 
 
 def wait_for(condition: object, timeout: float = 30.0) -> bool:
@@ -95,7 +82,7 @@ class TestSignals:
             result = finish_cli(process, ["run"], RUN_TIMEOUT)
         assert result.returncode == 0, str(result)
         assert _read(tmp_path / "signals").split() == ["HUP", "QUIT", "USR1", "USR2"]
-        [job] = jobs_in(tmp_path)
+        [job] = stored_jobs(tmp_path)
         assert job["state"] == "completed"
 
 
@@ -120,7 +107,7 @@ class TestGroupKilled:
             timeout=RUN_TIMEOUT,
         )
         assert result.returncode == 143, str(result)
-        [job] = jobs_in(tmp_path)
+        [job] = stored_jobs(tmp_path)
         pgid = job["pid"]
         assert isinstance(pgid, int)
         assert not group_alive(pgid), "a process of the job's group outlived the kill"
@@ -166,8 +153,8 @@ class TestAbandoned:
             stderr=subprocess.DEVNULL,
         )
         try:
-            assert wait_for(lambda: bool(jobs_in(tmp_path))), "the job was never recorded"
-            [job] = jobs_in(tmp_path)
+            assert wait_for(lambda: bool(stored_jobs(tmp_path))), "the job was never recorded"
+            [job] = stored_jobs(tmp_path)
             process.kill()
             process.wait(10)
             time.sleep(1.5)  # the vouch's lease (1 s) runs out: real time, a real process
@@ -175,12 +162,12 @@ class TestAbandoned:
             again = run_cli("monitor", "--once", cwd=tmp_path, env=env)
         finally:
             process.kill()
-            pid = jobs_in(tmp_path)[0]["pid"] if jobs_in(tmp_path) else None
+            pid = stored_jobs(tmp_path)[0]["pid"] if stored_jobs(tmp_path) else None
             if isinstance(pid, int) and group_alive(pid):
                 os.killpg(pid, signal.SIGKILL)
         assert "1 alert(s)" in first.stdout, str(first)
         assert "0 alert(s)" in again.stdout, str(again)
-        [after] = jobs_in(tmp_path)
+        [after] = stored_jobs(tmp_path)
         assert after["supervision_id"] == job["supervision_id"]
         assert after["state"] == "abandoned"
         assert "stopped vouching" in str(after["error"])

@@ -220,6 +220,7 @@ class TestPackage:
             "Store",
             "StoreChange",
             "StoreState",
+            "absolute_url",
             "default_store_url",
             "open_resilient_store",
             "open_store",
