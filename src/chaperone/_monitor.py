@@ -108,7 +108,7 @@ class Monitor:
             if self.vouch_for is not None:
                 now = self.runtime.clock.now().isoformat()
                 self.runtime.store.set(ALIVE_KEY, now, ttl=self.vouch_for)
-            events = self.detect()
+            events = [] if self._settling() else self.detect()
         except Exception as exc:
             self.detection_error = _describe(exc)
             _log.error("detection failed", error=self.detection_error)
@@ -125,6 +125,18 @@ class Monitor:
             recover()
         except Exception as exc:
             _log.error("could not try the store again", error=_describe(exc))
+
+    def _settling(self) -> bool:
+        """Whether the store has just come back from being degraded: detection waits two
+        probe intervals, so that the processes that watched their own jobs from memory
+        meanwhile (and reported their trouble) carry their claims to it first; a job is
+        not reported again from the store's older view of it.
+        """
+        settling = getattr(self.runtime.store, "settling", None)
+        if settling is None or not settling(self.runtime.clock.timestamp()):
+            return False
+        _log.info("the store just came back: detection waits for others to catch up")
+        return True
 
     def _report_detection(self) -> None:
         """Tell health and the self-watch how detection went."""

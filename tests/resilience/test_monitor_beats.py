@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 import chaperone
-from chaperone import Alert, ManualClock, Monitor, Outcome, Runtime, SendContext
+from chaperone import Alert, ManualClock, Monitor, Outcome, Runtime, SendContext, StoreError
 from chaperone.metrics._liveness import beat_ttl, read_beats, read_degraded
+from chaperone.store import MemoryStore, ResilientStore, StoreState
 from helpers.delivery import Channels, make_runtime, scripted
 
 
@@ -114,3 +116,65 @@ class TestDetectionErrors:
             ("detection", "firing"),
             ("detection", "resolved"),
         ]
+
+
+class AwayStore:
+    """A memory store whose every call raises StoreError while ``away`` is set."""
+
+    url = "memory://away"
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.inner = MemoryStore(clock)
+        self.away = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.away and name != "close":
+                raise StoreError(f"the store is away ({name})")
+            return method(*args, **kwargs)
+
+        return call
+
+
+class CountingDetector:
+    """A detector that counts the ticks that asked it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @chaperone.hookimpl
+    def chaperone_detect(self, runtime: Runtime, now: datetime) -> None:
+        self.asked += 1
+
+
+class TestSettling:
+    """A store that just came back gives other processes time to carry their claims."""
+
+    def test_detection_waits_two_probe_intervals_after_the_store_is_back(
+        self, clock: ManualClock
+    ) -> None:
+        """Away: the monitor detects from memory. Back (found by the tick's probe): no
+        detection for two probe intervals, then detection again."""
+        away = AwayStore(clock)
+        store = ResilientStore("memory://away", clock, lambda: away, probe_interval=1.0)  # type: ignore[arg-type, return-value]
+        detector = CountingDetector()
+        with make_runtime(detector, clock=clock, store=store, channels=("log",)) as runtime:
+            monitor = Monitor(runtime)
+            away.away = True
+            monitor.tick()
+            assert store.state is StoreState.DEGRADED
+            asked_while_away = detector.asked
+            away.away = False
+            clock.advance(1)
+            monitor.tick()  # probes, recovers, and waits
+            assert store.state is StoreState.UP
+            assert detector.asked == asked_while_away
+            clock.advance(1.5)
+            monitor.tick()
+            assert detector.asked == asked_while_away
+            clock.advance(0.6)
+            monitor.tick()
+            assert detector.asked == asked_while_away + 1
+            assert runtime.self_watch.wait(10) == 0

@@ -119,6 +119,7 @@ class ResilientStore:
         self._state = StoreState.UP
         self._reason: str | None = None
         self._degraded_since: float | None = None
+        self._recovered_at: float | None = None
         self._last_probe = clock.timestamp()
         self._primary: Store | None = None
         try:
@@ -146,6 +147,19 @@ class ResilientStore:
     def degraded_since(self) -> float | None:
         """Clock time the store went degraded, or None when it is up."""
         return self._degraded_since
+
+    @property
+    def recovered_at(self) -> float | None:
+        """Clock time the store last came back from being degraded (None if never)."""
+        return self._recovered_at
+
+    def settling(self, now: float) -> bool:
+        """Whether the store came back less than two probe intervals before ``now``: the
+        time other processes that worked from memory meanwhile need to carry what they
+        held to it (their claims of incidents among it).
+        """
+        back = self._recovered_at
+        return back is not None and now - back < 2 * self.probe_interval
 
     @property
     def pending(self) -> int:
@@ -419,7 +433,8 @@ class ResilientStore:
         self._state = StoreState.UP
         self._reason = None
         self._degraded_since = None
-        change = StoreChange(state=StoreState.UP, reason=None, at=self._clock.timestamp())
+        self._recovered_at = self._clock.timestamp()
+        change = StoreChange(state=StoreState.UP, reason=None, at=self._recovered_at)
         return change, list(self._listeners)
 
     @staticmethod
