@@ -523,7 +523,7 @@ class ChokesOnLongTitles(HookChannel):
 
 class ChokesOnMarkup(HookChannel):
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        if "[" in alert.title:
+        if "[" in alert.title or not alert.title.isascii():
             raise ValueError("unbalanced markup in the title")
         return await super().send(alert, context)
 
@@ -608,7 +608,8 @@ class TestContractCatchesBrokenChannels:
 
     @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
     def test_choking_on_hostile_text_fails(self) -> None:
-        """A channel that raises on markup in a title fails the hostile-alert test."""
+        """A channel that raises on markup (or on any letter that is not ASCII) in a title
+        fails the hostile-alert test."""
         with pytest.raises(ValueError, match="unbalanced markup"):
             contract_for(ChokesOnMarkup).test_hostile_alert_is_delivered_to_a_healthy_service()
 

@@ -409,9 +409,9 @@ def chaperone_degraded_events() -> st.SearchStrategy[ChaperoneDegraded]:
     return st.builds(
         ChaperoneDegraded,
         part=_parts(),
-        reason=texts(),
+        reason=texts(oversized=False),
         since=aware_datetimes(),
-        process=texts(),
+        process=_names(),
         occurred_at=aware_datetimes(),
     )
 
@@ -422,7 +422,7 @@ def chaperone_recovered_events() -> st.SearchStrategy[ChaperoneRecovered]:
         ChaperoneRecovered,
         part=_parts(),
         since=aware_datetimes(),
-        process=texts(),
+        process=_names(),
         occurred_at=aware_datetimes(),
     )
 
