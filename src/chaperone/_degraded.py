@@ -29,10 +29,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import structlog
@@ -43,7 +42,6 @@ from chaperone._verdicts import Destination
 from chaperone.metrics._liveness import DegradedRecord, degraded_key
 
 if TYPE_CHECKING:
-    from chaperone._pipeline import DispatchReport
     from chaperone._runtime import Runtime
 
 __all__ = ["REALERT_AFTER", "RECORD_REFRESH", "SelfWatch", "describe_process", "part_of"]
@@ -85,18 +83,8 @@ class _Failure:
 class SelfWatch:
     """The parts of one runtime's Chaperone that fail right now, and their alerts."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        *,
-        send: Callable[[Event], Coroutine[Any, Any, DispatchReport]] | None = None,
-    ) -> None:
-        """``send``: how an event is delivered without the store (by default
-        :func:`chaperone._pipeline.process_direct` on ``runtime``, leaving out the
-        failing channel).
-        """
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._send = send
         self._lock = threading.Lock()
         self._failing: dict[str, _Failure] = {}
         self._last_alerted: dict[str, float] = {}
@@ -262,15 +250,12 @@ class SelfWatch:
             await self._deliver_now(event, part)
 
     async def _deliver_now(self, event: Event, part: str) -> None:
-        try:
-            if self._send is not None:
-                report = await self._send(event)
-            else:
-                from chaperone._pipeline import process_direct
+        from chaperone._pipeline import process_direct  # the pipeline imports this module
 
-                report = await process_direct(
-                    self._runtime, event, skip=lambda where: part_of(where) == part
-                )
+        try:
+            report = await process_direct(
+                self._runtime, event, skip=lambda where: part_of(where) == part
+            )
         except asyncio.CancelledError:
             _console(event, part)
             raise

@@ -375,13 +375,6 @@ class Outbox:
                 continue
         return found
 
-    def oldest(self, limit: int = 1000) -> OutboxEntry | None:
-        """The entry that has waited longest (earliest ``created_at``) among the first
-        ``limit`` in due order; None for an empty outbox.
-        """
-        entries = [entry for entry, _at in self.entries(limit)]
-        return min(entries, key=lambda entry: entry.created_at, default=None)
-
     def next_due(self) -> float | None:
         """When the earliest entry comes due (None for an empty outbox)."""
         first = self.store.due(DUE_INDEX, float("inf"), 1)

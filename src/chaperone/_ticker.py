@@ -39,8 +39,6 @@ class Ticker:
         self._stopping = threading.Event()
         self._final_ticks = 1
         self._thread = threading.Thread(target=self._run, name="chaperone-ticker", daemon=True)
-        self.ticks = 0
-        """Ticks done so far."""
 
     def start(self) -> None:
         """Start ticking (the first tick at once)."""
@@ -90,5 +88,4 @@ class Ticker:
                 _log.exception("work handed to the monitor failed")
         started = time.monotonic()
         self.monitor.tick(extra=found, wait=0)
-        self.ticks += 1
         _log.debug("tick", seconds=round(time.monotonic() - started, 3))

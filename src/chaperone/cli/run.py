@@ -234,12 +234,7 @@ class _RunningJob:
         record, options, clock = self.record, self.options, self.runtime.clock
         next_sample = 0.0
         while child.poll() is None:
-            beat = beats.poll()
-            if beat is not None:
-                if beat.progress is None:
-                    job.heartbeat()
-                else:
-                    job.progress(*beat.progress)
+            _count(beats, job)
             deadline = record.timeout_deadline
             if options.kill_on_timeout and deadline is not None and clock.timestamp() >= deadline:
                 self._stop(child, f"timed out after {record.timeout:g}s")
@@ -254,6 +249,7 @@ class _RunningJob:
                     self._stop(child, f"over its memory limit of {record.memory_limit_mb:g} MB")
                     return
             child.wait(_POLL)
+        _count(beats, job)  # the last heartbeat, written just before the command ended
 
     def _stop(self, child: ChildProcess, reason: str) -> None:
         self.stopped_for = reason
@@ -285,6 +281,17 @@ class _RunningJob:
         if not self.supervisor.flush(grace):
             _log.warning("the job's end is not written yet; the monitor will finish it")
         return []
+
+
+def _count(beats: BeatFileWatcher, job: Supervision) -> None:
+    """Count the heartbeat written to the file since the last look, if any."""
+    beat = beats.poll()
+    if beat is None:
+        return
+    if beat.progress is None:
+        job.heartbeat()
+    else:
+        job.progress(*beat.progress)
 
 
 class _Once:

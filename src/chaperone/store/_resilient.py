@@ -148,11 +148,6 @@ class ResilientStore:
         """Clock time the store went degraded, or None when it is up."""
         return self._degraded_since
 
-    @property
-    def recovered_at(self) -> float | None:
-        """Clock time the store last came back from being degraded (None if never)."""
-        return self._recovered_at
-
     def settling(self, now: float) -> bool:
         """Whether the store came back less than two probe intervals before ``now``: the
         time other processes that worked from memory meanwhile need to carry what they
