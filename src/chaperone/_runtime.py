@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 import httpx
@@ -60,9 +60,6 @@ from chaperone.store import (
     default_store_url,
     open_resilient_store,
 )
-
-if TYPE_CHECKING:
-    from chaperone.supervision import Supervisor
 
 __all__ = ["Runtime", "package_for_channel"]
 
@@ -469,13 +466,6 @@ class Runtime:
         store.add_listener(on_change)
         if store.state is StoreState.DEGRADED:  # it failed to open: no change to hear of
             self.self_watch.failing("store", store.reason or "the store could not be opened")
-
-    def watch_store(self, supervisor: Supervisor) -> None:
-        """Have ``supervisor`` write its running jobs again whenever the store goes
-        degraded, so that what the process then works from (memory) holds them.
-        """
-        if isinstance(self.store, ResilientStore):
-            supervisor.follow(self.store)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coroutine`` on the delivery loop without waiting for it (from any thread,

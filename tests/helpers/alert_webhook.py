@@ -9,7 +9,6 @@ Alerts are read from the fixture plugin's ``webhook`` channel's bodies,
 from __future__ import annotations
 
 import json
-import select
 import socket
 import threading
 import time
@@ -20,6 +19,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import attrs
+
+from helpers.connections import client_gone
 
 __all__ = ["AlertWebhook", "Seen"]
 
@@ -113,15 +114,7 @@ class AlertWebhook:
 
     def _held(self, connection: socket.socket) -> bool:
         """Hold while hanging; True when the client gave up meanwhile."""
-        while self.hanging and not self._closing.is_set():
-            readable, _, _ = select.select([connection], [], [], 0.05)
-            if readable:
-                try:
-                    if connection.recv(1, socket.MSG_PEEK) == b"":
-                        return True
-                except OSError:
-                    return True
-        return False
+        return client_gone(connection, lambda: self.hanging and not self._closing.is_set())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         webhook = self

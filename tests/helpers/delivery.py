@@ -7,7 +7,6 @@ its client left.
 from __future__ import annotations
 
 import json
-import select
 import socket
 import threading
 import time
@@ -37,6 +36,7 @@ from chaperone import (
 from chaperone.channels.http import post_json
 from chaperone.config import DeliverySettings
 from chaperone.store import MemoryStore, Store
+from helpers.connections import client_gone
 
 __all__ = [
     "AfterDelivery",
@@ -370,15 +370,9 @@ class SlowWebhook:
     def _client_gone(self, connection: socket.socket, seconds: float) -> bool:
         """Hold ``seconds``; return early True when the client closed the connection."""
         deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0 and not self._closing.is_set():
-            readable, _, _ = select.select([connection], [], [], min(remaining, 0.02))
-            if readable:
-                try:
-                    if connection.recv(1, socket.MSG_PEEK) == b"":
-                        return True
-                except OSError:
-                    return True
-        return False
+        return client_gone(
+            connection, lambda: time.monotonic() < deadline and not self._closing.is_set()
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         webhook = self

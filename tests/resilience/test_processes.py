@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -16,8 +17,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from chaperone import SystemClock
+from chaperone.store import SQLiteStore
+from chaperone.supervision import JobRecord, Supervisor
 from helpers.cli import (
     CHAPERONE,
+    STORE_FILE,
     clean_environ,
     finish_cli,
     run_cli,
@@ -193,6 +198,29 @@ class TestHeartbeatCommand:
         assert result.returncode == 0, str(result)
         assert "heartbeat not recorded" in result.stderr
         assert time.monotonic() - started < 15
+
+    def test_a_locked_store_delays_it_a_second_at_most(self, tmp_path: Path) -> None:
+        """Another process holds the SQLite store's write lock: the heartbeat gives up
+        after a second (not SQLite's usual ten), exit 0 with a warning."""
+        env = clean_environ(tmp_path)
+        path = tmp_path / STORE_FILE
+        store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
+        supervisor = Supervisor(store, background=False)
+        record = JobRecord(supervision_id="job-1", name="j", started_at=time.time())
+        assert supervisor.write(record)
+        store.close()
+        holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            result = run_cli("heartbeat", "--id", "job-1", cwd=tmp_path, env=env)
+            took = time.monotonic() - started
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert result.returncode == 0, str(result)
+        assert "heartbeat not recorded" in result.stderr
+        assert took < 8, took  # start-up and one second of waiting, not ten
 
     def test_under_chaperone_run_the_file_carries_it(self, tmp_path: Path) -> None:
         """With the run's heartbeat file, the command writes it and never opens the

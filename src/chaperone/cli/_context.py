@@ -14,6 +14,7 @@ from chaperone._logging import configure_logging
 from chaperone.cli._output import error
 from chaperone.config import Settings, load_settings
 from chaperone.store import Store, default_store_url, open_store
+from chaperone.store._sqlite import DEFAULT_BUSY_TIMEOUT_S
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -76,9 +77,12 @@ def runtime_or_exit(
 
 
 @contextmanager
-def configured_settings_and_store() -> Iterator[tuple[Settings, Store]]:
+def configured_settings_and_store(
+    *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S
+) -> Iterator[tuple[Settings, Store]]:
     """Yield the loaded settings and the store they configure (closed after); exit 2 on a
-    configuration error.
+    configuration error. ``busy_timeout``: how long a SQLite store waits for another
+    process's write lock.
     """
     settings = load_or_exit()
     try:
@@ -87,6 +91,7 @@ def configured_settings_and_store() -> Iterator[tuple[Settings, Store]]:
             SystemClock(),
             key="CHAPERONE_STORE",
             source=settings.source_of("store.url"),
+            busy_timeout=busy_timeout,
         )
     except ConfigError as exc:
         report_config_error(exc)
@@ -98,9 +103,9 @@ def configured_settings_and_store() -> Iterator[tuple[Settings, Store]]:
 
 
 @contextmanager
-def configured_store() -> Iterator[Store]:
+def configured_store(*, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S) -> Iterator[Store]:
     """Yield the configured store, closed after; exit 2 on a configuration error."""
-    with configured_settings_and_store() as (_settings, store):
+    with configured_settings_and_store(busy_timeout=busy_timeout) as (_settings, store):
         yield store
 
 

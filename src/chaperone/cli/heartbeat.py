@@ -19,6 +19,9 @@ from chaperone.cli._output import error
 
 __all__ = ["heartbeat"]
 
+_BUSY_TIMEOUT = 1.0
+"""Seconds ``chaperone heartbeat`` waits for another process's lock on a SQLite store."""
+
 
 def _progress(value: str | None) -> tuple[int, int | None] | None:
     if value is None:
@@ -73,7 +76,8 @@ def _to_store(supervision_id: str, progress: tuple[int, int | None] | None) -> N
     from chaperone.supervision import Supervisor
 
     try:
-        with configured_store() as store:
+        # A locked SQLite file delays a script's heartbeat a second at most, not ten.
+        with configured_store(busy_timeout=_BUSY_TIMEOUT) as store:
             supervisor = Supervisor(store, background=False)
             record = supervisor.heartbeat(supervision_id, progress=progress)
             stored = not supervisor.store_away

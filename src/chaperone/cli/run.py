@@ -163,7 +163,7 @@ class _RunningJob:
             background=True,
             lease=runtime.settings.abandoned_after.total_seconds(),
         )
-        runtime.watch_store(self.supervisor)
+        self.supervisor.follow(runtime.store)
         self.stopped_for: str | None = None
 
     def run(self) -> int:

@@ -20,7 +20,6 @@ from chaperone._events import Event, JobAbandoned, JobRecovered, JobStuck, JobTi
 from chaperone._markers import hookimpl
 from chaperone.supervision import _keys
 from chaperone.supervision._records import JobRecord, JobState
-from chaperone.supervision._supervisor import RETENTION
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -168,7 +167,7 @@ def _check_abandoned(
         error=f"abandoned: {supervisor} stopped vouching for the job at "
         f"{_utc(last_seen):%Y-%m-%d %H:%M:%S} UTC",
     )
-    store.set(_keys.job_key(record.supervision_id), abandoned.to_json(), RETENTION)
+    store.set(_keys.job_key(record.supervision_id), abandoned.to_json(), _keys.RETENTION)
     for check in _CHECKS:
         store.unschedule(_keys.DEADLINES, _keys.member(record.supervision_id, check))
     yield JobAbandoned(

@@ -13,6 +13,7 @@ __all__ = [
     "EVENTS_QUEUE",
     "INCIDENT_TTL",
     "JOB_PREFIX",
+    "RETENTION",
     "alive_key",
     "incident_key",
     "incident_prefix",
@@ -26,6 +27,8 @@ DEADLINES: Final = "deadlines"
 """The deadline index: members ``<supervision id>|<check>`` due at a Unix time."""
 EVENTS_QUEUE: Final = "events"
 """Events raised in job processes (breakers, resources, completions) for the monitor."""
+RETENTION: Final = 86400.0
+"""A finished job's record stays a day, for ``chaperone jobs`` and the history."""
 INCIDENT_TTL: Final = 7 * 86400.0
 """An open incident whose job vanished is forgotten after a week."""
 ALIVE_PREFIX: Final = "alive:"

@@ -37,6 +37,7 @@ from chaperone._events import Event, IncidentRef
 from chaperone._secrets import MASKER
 from chaperone.store import ResilientStore, Store, StoreChange, StoreState
 from chaperone.supervision import _keys
+from chaperone.supervision._keys import RETENTION
 from chaperone.supervision._records import JobRecord, JobState
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ __all__ = ["PENDING_LIMIT", "RETENTION", "RETRY_FIRST", "RETRY_MAX", "Supervisor
 
 R = TypeVar("R")
 
-RETENTION: Final = 86400.0
-"""A finished job's record stays a day, for ``chaperone jobs`` and the history."""
 RETRY_FIRST: Final = 1.0
 """Seconds after a failed store call before the store is tried again."""
 RETRY_MAX: Final = 30.0
@@ -333,10 +332,13 @@ class Supervisor:
         with self._lock:
             self._active.pop(job.supervision_id, None)
 
-    def follow(self, store: ResilientStore) -> None:
+    def follow(self, store: Store) -> None:
         """Write the running jobs again each time ``store`` goes degraded (it then works
-        from memory, which must hold the jobs this process watches).
+        from memory, which must hold the jobs this process watches); nothing for a store
+        that is not a :class:`~chaperone.store.ResilientStore`.
         """
+        if not isinstance(store, ResilientStore):
+            return
 
         def on_change(change: StoreChange) -> None:
             if change.state is StoreState.DEGRADED:
