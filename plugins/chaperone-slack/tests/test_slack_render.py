@@ -424,6 +424,11 @@ class TestLinks:
         payload = render(self.alert(details_url="https://a.test/a|b>c"))
         assert fields_of(payload)["Links"] == "<https://a.test/a%7Cb%3Ec|View Job Details>"
 
+    def test_any_whitespace_in_a_url_is_encoded(self) -> None:
+        """A no-break space or an ideographic space cannot split the link either."""
+        payload = render(self.alert(runbook_url="https://a.test/a\xa0b\u3000c d"))
+        assert fields_of(payload)["Links"] == "<https://a.test/a%C2%A0b%E3%80%80c%20d|Runbook>"
+
     @pytest.mark.parametrize(
         "url", ["javascript:alert(1)", "ftp://a.test/x", "https://a.test/" + "x" * 3000]
     )

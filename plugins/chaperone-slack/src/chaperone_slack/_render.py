@@ -91,7 +91,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 and C1 control characters but tab and newline: Slack shows nothing useful for them."""
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 """Lone surrogates, which no UTF-8 encoder accepts."""
-_URL_UNSAFE: Final = {"|": "%7C", "<": "%3C", ">": "%3E", " ": "%20", "\n": "%0A", "\t": "%09"}
+_URL_RESERVED: Final = frozenset("|<>")
 
 
 def slack_length(text: str) -> int:
@@ -149,8 +149,10 @@ def _safe_url(url: str | None) -> str | None:
         return None
     if scheme not in {"http", "https"}:
         return None
-    for char, replacement in _URL_UNSAFE.items():
-        target = target.replace(char, replacement)
+    target = "".join(
+        urllib.parse.quote(char, safe="") if char in _URL_RESERVED or char.isspace() else char
+        for char in target
+    )
     return target if slack_length(escape(target)) <= LINK_URL_LIMIT else None
 
 
