@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 from chaperone_discord import render
-from chaperone_discord._limits import length, limit_problems
+from chaperone_discord._limits import limit_problems
 from chaperone_discord._render import (
     BLUE,
     FOOTER_TEXT,
@@ -22,7 +22,6 @@ from chaperone_discord._render import (
     ORANGE,
     RED,
     escape_markdown,
-    fit,
 )
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -42,6 +41,7 @@ from chaperone import (
     Severity,
     ViolationType,
 )
+from chaperone.channels.text import fit, utf16_length
 from chaperone.store import MemoryStore
 from chaperone.testing import strategies
 
@@ -343,7 +343,7 @@ class TestDescription:
         description = only_embed(render(alert))["description"]
         assert description.endswith("…\n\n[Runbook](https://x.test/run)")
         assert description.startswith("word word")
-        assert length(description) <= 4096
+        assert utf16_length(description) <= 4096
 
     def test_no_description_when_nothing_to_say(self) -> None:
         """An alert with no summary, explanation or link has no description key (Discord
@@ -473,9 +473,9 @@ class TestFit:
     @given(text=st.text(), limit=st.integers(min_value=1, max_value=300))
     def test_fits_and_keeps_the_start(self, text: str, limit: int) -> None:
         """The result fits, is the text itself when it fitted, else a prefix and '…'."""
-        result = fit(text, limit)
-        assert length(result) <= limit
-        if length(text) <= limit:
+        result = fit(text, limit, measure=utf16_length)
+        assert utf16_length(result) <= limit
+        if utf16_length(text) <= limit:
             assert result == text
         else:
             assert result.endswith("…")
@@ -483,8 +483,8 @@ class TestFit:
 
     def test_never_splits_a_surrogate_pair(self) -> None:
         """An astral character that would be cut in half is dropped whole."""
-        assert fit("a🚀🚀", 4) == "a🚀…"
-        assert fit("a🚀🚀", 3) == "a…"
+        assert fit("a🚀🚀", 4, measure=utf16_length) == "a🚀…"
+        assert fit("a🚀🚀", 3, measure=utf16_length) == "a…"
 
 
 class TestLimitCheck:
@@ -606,6 +606,29 @@ class TestHostileText:
             "\\> quote\n\\# header"
         )
 
+    def test_a_lone_surrogate_is_accepted(self) -> None:
+        """Lone surrogates in every text, even past the alert's own cleaning, render to
+        a message within Discord's limits that encodes to UTF-8.
+        """
+        alert = Alert(
+            type="job_failed",
+            key="k\udcff",
+            headline="Job \udcff Failed",
+            title="Job Failed: app-\udcff-\ud800",
+            summary="s\udcff" * 3000,
+            fields={"E\udcff": "v\udfff"},
+            details_url="https://example.test/\udcff",
+            occurred_at=NOW,
+        )
+        for name in ("title", "summary", "explanation"):
+            object.__setattr__(alert, name, "x\udcff (y)" * 600)
+        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
+        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        payload = render(alert)
+        assert limit_problems(payload) == []
+        encoded = json.dumps(payload, ensure_ascii=False).encode()
+        assert "\ufffd".encode() in encoded
+
     def test_a_class_name_keeps_its_backslashes_single(self) -> None:
         """A backslash before a letter is no escape: ``App\\Jobs\\X`` is sent as it is."""
         assert escape_markdown("App\\Jobs\\X") == "App\\Jobs\\X"
@@ -613,6 +636,6 @@ class TestHostileText:
 
     def test_length_and_fit_take_any_text(self) -> None:
         """Lengths and cuts never raise, lone surrogates included."""
-        assert length("\udcff") == 1
-        assert length("a\ud83d\ude00") == 3
-        assert fit("\udcff" * 10, 5) == "…"
+        assert utf16_length("\udcff") == 1
+        assert utf16_length("a\ud83d\ude00") == 3
+        assert fit("\udcff" * 10, 5, measure=utf16_length) == "\udcff" * 4 + "…"

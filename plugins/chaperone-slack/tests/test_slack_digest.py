@@ -18,12 +18,12 @@ from chaperone_slack._render import (
     MESSAGE_LIMIT,
     SECTION_LIMIT,
     TEXT_LIMIT,
-    slack_length,
     texts_of,
 )
 from hypothesis import given
 
 from chaperone import Alert, ManualClock, PluginHost, Runtime, Settings
+from chaperone.channels.text import utf16_length
 from chaperone.store import MemoryStore
 from chaperone.testing.digests import (
     WINDOW_STARTED,
@@ -42,16 +42,16 @@ PROPERTY = held_group_settings(max_examples=40)
 
 def assert_within_limits(payload: dict[str, Any]) -> None:
     """Slack's limits, and no field left out for want of room."""
-    assert slack_length(payload["text"]) <= TEXT_LIMIT
-    assert sum(slack_length(text) for text in texts_of(payload)) <= MESSAGE_LIMIT
-    assert all(slack_length(text) <= SECTION_LIMIT for text in texts_of(payload))
+    assert utf16_length(payload["text"]) <= TEXT_LIMIT
+    assert sum(utf16_length(text) for text in texts_of(payload)) <= MESSAGE_LIMIT
+    assert all(utf16_length(text) <= SECTION_LIMIT for text in texts_of(payload))
     (attachment,) = payload["attachments"]
     fields = attachment.get("fields", [])
     assert len(fields) <= MAX_FIELDS + 1  # the links field may follow
     for field in fields:
         assert field["title"] != "More", "a digest entry was hidden"
-        assert slack_length(field["title"]) <= FIELD_TITLE_LIMIT
-        assert slack_length(field["value"]) <= FIELD_VALUE_LIMIT
+        assert utf16_length(field["title"]) <= FIELD_TITLE_LIMIT
+        assert utf16_length(field["value"]) <= FIELD_VALUE_LIMIT
 
 
 def assert_each_listed_once(held: list[Alert], payloads: list[dict[str, Any]]) -> None:

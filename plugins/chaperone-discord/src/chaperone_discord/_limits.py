@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from chaperone.channels.text import utf16_length
+
 __all__ = [
     "AUTHOR",
     "CONTENT",
@@ -22,7 +24,6 @@ __all__ = [
     "TITLE",
     "TOTAL",
     "USERNAME",
-    "length",
     "limit_problems",
 ]
 
@@ -46,19 +47,12 @@ USERNAME: Final = 80
 """Characters of the ``username`` a webhook message is posted under."""
 
 
-def length(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units (an emoji beyond the BMP counts 2, a
-    lone surrogate 1): defined for any text.
-    """
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
 def _text(value: Any, where: str, limit: int, problems: list[str]) -> int:
     """Check one text of an embed; return its length for the total."""
     if not isinstance(value, str):
         problems.append(f"{where} is {type(value).__name__}, not text")
         return 0
-    size = length(value)
+    size = utf16_length(value)
     if size > limit:
         problems.append(f"{where} is {size} long, over {limit}")
     return size

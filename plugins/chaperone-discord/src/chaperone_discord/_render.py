@@ -22,12 +22,12 @@ The message's ``allowed_mentions`` is empty: an ``@everyone`` pings nobody.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from chaperone import Alert, Severity
+from chaperone.channels.text import ELLIPSIS, fit, link_url, multi_line, one_line, utf16_length
+from chaperone.channels.text import escape_markdown as _escape_markdown
 from chaperone_discord import _limits
-from chaperone_discord._limits import length
 
 __all__ = [
     "BLUE",
@@ -38,7 +38,6 @@ __all__ = [
     "color_of",
     "description_of",
     "escape_markdown",
-    "fit",
     "render",
     "title_of",
 ]
@@ -62,7 +61,6 @@ _EMOJI: Final = {
     Severity.INFO: "\N{INFORMATION SOURCE}\N{VARIATION SELECTOR-16}",
 }
 _RESOLVED_EMOJI: Final = "✅"
-_ELLIPSIS: Final = "…"
 _BLANK_NAME: Final = "\u200b"
 """A zero-width space: Discord rejects an empty field name."""
 _BLANK_VALUE: Final = "—"
@@ -81,61 +79,34 @@ _NOTE_COST: Final = 48
 """Room kept for the "N more fields not shown" field."""
 _MAX_FIELDS: Final = _limits.FIELDS * _limits.EMBEDS - 1
 """Fields one message can carry, leaving a place for that note."""
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 and C1 control characters other than tab and newline: dropped."""
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-"""Lone surrogates, which no UTF-8 encoder accepts: replaced by U+FFFD."""
-_MARKUP: Final = re.compile(r"[*_~`|<\[]|\\(?=[!-/:-@\[-`{-~]|$)", re.MULTILINE)
+_MARKUP: Final = "*_~`|<["
 """What Discord's markdown reads as markup anywhere: emphasis, code and spoilers,
-mentions and custom emoji (``<@id>``), the bracket that opens a masked link
-(``[text](url)``: escaped, it opens nothing, whatever follows), and a backslash that
-would escape what follows it (before ASCII punctuation or at a line's end;
-``App\\Jobs`` shows as it is)."""
-_LINE_MARKUP: Final = re.compile(r"^([ \t]*)(>|#|-|\+)(?=[ \t#>])", re.MULTILINE)
-"""Markup opening a line: a quote, a header, a subtext (``-#``) or a list item."""
-_NUMBERED: Final = re.compile(r"^([ \t]*\d+)\.(?=[ \t])", re.MULTILINE)
-"""A numbered list item opening a line."""
-_LINE_BREAKS: Final = re.compile(r"\s*[\n\t\u2028\u2029]\s*")
+mentions and custom emoji (``<@id>``), and the bracket that opens a masked link
+(``[text](url)``: escaped, it opens nothing, whatever follows)."""
+_LINE_MARKUP: Final = ">#-+"
+"""Markup opening a line: a quote, a header, a subtext (``-#``) or a list item..."""
+_LINE_MARKUP_BEFORE: Final = " \t#>"
+"""...when one of these follows it."""
+_LINK_END: Final = "()"
+"""What would end a link's target inside a markdown link's parentheses."""
 
-Field = tuple[str, str, bool]
-
-
-def fit(text: str, limit: int) -> str:
-    """``text`` if it is at most ``limit`` long (in UTF-16 units), else its start and an
-    ellipsis, ``limit`` long at most. Never splits a surrogate pair; drops a lone
-    surrogate at the cut rather than raise on it.
-    """
-    if length(text) <= limit:
-        return text
-    room = max(limit - length(_ELLIPSIS), 0)
-    units = text.encode("utf-16-le", "surrogatepass")[: room * 2]
-    start = units.decode("utf-16-le", errors="ignore")
-    return start.rstrip() + _ELLIPSIS
-
-
-def _clean(text: str, limit: int | None = None) -> str:
-    """``text`` without control characters (tab and newline kept), stripped. With a
-    ``limit``, only as much of a long text as could show is cleaned, and an ellipsis
-    stands for the rest.
-    """
-    rest = ""
-    if limit is not None and len(text) > 2 * limit:
-        text, rest = text[: 2 * limit], _ELLIPSIS
-    cleaned = _CONTROL.sub("", _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n"))).strip()
-    return cleaned + rest
+Field = tuple[str, str, bool, str]
+"""A field as shown (name, value, inline), and its value before it was escaped."""
 
 
 def escape_markdown(text: str) -> str:
-    """``text`` shown as written in a Discord message: a backslash before every
-    character markdown reads as markup, and before the markup that opens a line.
+    r"""``text`` shown as written in a Discord message: a backslash before every
+    character markdown reads as markup, before the markup that opens a line, and before
+    a backslash that would escape what follows it (``App\Jobs`` shows as it is).
     """
-    escaped = _MARKUP.sub(lambda match: "\\" + match.group(), text)
-    escaped = _LINE_MARKUP.sub(lambda match: f"{match.group(1)}\\{match.group(2)}", escaped)
-    return _NUMBERED.sub(lambda match: f"{match.group(1)}\\.", escaped)
+    return _escape_markdown(
+        text, inline=_MARKUP, openers=_LINE_MARKUP, followers=_LINE_MARKUP_BEFORE
+    )
 
 
-def _one_line(text: str, limit: int | None = None) -> str:
-    return _LINE_BREAKS.sub(" ", _clean(text, limit))
+def _shown(text: str, limit: int) -> str:
+    """``text`` escaped and cut to ``limit`` UTF-16 units, never inside an escape."""
+    return fit(text, limit, measure=utf16_length, escape=escape_markdown)
 
 
 def color_of(alert: Alert) -> int:
@@ -148,27 +119,17 @@ def color_of(alert: Alert) -> int:
 def title_of(alert: Alert) -> str:
     """The emoji of the alert's severity (✅ once resolved) and its title, one line."""
     emoji = _RESOLVED_EMOJI if alert.is_resolved else _EMOJI[alert.severity]
-    limit = _limits.TITLE
-    text = (
-        escape_markdown(_one_line(alert.title, limit))
-        or escape_markdown(_one_line(alert.headline, limit))
-        or escape_markdown(alert.type)
-    )
-    return fit(f"{emoji} {text}", _limits.TITLE)
-
-
-def _link_target(url: str) -> str:
-    """``url`` safe inside a markdown link's parentheses."""
-    cleaned = _CONTROL.sub("", url).strip()
-    return cleaned.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+    text = one_line(alert.title) or one_line(alert.headline) or alert.type
+    return _shown(f"{emoji} {text}", _limits.TITLE)
 
 
 def _links(alert: Alert) -> list[str]:
     lines = []
     for label, url in (("View Job Details", alert.details_url), ("Runbook", alert.runbook_url)):
-        if url and _link_target(url):
-            line = f"[{label}]({_link_target(url)})"
-            if length(line) <= _LINK_UP_TO:
+        target = link_url(url, _LINK_END) if url else ""
+        if target:
+            line = f"[{label}]({target})"
+            if utf16_length(line) <= _LINK_UP_TO:
                 lines.append(line)
     return lines
 
@@ -179,30 +140,29 @@ def description_of(alert: Alert, limit: int = _limits.DESCRIPTION) -> str:
     when it is long, then the explanation.
     """
     links = "\n".join(_links(alert))
-    room = limit - (length(links) + 2 if links else 0)
+    room = limit - (utf16_length(links) + 2 if links else 0)
     paragraphs = []
     for text in (alert.summary, alert.explanation):
-        text = escape_markdown(_clean(text, limit))
+        text = multi_line(text).strip()
         if text and room >= _WORTH_CUTTING:
-            paragraph = fit(text, room)
+            paragraph = _shown(text, room)
             paragraphs.append(paragraph)
-            room -= length(paragraph) + 2
+            room -= utf16_length(paragraph) + 2
     if links:
         paragraphs.append(links)
-    return fit("\n\n".join(paragraphs), limit)
+    return fit("\n\n".join(paragraphs), limit, measure=utf16_length)
 
 
 def _field(name: str, value: str) -> Field:
-    name = escape_markdown(_one_line(name, _limits.FIELD_NAME))
-    value = escape_markdown(_clean(value, _limits.FIELD_VALUE))
-    shown_name = fit(name or _BLANK_NAME, _limits.FIELD_NAME)
-    shown_value = fit(value or _BLANK_VALUE, _limits.FIELD_VALUE)
-    inline = length(shown_value) <= _INLINE_UP_TO and "\n" not in shown_value
-    return shown_name, shown_value, inline
+    name, value = one_line(name), multi_line(value).strip()
+    shown_name = _shown(name, _limits.FIELD_NAME) if name else _BLANK_NAME
+    shown_value = _shown(value, _limits.FIELD_VALUE) if value else _BLANK_VALUE
+    inline = utf16_length(shown_value) <= _INLINE_UP_TO and "\n" not in shown_value
+    return shown_name, shown_value, inline, value or _BLANK_VALUE
 
 
 def _cost(field: Field) -> int:
-    return length(field[0]) + length(field[1])
+    return utf16_length(field[0]) + utf16_length(field[1])
 
 
 def _place(fields: list[Field], not_tried: int, room: int) -> list[Field]:
@@ -218,14 +178,16 @@ def _place(fields: list[Field], not_tried: int, room: int) -> list[Field]:
             placed.append(field)
             room -= _cost(field)
             continue
-        name, value, _inline = field
-        value_room = room - _NOTE_COST - length(name)
+        name, _value, _inline, source = field
+        value_room = room - _NOTE_COST - utf16_length(name)
         if value_room >= _WORTH_CUTTING:
-            placed.append((name, fit(value, value_room), False))
+            value = _shown(source, value_room)
+            placed.append((name, value, False, value))
         break
     left_out = len(fields) + not_tried - len(placed)
     if left_out:
-        placed.append((_ELLIPSIS, f"{left_out} more field{'s' * (left_out != 1)} not shown", False))
+        note = f"{left_out} more field{'s' * (left_out != 1)} not shown"
+        placed.append((ELLIPSIS, note, False, note))
     return placed
 
 
@@ -242,7 +204,8 @@ def _embeds(alert: Alert, title: str, description: str, fields: list[Field]) -> 
         embed["color"] = color
         if chunk:
             embed["fields"] = [
-                {"name": name, "value": value, "inline": inline} for name, value, inline in chunk
+                {"name": name, "value": value, "inline": inline}
+                for name, value, inline, _source in chunk
             ]
         embeds.append(embed)
     embeds[-1]["footer"] = {"text": FOOTER_TEXT}
@@ -258,14 +221,14 @@ def render(
     ``allowed_mentions`` is empty: an ``@everyone`` in a job's error pings nobody.
     """
     title = title_of(alert)
-    room = _limits.TOTAL - length(title) - length(FOOTER_TEXT)
+    room = _limits.TOTAL - utf16_length(title) - utf16_length(FOOTER_TEXT)
     fields = [_field(name, value) for name, value in alert.fields[: _MAX_FIELDS + 1]]
     not_tried = max(len(alert.fields) - len(fields), 0)
     wanted = sum(map(_cost, fields)) + (_NOTE_COST if not_tried else 0)
     description = description_of(
         alert, min(_limits.DESCRIPTION, max(room - wanted, _DESCRIPTION_FLOOR))
     )
-    placed = _place(fields, not_tried, room - length(description))
+    placed = _place(fields, not_tried, room - utf16_length(description))
     payload: dict[str, Any] = {
         "embeds": _embeds(alert, title, description, placed),
         "allowed_mentions": {"parse": []},

@@ -7,7 +7,8 @@ explanation, the alert's fields, the links, the footer ``Chaperone Job Supervisi
 the Unix timestamp of the alert. A resolved alert is rendered as a resolution (✅, green).
 
 Every text is cleaned (control characters dropped), escaped as Slack requires (``&``,
-``<``, ``>``) and cut to a budget, so any alert, however long, fits Slack's limits:
+``<``, ``>``) and cut to a budget (the helpers of :mod:`chaperone.channels.text`), so
+any alert, however long, fits Slack's limits:
 ``text`` under 40,000 characters, no text over 3,000 (a section block's limit), and the
 whole message under 40,000 characters. Lengths are counted in UTF-16 code units, as
 Slack's JavaScript does, which is never less than Python's count of code points.
@@ -15,12 +16,12 @@ Slack's JavaScript does, which is never less than Python's count of code points.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Final
 
 from chaperone import Alert, Severity
+from chaperone.channels.text import escape_slack, fit, link_url, multi_line, utf16_length
 
 __all__ = [
     "BODY_LIMIT",
@@ -35,10 +36,8 @@ __all__ = [
     "RESOLVED_EMOJI",
     "TEXT_LIMIT",
     "TITLE_LIMIT",
-    "escape",
-    "fit",
     "render",
-    "slack_length",
+    "shown",
     "texts_of",
 ]
 
@@ -84,56 +83,16 @@ COLORS: Final = {
 }
 RESOLVED_COLOR: Final = "good"
 
-_ELLIPSIS: Final = "…"
 _EMPTY: Final = "—"
-_ESCAPES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 and C1 control characters but tab and newline: Slack shows nothing useful for them."""
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-"""Lone surrogates, which no UTF-8 encoder accepts."""
-_URL_RESERVED: Final = frozenset("|<>")
+_URL_RESERVED: Final = "|<>"
+"""What ends a link in Slack's ``<url|label>`` syntax."""
 
 
-def slack_length(text: str) -> int:
-    """The length of ``text`` as Slack counts it: UTF-16 code units."""
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
-
-
-def _units(char: str) -> int:
-    return 2 if ord(char) > 0xFFFF else 1
-
-
-def _clean(text: str) -> str:
-    text = text.replace("\r\n", "\n")
-    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
-
-
-def escape(text: str) -> str:
-    """Escape the three characters Slack reads as markup: ``&``, ``<`` and ``>``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def fit(text: str, limit: int) -> str:
-    """``text`` cleaned and escaped for Slack, cut with an ellipsis to at most ``limit``
-    UTF-16 code units, never in the middle of an escape.
+def shown(text: str, limit: int) -> str:
+    """``text`` cleaned (line breaks kept), escaped for Slack and cut with an ellipsis to
+    at most ``limit`` UTF-16 code units, never in the middle of an escape.
     """
-    cleaned = _clean(text)
-    if len(cleaned) <= limit:
-        escaped = escape(cleaned)
-        if slack_length(escaped) <= limit:
-            return escaped
-    budget = limit - len(_ELLIPSIS)
-    pieces: list[str] = []
-    used = 0
-    # Each character is at least one unit, so no more than ``budget`` of them can fit.
-    for char in cleaned[:budget]:
-        piece = _ESCAPES.get(char, char)
-        size = len(piece) if char in _ESCAPES else _units(char)
-        if used + size > budget:
-            break
-        pieces.append(piece)
-        used += size
-    return "".join(pieces) + _ELLIPSIS
+    return fit(multi_line(text), limit, measure=utf16_length, escape=escape_slack)
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -142,32 +101,28 @@ def _safe_url(url: str | None) -> str | None:
     """
     if not url:
         return None
-    target = _clean(url).strip()
+    target = link_url(url, _URL_RESERVED)
     try:
         scheme = urllib.parse.urlsplit(target).scheme.lower()
     except ValueError:
         return None
     if scheme not in {"http", "https"}:
         return None
-    target = "".join(
-        urllib.parse.quote(char, safe="") if char in _URL_RESERVED or char.isspace() else char
-        for char in target
-    )
-    return target if slack_length(escape(target)) <= LINK_URL_LIMIT else None
+    return target if utf16_length(escape_slack(target)) <= LINK_URL_LIMIT else None
 
 
 def _link(url: str | None, label: str) -> str | None:
     """``<url|label>`` in Slack's link syntax, or None when ``url`` cannot be linked."""
     target = _safe_url(url)
-    return None if target is None else f"<{escape(target)}|{label}>"
+    return None if target is None else f"<{escape_slack(target)}|{label}>"
 
 
 def _field(title: str, value: str) -> dict[str, Any]:
-    shown_title = fit(title, FIELD_TITLE_LIMIT)
-    shown_value = fit(value, FIELD_VALUE_LIMIT).strip() or _EMPTY
+    shown_title = shown(title, FIELD_TITLE_LIMIT)
+    shown_value = shown(value, FIELD_VALUE_LIMIT).strip() or _EMPTY
     short = (
-        slack_length(shown_title) <= SHORT_TITLE
-        and slack_length(shown_value) <= SHORT_VALUE
+        utf16_length(shown_title) <= SHORT_TITLE
+        and utf16_length(shown_value) <= SHORT_VALUE
         and "\n" not in shown_value
     )
     return {"title": shown_title, "value": shown_value, "short": short}
@@ -193,9 +148,9 @@ def _fields(alert: Alert) -> list[dict[str, Any]]:
 
 
 def _body(alert: Alert) -> str:
-    summary = fit(alert.summary, SUMMARY_LIMIT).strip()
-    room = BODY_LIMIT - slack_length(summary) - 2
-    explanation = fit(alert.explanation, room).strip() if alert.explanation else ""
+    summary = shown(alert.summary, SUMMARY_LIMIT).strip()
+    room = BODY_LIMIT - utf16_length(summary) - 2
+    explanation = shown(alert.explanation, room).strip() if alert.explanation else ""
     return "\n\n".join(part for part in (summary, explanation) if part)
 
 
@@ -208,11 +163,11 @@ def render(alert: Alert) -> dict[str, Any]:
         emoji, color = RESOLVED_EMOJI, RESOLVED_COLOR
     else:
         emoji, color = EMOJI[alert.severity], COLORS[alert.severity]
-    headline = fit(alert.headline, HEADLINE_LIMIT).strip() or "Chaperone Alert"
+    headline = shown(alert.headline, HEADLINE_LIMIT).strip() or "Chaperone Alert"
     attachment: dict[str, Any] = {
-        "fallback": fit(f"{emoji} {alert.title}", FALLBACK_LIMIT),
+        "fallback": shown(f"{emoji} {alert.title}", FALLBACK_LIMIT),
         "color": color,
-        "title": fit(alert.subject, TITLE_LIMIT).strip() or _EMPTY,
+        "title": shown(alert.subject, TITLE_LIMIT).strip() or _EMPTY,
     }
     title_link = _safe_url(alert.details_url)
     if title_link:
