@@ -14,11 +14,11 @@ from chaperone_opsgenie._render import (
     DETAILS_TOTAL_LIMIT,
     MESSAGE_LIMIT,
     create_payload,
-    utf16_length,
 )
 from hypothesis import given
 
 from chaperone import Alert
+from chaperone.channels.text import utf16_length
 from chaperone.testing.digests import (
     JOB_CLASS,
     assert_listed_once,

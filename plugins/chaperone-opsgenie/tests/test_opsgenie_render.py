@@ -27,9 +27,7 @@ from chaperone_opsgenie._render import (
     alias_for,
     close_payload,
     create_payload,
-    fit,
     priority_for,
-    utf16_length,
 )
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -55,6 +53,7 @@ from chaperone import (
     ViolationType,
 )
 from chaperone.builtin.alerts import build_alerts
+from chaperone.channels.text import fit, utf16_length
 from chaperone.testing.strategies import (
     OVERSIZED_LENGTH,
     alert_types,
@@ -246,8 +245,8 @@ class TestLimits:
     )
     def test_fit(self, text: str, limit: int, expected: str) -> None:
         """fit() cuts in UTF-16 code units and ends a cut text with an ellipsis."""
-        assert fit(text, limit) == expected
-        assert utf16_length(fit(text, limit)) <= limit
+        assert fit(text, limit, measure=utf16_length) == expected
+        assert utf16_length(fit(text, limit, measure=utf16_length)) <= limit
 
 
 class TestAlias:

@@ -14,7 +14,6 @@ import attrs
 import pytest
 from chaperone_pagerduty import dedup_key, render_event
 from chaperone_pagerduty._render import EVENT_LIMIT, SUMMARY_LIMIT, event_size
-from chaperone_pagerduty._render import _clean as clean
 from chaperone_pagerduty._render import _fit_details as fit_details
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -39,6 +38,7 @@ from chaperone import (
     ViolationType,
 )
 from chaperone.builtin.alerts import build_alerts
+from chaperone.channels.text import multi_line
 from chaperone.testing import strategies
 from chaperone.testing.strategies import OVERSIZED_LENGTH
 
@@ -574,7 +574,7 @@ class TestHostileText:
         check()
 
     def test_control_characters_are_removed(self) -> None:
-        """The channel's own cleaning drops C0 and C1 controls (tab and newline kept, a
+        """The cleaning the channel uses drops C0 and C1 controls (tab and newline kept, a
         CRLF made a newline) and replaces lone surrogates, whatever text it is handed.
         """
-        assert clean("a\x1b\x00\x85b\tc\r\nd\udcff\x7f") == "ab\tc\nd\ufffd"
+        assert multi_line("a\x1b\x00\x85b\tc\r\nd\udcff\x7f") == "ab\tc\nd\ufffd"

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from chaperone._alerts import Alert, Priority, Severity
 from chaperone._durations import format_duration, format_time
 from chaperone._events import AlertsGrouped, MaintenanceEnded
+from chaperone.channels.text import fit, utf16_length
 from chaperone.config._settings import MAX_DIGEST_SIZE
 
 __all__ = [
@@ -77,15 +78,8 @@ def _entry(number: int, alert: Alert) -> tuple[str, str]:
     The key comes first: a channel that must shorten the entry (Slack escapes ``&`` into
     five characters) cuts the title, never the key that names the alert.
     """
-    title = alert.title
-    if len(title) > TITLE_IN_ENTRY:
-        title = title[: TITLE_IN_ENTRY - 1] + "…"
+    title = fit(alert.title, TITLE_IN_ENTRY)
     return f"#{number} {format_time(alert.occurred_at)}", f"(key {alert.key}) {title}"
-
-
-def _units(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units, as Slack, Discord and Opsgenie count."""
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
 def _chunks(entries: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
@@ -97,7 +91,7 @@ def _chunks(entries: list[tuple[str, str]], size: int) -> list[list[tuple[str, s
     current: list[tuple[str, str]] = []
     used = 0
     for entry in entries:
-        cost = _units(entry[0]) + _units(entry[1])
+        cost = utf16_length(entry[0]) + utf16_length(entry[1])
         if current and (len(current) == most or used + cost > ENTRY_TEXT_BUDGET):
             chunks.append(current)
             current, used = [], 0

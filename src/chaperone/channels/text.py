@@ -234,10 +234,11 @@ def fit(
 ) -> str:
     """``text`` (escaped with ``escape`` when given) within ``limit`` as ``measure``
     counts it: the whole when it fits, else the longest start that fits followed by
-    ``ellipsis`` (white space before it dropped). The cut comes before an escape, never
-    inside one; never through a surrogate pair, nor between a character and its
-    combining marks, inside an emoji sequence (joiners, skin tones) or a flag. With a
-    limit too small for the ellipsis, the start that fits, without it. Never raises.
+    ``ellipsis``, white space before it dropped (with ``ellipsis=""``, the start alone).
+    The cut comes before an escape, never inside one; never through a surrogate pair,
+    nor between a character and its combining marks, inside an emoji sequence (joiners,
+    skin tones) or a flag. With a limit too small for the ellipsis, the start that
+    fits, without it. Never raises.
     """
     shown = escape(text) if escape is not None else text
     if len(shown) <= limit and measure(shown) <= limit:
@@ -248,7 +249,8 @@ def fit(
         room, ellipsis = limit, ""
     kept = _longest_start(text, max(room, 0), measure, render)
     while kept > 0:
-        result = render(text[: _boundary(text, kept)].rstrip()) + ellipsis
+        start = text[: _boundary(text, kept)]
+        result = render(start.rstrip() if ellipsis else start) + ellipsis
         if measure(result) <= limit:
             return result
         kept -= 1  # an escape that is not made character by character: try shorter

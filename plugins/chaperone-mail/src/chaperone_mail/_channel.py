@@ -21,7 +21,8 @@ import structlog
 
 from chaperone import Alert, Channel, ChannelSettings, ConfigError, Outcome, Secret, SendContext
 from chaperone.channels import env_prefix
-from chaperone_mail._render import build_message, one_line
+from chaperone.channels.text import fit, one_line
+from chaperone_mail._render import build_message
 
 __all__ = ["Encryption", "MailChannel"]
 
@@ -366,7 +367,7 @@ async def _hang_up(client: aiosmtplib.SMTP, step: _Step, *, polite: bool, budget
 
 
 def _excerpt(text: str) -> str:
-    return one_line(text, _REPLY_EXCERPT)
+    return fit(one_line(text), _REPLY_EXCERPT)
 
 
 def _tls_context(config: _Config) -> ssl.SSLContext:

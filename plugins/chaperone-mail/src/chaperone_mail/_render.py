@@ -1,7 +1,8 @@
 r"""Alert → e-mail: the seed's "Example Email Alert", as multipart text and HTML.
 
 Pure functions, no I/O. Every piece of the alert is cleaned (control characters out,
-line breaks out of one-line places such as the subject) and cut to a limit, so any
+line breaks out of one-line places such as the subject) and cut to a limit (the helpers
+of :mod:`chaperone.channels.text`), so any
 alert, however long or strange, renders to a message that serialises, carries no
 header injection, and stays under :data:`MESSAGE_LIMIT` bytes::
 
@@ -24,7 +25,6 @@ header injection, and stays under :data:`MESSAGE_LIMIT` bytes::
 
 from __future__ import annotations
 
-import html
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -37,7 +37,7 @@ from typing import Final
 import attrs
 
 from chaperone import Alert, Severity
-from chaperone.channels.text import ELLIPSIS, truncate
+from chaperone.channels.text import escape_html, fit, link_url, multi_line, one_line
 
 __all__ = [
     "FIELD_NAME_LIMIT",
@@ -83,13 +83,6 @@ _COLORS: Final = {
     Severity.INFO: "#2563eb",
 }
 _RESOLVED_COLOR: Final = "#16a34a"
-_WHITESPACE: Final = re.compile(r"\s+")
-_NEWLINES: Final = re.compile(r"\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
-# Every character of the Unicode categories Cc (C0 and C1 controls), Zl and Zp (line and
-# paragraph separators) and Cs (lone surrogates, which no encoder accepts).
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_CONTROL_BUT_BREAKS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-"""The same, less the tab and the line feed."""
 _HEADER_TOKEN: Final = re.compile(r"[^A-Za-z0-9._:@/+=-]")
 
 
@@ -105,43 +98,31 @@ class MailContent:
 # -- cleaning ---------------------------------------------------------------------------
 
 
-def _cut(text: str, limit: int) -> tuple[str, bool]:
-    """At most a generous multiple of ``limit`` of ``text`` (cleaning only ever shortens
-    text, so cleaning more is wasted work), and whether anything was cut off.
+def _line(text: str, limit: int) -> str:
+    """``text`` on one line (runs of white space one space, stripped), cut to ``limit``
+    characters with an ellipsis.
     """
-    keep = 4 * limit
-    return (text[:keep], True) if len(text) > keep else (text, False)
+    return fit(one_line(text), limit)
 
 
-def _finish(text: str, limit: int, cut: bool) -> str:
-    return truncate(text + ELLIPSIS if cut else text, limit)
-
-
-def one_line(text: str, limit: int) -> str:
-    """``text`` on one line: every line break and control character a space, runs of
-    white space one space, stripped, then cut to ``limit`` with an ellipsis.
+def _paragraph(text: str, limit: int) -> str:
+    """``text`` with its line breaks kept, stripped, cut to ``limit`` characters with an
+    ellipsis.
     """
-    text, cut = _cut(text, limit)
-    return _finish(_WHITESPACE.sub(" ", _CONTROL.sub(" ", text)).strip(), limit, cut)
-
-
-def paragraph(text: str, limit: int) -> str:
-    """``text`` with its line breaks kept (each one a line feed) and other control
-    characters removed, stripped, then cut to ``limit`` with an ellipsis.
-    """
-    text, cut = _cut(text, limit)
-    kept = _CONTROL_BUT_BREAKS.sub("", _NEWLINES.sub("\n", text))
-    return _finish(kept.strip(), limit, cut)
+    return fit(multi_line(text).strip(), limit)
 
 
 def _link(url: str | None) -> str | None:
-    """``url`` when it is an http(s) URL short enough to give whole, else None."""
-    if not url or len(url) > URL_LIMIT or _CONTROL.search(url) or _WHITESPACE.search(url):
+    """``url`` (white space and controls in it percent-encoded) when it is an http(s) URL
+    short enough to give whole, else None.
+    """
+    if not url or len(url) > URL_LIMIT:
         return None
-    parts = urllib.parse.urlsplit(url)
+    target = link_url(url)
+    parts = urllib.parse.urlsplit(target)
     if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
         return None
-    return url
+    return target
 
 
 # -- pieces -----------------------------------------------------------------------------
@@ -152,30 +133,30 @@ def subject(alert: Alert) -> str:
     resolved alert): one line, at most :data:`SUBJECT_LIMIT` characters.
     """
     prefix = _RESOLVED_PREFIX if alert.is_resolved else _FIRING_PREFIX
-    title = one_line(alert.title, SUBJECT_LIMIT) or one_line(alert.headline, SUBJECT_LIMIT)
-    return truncate(f"{prefix} {title or alert.type}", SUBJECT_LIMIT)
+    title = _line(alert.title, SUBJECT_LIMIT) or _line(alert.headline, SUBJECT_LIMIT)
+    return fit(f"{prefix} {title or alert.type}", SUBJECT_LIMIT)
 
 
 def _headline(alert: Alert) -> str:
     """``Job Stuck Alert`` for a firing alert; a resolved one's headline as it is."""
-    headline = one_line(alert.headline, HEADLINE_LIMIT) or alert.type
+    headline = _line(alert.headline, HEADLINE_LIMIT) or alert.type
     if not alert.is_resolved and not headline.lower().endswith("alert"):
         headline = f"{headline} Alert"
-    return truncate(headline, HEADLINE_LIMIT)
+    return fit(headline, HEADLINE_LIMIT)
 
 
 def _greeting(alert: Alert) -> str:
     """``Severity: error · Type: job_stuck`` (and ``· Resolved`` once it is over)."""
     line = f"Severity: {alert.severity.value} · Type: {alert.type}"
-    return truncate(line + (" · Resolved" if alert.is_resolved else ""), HEADLINE_LIMIT)
+    return fit(line + (" · Resolved" if alert.is_resolved else ""), HEADLINE_LIMIT)
 
 
 def _fields(alert: Alert) -> tuple[list[tuple[str, str]], int]:
     """The fields shown (cleaned and cut) and how many were left out."""
     shown = [
         (
-            one_line(name, FIELD_NAME_LIMIT) or "-",
-            paragraph(value, FIELD_VALUE_LIMIT),
+            _line(name, FIELD_NAME_LIMIT) or "-",
+            _paragraph(value, FIELD_VALUE_LIMIT),
         )
         for name, value in alert.fields[:MAX_FIELDS]
     ]
@@ -200,7 +181,7 @@ def render(alert: Alert) -> MailContent:
 
 def _text(alert: Alert) -> str:
     blocks = [f"{_headline(alert)}\n{_greeting(alert)}"]
-    summary = paragraph(alert.summary, TEXT_LIMIT)
+    summary = _paragraph(alert.summary, TEXT_LIMIT)
     if summary:
         blocks.append(summary)
     fields, hidden = _fields(alert)
@@ -209,7 +190,7 @@ def _text(alert: Alert) -> str:
         if hidden:
             lines.append(_more(hidden))
         blocks.append("\n".join(lines))
-    explanation = paragraph(alert.explanation, TEXT_LIMIT)
+    explanation = _paragraph(alert.explanation, TEXT_LIMIT)
     if explanation:
         blocks.append(explanation)
     links = []
@@ -227,7 +208,7 @@ def _text(alert: Alert) -> str:
 
 def _h(text: str) -> str:
     """HTML-escape ``text``, line breaks as ``<br>``."""
-    return html.escape(text, quote=True).replace("\n", "<br>\n")
+    return escape_html(text).replace("\n", "<br>\n")
 
 
 def _html(alert: Alert) -> str:
@@ -249,7 +230,7 @@ def _html(alert: Alert) -> str:
         f'<p style="margin:0 0 16px;font-size:13px;color:{color};">'
         f"<strong>{_h(_greeting(alert))}</strong></p>",
     ]
-    summary = paragraph(alert.summary, TEXT_LIMIT)
+    summary = _paragraph(alert.summary, TEXT_LIMIT)
     if summary:
         parts.append(f'<p style="margin:0 0 16px;line-height:1.5;">{_h(summary)}</p>')
     fields, hidden = _fields(alert)
@@ -270,7 +251,7 @@ def _html(alert: Alert) -> str:
                 "</td></tr>"
             )
         parts.append("</table>")
-    explanation = paragraph(alert.explanation, TEXT_LIMIT)
+    explanation = _paragraph(alert.explanation, TEXT_LIMIT)
     if explanation:
         parts.append(
             f'<p style="margin:0 0 16px;line-height:1.5;color:#3f3f46;">{_h(explanation)}</p>'
@@ -302,7 +283,7 @@ def _html(alert: Alert) -> str:
 
 def _header_token(text: str, limit: int = 200) -> str:
     """``text`` reduced to characters safe in an ``X-`` header, cut to ``limit``."""
-    return truncate(_HEADER_TOKEN.sub("_", text), limit, ellipsis="...") or "-"
+    return fit(_HEADER_TOKEN.sub("_", text), limit, ellipsis="...") or "-"
 
 
 def build_message(

@@ -41,14 +41,13 @@ from chaperone import (
     SendContext,
 )
 from chaperone.channels.http import classify_response, retry_after_seconds
+from chaperone.channels.text import fit, one_line, utf16_length
 from chaperone_opsgenie._render import (
     TAG_COUNT_LIMIT,
     TAG_LENGTH_LIMIT,
     alias_for,
     close_payload,
     create_payload,
-    fit,
-    one_line,
 )
 
 __all__ = ["DEFAULT_REGION", "REGIONS", "OpsgenieChannel"]
@@ -278,7 +277,11 @@ def _json_field(response: httpx.Response, name: str) -> str | None:
     except ValueError:
         return None
     value = body.get(name) if isinstance(body, dict) else None
-    return fit(one_line(value), _REQUEST_ID_LENGTH) if isinstance(value, str) and value else None
+    return (
+        fit(one_line(value), _REQUEST_ID_LENGTH, measure=utf16_length)
+        if isinstance(value, str) and value
+        else None
+    )
 
 
 def _from_opsgenie(response: httpx.Response) -> bool:

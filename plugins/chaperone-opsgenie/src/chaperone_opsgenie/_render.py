@@ -4,7 +4,8 @@ A firing alert becomes the body of ``POST /v2/alerts`` (create), a resolved one 
 of ``POST /v2/alerts/{alias}/close?identifierType=alias``. Both fit every limit Opsgenie
 documents, whatever the alert holds: text is cut with an ellipsis, control characters
 are dropped, and lengths are counted in UTF-16 code units (what Opsgenie's Java backend
-counts), so an emoji counts twice and a message of 130 emoji is still within 130.
+counts), so an emoji counts twice and a message of 130 emoji is still within 130 (the
+helpers of :mod:`chaperone.channels.text`).
 
 The alias is the incident's identity, ``<type>:<key>`` (``job_stuck:550e8400-...``), so a
 second alert for the same incident is counted on the open Opsgenie alert, not duplicated,
@@ -16,12 +17,11 @@ identity, ``#`` and the SHA-256 of the whole identity in hex.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from chaperone import Alert, Priority, Severity
-from chaperone.channels.text import ELLIPSIS
+from chaperone.channels.text import ELLIPSIS, fit, multi_line, one_line, utf16_length
 
 __all__ = [
     "ALIAS_LIMIT",
@@ -37,17 +37,13 @@ __all__ = [
     "TAG_COUNT_LIMIT",
     "TAG_LENGTH_LIMIT",
     "alias_for",
-    "clean",
     "close_payload",
     "create_payload",
     "description_for",
     "details_for",
-    "fit",
     "message_for",
-    "one_line",
     "priority_for",
     "tags_for",
-    "utf16_length",
 ]
 
 MESSAGE_LIMIT: Final = 130
@@ -85,75 +81,30 @@ _PRIORITY_BY_SEVERITY: Final = {
     Severity.INFO: "P5",
 }
 
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 and C1 control characters but tab and newline (carriage returns are folded first)."""
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-
 
 # -- text ------------------------------------------------------------------------------
 
 
-def utf16_length(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units: characters past U+FFFF count twice."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
 def _cut(text: str, limit: int) -> str:
     """The longest start of ``text`` within ``limit`` UTF-16 code units."""
-    if utf16_length(text[:limit]) <= limit:
-        return text[:limit]
-    low, high = limit // 2, limit  # text[:low] always fits, text[:high] does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        if utf16_length(text[:middle]) <= limit:
-            low = middle
-        else:
-            high = middle
-    return text[:low]
+    return fit(text, limit, measure=utf16_length, ellipsis="")
 
 
-def fit(text: str, limit: int) -> str:
-    """``text`` if it is at most ``limit`` UTF-16 code units long, else its start and an
-    ellipsis, ``limit`` units at most in all.
-    """
-    if limit < len(ELLIPSIS):
-        raise ValueError(f"limit {limit} is shorter than the ellipsis")
-    if len(text) <= limit // 2 or utf16_length(text) <= limit:
-        return text
-    return _cut(text, limit - len(ELLIPSIS)).rstrip() + ELLIPSIS
-
-
-def clean(text: str) -> str:
-    """``text`` with line ends as newlines, control characters dropped (tab and newline
-    kept) and lone surrogates, which no JSON encoder sends, replaced by U+FFFD.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
-
-
-def one_line(text: str) -> str:
-    """``text`` cleaned, on one line, every run of white space a single space."""
-    return " ".join(clean(text).split())
-
-
-def _fitted(tidy: Callable[[str], str], text: str, limit: int) -> str:
-    """``fit(tidy(text), limit)``, tidying only as much of a long text as can show."""
-    window = 2 * limit + 2
-    if len(text) > window:
-        start = tidy(text[:window])
-        if utf16_length(start) > limit:
-            return fit(start, limit)
-    return fit(tidy(text), limit)
+def _fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-16 code units, cut with an ellipsis."""
+    return fit(text, limit, measure=utf16_length)
 
 
 def clean_fit(text: str, limit: int) -> str:
-    """``text`` cleaned, stripped and fitted into ``limit`` UTF-16 code units."""
-    return _fitted(lambda part: clean(part).strip(), text, limit)
+    """``text`` cleaned (line breaks kept), stripped and fitted into ``limit`` UTF-16
+    code units.
+    """
+    return _fit(multi_line(text).strip(), limit)
 
 
 def one_line_fit(text: str, limit: int) -> str:
     """``text`` on one line, fitted into ``limit`` UTF-16 code units."""
-    return _fitted(one_line, text, limit)
+    return _fit(one_line(text), limit)
 
 
 # -- the parts ---------------------------------------------------------------------------
@@ -215,8 +166,8 @@ def description_for(alert: Alert) -> str:
     separators = 4  # two blank lines between the three blocks
     room = DESCRIPTION_LIMIT - utf16_length(head) - utf16_length(tail) - separators
     if fields and room >= len(ELLIPSIS):
-        fields = fit(fields, room)
-    return fit(_join([head, fields, tail]), DESCRIPTION_LIMIT)
+        fields = _fit(fields, room)
+    return _fit(_join([head, fields, tail]), DESCRIPTION_LIMIT)
 
 
 def _identity(alert: Alert) -> list[tuple[str, str]]:
@@ -256,7 +207,7 @@ def details_for(alert: Alert) -> dict[str, str]:
         room = DETAILS_TOTAL_LIMIT - used - utf16_length(name)
         if room < len(ELLIPSIS):
             break
-        value = fit(value, min(DETAIL_VALUE_LIMIT, room))
+        value = _fit(value, min(DETAIL_VALUE_LIMIT, room))
         details[name] = value
         used += utf16_length(name) + utf16_length(value)
     return details
@@ -314,4 +265,4 @@ def close_payload(alert: Alert) -> dict[str, str]:
     title = one_line_fit(alert.title, _PROSE_LIMIT)
     first = "\n".join(line for line in (title, summary) if line)
     note = _join([first, _field_lines(alert.fields)])
-    return {"source": SOURCE, "note": fit(note, NOTE_LIMIT) or message_for(alert)}
+    return {"source": SOURCE, "note": _fit(note, NOTE_LIMIT) or message_for(alert)}

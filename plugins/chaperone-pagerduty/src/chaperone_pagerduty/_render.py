@@ -2,8 +2,9 @@
 
 A firing alert becomes a ``trigger`` event, a resolved one a ``resolve`` event; both carry
 the same ``dedup_key`` (the alert's incident key), so the resolve closes the incident the
-trigger opened. Every text is cleaned as the other channels clean it: control characters
-dropped (tab and newline kept in the details), a lone surrogate made U+FFFD. Pure
+trigger opened. Every text is cleaned as the other channels clean it (the helpers of
+:mod:`chaperone.channels.text`): control characters dropped (tab and newline kept in the
+details), a lone surrogate made U+FFFD. Pure
 functions: nothing here sends or logs.
 """
 
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from chaperone import Alert, Severity
-from chaperone.channels.text import truncate
+from chaperone.channels.text import fit, link_url, multi_line, one_line, utf8_length
 
 __all__ = [
     "CLIENT",
@@ -61,9 +61,6 @@ _URL_LIMIT: Final = 8192
 """A longer link is left out: a cut URL leads nowhere."""
 _VALUE_LIMITS: Final = (None, 16_384, 4096, 1024, 256, 64)
 """Each custom detail's value is cut to the first of these that makes the event fit."""
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters but tab and newline: the other channels drop them too."""
-_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _OMITTED: Final = "omitted"
 _DETAILS_LINK: Final = "View Job Details"
 _RUNBOOK_LINK: Final = "Runbook"
@@ -73,8 +70,8 @@ def dedup_key(alert: Alert) -> str:
     """The incident's ``dedup_key``: the alert's incident key (``job_stuck:<id>``), the same
     for the trigger and the resolve; when too long, its type and the SHA-256 of the whole.
     """
-    key = _clean(alert.incident_key)
-    if len(key.encode("utf-8")) <= DEDUP_KEY_LIMIT:
+    key = multi_line(alert.incident_key)
+    if utf8_length(key) <= DEDUP_KEY_LIMIT:
         return key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
     return f"{alert.type[:100]}:sha256:{digest}"
@@ -112,8 +109,8 @@ def render_trigger(alert: Alert, routing_key: str) -> dict[str, Any]:
     }
     group = alert.job_class or alert.service
     if group and group.strip():
-        payload["group"] = truncate(_clean(group), _TEXT_LIMIT)
-    payload["class"] = truncate(alert.type, _TEXT_LIMIT)
+        payload["group"] = fit(multi_line(group), _TEXT_LIMIT)
+    payload["class"] = fit(alert.type, _TEXT_LIMIT)
     event: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -121,7 +118,7 @@ def render_trigger(alert: Alert, routing_key: str) -> dict[str, Any]:
         "payload": payload,
     }
     links = [
-        {"href": _clean(url.strip()), "text": text}
+        {"href": link_url(url), "text": text}
         for url, text in ((alert.details_url, _DETAILS_LINK), (alert.runbook_url, _RUNBOOK_LINK))
         if url and url.strip() and len(url) <= _URL_LIMIT
     ]
@@ -135,10 +132,10 @@ def render_trigger(alert: Alert, routing_key: str) -> dict[str, Any]:
 def _summary(alert: Alert) -> str:
     """The title on one line (or the headline, or the incident key when it is blank)."""
     for text in (alert.title, alert.headline, alert.incident_key):
-        line = " ".join(_clean(text).split())
+        line = one_line(text)
         if line:
-            return truncate(line, SUMMARY_LIMIT)
-    return truncate(alert.type, SUMMARY_LIMIT)
+            return fit(line, SUMMARY_LIMIT)
+    return fit(alert.type, SUMMARY_LIMIT)
 
 
 Entry = tuple[str, str | Mapping[str, str]]
@@ -215,25 +212,18 @@ class _Names:
         self._last: dict[str, int] = {}
 
     def unique(self, name: str, taken: Mapping[str, Any]) -> str:
-        base = truncate(_clean(name), _NAME_LIMIT) if name.strip() else "(unnamed)"
+        base = fit(multi_line(name), _NAME_LIMIT) if name.strip() else "(unnamed)"
         if base not in taken:
             return base
         number = self._last.get(base, 1)
         while True:
             number += 1
-            candidate = f"{truncate(base, _NAME_LIMIT - 16)} ({number})"
+            candidate = f"{fit(base, _NAME_LIMIT - 16)} ({number})"
             if candidate not in taken:
                 self._last[base] = number
                 return candidate
 
 
 def _cut(text: str, limit: int | None) -> str:
-    text = _clean(text)
-    return text if limit is None else truncate(text, limit)
-
-
-def _clean(text: str) -> str:
-    """``text`` without control characters (C0 and C1; tab and newline kept, a carriage
-    return before a newline dropped), a lone surrogate (no UTF-8 for it) made U+FFFD.
-    """
-    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text.replace("\r\n", "\n")))
+    text = multi_line(text)
+    return text if limit is None else fit(text, limit)
