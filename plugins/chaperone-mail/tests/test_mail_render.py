@@ -538,3 +538,24 @@ class TestAnyAlert:
         html = render(marked).html
         for tag in ("<b>", "<i>", "<u>", "<s>"):
             assert tag not in html
+
+    def test_a_lone_surrogate_is_accepted(self) -> None:
+        """Lone surrogates in every text, even past the alert's own cleaning, render to
+        a message that encodes to UTF-8.
+        """
+        alert = Alert(
+            type="job_failed",
+            key="k\udcff",
+            headline="Job \udcff Failed",
+            title="Job Failed: app-\udcff",
+            summary="s\udcff",
+            fields={"E\udcff": "v\udfff"},
+            occurred_at=AT,
+        )
+        for name in ("key", "title", "summary", "explanation", "job_class"):
+            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
+        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
+        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        message = message_for(alert)
+        assert "\ufffd" in parts(message)[0]
+        assert message.as_bytes()

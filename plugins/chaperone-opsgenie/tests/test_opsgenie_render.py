@@ -586,3 +586,26 @@ class TestHostileText:
         """
         assert_create_within_limits(create_payload(alert))
         assert_close_within_limits(close_payload(alert))
+
+    def test_a_lone_surrogate_is_accepted(self) -> None:
+        """Lone surrogates in every text, even past the alert's own cleaning, render to
+        requests within Opsgenie's limits that encodes to UTF-8.
+        """
+        alert = Alert(
+            type="job_failed",
+            key="k\udcff",
+            headline="Job \udcff Failed",
+            title="Job Failed: app-\udcff",
+            summary="s\udcff",
+            fields={"E\udcff": "v\udfff"},
+            occurred_at=WHEN,
+        )
+        for name in ("key", "title", "summary", "explanation", "job_class"):
+            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
+        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
+        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        create, close = create_payload(alert), close_payload(alert)
+        assert_create_within_limits(create)
+        assert_close_within_limits(close)
+        assert "\ufffd".encode() in json.dumps(create, ensure_ascii=False).encode()
+        json.dumps(close, ensure_ascii=False).encode()

@@ -59,9 +59,6 @@ _CLUSTER_LIMIT: Final = 32
 an emoji sequence whole; a longer cluster (a pile of combining marks) is cut inside."""
 _SLACK_ESCAPES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _SLACK_SPECIAL: Final = re.compile(r"[&<>]")
-_URL_UNSAFE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
-"""Characters of these categories (controls, invisible formatting, lone surrogates,
-separators) are percent-encoded in a link."""
 
 
 # -- measures ------------------------------------------------------------------------------
@@ -160,15 +157,15 @@ def escape_markdown(text: str, *, inline: str, openers: str = "", followers: str
 
 def _url_safe(char: str, reserved: str) -> str:
     """``char`` as it may stand in a link: itself, or percent-encoded as UTF-8."""
-    if char in reserved or unicodedata.category(char) in _URL_UNSAFE_CATEGORIES:
+    if char in reserved or char.isspace() or not char.isprintable():
         valid = "\ufffd" if "\ud800" <= char <= "\udfff" else char
         return urllib.parse.quote(valid, safe="")
     return char
 
 
 def link_url(url: str, reserved: str = "") -> str:
-    """``url`` (stripped) safe inside a link's markup: white space, control and invisible
-    formatting characters and each character of ``reserved`` (those that end the link in
+    """``url`` (stripped) safe inside a link's markup: white space, control, invisible
+    and unassigned characters and each character of ``reserved`` (those that end the link in
     the channel's syntax: Slack's ``|<>``, Markdown's ``()``) percent-encoded as UTF-8, a
     lone surrogate as U+FFFD. Anything else, and a URL already encoded, is kept as it is.
     """
@@ -191,9 +188,13 @@ def _extends(char: str) -> bool:
         char == _ZWJ
         or 0x1F3FB <= code <= 0x1F3FF
         or 0xE0020 <= code <= 0xE007F
-        or 0xDC00 <= code <= 0xDFFF
         or unicodedata.category(char) in {"Mn", "Me", "Mc"}
     )
+
+
+def _in_pair(text: str, at: int) -> bool:
+    """Whether ``at`` falls between the two halves of a surrogate pair."""
+    return "\ud800" <= text[at - 1] <= "\udbff" and "\udc00" <= text[at] <= "\udfff"
 
 
 def _regional(char: str) -> bool:
@@ -208,14 +209,11 @@ def _boundary(text: str, at: int) -> int:
     if at <= 0 or at >= len(text):
         return at
     start = at
-    while at > 0 and start - at < _CLUSTER_LIMIT and (_extends(text[at]) or text[at - 1] == _ZWJ):
+    while at > 0 and (_extends(text[at]) or text[at - 1] == _ZWJ or _in_pair(text, at)):
+        if start - at == _CLUSTER_LIMIT:
+            # No boundary near: cut inside the cluster, but never through a surrogate pair.
+            return start - 1 if _in_pair(text, start) else start
         at -= 1
-    if at == 0 or start - at >= _CLUSTER_LIMIT:
-        # No boundary near: cut inside the cluster, but never through a surrogate pair.
-        high_then_low = (
-            "\ud800" <= text[start - 1] <= "\udbff" and "\udc00" <= text[start] <= "\udfff"
-        )
-        return start - 1 if high_then_low else start
     if _regional(text[at]):
         run = 0
         while at - run > 0 and _regional(text[at - run - 1]):

@@ -10,7 +10,9 @@ event::
     def test_renders_any_alert(alert): ...
 
 :func:`alerts` draws every shape an :class:`~chaperone.Alert` may take: both statuses,
-every severity and priority, non-ASCII and control characters, dozens of fields, and
+every severity and priority, dozens of fields, text with what renderers stumble on (lone
+surrogates, control characters, combining marks, right-to-left text, emoji sequences
+joined by ZWJ, with skin tones, flags: :data:`UNUSUAL_PIECES`), and
 oversized text (titles, summaries and field values given up to about 50,000 characters,
 which the alert cuts to its own caps with a marker) so a channel is made to truncate or
 split instead of being rejected by its service.
@@ -65,6 +67,7 @@ __all__ = [
     "HOSTILE_LENGTH",
     "HOSTILE_PIECES",
     "OVERSIZED_LENGTH",
+    "UNUSUAL_PIECES",
     "alert_types",
     "alerts",
     "alerts_grouped_events",
@@ -108,23 +111,86 @@ _LATEST = datetime(2100, 1, 1)
 _MAX_OFFSET = timedelta(hours=23, minutes=59)
 
 
-def _characters() -> st.SearchStrategy[str]:
-    # Everything but lone surrogates, which no encoder accepts and no service receives.
-    return st.characters(exclude_categories=["Cs"])
+UNUSUAL_PIECES: tuple[str, ...] = (
+    # Lone surrogates: a non-UTF-8 byte in a job's name (``$'job-\xff-name'``).
+    "\udcff",
+    "\ud83d",
+    # Control characters, an escape sequence, line breaks of every kind.
+    "\x00",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\r\n",
+    "\u2028",
+    "\t",
+    # Combining marks: an accent, a stack of them, a keycap.
+    "e\u0301",
+    "a\u0300\u0301\u0302\u0303\u0304\u0305",
+    "1\ufe0f\u20e3",
+    # Right-to-left text, and the marks and overrides that reorder a line.
+    "\u0645\u0631\u062d\u0628\u0627",
+    "\u05e9\u05dc\u05d5\u05dd",
+    "\u200f",
+    "\u202e",
+    # Emoji sequences: joined by ZWJ, with skin tones, flags, a tag sequence.
+    "\U0001f469\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466",
+    "\U0001f468\U0001f3fd\u200d\U0001f4bb",
+    "\U0001f44d\U0001f3ff",
+    "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea",
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+    "\u2764\ufe0f",
+)
+"""What :func:`texts` mixes into the text it draws: the characters every renderer must
+measure, clean and cut without error or damage."""
 
 
-def texts(*, min_size: int = 0, oversized: bool = True) -> st.SearchStrategy[str]:
-    """Text of any Unicode (emoji, right-to-left scripts, control characters, NUL).
+def _characters(*, lone_surrogates: bool = False) -> st.SearchStrategy[str]:
+    """Any character; lone surrogates only when asked (no encoder accepts them)."""
+    return st.characters(codec=None, exclude_categories=() if lone_surrogates else ["Cs"])
+
+
+def _unusual(*, min_size: int, max_size: int, lone_surrogates: bool) -> st.SearchStrategy[str]:
+    """Pieces of :data:`UNUSUAL_PIECES` mixed with any characters, ``min_size`` to
+    ``max_size`` characters (cut there, through a sequence or not).
+    """
+    pieces = [piece for piece in UNUSUAL_PIECES if lone_surrogates or not _is_surrogate(piece)]
+    piece = st.one_of(
+        st.sampled_from(pieces),
+        st.text(_characters(lone_surrogates=lone_surrogates), min_size=1, max_size=8),
+    )
+    return st.lists(piece, min_size=min_size, max_size=12).map(
+        lambda parts: "".join(parts)[:max_size]
+    )
+
+
+def _is_surrogate(piece: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in piece)
+
+
+def texts(
+    *, min_size: int = 0, oversized: bool = True, lone_surrogates: bool = True
+) -> st.SearchStrategy[str]:
+    """Text of any Unicode, often with the pieces of :data:`UNUSUAL_PIECES` in it: lone
+    surrogates (unless ``lone_surrogates=False``), control characters and escape
+    sequences, combining marks, right-to-left text, and emoji sequences (joined by ZWJ,
+    with skin tones, flags).
 
     With ``oversized`` (the default), sometimes a long text: a drawn piece repeated up to
     :data:`OVERSIZED_LENGTH` characters, which costs hypothesis little to draw.
     """
-    short = st.text(_characters(), min_size=min_size, max_size=80)
+    characters = _characters(lone_surrogates=lone_surrogates)
+    short = st.one_of(
+        st.text(characters, min_size=min_size, max_size=80),
+        _unusual(min_size=min_size, max_size=max(80, min_size), lone_surrogates=lone_surrogates),
+    )
     if not oversized:
         return short
     long = st.builds(
         _repeat_to,
-        st.text(_characters(), min_size=1, max_size=40),
+        st.one_of(
+            st.text(characters, min_size=1, max_size=40),
+            _unusual(min_size=1, max_size=40, lone_surrogates=lone_surrogates),
+        ),
         st.integers(min_value=max(min_size, 1000), max_value=OVERSIZED_LENGTH),
     )
     return st.one_of(short, short, long)
@@ -210,7 +276,11 @@ def hostile_texts(*, max_length: int = HOSTILE_LENGTH) -> st.SearchStrategy[str]
     repeated to a length of up to ``max_length`` characters (a megabyte by default).
     """
     anything = st.characters(codec=None, categories=None, exclude_categories=())
-    piece = st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(anything, max_size=8))
+    piece = st.one_of(
+        st.sampled_from(HOSTILE_PIECES),
+        st.sampled_from(UNUSUAL_PIECES),
+        st.text(anything, max_size=8),
+    )
     mixed = st.lists(piece, max_size=12).map("".join)
     if max_length <= 80:
         return mixed.map(lambda text: text[:max_length])
@@ -222,10 +292,13 @@ def hostile_texts(*, max_length: int = HOSTILE_LENGTH) -> st.SearchStrategy[str]
     return st.one_of(mixed, mixed, long)
 
 
-def _names() -> st.SearchStrategy[str]:
-    """Short non-empty text that reads like an identifier, sometimes with odd characters."""
+def _names(*, lone_surrogates: bool = False) -> st.SearchStrategy[str]:
+    """Short non-empty text that reads like an identifier, sometimes with odd characters
+    (lone surrogates only when asked: events keep their text as it is given).
+    """
     plain = st.text(string.ascii_letters + string.digits + "_-.:/\\", min_size=1, max_size=40)
-    return st.one_of(plain, st.text(_characters(), min_size=1, max_size=40))
+    odd = _unusual(min_size=1, max_size=40, lone_surrogates=lone_surrogates)
+    return st.one_of(plain, st.text(_characters(), min_size=1, max_size=40), odd)
 
 
 def alert_types() -> st.SearchStrategy[str]:
@@ -302,11 +375,11 @@ def alerts(
         st.lists(st.tuples(names, texts(oversized=oversized)), max_size=8),
         st.lists(st.tuples(names, texts(oversized=False)), min_size=20, max_size=60),
     )
-    labels = st.dictionaries(_names(), texts(oversized=False), max_size=10)
+    labels = st.dictionaries(_names(lone_surrogates=True), texts(oversized=False), max_size=10)
     return st.builds(
         Alert,
         type=alert_types(),
-        key=_names(),
+        key=_names(lone_surrogates=True),
         headline=texts(min_size=1, oversized=False),
         title=texts(min_size=1, oversized=oversized),
         summary=texts(oversized=oversized),
@@ -409,7 +482,7 @@ def chaperone_degraded_events() -> st.SearchStrategy[ChaperoneDegraded]:
     return st.builds(
         ChaperoneDegraded,
         part=_parts(),
-        reason=texts(oversized=False),
+        reason=texts(oversized=False, lone_surrogates=False),
         since=aware_datetimes(),
         process=_names(),
         occurred_at=aware_datetimes(),
@@ -550,7 +623,9 @@ def job_recovered_events() -> st.SearchStrategy[JobRecovered]:
         supervision_id=supervision_ids(),
         job_class=job_classes(),
         recovered_from=st.sampled_from(["job_stuck", "job_timeout"]),
-        reason=st.one_of(st.just("heartbeats resumed"), texts(min_size=1, oversized=False)),
+        reason=st.one_of(
+            st.just("heartbeats resumed"), texts(min_size=1, oversized=False, lone_surrogates=False)
+        ),
         occurred_at=aware_datetimes(),
     )
 
@@ -568,7 +643,7 @@ def job_completed_events() -> st.SearchStrategy[JobCompleted]:
         job_class=job_classes(),
         duration=durations(),
         failed=st.booleans(),
-        error=st.none() | texts(min_size=1, oversized=False),
+        error=st.none() | texts(min_size=1, oversized=False, lone_surrogates=False),
         resolves=st.lists(incident_refs(), max_size=4).map(tuple),
         occurred_at=aware_datetimes(),
     )
@@ -670,11 +745,13 @@ def maintenance_ended_events() -> st.SearchStrategy[MaintenanceEnded]:
         window_id=_names(),
         started_at=aware_datetimes(),
         ended_at=aware_datetimes(),
-        reason=texts(oversized=False),
-        matches=texts(min_size=1, oversized=False),
+        reason=texts(oversized=False, lone_surrogates=False),
+        matches=texts(min_size=1, oversized=False, lone_surrogates=False),
         suppressed=st.integers(min_value=0, max_value=100_000),
         by_type=st.dictionaries(alert_types(), st.integers(min_value=1, max_value=1000)),
-        examples=st.lists(texts(min_size=1, oversized=False), max_size=10).map(tuple),
+        examples=st.lists(
+            texts(min_size=1, oversized=False, lone_surrogates=False), max_size=10
+        ).map(tuple),
         occurred_at=aware_datetimes(),
     )
 
