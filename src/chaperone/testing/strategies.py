@@ -156,9 +156,9 @@ def _unusual(*, min_size: int, max_size: int, lone_surrogates: bool) -> st.Searc
     pieces = [piece for piece in UNUSUAL_PIECES if lone_surrogates or not _is_surrogate(piece)]
     piece = st.one_of(
         st.sampled_from(pieces),
-        st.text(_characters(lone_surrogates=lone_surrogates), min_size=1, max_size=8),
+        st.text(_characters(lone_surrogates=lone_surrogates), min_size=1, max_size=4),
     )
-    return st.lists(piece, min_size=min_size, max_size=12).map(
+    return st.lists(piece, min_size=min_size, max_size=max(min_size, 6)).map(
         lambda parts: "".join(parts)[:max_size]
     )
 
