@@ -166,7 +166,7 @@ class OpsgenieChannel(Channel):
             request_id = _json_field(response, "requestId")
             detail += f", request {request_id}" if request_id else ""
         elif code == 429 and headers.get("X-RateLimit-Reason"):
-            detail += f" (throttled: {one_line(headers['X-RateLimit-Reason'])[:50]})"
+            detail += f" (throttled: {fit(one_line(headers['X-RateLimit-Reason']), 50)})"
         return Outcome(
             kind=outcome.kind,
             detail=self._scrub(detail),
