@@ -373,13 +373,16 @@ class TestHistory:
             report = runtime.send(sample_alert(1, clock))
             history = read_history(runtime.store, 10)
         assert not report.delivered
+        # The failing channel is a degraded part of Chaperone: its own alert about that
+        # may be recorded too, as the delivery that reports it ends before or after this read.
+        history = [record for record in history if record["type"] != "chaperone_degraded"]
         by_channel = {record["channel"]: record for record in history}
         assert set(by_channel) == {"log", "database", "failing"}
         assert by_channel["log"]["status"] == "delivered"
         assert by_channel["database"]["status"] == "delivered"
         assert by_channel["failing"]["status"] == "failed"
         assert by_channel["failing"]["detail"] == "HTTP 400: invalid_payload"
-        assert all(record["key"] == "job-1" for record in history)
+        assert [record["key"] for record in history] == ["job-1"] * 3
 
     def test_history_survives_reopening_the_file(self, tmp_path: Path) -> None:
         """Records written to a SQLite store are read back after it is reopened."""
