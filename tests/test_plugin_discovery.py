@@ -1,5 +1,6 @@
 """Plugin discovery through the real CLI: built-ins, an installed channel plugin, a plugin
-that fails on import, and plugins disabled by configuration.
+named like a built-in once was, a plugin that fails on import, and plugins disabled by
+configuration.
 
 Needs the fixture plugins under tests/fixtures/plugins installed in the test environment
 (see ``helpers.cli.INSTALL_LINE``); without them these tests fail saying so.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +21,26 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
-from chaperone import PluginHost  # noqa: E402
+
+from chaperone import PluginHost, SystemClock  # noqa: E402
+from chaperone.metrics import read_delivery_stats  # noqa: E402
+from chaperone.store import SQLiteStore  # noqa: E402
 from helpers.cli import (  # noqa: E402
+    STORE_FILE,
     CliResult,
     Invocation,
     clean_environ,
     require_fixture_plugins,
     run_many,
+    store_url,
 )
 
 BUILTIN_CHANNELS = {
-    "alerts": [],
-    "ratelimit": [],
-    "routing": [],
-    "log": ["log"],
-    "database": ["database"],
+    "chaperone.builtin.alert_builder": [],
+    "chaperone.builtin.ratelimit_filter": [],
+    "chaperone.builtin.routing": [],
+    "chaperone.builtin.log_channel": ["log"],
+    "chaperone.builtin.database_channel": ["database"],
 }
 BROKEN_ERROR = "RuntimeError: chaperone-brokenplugin fails on import on purpose"
 
@@ -51,6 +59,10 @@ def _by_name(result: CliResult) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in listed}
 
 
+FOLDERS: dict[str, Path] = {}
+"""The folders of the runs whose store a test reads afterwards."""
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
     """Every command these tests look at, run at once, each in its own folder."""
@@ -62,8 +74,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
         invocations[name] = Invocation(args, folder, clean_environ(folder, **variables))
 
     add("listing", "plugins", "--json")
+    FOLDERS["test-alerts"] = tmp_path_factory.mktemp("test-alerts")
     add("table", "plugins")
-    add("test-alerts", "test-alerts", "--json")
+    folder = FOLDERS["test-alerts"]
+    invocations["test-alerts"] = Invocation(
+        ("test-alerts", "--json"), folder, clean_environ(folder)
+    )
     add("broken-channel", "test-alerts", CHAPERONE_ALERT_CHANNELS="broken")
     add("disabled", "plugins", "--json", CHAPERONE_DISABLE_PLUGINS="webhook, broken")
     add(
@@ -141,6 +157,17 @@ class TestPluginsJson:
         names = [entry["name"] for entry in entries if entry["name"] in BUILTIN_CHANNELS]
         assert names == list(BUILTIN_CHANNELS)
 
+    def test_a_plugin_named_metrics_loads_beside_the_builtin(self, listing: CliResult) -> None:
+        """The entry point ``metrics`` is listed working, beside the built-in delivery
+        metrics: built-ins go by their dotted module names, so no short name collides.
+        """
+        plugins = _by_name(listing)
+        assert plugins["metrics"]["status"] == "ok", plugins["metrics"]
+        assert plugins["metrics"]["distribution"] == "chaperone-testwebhook"
+        assert plugins["metrics"]["builtin"] is False
+        assert plugins["chaperone.builtin.delivery_metrics"]["status"] == "ok"
+        assert '"plugin": "metrics"' not in listing.stderr
+
     def test_every_builtin_is_the_cores(self, listing: CliResult) -> None:
         """Built-ins not named here (detectors, filters to come) are chaperone-core's too."""
         builtins = [entry for entry in listing.json() if entry["builtin"]]
@@ -185,6 +212,25 @@ class TestBrokenPluginIsNotFatal:
         assert result.returncode == 2, str(result)
         assert "installed but broken" in result.stderr
         assert BROKEN_ERROR in result.stderr
+
+    def test_the_metrics_plugin_runs_beside_the_builtin(self, runs: dict[str, CliResult]) -> None:
+        """Each of test-alerts' eight deliveries is counted twice: by the plugin
+        ``metrics`` under its own key and by the built-in delivery metrics.
+        """
+        from chaperone_testwebhook import DELIVERED_KEY  # installed as a fixture plugin
+
+        assert runs["test-alerts"].returncode == 0, str(runs["test-alerts"])
+        path = FOLDERS["test-alerts"] / STORE_FILE
+        store = SQLiteStore(path, SystemClock(), store_url(path))
+        try:
+            counted = store.get(DELIVERED_KEY)
+            stats = read_delivery_stats(
+                store, now=time.time(), window=timedelta(minutes=5), threshold=0.5
+            )
+        finally:
+            store.close()
+        assert counted == "8"
+        assert stats.totals.sent == 8
 
     def test_in_process_host_lists_it_too(self) -> None:
         """PluginHost in this process finds the same entry points, the broken one broken."""

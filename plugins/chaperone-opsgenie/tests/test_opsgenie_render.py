@@ -54,7 +54,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import build_alerts
+from chaperone.builtin.alert_builder import build_alerts
 from chaperone.testing.strategies import (
     OVERSIZED_LENGTH,
     alert_types,

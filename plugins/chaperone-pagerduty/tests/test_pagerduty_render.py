@@ -38,7 +38,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import build_alerts
+from chaperone.builtin.alert_builder import build_alerts
 from chaperone.testing import strategies
 from chaperone.testing.strategies import OVERSIZED_LENGTH
 

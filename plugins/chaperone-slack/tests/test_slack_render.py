@@ -45,7 +45,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import chaperone_alerts
+from chaperone.builtin.alert_builder import chaperone_alerts
 from chaperone.testing import strategies
 
 WHEN = datetime(2024, 1, 15, 14, 23, 45, tzinfo=UTC)
