@@ -82,6 +82,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
     )
     add("broken-channel", "test-alerts", CHAPERONE_ALERT_CHANNELS="broken")
     add("disabled", "plugins", "--json", CHAPERONE_DISABLE_PLUGINS="webhook, broken")
+    add("refused", "plugins", "--json", CHAPERONE_DISABLE_PLUGINS="chaperone.builtin.routing")
     add(
         "disabled-channel",
         "test-alerts",
@@ -262,6 +263,20 @@ class TestDisablingPlugins:
         installed = result.stderr.split("installed channels: ", 1)[1].split(")")[0]
         assert {"database", "log"} <= set(installed.split(", "))
         assert "webhook" not in installed.split(", ")
+
+    def test_a_builtin_that_cannot_be_disabled_is_listed_with_a_warning(
+        self, runs: dict[str, CliResult]
+    ) -> None:
+        """The routing named in CHAPERONE_DISABLE_PLUGINS stays loaded (start-up refuses
+        it), and the listing warns on standard error why, its JSON intact.
+        """
+        result = runs["refused"]
+        assert _by_name(result)["chaperone.builtin.routing"]["status"] == "ok"
+        assert (
+            "warning: CHAPERONE_DISABLE_PLUGINS (from environment): the built-in plugin "
+            "'chaperone.builtin.routing' cannot be disabled"
+        ) in result.stderr
+        assert "warning" not in runs["disabled"].stderr
 
     def test_disabling_the_broken_plugin_silences_it(self, runs: dict[str, CliResult]) -> None:
         """A disabled broken plugin is not imported: listed as disabled, nothing logged."""
