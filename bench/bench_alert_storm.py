@@ -60,7 +60,7 @@ from chaperone import JobStuck, ManualClock, Monitor, PluginHost, Runtime, Setti
 from chaperone._loop import BackgroundLoop
 from chaperone._matching import parse_match
 from chaperone._pipeline import DispatchReport
-from chaperone.channels.database import HISTORY_STREAM
+from chaperone.builtin.database_channel import HISTORY_STREAM
 from chaperone.config import load_settings
 from chaperone.maintenance import start_window
 from chaperone.store import MemoryStore, SQLiteStore, Store

@@ -15,7 +15,7 @@ after those, which only the ticks after the timed one would read.
 - None due: the clock stands at now and nothing is due. Timed: the whole
   ``Monitor.tick()`` a monitor runs (mark the store, every built-in detector, dispatch the
   empty batch, drain the outbox), and the jobs detector alone
-  (``chaperone.detectors.jobs.check_due``): the part that reads the deadline index, whose
+  (``chaperone.builtin.job_detector.check_due``): the part that reads the deadline index, whose
   cost could grow with ``n``. Medians of many ticks.
 - 1 % due: the clock moves 100 s on, so all of the 1 % are due.
   Timed: the first ``Monitor.detect()`` (the detection half of a tick: read each due
@@ -53,7 +53,7 @@ from _redis import loopback_redis
 from _summary import machine, summary
 
 from chaperone import JobStuck, ManualClock, Monitor, PluginHost, Runtime, Settings
-from chaperone.detectors.jobs import MAX_DUE_PER_TICK, check_due
+from chaperone.builtin.job_detector import MAX_DUE_PER_TICK, check_due
 from chaperone.store import MemoryStore, SQLiteStore, Store, open_store
 from chaperone.supervision import JobRecord, Supervisor, _keys
 

@@ -6,7 +6,7 @@ Run with ``nox -s bench`` (or ``python bench/bench_redis_ratelimit.py [--quick]`
 Eight processes (forked before any connection is made) each build a real
 :class:`~chaperone.Runtime` on one loopback Redis server (``redis://…?prefix=…``, the
 store a user configures) and, once all are released together, ask the built-in rate-limit filter
-(``chaperone.filters.ratelimit.chaperone_filter_alert``, the hook the pipeline calls)
+(``chaperone.builtin.ratelimit_filter.chaperone_filter_alert``, the hook the pipeline calls)
 about a firing ``job_stuck`` alert for every one of the same 4,000 keys, each process
 in its own shuffled order. The filter decides with one atomic ``set_if_absent`` per
 alert (a Lua script on the server); the alert it lets through is the window's one
@@ -36,7 +36,7 @@ from _redis import loopback_redis
 from _summary import machine, summary
 
 from chaperone import Alert, PluginHost, Runtime, Settings
-from chaperone.filters import ratelimit
+from chaperone.builtin import ratelimit_filter as ratelimit
 
 PROCESSES = 8
 KEYS = 4_000

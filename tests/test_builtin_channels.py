@@ -39,9 +39,9 @@ from chaperone import (
     _sanitize,
     hookimpl,
 )
+from chaperone.builtin.database_channel import DatabaseChannel, read_history
+from chaperone.builtin.log_channel import LogChannel
 from chaperone.channels import channel_settings
-from chaperone.channels.database import DatabaseChannel, read_history
-from chaperone.channels.log import LogChannel
 from chaperone.hookspecs import RegisterChannel
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.testing import (
@@ -101,7 +101,7 @@ class TestLogChannel(ChannelContract):
     """The channel contract, run against the ``log`` channel."""
 
     channel_class = LogChannel
-    plugin_name = "log"
+    plugin_name = "chaperone.builtin.log_channel"
     supports_failures = False
 
     def valid_settings(self) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class TestDatabaseChannel(ChannelContract):
     """The channel contract, run against the ``database`` channel on a memory store."""
 
     channel_class = DatabaseChannel
-    plugin_name = "database"
+    plugin_name = "chaperone.builtin.database_channel"
     supports_failures = False
 
     def make_service(self, mode: ServiceMode) -> Store:
@@ -650,7 +650,9 @@ class TestContractCatchesBrokenChannels:
     def test_a_plugin_providing_another_channel_fails(self) -> None:
         """The registration check fails when the plugin provides a different channel."""
         with pytest.raises(AssertionError, match="registers"):
-            assert_registered(HookChannel, "log", PluginHost(entry_points=False))
+            assert_registered(
+                HookChannel, "chaperone.builtin.log_channel", PluginHost(entry_points=False)
+            )
 
 
 class TestTestingPackage:
@@ -659,8 +661,8 @@ class TestTestingPackage:
         hypothesis, pytest nor chaperone.testing: they stay out of the runtime.
         """
         code = (
-            "import sys, chaperone, chaperone.cli, chaperone.channels.log, "
-            "chaperone.channels.database, chaperone.filters.ratelimit\n"
+            "import sys, chaperone, chaperone.cli, chaperone.builtin.log_channel, "
+            "chaperone.builtin.database_channel, chaperone.builtin.ratelimit_filter\n"
             "print(sorted(name for name in sys.modules if name.split('.')[0] in "
             "{'hypothesis', 'pytest', '_pytest'} or name.startswith('chaperone.testing')))"
         )

@@ -24,7 +24,7 @@ if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["t
     sys.path.insert(0, _TESTS)
 
 from chaperone import SystemClock  # noqa: E402
-from chaperone.channels.database import read_history  # noqa: E402
+from chaperone.builtin.database_channel import read_history  # noqa: E402
 from chaperone.store import open_store  # noqa: E402
 from chaperone.testing.servers import RecordedRequest, RecordingServer  # noqa: E402
 from helpers.cli import (  # noqa: E402

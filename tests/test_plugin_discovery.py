@@ -1,5 +1,6 @@
 """Plugin discovery through the real CLI: built-ins, an installed channel plugin, a plugin
-that fails on import, and plugins disabled by configuration.
+named like a built-in once was, a plugin that fails on import, and plugins disabled by
+configuration.
 
 Needs the fixture plugins under tests/fixtures/plugins installed in the test environment
 (see ``helpers.cli.INSTALL_LINE``); without them these tests fail saying so.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +21,26 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["tests"]
     sys.path.insert(0, _TESTS)
 
-from chaperone import PluginHost  # noqa: E402
+
+from chaperone import PluginHost, SystemClock  # noqa: E402
+from chaperone.metrics import read_delivery_stats  # noqa: E402
+from chaperone.store import SQLiteStore  # noqa: E402
 from helpers.cli import (  # noqa: E402
+    STORE_FILE,
     CliResult,
     Invocation,
     clean_environ,
     require_fixture_plugins,
     run_many,
+    store_url,
 )
 
 BUILTIN_CHANNELS = {
-    "alerts": [],
-    "ratelimit": [],
-    "routing": [],
-    "log": ["log"],
-    "database": ["database"],
+    "chaperone.builtin.alert_builder": [],
+    "chaperone.builtin.ratelimit_filter": [],
+    "chaperone.builtin.routing": [],
+    "chaperone.builtin.log_channel": ["log"],
+    "chaperone.builtin.database_channel": ["database"],
 }
 BROKEN_ERROR = "RuntimeError: chaperone-brokenplugin fails on import on purpose"
 
@@ -51,6 +59,10 @@ def _by_name(result: CliResult) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in listed}
 
 
+FOLDERS: dict[str, Path] = {}
+"""The folders of the runs whose store a test reads afterwards."""
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
     """Every command these tests look at, run at once, each in its own folder."""
@@ -62,10 +74,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult]:
         invocations[name] = Invocation(args, folder, clean_environ(folder, **variables))
 
     add("listing", "plugins", "--json")
+    FOLDERS["test-alerts"] = tmp_path_factory.mktemp("test-alerts")
     add("table", "plugins")
-    add("test-alerts", "test-alerts", "--json")
+    folder = FOLDERS["test-alerts"]
+    invocations["test-alerts"] = Invocation(
+        ("test-alerts", "--json"), folder, clean_environ(folder)
+    )
     add("broken-channel", "test-alerts", CHAPERONE_ALERT_CHANNELS="broken")
     add("disabled", "plugins", "--json", CHAPERONE_DISABLE_PLUGINS="webhook, broken")
+    add("refused", "plugins", "--json", CHAPERONE_DISABLE_PLUGINS="chaperone.builtin.routing")
     add(
         "disabled-channel",
         "test-alerts",
@@ -141,6 +158,17 @@ class TestPluginsJson:
         names = [entry["name"] for entry in entries if entry["name"] in BUILTIN_CHANNELS]
         assert names == list(BUILTIN_CHANNELS)
 
+    def test_a_plugin_named_metrics_loads_beside_the_builtin(self, listing: CliResult) -> None:
+        """The entry point ``metrics`` is listed working, beside the built-in delivery
+        metrics: built-ins go by their dotted module names, so no short name collides.
+        """
+        plugins = _by_name(listing)
+        assert plugins["metrics"]["status"] == "ok", plugins["metrics"]
+        assert plugins["metrics"]["distribution"] == "chaperone-testwebhook"
+        assert plugins["metrics"]["builtin"] is False
+        assert plugins["chaperone.builtin.delivery_metrics"]["status"] == "ok"
+        assert '"plugin": "metrics"' not in listing.stderr
+
     def test_every_builtin_is_the_cores(self, listing: CliResult) -> None:
         """Built-ins not named here (detectors, filters to come) are chaperone-core's too."""
         builtins = [entry for entry in listing.json() if entry["builtin"]]
@@ -186,6 +214,25 @@ class TestBrokenPluginIsNotFatal:
         assert "installed but broken" in result.stderr
         assert BROKEN_ERROR in result.stderr
 
+    def test_the_metrics_plugin_runs_beside_the_builtin(self, runs: dict[str, CliResult]) -> None:
+        """Each of test-alerts' eight deliveries is counted twice: by the plugin
+        ``metrics`` under its own key and by the built-in delivery metrics.
+        """
+        from chaperone_testwebhook import DELIVERED_KEY  # installed as a fixture plugin
+
+        assert runs["test-alerts"].returncode == 0, str(runs["test-alerts"])
+        path = FOLDERS["test-alerts"] / STORE_FILE
+        store = SQLiteStore(path, SystemClock(), store_url(path))
+        try:
+            counted = store.get(DELIVERED_KEY)
+            stats = read_delivery_stats(
+                store, now=time.time(), window=timedelta(minutes=5), threshold=0.5
+            )
+        finally:
+            store.close()
+        assert counted == "8"
+        assert stats.totals.sent == 8
+
     def test_in_process_host_lists_it_too(self) -> None:
         """PluginHost in this process finds the same entry points, the broken one broken."""
         host = PluginHost()
@@ -216,6 +263,20 @@ class TestDisablingPlugins:
         installed = result.stderr.split("installed channels: ", 1)[1].split(")")[0]
         assert {"database", "log"} <= set(installed.split(", "))
         assert "webhook" not in installed.split(", ")
+
+    def test_a_builtin_that_cannot_be_disabled_is_listed_with_a_warning(
+        self, runs: dict[str, CliResult]
+    ) -> None:
+        """The routing named in CHAPERONE_DISABLE_PLUGINS stays loaded (start-up refuses
+        it), and the listing warns on standard error why, its JSON intact.
+        """
+        result = runs["refused"]
+        assert _by_name(result)["chaperone.builtin.routing"]["status"] == "ok"
+        assert (
+            "warning: CHAPERONE_DISABLE_PLUGINS (from environment): the built-in plugin "
+            "'chaperone.builtin.routing' cannot be disabled"
+        ) in result.stderr
+        assert "warning" not in runs["disabled"].stderr
 
     def test_disabling_the_broken_plugin_silences_it(self, runs: dict[str, CliResult]) -> None:
         """A disabled broken plugin is not imported: listed as disabled, nothing logged."""

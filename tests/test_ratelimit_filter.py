@@ -27,8 +27,8 @@ from chaperone import (
     Settings,
     VerdictKind,
 )
+from chaperone.builtin import ratelimit_filter as ratelimit
 from chaperone.config import RateLimitSettings
-from chaperone.filters import ratelimit
 from chaperone.store import MemoryStore, SQLiteStore, Store
 
 TYPES = ("job_stuck", "job_timeout", "circuit_breaker", "resource_violation")

@@ -35,8 +35,8 @@ from chaperone._event_codec import decode_event, encode_event
 from chaperone._outbox import OutboxEntry, SecretBook
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Outcome
-from chaperone.channels.database import read_history, record_delivery
-from chaperone.channels.log import LogChannel
+from chaperone.builtin.database_channel import read_history, record_delivery
+from chaperone.builtin.log_channel import LogChannel
 from chaperone.store import SQLiteStore, Store
 from chaperone.testing import offline_client, strategies
 from chaperone.testing.strategies import HOSTILE_LENGTH, HOSTILE_PIECES, hostile_texts

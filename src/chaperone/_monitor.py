@@ -29,29 +29,11 @@ from chaperone._events import Event
 from chaperone._pipeline import DispatchReport
 from chaperone._runtime import Runtime
 from chaperone._secrets import MASKER
-from chaperone.metrics._liveness import MonitorBeat
+from chaperone.metrics._liveness import ALIVE_KEY, ALIVE_TTL, MonitorBeat
 
-__all__ = ["ALIVE_KEY", "ALIVE_TTL", "Monitor", "monitor_alive"]
+__all__ = ["Monitor"]
 
 _log = structlog.get_logger("chaperone.monitor")
-
-ALIVE_KEY = "monitor:alive"
-"""Set by every tick, so job processes know a monitor will flush what they hold back."""
-ALIVE_TTL = 120.0
-"""Seconds a tick vouches for: a monitor silent longer than this counts as gone."""
-
-
-def monitor_alive(runtime: Runtime) -> bool:
-    """Whether a monitor that keeps ticking vouched for this store recently (within
-    :data:`ALIVE_TTL` seconds, or three of its intervals when longer).
-
-    Grouping holds alerts back only while this is true: with no monitor to flush them,
-    held alerts would wait for one, so they go out one by one instead.
-    """
-    try:
-        return runtime.store.get(ALIVE_KEY) is not None
-    except Exception:
-        return False
 
 
 class Monitor:

@@ -32,7 +32,7 @@ from chaperone._events import Event
 from chaperone._outbox import Claim
 from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination, Verdict, VerdictKind
-from chaperone.builtin import alerts as builtin_alerts
+from chaperone.builtin import alert_builder as builtin_alerts
 from chaperone.builtin import routing as builtin_routing
 
 if TYPE_CHECKING:

@@ -1,17 +1,21 @@
 """The plugin host: built-in plugins and entry points, one pluggy manager, typed calls.
 
-Built-in plugins register through the same marker and manager as external ones. External
-plugins come from the entry-point group ``chaperone``; each is loaded and registered in its
-own try/except, so a broken plugin is logged and listed, never fatal.
+Built-in plugins are the modules of :mod:`chaperone.builtin`, found by listing that package
+and registered through the same marker and manager as external ones, under their dotted
+module names. External plugins come from the entry-point group ``chaperone``; each is
+loaded and registered in its own try/except, so a broken plugin is logged and listed,
+never fatal.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from types import ModuleType
+from typing import Any, Final
 
 import attrs
 import pluggy
@@ -23,27 +27,18 @@ from chaperone._markers import PROJECT_NAME
 from chaperone._secrets import MASKER
 from chaperone.channels._base import Channel
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "PluginHost", "PluginInfo"]
+__all__ = [
+    "BUILTIN_PACKAGE",
+    "ENTRY_POINT_GROUP",
+    "PluginHost",
+    "PluginInfo",
+    "builtin_modules",
+]
 
 ENTRY_POINT_GROUP = PROJECT_NAME
 
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "chaperone.detectors.jobs",
-    "chaperone.detectors.queue",
-    "chaperone.detectors.thresholds",
-    "chaperone.builtin.alerts",
-    "chaperone.filters.priority",
-    "chaperone.filters.maintenance",
-    "chaperone.filters.escalation",
-    "chaperone.filters.ratelimit",
-    "chaperone.filters.grouping",
-    "chaperone.builtin.routing",
-    "chaperone.builtin.metrics",
-    "chaperone.builtin.selfwatch",
-    "chaperone.channels.log",
-    "chaperone.channels.database",
-)
-"""Built-in plugin modules. Filters among them are asked in this order."""
+BUILTIN_PACKAGE: Final = "chaperone.builtin"
+"""The package whose modules are the built-in plugins (see its docstring for their order)."""
 
 _log = structlog.get_logger("chaperone.plugins")
 
@@ -60,6 +55,8 @@ class PluginInfo:
     channels: list[str] = attrs.field(factory=list)
     error: str | None = None
     disabled: bool = False
+    required: str | None = None
+    """Why this built-in cannot be disabled (its module's ``REQUIRED``), if it cannot."""
 
     @property
     def status(self) -> str:
@@ -82,6 +79,24 @@ class PluginInfo:
         }
 
 
+@cache
+def builtin_modules(package: str = BUILTIN_PACKAGE) -> tuple[ModuleType, ...]:
+    """Every module of ``package``, each a built-in plugin, lowest ``ORDER`` first; a
+    module that declares no integer ``ORDER`` is a PluginError.
+    """
+    root = importlib.import_module(package)
+    modules = [
+        importlib.import_module(f"{package}.{found.name}")
+        for found in pkgutil.iter_modules(root.__path__)
+    ]
+    unordered = [
+        module.__name__ for module in modules if not isinstance(getattr(module, "ORDER", None), int)
+    ]
+    if unordered:
+        raise PluginError(f"built-in plugin modules without an ORDER: {', '.join(unordered)}")
+    return tuple(sorted(modules, key=lambda module: (module.ORDER, module.__name__)))
+
+
 def _describe(exc: BaseException) -> str:
     return MASKER.mask(f"{type(exc).__name__}: {exc}")
 
@@ -98,7 +113,8 @@ class PluginHost:
     ) -> None:
         """Load the built-ins, then (unless ``entry_points`` is False) every entry point of
         the group ``chaperone``, then ``extra`` (name, plugin object) pairs, skipping any
-        name in ``disabled``.
+        name in ``disabled`` (but a built-in that declares ``REQUIRED``: the configuration
+        check refuses that).
         """
         self.manager = pluggy.PluginManager(PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
@@ -108,20 +124,26 @@ class PluginHost:
         blocked = {name.strip().lower() for name in disabled}
         version = _version_of("chaperone-core")
         # pluggy calls the latest registered first: register in reverse so that the
-        # tuple's order is the order filters are asked in.
+        # built-ins' ORDER is the order their hooks are called in.
         builtins = [
-            PluginInfo(
-                name=module.rsplit(".", 1)[-1],
-                module=module,
-                distribution="chaperone-core",
-                version=version,
-                builtin=True,
+            (
+                PluginInfo(
+                    name=module.__name__,
+                    module=module.__name__,
+                    distribution="chaperone-core",
+                    version=version,
+                    builtin=True,
+                    required=getattr(module, "REQUIRED", None),
+                ),
+                module,
             )
-            for module in BUILTIN_PLUGINS
+            for module in builtin_modules(BUILTIN_PACKAGE)
         ]
-        for info in reversed(builtins):
-            self._load(info, partial(importlib.import_module, info.module), blocked)
-        self.plugins.extend(builtins)
+        for info, module in reversed(builtins):
+            self._load(info, partial(_identity, module), blocked)
+            if info.disabled:
+                _list_channels(info, module)
+        self.plugins.extend(info for info, _module in builtins)
         if entry_points:
             for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
                 info = PluginInfo(
@@ -159,8 +181,17 @@ class PluginHost:
         """The plugin that registered ``channel``, if any."""
         return self._channel_providers.get(channel)
 
+    def owner_of(self, channel: str) -> PluginInfo | None:
+        """The plugin that registers ``channel``, or would were it not disabled or broken:
+        the one that lists it, else the one named as it (an external channel plugin
+        usually is).
+        """
+        listing = (info for info in self.plugins if channel in info.channels)
+        named = (info for info in self.plugins if info.name == channel)
+        return next(listing, None) or next(named, None)
+
     def _load(self, info: PluginInfo, load: Callable[[], object], blocked: set[str]) -> None:
-        if info.name.lower() in blocked:
+        if info.name.lower() in blocked and info.required is None:
             info.disabled = True
             return
         try:
@@ -256,6 +287,15 @@ def _accepted(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> dict[str, Any
 
 def _identity(plugin: object) -> object:
     return plugin
+
+
+def _list_channels(info: PluginInfo, module: ModuleType) -> None:
+    """List the channels a disabled built-in would register, without registering them,
+    so that naming one says which plugin is disabled.
+    """
+    register_channels = getattr(module, "chaperone_register_channels", None)
+    if register_channels is not None:
+        register_channels(register=lambda channel_class: info.channels.append(channel_class.name))
 
 
 def _version_of(distribution: str) -> str:

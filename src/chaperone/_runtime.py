@@ -245,12 +245,13 @@ class Runtime:
 
     def _unknown_channel(self, name: str, route: str | None = None) -> ConfigProblem:
         installed = ", ".join(sorted(self.plugins.channel_classes)) or "none"
-        provider = next((info for info in self.plugins.broken if info.name == name), None)
-        hint = (
-            f"the plugin {name!r} is installed but broken ({provider.error})"
-            if provider
-            else f"install it with: pip install {package_for_channel(name)}"
-        )
+        owner = self.plugins.owner_of(name)
+        if owner is not None and owner.error:
+            hint = f"the plugin {owner.name!r} is installed but broken ({owner.error})"
+        elif owner is not None and owner.disabled and owner.builtin:
+            hint = f"the built-in plugin {owner.name!r} is disabled (CHAPERONE_DISABLE_PLUGINS)"
+        else:
+            hint = f"install it with: pip install {package_for_channel(name)}"
         key, source = (
             (f"{route}.channels", self.settings.config_file or "config file")
             if route

@@ -21,7 +21,7 @@ __all__ = ["SAMPLE_TYPES", "sample_event"]
 def _stuck(now: datetime) -> Event:
     return JobStuck(
         supervision_id=str(uuid.uuid4()),
-        job_class="App\\Jobs\\ProcessLargeDataset",
+        job_class="datasets.process_large",
         stuck_duration=timedelta(minutes=30),
         last_heartbeat=now - timedelta(minutes=30),
         occurred_at=now,
@@ -31,7 +31,7 @@ def _stuck(now: datetime) -> Event:
 def _timeout(now: datetime) -> Event:
     return JobTimeout(
         supervision_id=str(uuid.uuid4()),
-        job_class="App\\Jobs\\GenerateMonthlyReport",
+        job_class="reports.build_monthly",
         timeout=timedelta(seconds=300),
         actual_duration=timedelta(seconds=350),
         occurred_at=now,
@@ -51,7 +51,7 @@ def _circuit_breaker(now: datetime) -> Event:
 def _resource(now: datetime) -> Event:
     return ResourceViolationDetected(
         supervision_id=str(uuid.uuid4()),
-        job_class="App\\Jobs\\ImportCustomerFeed",
+        job_class="feeds.import_customers",
         violation_type=ViolationType.MEMORY,
         limit=512,
         actual=768,

@@ -25,7 +25,7 @@ from chaperone._monitor import Monitor
 from chaperone._pipeline import DispatchReport
 from chaperone._plugins import PluginHost
 from chaperone._runtime import Runtime
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.config import load_settings
 
 PROCESSES = 4

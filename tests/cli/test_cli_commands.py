@@ -396,7 +396,7 @@ class TestWebhookDelivery:
         assert request.headers["Content-Type"] == "application/json"
         body: Any = request.json()
         assert body["alert"]["type"] == "job_stuck"
-        assert body["alert"]["job_class"] == "App\\Jobs\\ProcessLargeDataset"
+        assert body["alert"]["job_class"] == "datasets.process_large"
         assert body["alert"]["status"] == "firing"
         assert body["route"] == "default"
 

@@ -268,13 +268,59 @@ class TestChannelTables:
 
 class TestDisabledPlugins:
     def test_a_typo_suggests_the_plugin(self, tmp_path: Path) -> None:
-        """``CHAPERONE_DISABLE_PLUGINS=grouping,ratelimt`` suggests ratelimit, naming
-        the variable.
+        """``CHAPERONE_DISABLE_PLUGINS=pagers,chaperone.builtin.ratelimt_filter`` suggests
+        the rate limit's name, naming the variable.
         """
-        found = problems({"CHAPERONE_DISABLE_PLUGINS": "grouping,ratelimt"}, cwd=tmp_path)
+        environ = {"CHAPERONE_DISABLE_PLUGINS": "pagers,chaperone.builtin.ratelimt_filter"}
+        found = problems(environ, cwd=tmp_path)
         problem = found["CHAPERONE_DISABLE_PLUGINS"]
         assert problem.source == "environment"
-        assert problem.message == "no installed plugin is named 'ratelimt'; did you mean ratelimit?"
+        assert problem.message == (
+            "no installed plugin is named 'chaperone.builtin.ratelimt_filter'; "
+            "did you mean chaperone.builtin.ratelimit_filter?"
+        )
+
+    @pytest.mark.parametrize(
+        ("short", "meant"),
+        [
+            ("ratelimit", "'chaperone.builtin.ratelimit_filter'"),
+            ("jobs", "'chaperone.builtin.job_detector'"),
+            ("log", "'chaperone.builtin.log_channel'"),
+            ("alerts", "'chaperone.builtin.alert_builder' or 'chaperone.builtin.alert_grouping'"),
+        ],
+    )
+    def test_a_short_name_of_old_names_the_builtin(
+        self, tmp_path: Path, short: str, meant: str
+    ) -> None:
+        """A built-in's short name of old is no plugin's: the problem says built-ins go by
+        their module's name and which it meant.
+        """
+        found = problems({"CHAPERONE_DISABLE_PLUGINS": short}, cwd=tmp_path)
+        assert found["CHAPERONE_DISABLE_PLUGINS"].message == (
+            f"no installed plugin is named {short!r}; built-in plugins go by their "
+            f"module's name: did you mean {meant}?"
+        )
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "chaperone.builtin.alert_builder",
+            "chaperone.builtin.alert_grouping",
+            "chaperone.builtin.queued_events",
+            "chaperone.builtin.routing",
+        ],
+    )
+    def test_a_builtin_that_cannot_be_disabled_is_refused(self, tmp_path: Path, name: str) -> None:
+        """Disabling a built-in that declares REQUIRED is a problem naming it and why."""
+        found = problems({"CHAPERONE_DISABLE_PLUGINS": name}, cwd=tmp_path)
+        message = found["CHAPERONE_DISABLE_PLUGINS"].message
+        assert message.startswith(f"the built-in plugin {name!r} cannot be disabled: ")
+        assert message.removeprefix(f"the built-in plugin {name!r} cannot be disabled: ")
+
+    def test_the_table_of_a_disabled_builtin_channel_may_stay(self, tmp_path: Path) -> None:
+        """With the log channel's plugin disabled, ``[channels.log]`` is no error."""
+        environ = {"CHAPERONE_DISABLE_PLUGINS": "chaperone.builtin.log_channel"}
+        assert problems(environ, '[channels.log]\nlogger = "x"\n', cwd=tmp_path) == {}
 
     def test_from_toml_it_names_the_toml_key(self, tmp_path: Path) -> None:
         """Set in the file, the problem names ``plugins.disable`` and lists the plugins
@@ -287,7 +333,8 @@ class TestDisabledPlugins:
 
     def test_a_disabled_plugin_is_still_known(self, tmp_path: Path) -> None:
         """Disabling a plugin that is there is no error."""
-        assert problems({"CHAPERONE_DISABLE_PLUGINS": "pagers,grouping"}, cwd=tmp_path) == {}
+        environ = {"CHAPERONE_DISABLE_PLUGINS": "pagers,chaperone.builtin.escalation_filter"}
+        assert problems(environ, cwd=tmp_path) == {}
 
     def test_the_settings_of_a_disabled_channel_plugin_may_stay(self, tmp_path: Path) -> None:
         """With its plugin disabled, a channel's table and variables are no error (the

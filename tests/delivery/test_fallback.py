@@ -21,8 +21,8 @@ from chaperone import (
 )
 from chaperone._delivery import deliver
 from chaperone._policy import delivery_policy, destination_id
+from chaperone.builtin.database_channel import read_history
 from chaperone.channels import channel_settings
-from chaperone.channels.database import read_history
 from chaperone.config import load_settings
 from chaperone.config._settings import Route
 from chaperone.store import MemoryStore

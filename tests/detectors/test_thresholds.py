@@ -38,10 +38,10 @@ from chaperone import (
     hookimpl,
 )
 from chaperone._monitor import Monitor
-from chaperone._plugins import BUILTIN_PLUGINS
-from chaperone.channels.database import read_history
+from chaperone._plugins import builtin_modules
+from chaperone.builtin import threshold_detector as detector
+from chaperone.builtin.database_channel import read_history
 from chaperone.config import Thresholds, load_settings
-from chaperone.detectors import thresholds as detector
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
 from chaperone.supervision._stats import BUCKET_SECONDS, record_job_finished
@@ -609,9 +609,9 @@ class TestThroughTheMonitor:
 
     def test_builtin_and_ordered_after_the_event_queue(self) -> None:
         """The detector is a built-in plugin, right after the queued-events detector."""
-        modules = list(BUILTIN_PLUGINS)
-        assert modules.index("chaperone.detectors.thresholds") == (
-            modules.index("chaperone.detectors.queue") + 1
+        modules = [module.__name__ for module in builtin_modules()]
+        assert modules.index("chaperone.builtin.threshold_detector") == (
+            modules.index("chaperone.builtin.queued_events") + 1
         )
 
     def test_alert_and_resolution_reach_the_history(

@@ -16,8 +16,9 @@ from chaperone import (
     Settings,
     VerdictKind,
 )
+from chaperone.builtin import escalation_filter as escalation
+from chaperone.builtin import ratelimit_filter as ratelimit
 from chaperone.config import EscalationSettings, GroupingSettings, load_settings
-from chaperone.filters import escalation, ratelimit
 from helpers.cli import STORE_FILE, clean_environ, run_cli
 from helpers.fatigue import SEED_DELAYS, runtime_with, sqlite_store, trouble
 

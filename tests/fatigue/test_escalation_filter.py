@@ -33,13 +33,14 @@ from chaperone import (
     Runtime,
     VerdictKind,
 )
+from chaperone.builtin import escalation_filter as escalation
+from chaperone.builtin import ratelimit_filter as ratelimit
 from chaperone.config import (
     EscalationSettings,
     GroupingSettings,
     PrioritySettings,
     RateLimitSettings,
 )
-from chaperone.filters import escalation, ratelimit
 from chaperone.store import MemoryStore, Store
 from helpers.fatigue import (
     SEED_DELAYS,

@@ -29,8 +29,8 @@ from chaperone import (
     Settings,
     VerdictKind,
 )
+from chaperone.builtin import alert_grouping as grouping
 from chaperone.config import GroupingSettings, PrioritySettings
-from chaperone.filters import grouping
 from chaperone.store import MemoryStore, Store
 from helpers.fatigue import RecordingChannel, entry_keys, runtime_with, sqlite_store
 

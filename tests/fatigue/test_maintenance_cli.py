@@ -2,7 +2,7 @@ r"""``chaperone maintenance start|end|status`` run as a person runs them: the re
 script in subprocesses sharing a fresh SQLite file per scenario.
 
 The issue's Done-means line is the first scenario: ``maintenance start 30m --match
-job_class='App\Jobs\*'``, then ``test-alerts`` suppresses the three job alerts and still
+job_class='*'``, then ``test-alerts`` suppresses the three job alerts and still
 delivers the circuit breaker's; ``maintenance end`` delivers one summary naming the 3.
 
 Most of a run is Python starting up, so the scenarios advance together: each stage starts
@@ -142,7 +142,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
                     *start,
                     "30m",
                     "--match",
-                    "job_class=App\\Jobs\\*",
+                    "job_class=*",
                     "--reason",
                     "deploy",
                 ),
@@ -213,7 +213,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
 
 
 class TestDoneMeans:
-    r"""start 30m --match job_class='App\Jobs\*', test-alerts, end: the job alerts are
+    r"""start 30m --match job_class='*', test-alerts, end: the job alerts are
     suppressed, the breaker's delivered, and one summary names the 3.
     """
 
@@ -223,7 +223,7 @@ class TestDoneMeans:
         assert result.returncode == 0, str(result)
         assert WINDOW_ID.search(result.stdout), str(result)
         assert "UTC (30 minutes)" in result.stdout
-        assert "matches: job_class=App\\Jobs\\*" in result.stdout
+        assert "matches: job_class=*" in result.stdout
         assert "reason: deploy" in result.stdout
 
     def test_test_alerts_suppresses_the_job_alerts(self, runs: dict[str, Scenario]) -> None:
@@ -251,7 +251,7 @@ class TestDoneMeans:
         assert row["kind"] == "ad-hoc"
         assert row["suppressed"] == 3
         assert row["suppressed_by_type"] == dict.fromkeys(JOB_TYPES, 1)
-        assert row["match"] == {"job_class": ["App\\Jobs\\*"]}
+        assert row["match"] == {"job_class": ["*"]}
         assert row["reason"] == "deploy"
         assert 0 < row["remaining"] <= 30 * 60
 
@@ -275,7 +275,7 @@ class TestDoneMeans:
         assert summary["status"] == "delivered"
         assert summary["title"] == "Maintenance window ended: 3 alerts suppressed"
         assert summary["fields"]["Suppressed"] == "3"
-        assert summary["fields"]["Matched"] == "job_class=App\\Jobs\\*"
+        assert summary["fields"]["Matched"] == "job_class=*"
         assert stored_history(runs["done"].folder) == history
 
     def test_nothing_left_after_the_end(self, runs: dict[str, Scenario]) -> None:

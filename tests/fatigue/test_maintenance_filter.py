@@ -33,8 +33,8 @@ from chaperone import (
     VerdictKind,
 )
 from chaperone._matching import AlertMatcher, parse_match
+from chaperone.builtin import maintenance_windows as maintenance_filter
 from chaperone.config import RecurringWindow
-from chaperone.filters import maintenance as maintenance_filter
 from chaperone.maintenance import (
     ENDS_INDEX,
     MAX_EXAMPLES,

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import chaperone
 from chaperone import Alert, JobStuck, ManualClock, Priority, Runtime, Settings
+from chaperone.builtin.priority_rules import LEVELS, explain_priority
 from chaperone.config import PrioritySettings, load_settings
-from chaperone.filters.priority import LEVELS, explain_priority
 from helpers.fatigue import RecordingChannel, runtime_with
 
 AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)

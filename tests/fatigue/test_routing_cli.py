@@ -131,12 +131,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         "priority-off": (
             "plain",
             ("--type", "job_stuck", "--job-class", PAYMENT_SYNC, "--json"),
-            {"CHAPERONE_DISABLE_PLUGINS": "priority"},
+            {"CHAPERONE_DISABLE_PLUGINS": "chaperone.builtin.priority_rules"},
         ),
         "routing-off": (
             "plain",
             ("--type", "circuit_breaker", "--service", "x", "--json"),
-            {"CHAPERONE_DISABLE_PLUGINS": "routing"},
+            {"CHAPERONE_DISABLE_PLUGINS": "chaperone.builtin.routing"},
         ),
         "bad-severity": ("plain", ("--type", "job_stuck", "--severity", "dire"), {}),
         "bad-priority": ("plain", ("--type", "job_stuck", "--priority", "urgent"), {}),
@@ -207,7 +207,7 @@ class TestDoneMeans:
         assert data["priority"] == {
             "priority": "high",
             "built_with": "normal",
-            "decided_by": "chaperone.filters.priority",
+            "decided_by": "chaperone.builtin.priority_rules",
             "builtin": True,
             "reason": "job class 'App\\Jobs\\PaymentSync' matches high pattern '*Payment*'",
         }
@@ -321,13 +321,16 @@ class TestDecisions:
         assert data["priority"]["decided_by"] is None
         assert "built-in rules are disabled" in data["priority"]["reason"]
 
-    def test_disabled_routing_plugin_still_routes(self, runs: Runs) -> None:
-        """With the built-in routing plugin disabled the pipeline still routes by the
-        config (its fallback), and so does the dry run.
+    def test_disabled_routing_plugin_is_refused(self, runs: Runs) -> None:
+        """The built-in routing cannot be disabled: the dry run routes by the config as
+        the pipeline would, and warns that the monitor would refuse to start, naming it.
         """
         data = ok_json(runs["routing-off"])
         assert data["routing"]["builtin"] is True
         assert [d["route"] for d in data["destinations"]] == ["breakers"]
+        [warning] = data["warnings"]
+        assert warning.startswith("CHAPERONE_DISABLE_PLUGINS (from environment): ")
+        assert "the built-in plugin 'chaperone.builtin.routing' cannot be disabled" in warning
 
 
 class TestBadOptions:

@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from chaperone import SystemClock
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.cli.jobs import list_jobs
 from chaperone.store import SQLiteStore
 

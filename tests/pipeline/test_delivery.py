@@ -28,7 +28,7 @@ from chaperone import (
     SendContext,
     Settings,
 )
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.config import DeliverySettings
 from chaperone.store import MemoryStore
 from helpers.delivery import AfterDelivery, Channels, confirm

@@ -188,7 +188,7 @@ def test_history_keeps_every_entry_of_a_digest_raised_in_one_second() -> None:
     """Twenty alerts of the same second stay twenty entries in the history record (the
     database channel keys fields by name; digest entries are numbered).
     """
-    from chaperone.channels.database import read_history
+    from chaperone.builtin.database_channel import read_history
 
     members = [custom_alert(key=f"k{number}", occurred_at=AT) for number in range(20)]
     event = AlertsGrouped(

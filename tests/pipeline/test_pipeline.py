@@ -29,7 +29,7 @@ from chaperone import (
     Verdict,
     VerdictKind,
 )
-from chaperone.filters.ratelimit import rate_limit_key
+from chaperone.builtin.ratelimit_filter import rate_limit_key
 from chaperone.store import MemoryStore
 
 # -------------------------------------------------------------------------------------

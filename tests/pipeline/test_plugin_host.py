@@ -7,6 +7,7 @@ import sys
 import types
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Self
 
 import pytest
@@ -24,9 +25,10 @@ from chaperone import (
     Verdict,
 )
 from chaperone import _plugins as plugins_module
-from chaperone._plugins import BUILTIN_PLUGINS
-from chaperone.channels.database import DatabaseChannel
-from chaperone.channels.log import LogChannel
+from chaperone._exceptions import PluginError
+from chaperone._plugins import builtin_modules
+from chaperone.builtin.database_channel import DatabaseChannel
+from chaperone.builtin.log_channel import LogChannel
 
 # -------------------------------------------------------------------------------------
 # Helpers
@@ -82,8 +84,17 @@ class Recorder:
             raise RuntimeError(f"{self.name} failed")
 
 
-BUILTIN_FILTERS = ("maintenance", "escalation", "ratelimit", "grouping")
+BUILTIN_FILTERS = (
+    "chaperone.builtin.maintenance_windows",
+    "chaperone.builtin.escalation_filter",
+    "chaperone.builtin.ratelimit_filter",
+    "chaperone.builtin.alert_grouping",
+)
 """The built-in filter plugins, in the order they are asked."""
+LOG = "chaperone.builtin.log_channel"
+DATABASE = "chaperone.builtin.database_channel"
+GROUPING = "chaperone.builtin.alert_grouping"
+"""The one built-in filter that cannot be disabled (it flushes what it held)."""
 
 
 def host(*plugins: tuple[str, object], disabled: tuple[str, ...] = ()) -> PluginHost:
@@ -130,43 +141,64 @@ def fake_module(name: str, **functions: Callable[..., Any]) -> types.ModuleType:
 
 class TestBuiltins:
     def test_builtins_are_listed_and_registered_in_order(self) -> None:
-        """Every built-in module is listed in BUILTIN_PLUGINS order, ok and registered."""
+        """Every built-in module is listed in ORDER, under its dotted name, ok and
+        registered.
+        """
         plugin_host = host()
         builtins = [item for item in plugin_host.plugins if item.builtin]
-        assert [item.module for item in builtins] == list(BUILTIN_PLUGINS)
+        assert [item.module for item in builtins] == [m.__name__ for m in builtin_modules()]
+        assert [item.name for item in builtins] == [item.module for item in builtins]
         assert all(item.status == "ok" for item in builtins)
         assert all(plugin_host.manager.get_plugin(item.name) for item in builtins)
         assert plugin_host.channel_classes == {"log": LogChannel, "database": DatabaseChannel}
         assert plugin_host.broken == []
 
-    def test_builtin_filters_are_asked_in_tuple_order(
-        self, monkeypatch: pytest.MonkeyPatch
+    def test_builtin_filters_are_asked_in_declared_order(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
-        """With three built-in filter modules, they are asked in BUILTIN_PLUGINS order."""
+        """With three built-in filter modules in a package, they are asked in the order
+        their ORDER says, not in the order of their names.
+        """
         calls: list[str] = []
-        names = ("first", "second", "third")
-        modules = []
-        for name in names:
-
-            @chaperone.hookimpl
-            def chaperone_filter_alert(alert: Alert, name: str = name) -> Verdict | None:
-                calls.append(name)
-                return None
-
-            module = fake_module(
-                f"chaperone_test_builtins.{name}",
-                **{"chaperone_filter_alert": chaperone_filter_alert},
+        package = tmp_path / "chaperone_test_builtins"
+        package.mkdir()
+        (package / "__init__.py").write_text('"""Three built-ins."""\n')
+        names = {"zulu": 10, "alpha": 20, "mike": 30}
+        for name, order in names.items():
+            (package / f"{name}.py").write_text(
+                "import chaperone\n"
+                f"ORDER = {order}\n"
+                "CALLS = []\n"
+                "@chaperone.hookimpl\n"
+                "def chaperone_filter_alert(alert):\n"
+                f"    CALLS.append({name!r})\n"
             )
-            monkeypatch.setitem(sys.modules, module.__name__, module)
-            modules.append(module.__name__)
-        monkeypatch.setattr(plugins_module, "BUILTIN_PLUGINS", tuple(modules))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(plugins_module, "BUILTIN_PACKAGE", package.name)
+        for module in builtin_modules(package.name):
+            module.CALLS = calls  # one list for the three
         plugin_host = host()
         result = plugin_host.hook.chaperone_filter_alert(
             alert=an_alert(), runtime=None, is_test=False
         )
         assert result is None
         assert calls == list(names)
-        assert call_order(plugin_host, "chaperone_filter_alert") == list(names)
+        dotted = [f"{package.name}.{name}" for name in names]
+        assert call_order(plugin_host, "chaperone_filter_alert") == dotted
+
+    def test_a_builtin_without_an_order_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """A module of the built-in package that declares no ORDER is a PluginError
+        naming it, so a new built-in cannot land with its place undecided.
+        """
+        package = tmp_path / "chaperone_test_unordered"
+        package.mkdir()
+        (package / "__init__.py").write_text('"""One built-in."""\n')
+        (package / "loose.py").write_text('"""No ORDER here."""\n')
+        monkeypatch.syspath_prepend(str(tmp_path))
+        with pytest.raises(PluginError, match=r"chaperone_test_unordered\.loose"):
+            builtin_modules(package.name)
 
     def test_a_plugin_filter_runs_before_the_builtins_unless_trylast(self) -> None:
         """A filter registered in code is asked before the rate limit; one marked trylast
@@ -185,6 +217,65 @@ class TestBuiltins:
             "late",
         ]
 
+    def test_builtin_detectors_run_in_the_declared_order(self) -> None:
+        """Jobs, queued events and thresholds first, then the maintenance windows that
+        ended and the groups due.
+        """
+        assert call_order(host(), "chaperone_detect") == [
+            "chaperone.builtin.job_detector",
+            "chaperone.builtin.queued_events",
+            "chaperone.builtin.threshold_detector",
+            "chaperone.builtin.maintenance_windows",
+            GROUPING,
+        ]
+
+    @pytest.mark.parametrize(
+        ("hook", "builtin"),
+        [
+            ("chaperone_alerts", "chaperone.builtin.alert_builder"),
+            ("chaperone_alert_priority", "chaperone.builtin.priority_rules"),
+            ("chaperone_route", "chaperone.builtin.routing"),
+        ],
+    )
+    def test_a_plugin_answers_before_the_builtin(self, hook: str, builtin: str) -> None:
+        """The alert builder, the priority rules and the routing are called after a
+        plugin's answer (they are trylast).
+        """
+
+        class Answers:
+            @chaperone.hookimpl
+            def chaperone_alerts(self) -> None:
+                return None
+
+            @chaperone.hookimpl
+            def chaperone_alert_priority(self) -> None:
+                return None
+
+            @chaperone.hookimpl
+            def chaperone_route(self) -> None:
+                return None
+
+        plugin_host = host(("answers", Answers()))
+        assert call_order(plugin_host, hook) == ["answers", builtin]
+
+    @pytest.mark.parametrize(
+        "name", ["metrics", "jobs", "queue", "alerts", "routing", "priority", "grouping"]
+    )
+    def test_a_plugin_named_as_a_builtin_was_loads(self, name: str) -> None:
+        """A plugin taking one of the built-ins' short names of old loads beside them and
+        its hooks are called.
+        """
+        calls: list[str] = []
+        plugin_host = host((name, Recorder(name, calls)), disabled=BUILTIN_FILTERS)
+        assert info(plugin_host, name).status == "ok"
+        assert plugin_host.broken == []
+        plugin_host.hook.chaperone_filter_alert(
+            alert=an_alert(),
+            runtime=types.SimpleNamespace(settings=chaperone.Settings()),
+            is_test=True,
+        )
+        assert calls == [name]
+
     def test_builtin_filters_run_in_the_designed_order(self) -> None:
         """Maintenance first (a suppressed alert uses up no window), then escalation and
         the rate limit, grouping last.
@@ -201,15 +292,18 @@ class TestDisabled:
         plugin_host = host(
             ("mine", Recorder("mine", calls)),
             ("theirs", Channels(channel_class("theirs"))),
-            disabled=(" RateLimit ", "log", "theirs", *BUILTIN_FILTERS),
+            disabled=(" Chaperone.Builtin.RateLimit_Filter ", LOG, "theirs", *BUILTIN_FILTERS),
         )
-        for name in ("ratelimit", "log", "theirs"):
+        for name in ("chaperone.builtin.ratelimit_filter", LOG, "theirs"):
             assert info(plugin_host, name).status == "disabled"
             assert plugin_host.manager.get_plugin(name) is None
         assert info(plugin_host, "mine").status == "ok"
-        assert call_order(plugin_host, "chaperone_filter_alert") == ["mine"]
+        # grouping cannot be disabled: it stays, and the configuration check refuses it
+        assert call_order(plugin_host, "chaperone_filter_alert") == ["mine", GROUPING]
         assert set(plugin_host.channel_classes) == {"database"}
-        assert info(plugin_host, "log").to_dict()["status"] == "disabled"
+        assert info(plugin_host, LOG).to_dict()["status"] == "disabled"
+        assert info(plugin_host, LOG).channels == ["log"]
+        assert plugin_host.owner_of("log") is info(plugin_host, LOG)
 
 
 class TestBrokenPlugins:
@@ -265,8 +359,10 @@ class TestBrokenPlugins:
         assert "chaperone_fliter_alert" in typo.error
         assert plugin_host.manager.get_plugin("typo") is None
         assert info(plugin_host, "fine").status == "ok"
+        # grouping cannot be disabled: it stays, reads the settings, lets a test alert pass
+        runtime = types.SimpleNamespace(settings=chaperone.Settings())
         verdict = plugin_host.hook.chaperone_filter_alert(
-            alert=an_alert(), runtime=None, is_test=True
+            alert=an_alert(), runtime=runtime, is_test=True
         )
         assert verdict is None
         assert calls == ["fine"]
@@ -307,8 +403,10 @@ class TestBrokenPlugins:
         assert info(plugin_host, "impostor").status == "broken"
 
     def test_a_plugin_named_like_a_builtin_is_broken(self) -> None:
-        """A plugin taking a built-in's name is refused; the built-in keeps its channel."""
-        plugin_host = host(("log", Channels(channel_class("other"))))
+        """A plugin taking a built-in's dotted name is refused; the built-in keeps its
+        channel.
+        """
+        plugin_host = host((LOG, Channels(channel_class("other"))))
         impostor = plugin_host.plugins[-1]
         assert impostor.status == "broken"
         assert "other" not in plugin_host.channel_classes
@@ -375,7 +473,7 @@ class TestCallEach:
             ("first", Recorder("first", calls)),
             ("second", Recorder("second", calls, fail=True)),
             ("third", Recorder("third", calls)),
-            disabled=("database",),
+            disabled=(DATABASE,),
         )
         plugin_host.call_each(
             "chaperone_delivered",
@@ -405,7 +503,7 @@ class TestCallEach:
             def chaperone_filter_alert(self, is_test: bool) -> Verdict | None:
                 return Verdict.send("test") if is_test else None
 
-        plugin_host = host(("frugal", Frugal()), disabled=("database",))
+        plugin_host = host(("frugal", Frugal()), disabled=(DATABASE,))
         outcome = Outcome.delivered("yes")
         plugin_host.call_each(
             "chaperone_delivered",

@@ -30,7 +30,7 @@ from chaperone import (
     VerdictKind,
 )
 from chaperone import _runtime as runtime_module
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.store import MemoryStore, ResilientStore, SQLiteStore, Store, StoreState
 
 # -------------------------------------------------------------------------------------

@@ -39,8 +39,8 @@ from chaperone import (
 )
 from chaperone._event_codec import decode_event
 from chaperone._monitor import Monitor
-from chaperone.channels.database import read_history
-from chaperone.detectors import jobs as detector
+from chaperone.builtin import job_detector as detector
+from chaperone.builtin.database_channel import read_history
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import JobRecord, Supervision, Supervisor, _keys, supervise
 from chaperone.supervision._records import flush_interval

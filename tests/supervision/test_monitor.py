@@ -29,9 +29,9 @@ from chaperone import (
 )
 from chaperone._event_codec import encode_event, register_event_class
 from chaperone._monitor import Monitor
-from chaperone.channels.database import read_history
+from chaperone.builtin import queued_events as queue_detector
+from chaperone.builtin.database_channel import read_history
 from chaperone.config import GroupingSettings
-from chaperone.detectors import queue as queue_detector
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, _keys, supervise
 from chaperone.testing import capture_all_logs

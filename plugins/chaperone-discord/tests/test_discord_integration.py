@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from chaperone import SystemClock
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.store import SQLiteStore
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
@@ -214,12 +214,12 @@ class TestDelivery:
         bodies = runs["delivered"].bodies()
         expected = [
             (
-                "⚠️ Job Stuck: App\\Jobs\\ProcessLargeDataset",
+                "⚠️ Job Stuck: datasets.process\\_large",
                 RED,
                 ["Supervision ID", "Job Class", "Stuck Duration", "Last Heartbeat"],
             ),
             (
-                "⚠️ Job Timeout: App\\Jobs\\GenerateMonthlyReport",
+                "⚠️ Job Timeout: reports.build\\_monthly",
                 RED,
                 ["Supervision ID", "Job Class", "Timeout Limit", "Actual Duration", "Exceeded By"],
             ),
@@ -229,7 +229,7 @@ class TestDelivery:
                 ["Service", "Failure Count", "Opened At", "Status", "Next Trial At"],
             ),
             (
-                "🔶 Resource Violation: App\\Jobs\\ImportCustomerFeed",
+                "🔶 Resource Violation: feeds.import\\_customers",
                 ORANGE,
                 ["Supervision ID", "Job Class", "Violation Type", "Limit", "Actual", "Exceeded By"],
             ),

@@ -34,10 +34,10 @@ USER = "chaperone@example.com"
 RECIPIENTS = ("ops@example.com", "dev@example.com")
 APP_URL = "https://app.example.com"
 SUBJECTS = {
-    "stuck": "[Chaperone Alert] Job Stuck: App\\Jobs\\ProcessLargeDataset",
-    "timeout": "[Chaperone Alert] Job Timeout: App\\Jobs\\GenerateMonthlyReport",
+    "stuck": "[Chaperone Alert] Job Stuck: datasets.process_large",
+    "timeout": "[Chaperone Alert] Job Timeout: reports.build_monthly",
     "circuit-breaker": "[Chaperone Alert] Circuit Breaker Opened: payment-gateway",
-    "resource": "[Chaperone Alert] Resource Violation: App\\Jobs\\ImportCustomerFeed",
+    "resource": "[Chaperone Alert] Resource Violation: feeds.import_customers",
 }
 SEND = ("test-alerts", "--channel", "mail", "--json")
 

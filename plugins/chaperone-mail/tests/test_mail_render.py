@@ -41,7 +41,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import build_alerts
+from chaperone.builtin.alert_builder import build_alerts
 from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts, hostile_alerts
 
 APP_URL = "https://app.example.com"

@@ -209,10 +209,10 @@ class TestTestAlerts:
         """Each type's message, alias, priority, tags, entity, details and description."""
         run = runs["delivered"]
         expected = {
-            "stuck": ("Job Stuck: App\\Jobs\\ProcessLargeDataset", "P2", "error"),
-            "timeout": ("Job Timeout: App\\Jobs\\GenerateMonthlyReport", "P2", "error"),
+            "stuck": ("Job Stuck: datasets.process_large", "P2", "error"),
+            "timeout": ("Job Timeout: reports.build_monthly", "P2", "error"),
             "circuit-breaker": ("Circuit Breaker Opened: payment-gateway", "P1", "critical"),
-            "resource": ("Resource Violation: App\\Jobs\\ImportCustomerFeed", "P3", "warning"),
+            "resource": ("Resource Violation: feeds.import_customers", "P3", "warning"),
         }
         for row in run.rows():
             alias = f"{row['type']}:{row['key']}"
@@ -243,7 +243,7 @@ class TestTestAlerts:
         )
         assert lines[2:6] == [
             f"Supervision ID: {row['key']}",
-            "Job Class: App\\Jobs\\ProcessLargeDataset",
+            "Job Class: datasets.process_large",
             "Stuck Duration: 30 minutes",
             lines[5],
         ]

@@ -52,7 +52,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import build_alerts
+from chaperone.builtin.alert_builder import build_alerts
 from chaperone.channels.text import fit, utf16_length
 from chaperone.testing.strategies import (
     OVERSIZED_LENGTH,

@@ -259,8 +259,8 @@ class TestDelivery:
             assert payload["custom_details"]["summary"]
             assert payload["custom_details"]["explanation"]
         stuck, timeout, breaker, resource = events_of(run)
-        assert stuck["payload"]["summary"] == "Job Stuck: App\\Jobs\\ProcessLargeDataset"
-        assert stuck["payload"]["group"] == "App\\Jobs\\ProcessLargeDataset"
+        assert stuck["payload"]["summary"] == "Job Stuck: datasets.process_large"
+        assert stuck["payload"]["group"] == "datasets.process_large"
         assert stuck["payload"]["custom_details"]["Stuck Duration"] == "30 minutes"
         assert timeout["payload"]["custom_details"]["Timeout Limit"] == "300s"
         assert breaker["payload"]["group"] == "payment-gateway"

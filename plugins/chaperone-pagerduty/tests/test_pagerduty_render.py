@@ -37,7 +37,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import build_alerts
+from chaperone.builtin.alert_builder import build_alerts
 from chaperone.channels.text import multi_line
 from chaperone.testing import strategies
 from chaperone.testing.strategies import OVERSIZED_LENGTH

@@ -214,10 +214,10 @@ class TestDelivery:
             "⚠️ Resource Violation",
         }
         expected = {
-            "🚨 Job Stuck": ("App\\Jobs\\ProcessLargeDataset", "danger"),
-            "🚨 Job Timeout": ("App\\Jobs\\GenerateMonthlyReport", "danger"),
+            "🚨 Job Stuck": ("datasets.process_large", "danger"),
+            "🚨 Job Timeout": ("reports.build_monthly", "danger"),
             "🚨 Circuit Breaker Opened": ("payment-gateway", "danger"),
-            "⚠️ Resource Violation": ("App\\Jobs\\ImportCustomerFeed", "warning"),
+            "⚠️ Resource Violation": ("feeds.import_customers", "warning"),
         }
         for text, payload in payloads.items():
             assert "channel" not in payload

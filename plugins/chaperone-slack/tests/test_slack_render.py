@@ -44,7 +44,7 @@ from chaperone import (
     ThresholdMetric,
     ViolationType,
 )
-from chaperone.builtin.alerts import chaperone_alerts
+from chaperone.builtin.alert_builder import chaperone_alerts
 from chaperone.channels.text import multi_line, utf16_length
 from chaperone.testing import strategies
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -48,6 +48,14 @@ __all__ = [
     "chaperone_route",
     "explain_route",
 ]
+
+ORDER: Final = 100
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+REQUIRED: Final = (
+    "it routes by the configuration; a plugin's chaperone_route answers before it, "
+    "so to route otherwise, return your own destinations"
+)
+"""Why this built-in cannot be disabled: naming it in ``plugins.disable`` is refused."""
 
 DEFAULT_ROUTE = "default"
 """The name destinations of the default route (``CHAPERONE_ALERT_CHANNELS``) carry."""

@@ -9,7 +9,7 @@ delivery that destination confirms resolves it (see :mod:`chaperone._degraded`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from chaperone._degraded import part_of
 from chaperone._markers import hookimpl
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
 __all__ = ["chaperone_delivered", "chaperone_delivery_failed"]
+
+ORDER: Final = 120
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from chaperone.channels.database import read_history
+from chaperone.builtin.database_channel import read_history
 from chaperone.cli._context import configured_store
 from chaperone.cli._output import print_json, print_table
 

@@ -8,9 +8,10 @@ from types import FrameType
 
 import click
 
-from chaperone._monitor import ALIVE_TTL, Monitor
+from chaperone._monitor import Monitor
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import echo
+from chaperone.metrics._liveness import ALIVE_TTL
 
 __all__ = ["monitor"]
 

@@ -9,6 +9,7 @@ from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
 from chaperone.cli._output import error, print_json, print_table
 from chaperone.config import Settings, load_settings
+from chaperone.config._unknown import disable_problems
 
 __all__ = ["plugins"]
 
@@ -25,6 +26,8 @@ def plugins(as_json: bool) -> None:
     # Before the host loads plugins: a broken one is logged, and on stderr, not in the JSON.
     configure_logging(settings)
     host = PluginHost(disabled=settings.disabled_plugins)
+    for problem in disable_problems(settings, host):  # a name no plugin has, or refused
+        error(f"warning: {problem}")
     if as_json:
         print_json([info.to_dict() for info in host.plugins])
         return

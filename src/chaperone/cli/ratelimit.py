@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import click
 
+from chaperone.builtin import escalation_filter, ratelimit_filter
 from chaperone.cli._context import configured_store
 from chaperone.cli._output import echo
-from chaperone.filters import escalation as escalation_filter
-from chaperone.filters import ratelimit as ratelimit_filter
 
 __all__ = ["ratelimit"]
 

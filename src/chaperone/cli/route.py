@@ -30,12 +30,13 @@ from chaperone._pipeline import _destinations_for, _with_priority
 from chaperone._runtime import package_for_channel
 from chaperone._secrets import MASK, MASKER
 from chaperone._verdicts import Destination
+from chaperone.builtin import priority_rules as builtin_priority
 from chaperone.builtin import routing as builtin_routing
+from chaperone.builtin.priority_rules import explain_priority
 from chaperone.builtin.routing import RouteDecision, explain_route
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import echo, print_json
-from chaperone.filters import priority as builtin_priority
-from chaperone.filters.priority import explain_priority
+from chaperone.config._unknown import disable_problems
 from chaperone.store import MemoryStore
 
 if TYPE_CHECKING:
@@ -188,11 +189,11 @@ def _routing_report(runtime: Runtime, alert: Alert) -> dict[str, Any]:
 
 def _missing(runtime: Runtime, name: str) -> str:
     """Why no channel ``name`` is available, and what to do about it."""
-    info = next((info for info in runtime.plugins.plugins if info.name == name), None)
+    info = runtime.plugins.owner_of(name)
     if info is not None and info.disabled:
-        return f"the plugin {name!r} is disabled (CHAPERONE_DISABLE_PLUGINS)"
+        return f"the plugin {info.name!r} is disabled (CHAPERONE_DISABLE_PLUGINS)"
     if info is not None and info.error:
-        return f"the plugin {name!r} is installed but broken ({info.error})"
+        return f"the plugin {info.name!r} is installed but broken ({info.error})"
     return (
         f"no installed plugin provides channel {name!r}; "
         f"install it with: pip install {package_for_channel(name)}"
@@ -213,6 +214,7 @@ def _warnings(runtime: Runtime, destinations: list[Destination]) -> list[str]:
             warnings.extend(f"{where}: {problem}" for problem in exc.problems)
         except Exception as exc:
             warnings.append(f"{where}: {MASKER.mask(f'{type(exc).__name__}: {exc}')}")
+    warnings.extend(str(problem) for problem in disable_problems(runtime.settings, runtime.plugins))
     return warnings
 
 

@@ -36,10 +36,10 @@ from chaperone._events import Event, JobTimeout
 from chaperone._monitor import Monitor
 from chaperone._runtime import Runtime
 from chaperone._ticker import Ticker
+from chaperone.builtin.job_detector import JOB_TIMEOUT, claim_incident
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
 from chaperone.cli._params import positive_seconds
-from chaperone.detectors.jobs import JOB_TIMEOUT, claim_incident
 from chaperone.store import absolute_url
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher

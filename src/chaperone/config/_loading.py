@@ -36,6 +36,7 @@ from chaperone.config._parsing import (
     parse_int,
     parse_names,
     parse_percent,
+    parse_plugin_names,
     parse_text,
 )
 from chaperone.config._settings import (
@@ -309,7 +310,7 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         parse_choice("debug", "info", "warning", "error", "critical"),
     ),
     SettingSpec(
-        "plugins.disable", "CHAPERONE_DISABLE_PLUGINS", ("plugins", "disable"), parse_names
+        "plugins.disable", "CHAPERONE_DISABLE_PLUGINS", ("plugins", "disable"), parse_plugin_names
     ),
 )
 """Every scalar setting. Per-type tables (``[alerting.rate_limit]``,

@@ -25,6 +25,7 @@ __all__ = [
     "parse_int",
     "parse_names",
     "parse_percent",
+    "parse_plugin_names",
     "parse_text",
 ]
 
@@ -32,6 +33,7 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
 _DURATION_EXAMPLE = "a duration such as 300, '5m' or '1h'"
 
 
@@ -125,11 +127,22 @@ def _items(value: Any, expected: str) -> list[str]:
 
 def parse_names(value: Any) -> tuple[str, ...]:
     """Read a comma-separated (or TOML array) list of lower-case names, without repeats."""
+    return _names(value, _NAME, "letters, digits, '-' and '_'")
+
+
+def parse_plugin_names(value: Any) -> tuple[str, ...]:
+    """Read a list of lower-case plugin names as :func:`parse_names` does, dotted ones too
+    (``chaperone.builtin.routing``).
+    """
+    return _names(value, _PLUGIN_NAME, "letters, digits, '-' and '_', parts joined by '.'")
+
+
+def _names(value: Any, pattern: re.Pattern[str], allowed: str) -> tuple[str, ...]:
     names: list[str] = []
     for item in _items(value, "names"):
         name = item.lower()
-        if not _NAME.match(name):
-            raise ValueError(f"{item!r} is not a valid name (letters, digits, '-' and '_')")
+        if not pattern.match(name):
+            raise ValueError(f"{item!r} is not a valid name ({allowed})")
         if name not in names:
             names.append(name)
     return tuple(names)

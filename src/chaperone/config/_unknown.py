@@ -5,7 +5,9 @@
   ``CHAPERONE_<NAME>_<KEY>`` variable, that the channel does not declare (see
   :attr:`chaperone.Channel.setting_keys`; a channel that declares none is not checked);
 - a ``[channels.<name>]`` table of no installed channel;
-- a name in ``CHAPERONE_DISABLE_PLUGINS`` of no installed plugin.
+- a name in ``CHAPERONE_DISABLE_PLUGINS`` of no installed plugin (a built-in's short
+  name of old, ``ratelimit``, is one: built-ins go by their module's dotted name), or of
+  a built-in that cannot be disabled.
 
 Each is a :class:`ConfigProblem` saying "did you mean …" when a known name is close, and
 which plugin to install when the name belongs to a channel that is not installed. Which
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from chaperone._plugins import PluginHost
     from chaperone.config._settings import Settings
 
-__all__ = ["OTHER_VARIABLES", "channel_keys", "unknown_names"]
+__all__ = ["OTHER_VARIABLES", "channel_keys", "disable_problems", "unknown_names"]
 
 VARIABLE_PREFIX: Final = "CHAPERONE_"
 OTHER_VARIABLES: Final[Mapping[str, str]] = {
@@ -47,6 +49,8 @@ OTHER_VARIABLES: Final[Mapping[str, str]] = {
 """The ``CHAPERONE_*`` variables read besides the settings, and by what."""
 PER_TYPE_PREFIXES: Final = (RATE_LIMIT_ENV_PREFIX, ESCALATION_ENV_PREFIX, RUNBOOK_ENV_PREFIX)
 """Prefixes followed by an alert type (any name: users define their own types)."""
+_SHORTEST_STEM: Final = 3
+"""The fewest letters of a short name of old that may stand for a built-in (``log``)."""
 _CLOSE_NAMES: Final = 0.75
 """How alike two names must be (difflib's ratio) to suggest one for the other."""
 _CLOSE_VARIABLES: Final = 0.8
@@ -78,6 +82,13 @@ def unknown_names(settings: Settings, plugins: PluginHost) -> list[ConfigProblem
     ]
 
 
+def disable_problems(settings: Settings, plugins: PluginHost) -> list[ConfigProblem]:
+    """A problem for every name in ``plugins.disable`` that no plugin has, or that names
+    a built-in that cannot be disabled (both stop the monitor from starting).
+    """
+    return list(_Checker(settings, plugins).disabled_plugins())
+
+
 def _suggestion(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to ``name`` (ignoring case), if one is close; variables
     are compared without their common ``CHAPERONE_``.
@@ -86,6 +97,21 @@ def _suggestion(name: str, known: Iterable[str]) -> str | None:
     cutoff = _CLOSE_VARIABLES if name.startswith(VARIABLE_PREFIX) else _CLOSE_NAMES
     close = difflib.get_close_matches(_folded(name), list(by_folded), n=1, cutoff=cutoff)
     return by_folded[close[0]] if close else None
+
+
+def _plugin_hint(name: str, known: Iterable[str], builtins: Iterable[str]) -> str:
+    """What to say after "no installed plugin is named ``name``": the built-ins whose
+    module a short name of old (``ratelimit``, ``jobs``) stands for, else the closest
+    name, else every name.
+    """
+    stem = name.removesuffix("s")
+    meant = sorted(builtin for builtin in builtins if stem in builtin.rsplit(".", 1)[-1])
+    if "." not in name and len(stem) >= _SHORTEST_STEM and meant:
+        spelled = " or ".join(repr(builtin) for builtin in meant)
+        return f"; built-in plugins go by their module's name: did you mean {spelled}?"
+    close = _suggestion(name, known)
+    everything = ", ".join(sorted(known))
+    return f"; did you mean {close}?" if close else f" (installed plugins: {everything})"
 
 
 def _folded(name: str) -> str:
@@ -109,6 +135,12 @@ class _Checker:
         self.settings = settings
         self.classes: Mapping[str, type[Channel]] = plugins.channel_classes
         self.plugin_names = [info.name for info in plugins.plugins]
+        self.builtin_names = [info.name for info in plugins.plugins if info.builtin]
+        self.disabled_channels = {
+            *settings.disabled_plugins,  # an external channel plugin is named as its channel
+            *(channel for info in plugins.plugins if info.disabled for channel in info.channels),
+        }
+        self.required = {info.name: info.required for info in plugins.plugins if info.required}
         self.config_file = settings.config_file or "config file"
 
     def _installed(self) -> str:
@@ -131,7 +163,7 @@ class _Checker:
             if name in self.classes:
                 yield from self._key_problems(name, values, f"channels.{name}", self.config_file)
                 continue
-            if name in self.settings.disabled_plugins:
+            if name in self.disabled_channels:
                 continue  # its plugin is there, disabled on purpose: the table may stay
             close = _suggestion(name, self.classes)
             install = f"pip install {package_for_channel(name)}"
@@ -162,13 +194,12 @@ class _Checker:
 
     def _configured_channels(self) -> set[str]:
         """Every channel the configuration names: the default route's, the routes',
-        those with a ``[channels.<name>]`` table, and the disabled plugins (whose channel
-        is usually named as the plugin is).
+        those with a ``[channels.<name>]`` table, and those of the disabled plugins.
         """
         names = {
             *self.settings.channels,
             *self.settings.channel_sections,
-            *self.settings.disabled_plugins,
+            *self.disabled_channels,
         }
         for route in self.settings.routes:
             names.update(route.channels)
@@ -234,18 +265,19 @@ class _Checker:
         )
 
     def disabled_plugins(self) -> Iterator[ConfigProblem]:
-        """Every name in ``CHAPERONE_DISABLE_PLUGINS`` is an installed plugin's."""
+        """Every name in ``CHAPERONE_DISABLE_PLUGINS`` is an installed plugin's, and none
+        a built-in's that cannot be disabled.
+        """
         env = next(spec.env for spec in SETTING_SPECS if spec.name == "plugins.disable")
         key = env if self.settings.environ.get(env, "").strip() else "plugins.disable"
         source = self.settings.source_of("plugins.disable")
         known = {name.lower() for name in self.plugin_names}
         for name in self.settings.disabled_plugins:
-            if name in known:
+            if name in self.required:
+                message = f"the built-in plugin {name!r} cannot be disabled: {self.required[name]}"
+            elif name in known:
                 continue
-            close = _suggestion(name, known)
-            message = f"no installed plugin is named {name!r}" + (
-                f"; did you mean {close}?"
-                if close
-                else f" (installed plugins: {', '.join(sorted(known))})"
-            )
+            else:
+                hint = _plugin_hint(name, known, self.builtin_names)
+                message = f"no installed plugin is named {name!r}{hint}"
             yield ConfigProblem(key=key, source=source, message=message)

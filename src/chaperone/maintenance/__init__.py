@@ -2,7 +2,7 @@
 config file, what each suppressed, and the summary delivered when each ends.
 
 The filter and detector that use them are the built-in plugin
-:mod:`chaperone.filters.maintenance`; ``chaperone maintenance`` is the command line.
+:mod:`chaperone.builtin.maintenance_windows`; ``chaperone maintenance`` is the command line.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the store so every process and the CLI see the same numbers, and the health chec
 ``chaperone health`` and ``chaperone serve`` judge by (the store, the monitors, detection,
 the outbox, degraded parts and the recent delivery failure rate).
 
-The built-in plugin ``chaperone.builtin.metrics`` counts each delivery's final outcome;
+The built-in plugin ``chaperone.builtin.delivery_metrics`` counts each delivery's final outcome;
 :func:`read_delivery_stats` reads a snapshot, :func:`check_health` judges every check. The
 Prometheus exposition is in ``chaperone.metrics._prometheus`` and the HTTP endpoint in
 ``chaperone.metrics._server``, imported only by ``chaperone serve``.

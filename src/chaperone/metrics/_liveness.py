@@ -1,6 +1,10 @@
 """What Chaperone's own processes leave in the store about themselves, for health to judge:
-each monitor's beat, and each part of Chaperone that is failing.
+that a monitor ticks, each monitor's beat, and each part of Chaperone that is failing.
 
+``monitor:alive``
+    Set by every tick of a monitor that vouches for the store (``chaperone monitor``),
+    for :data:`ALIVE_TTL` or three of its intervals: while it is there, grouping holds
+    alerts back for a monitor to flush (:func:`monitor_alive`).
 ``monitor:beat:<monitor id>``
     Written by every tick of every monitor (``chaperone monitor``, and the one inside
     ``chaperone run``): when it ticked, its interval, and the detection error of that
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from chaperone.store import Store
 
 __all__ = [
+    "ALIVE_KEY",
+    "ALIVE_TTL",
     "BEAT_PREFIX",
     "DEGRADED_PREFIX",
     "DEGRADED_TTL",
@@ -30,10 +36,15 @@ __all__ = [
     "MonitorBeat",
     "beat_ttl",
     "degraded_key",
+    "monitor_alive",
     "read_beats",
     "read_degraded",
 ]
 
+ALIVE_KEY: Final = "monitor:alive"
+"""Set by every tick, so job processes know a monitor will flush what they hold back."""
+ALIVE_TTL: Final = 120.0
+"""Seconds a tick vouches for: a monitor silent longer than this counts as gone."""
 BEAT_PREFIX: Final = "monitor:beat:"
 DEGRADED_PREFIX: Final = "degraded:"
 DEGRADED_TTL: Final = 300.0
@@ -45,6 +56,19 @@ _BEAT_TTL_MIN: Final = 120.0
 def beat_ttl(interval: float) -> float:
     """How long a monitor's beat is kept: ten of its intervals, at least two minutes."""
     return max(_BEAT_TTL_MIN, _BEAT_TTL_INTERVALS * interval)
+
+
+def monitor_alive(store: Store) -> bool:
+    """Whether a monitor that keeps ticking vouched for ``store`` recently (within
+    :data:`ALIVE_TTL` seconds, or three of its intervals when longer).
+
+    Grouping holds alerts back only while this is true: with no monitor to flush them,
+    held alerts would wait for one, so they go out one by one instead.
+    """
+    try:
+        return store.get(ALIVE_KEY) is not None
+    except Exception:
+        return False
 
 
 def degraded_key(part: str) -> str:

@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, example, given
 
 from chaperone._alerts import Alert
 from chaperone._clock import ManualClock
+from chaperone._digests import MAX_ENTRIES
 from chaperone._exceptions import ConfigError
 from chaperone._plugins import PluginHost
 from chaperone._verdicts import Outcome, OutcomeKind
-from chaperone.builtin.digests import MAX_ENTRIES
 from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.channels._configure import channel_settings
 from chaperone.config import Settings

@@ -20,7 +20,7 @@ names every alert it stands for::
             ...
 
 The alerts are the built-in builder's and the digests are
-:func:`~chaperone.builtin.digests.digest_alerts`' own, grouped as the default
+:func:`~chaperone._digests.digest_alerts`' own, grouped as the default
 ``alerting.grouping.by`` groups them: what the channel is sent in production. Every
 held alert's :attr:`~chaperone.Alert.key` is a UUID, so a test can look for each one in
 what the channel sends.
@@ -47,11 +47,11 @@ from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
 from chaperone._alerts import Alert
+from chaperone._digests import digest_alerts
 from chaperone._events import AlertsGrouped, JobStuck
-from chaperone.builtin.alerts import build_alerts
-from chaperone.builtin.digests import digest_alerts
+from chaperone.builtin.alert_builder import build_alerts
+from chaperone.builtin.alert_grouping import group_key
 from chaperone.config import GroupingSettings, Settings
-from chaperone.filters.grouping import group_key
 from chaperone.testing.strategies import job_classes, texts
 
 if TYPE_CHECKING:

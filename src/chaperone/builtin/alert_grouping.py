@@ -27,7 +27,7 @@ twice. An alert pushed after its window's last flush (a slow holder) is picked u
 the entry it scheduled itself, on the next tick.
 
 Only a monitor flushes, so alerts are held only while one ticks on the store
-(:func:`chaperone._monitor.monitor_alive`); with none, every alert goes out one by one.
+(:func:`chaperone.metrics._liveness.monitor_alive`); with none, every alert goes out one by one.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import structlog
@@ -46,8 +46,8 @@ from chaperone._durations import format_duration
 from chaperone._events import AlertsGrouped
 from chaperone._markers import hookimpl
 from chaperone._matching import field_value
-from chaperone._monitor import monitor_alive
 from chaperone._verdicts import Verdict
+from chaperone.metrics._liveness import monitor_alive
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -62,6 +62,14 @@ __all__ = [
     "flush_due",
     "group_key",
 ]
+
+ORDER: Final = 90
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+REQUIRED: Final = (
+    "the alerts it holds would never be flushed; to stop grouping, set enabled = "
+    "false under [alerting.grouping] (what is held is still sent)"
+)
+"""Why this built-in cannot be disabled: naming it in ``plugins.disable`` is refused."""
 
 PREFIX = "group:"
 DUE_INDEX = "group:due"
@@ -189,7 +197,7 @@ def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Ver
         if number < grouping.after:
             return None
         reason = f"alert {number} of its group in {format_duration(grouping.window)}"
-    if not monitor_alive(runtime):
+    if not monitor_alive(store):
         return None  # nothing would flush it: better one by one than held for nobody
     held = store.incr(window.holding, 1, ttl=keep)
     # Push first, then schedule: an index entry always follows the newest push.

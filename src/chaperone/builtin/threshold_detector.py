@@ -61,6 +61,9 @@ __all__ = [
     "threshold_incident_key",
 ]
 
+ORDER: Final = 30
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+
 THRESHOLD: Final = "threshold"
 """The alert type of threshold incidents."""
 INCIDENT_PREFIX: Final = _keys.incident_prefix(THRESHOLD)

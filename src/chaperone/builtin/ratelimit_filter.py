@@ -5,25 +5,28 @@ raising the same alert at once yield exactly one delivery per window. Resolved a
 and ``test-alerts`` pass without counting.
 
 Alert types with escalation delays (``[alerting.escalation]``) are left to
-:mod:`chaperone.filters.escalation` instead, except critical alerts: those skip the
+:mod:`chaperone.builtin.escalation_filter` instead, except critical alerts: those skip the
 escalation delays and get this fixed window.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from chaperone._alerts import Alert
 from chaperone._durations import format_duration
 from chaperone._markers import hookimpl
 from chaperone._verdicts import Verdict
-from chaperone.filters.escalation import escalates
+from chaperone.builtin.escalation_filter import escalates
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
     from chaperone.store import Store
 
 __all__ = ["PREFIX", "chaperone_filter_alert", "clear", "clear_all", "rate_limit_key"]
+
+ORDER: Final = 80
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 PREFIX = "ratelimit:"
 

@@ -15,7 +15,7 @@ digest-only) is up to those filters. :func:`explain_priority` says why, for
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from chaperone.config import PrioritySettings
 
 __all__ = ["LEVELS", "PriorityDecision", "chaperone_alert_priority", "explain_priority"]
+
+ORDER: Final = 50
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 LEVELS: tuple[Priority, ...] = (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW)
 """The order the pattern levels are tried in: the first whose globs match wins."""

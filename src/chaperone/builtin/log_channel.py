@@ -9,7 +9,7 @@ line whatever it holds.
 from __future__ import annotations
 
 import logging
-from typing import Self
+from typing import Final, Self
 
 import structlog
 
@@ -20,6 +20,9 @@ from chaperone.channels._base import Channel, ChannelSettings, SendContext
 from chaperone.hookspecs import RegisterChannel
 
 __all__ = ["LogChannel", "chaperone_register_channels"]
+
+ORDER: Final = 130
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 _LEVELS = {
     Severity.CRITICAL: "critical",

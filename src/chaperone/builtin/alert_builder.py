@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import singledispatch
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from chaperone._alerts import Alert, AlertStatus, Severity
+from chaperone._digests import digest_alerts, maintenance_summary_alert
 from chaperone._durations import format_duration, format_time
 from chaperone._events import (
     AlertsGrouped,
@@ -34,12 +35,19 @@ from chaperone._events import (
     ViolationType,
 )
 from chaperone._markers import hookimpl
-from chaperone.builtin.digests import digest_alerts, maintenance_summary_alert
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
 __all__ = ["ALERT_TYPES", "chaperone_alerts"]
+
+ORDER: Final = 40
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+REQUIRED: Final = (
+    "every event becomes its alerts here; a plugin's chaperone_alerts answers "
+    "before it, so to replace an alert, return your own"
+)
+"""Why this built-in cannot be disabled: naming it in ``plugins.disable`` is refused."""
 
 JOB_STUCK = "job_stuck"
 JOB_TIMEOUT = "job_timeout"

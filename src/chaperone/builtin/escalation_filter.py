@@ -15,7 +15,7 @@ at minutes 0, 5, 20, 50, 110, 170, 230, …
 The count lives ``settings.escalation.memory`` (24 h) after the last delivery, and a
 resolved alert of the same type and key clears it. Test alerts, resolved alerts and
 critical-priority alerts pass without counting (critical ones get the fixed window of
-:mod:`chaperone.filters.ratelimit` instead).
+:mod:`chaperone.builtin.ratelimit_filter` instead).
 
 Across processes sharing a store no decision is check-then-set: delivery number ``n`` is
 claimed with one atomic ``set_if_absent`` of its own slot key, so of any number of
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 from chaperone._alerts import Alert, Priority
@@ -50,6 +50,9 @@ __all__ = [
     "escalates",
     "incident_prefix",
 ]
+
+ORDER: Final = 70
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 PREFIX = "escalation:"
 

@@ -8,7 +8,7 @@ logged, never the delivery.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
 __all__ = ["chaperone_delivered", "chaperone_delivery_failed"]
+
+ORDER: Final = 110
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 _log = structlog.get_logger("chaperone.metrics")
 

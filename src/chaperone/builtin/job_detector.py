@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_DUE_PER_TICK", "chaperone_detect", "check_due", "claim_incident"]
 
+ORDER: Final = 10
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+
 MAX_DUE_PER_TICK: Final = 1000
 """Checks handled per tick; the rest wait for the next tick."""
 _RECOVERY_CHECK: Final = 5.0

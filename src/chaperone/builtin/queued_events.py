@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 
 __all__ = ["chaperone_detect"]
 
+ORDER: Final = 20
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
+REQUIRED: Final = (
+    "job processes queue events in the store for it to take; disabled, they would "
+    "pile up there unread"
+)
+"""Why this built-in cannot be disabled: naming it in ``plugins.disable`` is refused."""
+
 BATCH: Final = 500
 _log = structlog.get_logger("chaperone.detectors")
 

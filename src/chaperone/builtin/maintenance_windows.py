@@ -16,7 +16,7 @@ goes out once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from chaperone._alerts import Alert
 from chaperone._events import Event
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
 __all__ = ["chaperone_detect", "chaperone_filter_alert"]
+
+ORDER: Final = 60
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 
 @hookimpl

@@ -16,7 +16,7 @@ So a record holds a few tens of kilobytes at most, its JSON always encodes, and
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from chaperone import _sanitize
 from chaperone._alerts import Alert
@@ -40,6 +40,9 @@ __all__ = [
     "read_history",
     "record_delivery",
 ]
+
+ORDER: Final = 140
+"""Its place among the built-ins, whose hooks are called lowest first (:mod:`chaperone.builtin`)."""
 
 HISTORY_STREAM = "history"
 NAME = "database"
