@@ -27,11 +27,11 @@ from chaperone import (
     AlertStatus,
     Channel,
     ChannelSettings,
+    Chaperone,
     ConfigError,
     ManualClock,
     Outcome,
     PluginHost,
-    Runtime,
     Secret,
     SendContext,
     Settings,
@@ -226,7 +226,7 @@ class TestLogLines:
     def test_lines_through_the_runtime(self) -> None:
         """An alert sent through a runtime configured for ``log`` is logged once."""
         clock = ManualClock()
-        runtime = Runtime(
+        runtime = Chaperone(
             Settings(channels=("log",)),
             clock=clock,
             store=MemoryStore(clock),
@@ -360,7 +360,7 @@ class TestHistory:
         """
         clock = ManualClock()
         path = tmp_path / "c.sqlite3"
-        runtime = Runtime(
+        runtime = Chaperone(
             Settings(
                 channels=("log", "database", "failing"),
                 delivery=attrs.evolve(Settings().delivery, max_attempts=1),

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone import (
+    Chaperone,
     Event,
     IncidentRef,
     JobCompleted,
@@ -34,7 +35,6 @@ from chaperone import (
     JobTimeout,
     ManualClock,
     PluginHost,
-    Runtime,
     Settings,
 )
 from chaperone._event_codec import decode_event
@@ -630,10 +630,10 @@ class TestTimeout:
 # -------------------------------------------------------------------------------------
 
 
-def runtime_on(path: Path, clock: ManualClock) -> Runtime:
+def runtime_on(path: Path, clock: ManualClock) -> Chaperone:
     """A runtime on the SQLite file ``path`` with the database channel only."""
     store = SQLiteStore(path, clock, f"sqlite:///{path}")
-    return Runtime(
+    return Chaperone(
         Settings(channels=("database",), store_url=store.url),
         clock=clock,
         store=store,
