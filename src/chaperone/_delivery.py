@@ -380,85 +380,229 @@ async def _deliver_claim(
     """Deliver the entry ``delivery`` holds, noting its attempts as they are made; return
     how it ended and, after a final failure, the fallback's entry (already written).
     """
-    claim = delivery.claim
-    entry = claim.entry
-    destination = entry.destination
+    destination = delivery.claim.entry.destination
     try:
         channel = ctx.channels.channel_for(destination)
         policy = ctx.channels.policy_for(destination)
     except Exception as exc:
         unavailable = Outcome.permanent(f"channel unavailable: {MASKER.mask(str(exc))}")
         fallback = ctx.channels.fallback_for(destination)
-        return _finish_failed(ctx, claim, unavailable, delivery.attempts, fallback)
-    clock = ctx.clock
-    deadline = entry.created_at + policy.max_total
-    while True:
-        now = clock.timestamp()
-        if now >= deadline:
-            expired = _gave_up(
-                delivery.last, f"not delivered within delivery.max_total ({policy.max_total:g}s)"
-            )
-            return _finish_failed(ctx, claim, expired, delivery.attempts, policy.fallback)
-        # Pace and lease are settled once a send slot is free, right before the send.
-        if not await _take_slot(ctx, claim, policy):
-            return _taken_over(claim, delivery.attempts), None
-        outcome: Outcome | None = None
-        try:
-            pause, why = _pause_before_send(ctx, policy)
-            if pause <= 0:
-                if not await _hold_lease(ctx, claim, policy):
-                    return _taken_over(claim, delivery.attempts), None
-                delivery.attempts += 1
-                outcome = await _attempt(
-                    ctx, channel, entry.alert, destination, policy, delivery.attempts
-                )
-        finally:
-            ctx.gates.release(policy.destination_id)
-        attempts = delivery.attempts
-        if outcome is None:
-            now = clock.timestamp()
-            if pause > INLINE_WAIT:
-                waiting = delivery.last or Outcome.transient(why, retry_after=pause)
-                return _defer(ctx, claim, attempts, delivery.last, now + pause, waiting), None
-            if not _renew(ctx, claim, pause + policy.timeout + LEASE_MARGIN):
+        return _finish_failed(ctx, delivery.claim, unavailable, delivery.attempts, fallback)
+    machine = _EntryDelivery(ctx=ctx, delivery=delivery, channel=channel, policy=policy)
+    return machine.end(await machine.run())
+
+
+# -- one entry's delivery, a state machine ---------------------------------------------
+#
+#   Ready ──(past max_total)─────────────────────────────────► FailedForGood
+#     ├──(lease lost while waiting for a slot or a send)──────► TakenOver
+#     ├──(paced, or held by the service)──► Paused
+#     │                                       ├──(longer than INLINE_WAIT)──► Deferred
+#     │                                       └──(waited inline)────────────► Ready
+#     └──(sent)──► Sent
+#                    ├──(confirmed)───────────────────────────► Delivered
+#                    ├──(permanent; attempts or time used up)─► FailedForGood
+#                    ├──(a long Retry-After)──────────────────► Deferred
+#                    └──(transient: backed off inline)────────► Ready
+#
+# Delivered, FailedForGood, Deferred and TakenOver are the ends: each is reported once.
+
+
+@attrs.frozen
+class _Ready:
+    """About to take a send slot: first, or after a wait."""
+
+
+@attrs.frozen(kw_only=True)
+class _Paused:
+    """A send slot was free but the destination is paced or held for ``seconds``."""
+
+    seconds: float
+    why: str
+
+
+@attrs.frozen(kw_only=True)
+class _Sent:
+    """A send was made; the channel's outcome."""
+
+    outcome: Outcome
+
+
+@attrs.frozen(kw_only=True)
+class _Delivered:
+    """The channel confirmed the alert."""
+
+    outcome: Outcome
+
+
+@attrs.frozen(kw_only=True)
+class _FailedForGood:
+    """No more attempts: reported, then handed to ``fallback`` if any."""
+
+    outcome: Outcome
+    fallback: str | None
+
+
+@attrs.frozen(kw_only=True)
+class _Deferred:
+    """Back in the outbox until ``at``: ``last`` is kept in the entry, ``shown`` reported."""
+
+    at: float
+    last: Outcome | None
+    shown: Outcome
+
+
+@attrs.frozen
+class _TakenOver:
+    """The lease ran out and another process took the entry."""
+
+
+_Moving = _Ready | _Paused | _Sent
+_Ended = _Delivered | _FailedForGood | _Deferred | _TakenOver
+
+
+@attrs.define(kw_only=True)
+class _EntryDelivery:
+    """The transitions of one entry's delivery from each state to the next."""
+
+    ctx: DeliveryContext
+    delivery: Delivery
+    channel: Channel
+    policy: DeliveryPolicy
+
+    async def run(self) -> _Ended:
+        """Go from Ready to one of the ends."""
+        state: _Moving | _Ended = _Ready()
+        while True:
+            match state:
+                case _Ready():
+                    state = await self.from_ready()
+                case _Paused():
+                    state = await self.from_paused(state)
+                case _Sent():
+                    state = await self.from_sent(state)
+                case _:
+                    return state
+
+    def end(self, state: _Ended) -> tuple[DeliveryResult, Claim | None]:
+        """Carry out an end: acknowledge, defer or let go of the entry, and report."""
+        ctx, claim, attempts = self.ctx, self.delivery.claim, self.delivery.attempts
+        match state:
+            case _Delivered(outcome=outcome):
+                return _finish_delivered(ctx, claim, outcome, attempts), None
+            case _FailedForGood(outcome=outcome, fallback=fallback):
+                return _finish_failed(ctx, claim, outcome, attempts, fallback)
+            case _Deferred(at=at, last=last, shown=shown):
+                return _defer(ctx, claim, attempts, last, at, shown), None
+            case _TakenOver():
                 return _taken_over(claim, attempts), None
-            await clock.sleep(pause)
-            continue
-        if outcome.retry_after is not None and outcome.retry_after > 0:
-            _hold(ctx, policy, outcome.retry_after)
-        if outcome.ok:
-            return _finish_delivered(ctx, claim, outcome, attempts), None
-        if outcome.kind is OutcomeKind.PERMANENT:
-            return _finish_failed(ctx, claim, outcome, attempts, policy.fallback)
-        delivery.last = outcome
-        if attempts >= policy.max_attempts:
-            return _finish_failed(ctx, claim, outcome, attempts, policy.fallback)
-        wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
-        now = clock.timestamp()
-        if now + wait >= deadline:
-            gave_up = _gave_up(
-                outcome,
-                f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)",
+
+    @property
+    def deadline(self) -> float:
+        """When ``delivery.max_total`` runs out for the entry."""
+        return self.delivery.claim.entry.created_at + self.policy.max_total
+
+    async def from_ready(self) -> _Paused | _Sent | _FailedForGood | _TakenOver:
+        """Past the deadline, fail; else take a send slot (the lease kept meanwhile) and,
+        unless the destination is paced or held, send. Pace and lease are settled once
+        the slot is free, right before the send.
+        """
+        if self.ctx.clock.timestamp() >= self.deadline:
+            why = f"not delivered within delivery.max_total ({self.policy.max_total:g}s)"
+            return _FailedForGood(
+                outcome=_gave_up(self.delivery.last, why), fallback=self.policy.fallback
             )
-            return _finish_failed(ctx, claim, gave_up, attempts, policy.fallback)
+        claim = self.delivery.claim
+        if not await _take_slot(self.ctx, claim, self.policy):
+            return _TakenOver()
+        try:
+            pause, why = _pause_before_send(self.ctx, self.policy)
+            if pause > 0:
+                return _Paused(seconds=pause, why=why)
+            if not await _hold_lease(self.ctx, claim, self.policy):
+                return _TakenOver()
+            self.delivery.attempts += 1
+            entry = claim.entry
+            outcome = await _attempt(
+                self.ctx,
+                self.channel,
+                entry.alert,
+                entry.destination,
+                self.policy,
+                self.delivery.attempts,
+            )
+            return _Sent(outcome=outcome)
+        finally:
+            self.ctx.gates.release(self.policy.destination_id)
+
+    async def from_paused(self, paused: _Paused) -> _Ready | _Deferred | _TakenOver:
+        """A long pause puts the entry back in the outbox; a short one is waited here."""
+        if paused.seconds > INLINE_WAIT:
+            last = self.delivery.last
+            shown = last or Outcome.transient(paused.why, retry_after=paused.seconds)
+            at = self.ctx.clock.timestamp() + paused.seconds
+            return _Deferred(at=at, last=last, shown=shown)
+        return await self._wait_inline(paused.seconds)
+
+    async def from_sent(
+        self, sent: _Sent
+    ) -> _Ready | _Delivered | _FailedForGood | _Deferred | _TakenOver:
+        """Honour a Retry-After for the destination, then end on a confirmation or a
+        permanent error, or retry a transient one.
+        """
+        outcome = sent.outcome
+        if outcome.retry_after is not None and outcome.retry_after > 0:
+            _hold(self.ctx, self.policy, outcome.retry_after)
+        if outcome.ok:
+            return _Delivered(outcome=outcome)
+        if outcome.kind is OutcomeKind.PERMANENT:
+            return _FailedForGood(outcome=outcome, fallback=self.policy.fallback)
+        self.delivery.last = outcome
+        return await self._retry(outcome)
+
+    async def _retry(self, outcome: Outcome) -> _Ready | _FailedForGood | _Deferred | _TakenOver:
+        """After a transient failure: give up when the attempts or the time are used up,
+        defer behind a long Retry-After, else back off here.
+        """
+        attempts, policy = self.delivery.attempts, self.policy
+        if attempts >= policy.max_attempts:
+            return _FailedForGood(outcome=outcome, fallback=policy.fallback)
+        wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
+        now = self.ctx.clock.timestamp()
+        if now + wait >= self.deadline:
+            why = f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)"
+            return _FailedForGood(outcome=_gave_up(outcome, why), fallback=policy.fallback)
         if outcome.retry_after is not None and outcome.retry_after > INLINE_WAIT:
-            return _defer(ctx, claim, attempts, outcome, now + wait, outcome), None
+            return _Deferred(at=now + wait, last=outcome, shown=outcome)
+        self._note_retry(outcome, wait)
+        return await self._wait_inline(wait)
+
+    def _note_retry(self, outcome: Outcome, wait: float) -> None:
+        """Log the retry; failing again and again (a hang, a 5xx), the destination is a
+        degraded part now, not after every retry.
+        """
+        entry, attempts = self.delivery.claim.entry, self.delivery.attempts
         _log.warning(
             "delivery attempt failed, will retry",
-            channel=destination.channel,
+            channel=entry.destination.channel,
             alert=entry.alert.incident_key,
             attempt=attempts,
             wait=round(wait, 3),
             detail=outcome.detail,
         )
         if attempts >= FAILING_AFTER and outcome.retry_after is None:
-            # Failing again and again (a hang, a 5xx): degraded now, not after every retry.
-            ctx.watch.failing(
-                part_of(destination), f"{attempts} attempts failed, retrying: {outcome.detail}"
+            self.ctx.watch.failing(
+                part_of(entry.destination),
+                f"{attempts} attempts failed, retrying: {outcome.detail}",
             )
-        if not _renew(ctx, claim, wait + policy.timeout + LEASE_MARGIN):
-            return _taken_over(claim, attempts), None
-        await clock.sleep(wait)
+
+    async def _wait_inline(self, seconds: float) -> _Ready | _TakenOver:
+        """Keep the lease for the wait and the send after it, then wait."""
+        lease = seconds + self.policy.timeout + LEASE_MARGIN
+        if not _renew(self.ctx, self.delivery.claim, lease):
+            return _TakenOver()
+        await self.ctx.clock.sleep(seconds)
+        return _Ready()
 
 
 def _with_runbook(alert: Alert, destination: Destination) -> Alert:
