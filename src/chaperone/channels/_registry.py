@@ -25,18 +25,13 @@ from chaperone._policy import DeliveryPolicy, delivery_policy
 from chaperone._secrets import describe
 from chaperone._verdicts import Destination
 from chaperone.channels._base import Channel
-from chaperone.channels._configure import channel_settings
+from chaperone.channels._configure import channel_settings, package_for_channel
 from chaperone.config import Settings
 from chaperone.store import Store
 
-__all__ = ["ChannelRegistry", "package_for_channel"]
+__all__ = ["ChannelRegistry"]
 
 _log = structlog.get_logger("chaperone")
-
-
-def package_for_channel(name: str) -> str:
-    """The distribution that provides channel ``name`` by our naming rule."""
-    return f"chaperone-{name}"
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ from chaperone._secrets import MASK, describe
 from chaperone._verdicts import Destination
 from chaperone.builtin import routing as builtin_routing
 from chaperone.builtin.routing import RouteDecision, explain_route
-from chaperone.channels._registry import package_for_channel
+from chaperone.channels._configure import package_for_channel
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import echo, print_json
 from chaperone.filters import priority as builtin_priority
