@@ -4,7 +4,7 @@ full filter chain into the history channel, on the memory store and on SQLite.
 Run with ``nox -s bench`` (or ``python bench/bench_alert_storm.py [--quick]``).
 
 The workload is what a user with every alert-fatigue control on meets when a queue
-backend stalls: a real :class:`~chaperone.Runtime` (built-in plugins only) configured
+backend stalls: a real :class:`~chaperone.Chaperone` (built-in plugins only) configured
 by :data:`CONFIG` (a ``chaperone.toml`` read by ``load_settings``), whose only channel
 is ``database`` (the history), with
 
@@ -56,10 +56,10 @@ from typing import Any
 import attrs
 from _summary import machine, summary
 
-from chaperone import JobStuck, ManualClock, Monitor, PluginHost, Runtime, Settings
+from chaperone import Chaperone, JobStuck, ManualClock, Monitor, PluginHost, Settings
+from chaperone._dispatch import DispatchReport
 from chaperone._loop import BackgroundLoop
 from chaperone._matching import parse_match
-from chaperone._pipeline import DispatchReport
 from chaperone.builtin.database_channel import HISTORY_STREAM
 from chaperone.config import load_settings
 from chaperone.maintenance import start_window
@@ -218,7 +218,7 @@ def run_storm(
     shuffle = random.Random(7).shuffle
     result = StormResult()
     plugins = PluginHost(entry_points=False)
-    with Runtime(settings, clock=clock, store=counting, plugins=plugins) as runtime:  # type: ignore[arg-type]
+    with Chaperone(settings, clock=clock, store=counting, plugins=plugins) as runtime:  # type: ignore[arg-type]
         start_window(
             store,
             clock.now(),

@@ -7,7 +7,7 @@ so it shares no GIL with the client. It answers 200 at once and records, for eac
 request, the alert id found in its body and its arrival time on the monotonic clock,
 which the client process reads too (``time.monotonic`` is system-wide on Linux).
 
-Chaperone sends through a real :class:`~chaperone.Runtime` with a JSON webhook channel
+Chaperone sends through a real :class:`~chaperone.Chaperone` with a JSON webhook channel
 defined here and registered in code, the way a third-party plugin would
 (``PluginHost(extra=[...])``): settings read from the environment, filters on (rate
 limit, escalation, priority, maintenance), grouping off and each alert its own key so
@@ -285,7 +285,7 @@ def _bench_plugin() -> object:
 
 
 def _runtime(store_url: str, hook_url: str, cwd: Path, plugin: object | None = None) -> Any:
-    from chaperone import PluginHost, Runtime, load_settings
+    from chaperone import Chaperone, PluginHost, load_settings
 
     environ = {
         "CHAPERONE_ALERT_CHANNELS": "benchhook",
@@ -296,7 +296,9 @@ def _runtime(store_url: str, hook_url: str, cwd: Path, plugin: object | None = N
     }
     settings = load_settings(environ, cwd)  # cwd: an empty directory, no config file
     plugin = plugin if plugin is not None else _bench_plugin()
-    return Runtime(settings, plugins=PluginHost(entry_points=False, extra=[("benchhook", plugin)]))
+    return Chaperone(
+        settings, plugins=PluginHost(entry_points=False, extra=[("benchhook", plugin)])
+    )
 
 
 def _events(ids: list[str]) -> list[Any]:

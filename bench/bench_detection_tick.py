@@ -52,7 +52,7 @@ import attrs
 from _redis import loopback_redis
 from _summary import machine, summary
 
-from chaperone import JobStuck, ManualClock, Monitor, PluginHost, Runtime, Settings
+from chaperone import Chaperone, JobStuck, ManualClock, Monitor, PluginHost, Settings
 from chaperone.builtin.job_detector import MAX_DUE_PER_TICK, check_due
 from chaperone.store import MemoryStore, SQLiteStore, Store, open_store
 from chaperone.supervision import JobRecord, Supervisor, _keys
@@ -149,7 +149,7 @@ class Setup:
     size: int
     store: Store
     clock: ManualClock
-    runtime: Runtime
+    runtime: Chaperone
     monitor: Monitor
 
     @property
@@ -222,7 +222,7 @@ def prepare(stack: ExitStack, backend: Backend, size: int) -> Setup:
     backend.fill(store, size)
     stuck_jobs(Supervisor(store, clock), real_jobs(size))
     runtime = stack.enter_context(
-        Runtime(
+        Chaperone(
             Settings(channels=("log",)),
             clock=clock,
             store=store,

@@ -4,7 +4,7 @@ duplicates (more than one process winning the same key's window: must be 0).
 Run with ``nox -s bench`` (or ``python bench/bench_redis_ratelimit.py [--quick]``).
 
 Eight processes (forked before any connection is made) each build a real
-:class:`~chaperone.Runtime` on one loopback Redis server (``redis://…?prefix=…``, the
+:class:`~chaperone.Chaperone` on one loopback Redis server (``redis://…?prefix=…``, the
 store a user configures) and, once all are released together, ask the built-in rate-limit filter
 (``chaperone.builtin.ratelimit_filter.chaperone_filter_alert``, the hook the pipeline calls)
 about a firing ``job_stuck`` alert for every one of the same 4,000 keys, each process
@@ -35,7 +35,7 @@ import redis
 from _redis import loopback_redis
 from _summary import machine, summary
 
-from chaperone import Alert, PluginHost, Runtime, Settings
+from chaperone import Alert, Chaperone, PluginHost, Settings
 from chaperone.builtin import ratelimit_filter as ratelimit
 
 PROCESSES = 8
@@ -75,7 +75,7 @@ def _alerts(keys: list[str]) -> list[Alert]:
 def _filter_worker(url: str, keys: list[str], seed: int) -> Callable[[], list[str]]:
     """The rate-limit filter of a real runtime on the Redis store, ready to decide."""
     settings = Settings(channels=("database",), store_url=url, log_level="warning")
-    runtime = Runtime(settings, plugins=PluginHost(entry_points=False))
+    runtime = Chaperone(settings, plugins=PluginHost(entry_points=False))
     alerts = _alerts(keys)
     random.Random(seed).shuffle(alerts)
     runtime.store.get("warm-up")  # connect and load the scripts before the release

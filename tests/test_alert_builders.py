@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chaperone import (
     Alert,
     AlertStatus,
+    Chaperone,
     ChaperoneDegraded,
     ChaperoneRecovered,
     CircuitBreakerClosed,
@@ -28,12 +29,9 @@ from chaperone import (
     JobStuck,
     JobTimeout,
     ManualClock,
-    PluginHost,
     Priority,
     ResourceRecovered,
     ResourceViolationDetected,
-    Runtime,
-    Settings,
     Severity,
     ThresholdCleared,
     ThresholdExceeded,
@@ -42,8 +40,8 @@ from chaperone import (
     format_duration,
 )
 from chaperone import _events as chaperone_events
-from chaperone.store import MemoryStore
 from chaperone.testing import strategies
+from helpers.runtime import make_runtime
 
 APP_URL = "https://app.example.test"
 SID = "550e8400-e29b-41d4-a716-446655440000"
@@ -58,34 +56,23 @@ RECOVERIES = (
 )
 
 
-def make_runtime(app_url: str | None) -> Runtime:
-    """A runtime with the built-in plugins only and, when given, an application URL."""
-    clock = ManualClock(NOW)
-    return Runtime(
-        Settings(app_url=app_url),
-        clock=clock,
-        store=MemoryStore(clock),
-        plugins=PluginHost(entry_points=False),
-    )
-
-
 @pytest.fixture(scope="module")
-def with_url() -> Iterator[Runtime]:
+def with_url() -> Iterator[Chaperone]:
     """A runtime whose settings name the application's URL."""
-    with make_runtime(APP_URL) as runtime:
+    with make_runtime(clock=ManualClock(NOW), app_url=APP_URL) as runtime:
         yield runtime
 
 
 @pytest.fixture(scope="module")
-def without_url() -> Iterator[Runtime]:
+def without_url() -> Iterator[Chaperone]:
     """A runtime with no application URL."""
-    with make_runtime(None) as runtime:
+    with make_runtime(clock=ManualClock(NOW), app_url=None) as runtime:
         yield runtime
 
 
-def build(runtime: Runtime, event: Event) -> list[Alert]:
+def build(runtime: Chaperone, event: Event) -> list[Alert]:
     """The alerts the ``chaperone_alerts`` hook builds for ``event``."""
-    alerts = runtime.plugins.hook.chaperone_alerts(event=event, runtime=runtime)
+    alerts = runtime.plugins.hook.chaperone_alerts(event=event, runtime=runtime.runtime)
     assert alerts is not None
     return list(alerts)
 
@@ -219,7 +206,7 @@ class TestStrategies:
 
 class TestEveryEvent:
     @given(event=st.one_of(strategies.firing_events(), strategies.recovery_events()))
-    def test_alerts_are_well_formed(self, with_url: Runtime, event: Event) -> None:
+    def test_alerts_are_well_formed(self, with_url: Chaperone, event: Event) -> None:
         """Every built-in event builds alerts stamped with its time, a title that starts
         with the headline, and the status its kind implies.
         """
@@ -238,7 +225,7 @@ class TestEveryEvent:
     @given(event=strategies.events())
     @settings(max_examples=50)
     def test_details_url_needs_app_url(
-        self, with_url: Runtime, without_url: Runtime, event: Event
+        self, with_url: Chaperone, without_url: Chaperone, event: Event
     ) -> None:
         """Alerts about a job link to ``<app_url>/chaperone/jobs/<sid>`` when the app URL
         is set and link nowhere when it is not; breaker and threshold alerts never link.
@@ -251,7 +238,7 @@ class TestEveryEvent:
 
     @given(event=strategies.events())
     @settings(max_examples=30)
-    def test_dispatch_builds_the_same_alerts(self, with_url: Runtime, event: Event) -> None:
+    def test_dispatch_builds_the_same_alerts(self, with_url: Chaperone, event: Event) -> None:
         """``dispatch`` turns an event into the alerts the hook builds, filling a missing
         ``occurred_at`` from the clock.
         """
@@ -263,7 +250,7 @@ class TestEveryEvent:
 
 class TestFiringAlerts:
     @given(event=strategies.job_stuck_events())
-    def test_job_stuck(self, with_url: Runtime, event: JobStuck) -> None:
+    def test_job_stuck(self, with_url: Chaperone, event: JobStuck) -> None:
         """Job stuck: keyed by supervision id, titled by job class, the seed's fields."""
         (alert,) = build(with_url, event)
         assert (alert.type, alert.key) == ("job_stuck", ident(event.supervision_id))
@@ -287,7 +274,7 @@ class TestFiringAlerts:
         assert alert.details_url == _sanitize.url(job_url(event.supervision_id))
 
     @given(event=strategies.job_timeout_events())
-    def test_job_timeout(self, with_url: Runtime, event: JobTimeout) -> None:
+    def test_job_timeout(self, with_url: Chaperone, event: JobTimeout) -> None:
         """Job timeout: keyed by supervision id, limit and durations in seconds."""
         (alert,) = build(with_url, event)
         assert (alert.type, alert.key) == ("job_timeout", ident(event.supervision_id))
@@ -309,7 +296,7 @@ class TestFiringAlerts:
         assert exceeded == pytest.approx(event.exceeded_by.total_seconds(), abs=0.05 + 1e-9)
 
     @given(event=strategies.circuit_breaker_opened_events())
-    def test_circuit_breaker_opened(self, with_url: Runtime, event: CircuitBreakerOpened) -> None:
+    def test_circuit_breaker_opened(self, with_url: Chaperone, event: CircuitBreakerOpened) -> None:
         """Circuit breaker: keyed and titled by service, critical, no job link."""
         (alert,) = build(with_url, event)
         assert (alert.type, alert.key) == ("circuit_breaker", ident(event.service))
@@ -329,7 +316,9 @@ class TestFiringAlerts:
         assert alert.details_url is None
 
     @given(event=strategies.resource_violation_events())
-    def test_resource_violation(self, with_url: Runtime, event: ResourceViolationDetected) -> None:
+    def test_resource_violation(
+        self, with_url: Chaperone, event: ResourceViolationDetected
+    ) -> None:
         """Resource violation: keyed ``<sid>:<type>``, a warning, values in the type's unit."""
         (alert,) = build(with_url, event)
         violation = event.violation_type.value
@@ -354,7 +343,7 @@ class TestFiringAlerts:
         assert alert.details_url == _sanitize.url(job_url(event.supervision_id))
 
     @given(event=strategies.threshold_exceeded_events())
-    def test_threshold_exceeded(self, with_url: Runtime, event: ThresholdExceeded) -> None:
+    def test_threshold_exceeded(self, with_url: Chaperone, event: ThresholdExceeded) -> None:
         """Threshold: keyed ``<metric>:<subject>``, titled by metric and subject."""
         (alert,) = build(with_url, event)
         assert (alert.type, alert.key) == (
@@ -371,7 +360,7 @@ class TestFiringAlerts:
 class TestSeedSamples:
     """The seed guide's own examples, word for word where it gives them."""
 
-    def test_job_stuck_email_example(self, with_url: Runtime) -> None:
+    def test_job_stuck_email_example(self, with_url: Chaperone) -> None:
         """The seed's example: 30 minutes stuck, last heartbeat at 10:30:00."""
         event = JobStuck(
             supervision_id=SID,
@@ -396,7 +385,7 @@ class TestSeedSamples:
         ]
         assert alert.details_url == f"{APP_URL}/chaperone/jobs/{SID}"
 
-    def test_job_timeout_example(self, with_url: Runtime) -> None:
+    def test_job_timeout_example(self, with_url: Chaperone) -> None:
         """300 s limit, 350 s run: the seed's ``300s`` / ``350s`` / ``50s``."""
         event = JobTimeout(
             supervision_id=SID,
@@ -415,7 +404,7 @@ class TestSeedSamples:
             "Exceeded By": "50s",
         }
 
-    def test_circuit_breaker_slack_example(self, with_url: Runtime) -> None:
+    def test_circuit_breaker_slack_example(self, with_url: Chaperone) -> None:
         """payment-gateway after 10 failures: the seed's Slack example fields."""
         event = CircuitBreakerOpened(
             service="payment-gateway",
@@ -432,7 +421,7 @@ class TestSeedSamples:
             ("Status", "Service Unavailable"),
         ]
 
-    def test_memory_violation(self, with_url: Runtime) -> None:
+    def test_memory_violation(self, with_url: Chaperone) -> None:
         """512 MB limit, 768 MB used: values in MB, exceeded by 256 MB."""
         event = ResourceViolationDetected(
             supervision_id=SID,
@@ -451,7 +440,7 @@ class TestSeedSamples:
             "256 MB",
         )
 
-    def test_disk_violation_is_below_a_floor(self, with_url: Runtime) -> None:
+    def test_disk_violation_is_below_a_floor(self, with_url: Chaperone) -> None:
         """Free disk space under its floor says how far below, in MB free."""
         event = ResourceViolationDetected(
             supervision_id=SID,
@@ -469,7 +458,7 @@ class TestSeedSamples:
             ("Below Floor By", "824 MB free"),
         ]
 
-    def test_cpu_violation_in_percent(self, with_url: Runtime) -> None:
+    def test_cpu_violation_in_percent(self, with_url: Chaperone) -> None:
         """CPU limits read as percentages."""
         event = ResourceViolationDetected(
             supervision_id=SID,
@@ -484,7 +473,7 @@ class TestSeedSamples:
         assert (fields["Limit"], fields["Actual"]) == ("80%", "97.5%")
         assert alert.key == f"{SID}:cpu"
 
-    def test_threshold_titles(self, with_url: Runtime) -> None:
+    def test_threshold_titles(self, with_url: Chaperone) -> None:
         """Each metric has its own headline: Error Rate, Response Time, Queue Length."""
         titles = []
         for metric in ("error_rate", "response_time", "queue_length"):
@@ -502,7 +491,7 @@ class TestSeedSamples:
 
 class TestRecoveries:
     @given(event=strategies.firing_events())
-    def test_recovery_resolves_the_same_incident(self, with_url: Runtime, event: Event) -> None:
+    def test_recovery_resolves_the_same_incident(self, with_url: Chaperone, event: Event) -> None:
         """Each recovery of an incident builds a resolved alert with the type and key of
         the alert that opened it.
         """
@@ -516,7 +505,7 @@ class TestRecoveries:
 
     @given(event=strategies.job_completed_events())
     def test_job_completed_resolves_each_listed_incident(
-        self, with_url: Runtime, event: JobCompleted
+        self, with_url: Chaperone, event: JobCompleted
     ) -> None:
         """A completed job resolves every incident it lists, in order, and no other."""
         alerts = build(with_url, event)
@@ -529,7 +518,7 @@ class TestRecoveries:
             assert alert.title == line(f"Job {outcome}: {event.job_class}")
             assert ("Error" in dict(alert.fields)) == bool(event.error)
 
-    def test_job_recovered_wording(self, with_url: Runtime) -> None:
+    def test_job_recovered_wording(self, with_url: Chaperone) -> None:
         """A recovered job says why in its summary and links to the job."""
         event = JobRecovered(supervision_id=SID, job_class="App\\Jobs\\X", occurred_at=NOW)
         (alert,) = build(with_url, event)
@@ -538,7 +527,7 @@ class TestRecoveries:
         assert (alert.type, alert.key) == ("job_stuck", SID)
         assert alert.details_url == job_url(SID)
 
-    def test_breaker_closed_wording(self, with_url: Runtime) -> None:
+    def test_breaker_closed_wording(self, with_url: Chaperone) -> None:
         """A closed breaker is titled by service and links nowhere."""
         event = CircuitBreakerClosed(service="payment-gateway", closed_at=NOW, occurred_at=NOW)
         (alert,) = build(with_url, event)
@@ -602,7 +591,7 @@ class TestAlertDict:
 
     @given(events=st.lists(strategies.events(), min_size=1, max_size=3))
     @settings(max_examples=20)
-    def test_built_alerts_round_trip(self, with_url: Runtime, events: Sequence[Event]) -> None:
+    def test_built_alerts_round_trip(self, with_url: Chaperone, events: Sequence[Event]) -> None:
         """The alerts the built-in builders make survive the dict form too."""
         for event in events:
             for alert in build(with_url, event):

@@ -1,6 +1,6 @@
 """The rate limit across processes: job processes sharing one store (a SQLite file, or
 the session's Redis server under a fresh key prefix), released at the same moment, each
-having built ``Runtime.from_environment()`` and raising the same JobStuck, yield exactly
+having built ``Chaperone.from_environment()`` and raising the same JobStuck, yield exactly
 one delivery, counted at the webhook server and in the history.
 
 Needs the fixture plugin chaperone-testwebhook installed (see ``helpers.cli.INSTALL_LINE``).
@@ -53,7 +53,7 @@ class Setup:
 def setup(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
-    """Eight job processes, each with ``Runtime.from_environment()`` built on one store (a
+    """Eight job processes, each with ``Chaperone.from_environment()`` built on one store (a
     SQLite file, or Redis under a prefix of its own) and sending to the webhook and
     database channels, waiting to be released.
     """

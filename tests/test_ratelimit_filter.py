@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import pytest
@@ -21,15 +21,14 @@ from hypothesis import strategies as st
 from chaperone import (
     Alert,
     AlertStatus,
+    Chaperone,
     ManualClock,
-    PluginHost,
-    Runtime,
-    Settings,
     VerdictKind,
 )
 from chaperone.builtin import ratelimit_filter as ratelimit
 from chaperone.config import RateLimitSettings
 from chaperone.store import MemoryStore, SQLiteStore, Store
+from helpers.runtime import make_runtime
 
 TYPES = ("job_stuck", "job_timeout", "circuit_breaker", "resource_violation")
 KEYS = ("a", "b", "550e8400-e29b-41d4-a716-446655440000:memory")
@@ -149,16 +148,6 @@ def open_store(backend: str, clock: ManualClock, directory: Path) -> Store:
     return SQLiteStore(path, clock, f"sqlite:///{path}")
 
 
-def make_runtime(store: Store, clock: ManualClock, **settings: Any) -> Runtime:
-    """A runtime with the built-in plugins only, delivering to the history alone."""
-    return Runtime(
-        Settings(channels=("database",), **settings),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False),
-    )
-
-
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory for the SQLite files the property tests open, one per example."""
@@ -173,19 +162,24 @@ def clock() -> ManualClock:
 @pytest.fixture(params=["memory", "sqlite"])
 def runtime(
     request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path
-) -> Iterator[Runtime]:
+) -> Iterator[Chaperone]:
     """A runtime with the default five-minute window, on each store backend."""
-    with make_runtime(open_store(request.param, clock, tmp_path), clock) as opened:
+    with make_runtime(
+        store=open_store(request.param, clock, tmp_path), clock=clock, channels=("database",)
+    ) as opened:
         yield opened
 
 
-def passes(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> bool:
+def passes(runtime: Chaperone, alert: Alert, *, is_test: bool = False) -> bool:
     """Whether the rate-limit filter lets ``alert`` through (it has no opinion)."""
-    return ratelimit.chaperone_filter_alert(alert=alert, runtime=runtime, is_test=is_test) is None
+    return (
+        ratelimit.chaperone_filter_alert(alert=alert, runtime=runtime.runtime, is_test=is_test)
+        is None
+    )
 
 
 def run_steps(
-    runtime: Runtime, clock: ManualClock, limits: RateLimitSettings, plan: list[Step]
+    runtime: Chaperone, clock: ManualClock, limits: RateLimitSettings, plan: list[Step]
 ) -> None:
     """Run ``plan`` against the filter function and the model; assert they agree."""
     model = Model(limits)
@@ -212,7 +206,12 @@ class TestAgainstTheModel:
         leave the window alone; a zero window lets everything through.
         """
         clock = ManualClock()
-        with make_runtime(open_store(backend, clock, directory), clock, rate_limit=limits) as rt:
+        with make_runtime(
+            store=open_store(backend, clock, directory),
+            clock=clock,
+            channels=("database",),
+            rate_limit=limits,
+        ) as rt:
             run_steps(rt, clock, limits, plan)
 
     @pytest.mark.parametrize("backend", ["memory", "sqlite"])
@@ -221,12 +220,17 @@ class TestAgainstTheModel:
     def test_runtime_send_matches_the_model(
         self, backend: str, directory: Path, limits: RateLimitSettings, plan: list[Raise]
     ) -> None:
-        """Through ``Runtime.send`` (every filter, the pipeline), the verdicts follow the
+        """Through ``Chaperone.send`` (every filter, the pipeline), the verdicts follow the
         model: send for what passes, suppress for the rest.
         """
         clock = ManualClock()
         model = Model(limits)
-        with make_runtime(open_store(backend, clock, directory), clock, rate_limit=limits) as rt:
+        with make_runtime(
+            store=open_store(backend, clock, directory),
+            clock=clock,
+            channels=("database",),
+            rate_limit=limits,
+        ) as rt:
             for step in plan:
                 clock.advance(step.advance)
                 report = rt.send(make_alert(step, clock), is_test=step.kind == "test")
@@ -236,7 +240,7 @@ class TestAgainstTheModel:
 
 class TestWindow:
     def test_second_alert_inside_the_window_is_suppressed(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A repeat of the same type and key within five minutes is suppressed, saying why."""
         step = Raise("job_stuck", "job-1", 0)
@@ -249,7 +253,7 @@ class TestWindow:
         )
 
     def test_alert_passes_again_once_the_window_is_over(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """Exactly five minutes after the last pass, the same alert passes again."""
         alert = make_alert(Raise("job_stuck", "job-1", 0), clock)
@@ -259,7 +263,7 @@ class TestWindow:
         assert not passes(runtime, alert)
 
     def test_other_keys_and_types_are_counted_apart(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """Another key, or another type with the same key, has a window of its own."""
         assert passes(runtime, make_alert(Raise("job_stuck", "job-1", 0), clock))
@@ -273,7 +277,9 @@ class TestWindow:
             default=timedelta(minutes=5),
             per_type={"job_stuck": timedelta(minutes=10), "circuit_breaker": timedelta(0)},
         )
-        with make_runtime(MemoryStore(clock), clock, rate_limit=limits) as rt:
+        with make_runtime(
+            store=MemoryStore(clock), clock=clock, channels=("database",), rate_limit=limits
+        ) as rt:
             stuck = make_alert(Raise("job_stuck", "k", 0), clock)
             timeout = make_alert(Raise("job_timeout", "k", 0), clock)
             breaker = make_alert(Raise("circuit_breaker", "k", 0), clock)
@@ -290,7 +296,9 @@ class TestWindow:
     def test_zero_window_disables_the_limit(self, clock: ManualClock) -> None:
         """With a zero default window every alert passes and no mark is stored."""
         limits = RateLimitSettings(default=timedelta(0))
-        with make_runtime(MemoryStore(clock), clock, rate_limit=limits) as rt:
+        with make_runtime(
+            store=MemoryStore(clock), clock=clock, channels=("database",), rate_limit=limits
+        ) as rt:
             alert = make_alert(Raise("job_stuck", "k", 0), clock)
             assert all(passes(rt, alert) for _ in range(5))
             assert rt.store.keys(ratelimit.PREFIX) == []
@@ -298,7 +306,7 @@ class TestWindow:
 
 class TestBypass:
     def test_resolved_alert_passes_and_keeps_the_window(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A resolved alert passes inside the window and does not reset or consume it."""
         firing = make_alert(Raise("job_stuck", "k", 0), clock)
@@ -308,7 +316,9 @@ class TestBypass:
         assert passes(runtime, resolved)
         assert not passes(runtime, firing)
 
-    def test_test_alerts_pass_without_consuming(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_test_alerts_pass_without_consuming(
+        self, runtime: Chaperone, clock: ManualClock
+    ) -> None:
         """``is_test`` alerts always pass and leave no mark behind."""
         alert = make_alert(Raise("job_stuck", "k", 0), clock)
         assert all(passes(runtime, alert, is_test=True) for _ in range(3))
@@ -318,7 +328,7 @@ class TestBypass:
 
 
 class TestClear:
-    def test_clear_lets_the_next_alert_pass(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_clear_lets_the_next_alert_pass(self, runtime: Chaperone, clock: ManualClock) -> None:
         """After ``clear`` of a type and key, its next alert passes at once."""
         alert = make_alert(Raise("job_stuck", "k", 0), clock)
         other = make_alert(Raise("job_stuck", "other", 0), clock)
@@ -328,7 +338,7 @@ class TestClear:
         assert passes(runtime, alert)
         assert not passes(runtime, other)
 
-    def test_clear_of_nothing_says_so(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_clear_of_nothing_says_so(self, runtime: Chaperone, clock: ManualClock) -> None:
         """Clearing a type and key with no live mark returns False."""
         assert ratelimit.clear(runtime.store, "job_stuck", "never") is False
         assert passes(runtime, make_alert(Raise("job_stuck", "k", 0), clock))
@@ -336,7 +346,7 @@ class TestClear:
         assert ratelimit.clear(runtime.store, "job_stuck", "k") is False
 
     def test_clear_all_lets_every_next_alert_pass(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """``clear_all`` counts the live marks and lets every next alert pass."""
         alerts = [make_alert(Raise(kind, key, 0), clock) for kind in TYPES[:2] for key in KEYS]
@@ -350,8 +360,12 @@ class TestClear:
         """Two runtimes on one SQLite file share the window: the second is suppressed."""
         clock = ManualClock()
         path = tmp_path / "shared.sqlite3"
-        first = make_runtime(SQLiteStore(path, clock, f"sqlite:///{path}"), clock)
-        second = make_runtime(SQLiteStore(path, clock, f"sqlite:///{path}"), clock)
+        first = make_runtime(
+            store=SQLiteStore(path, clock, f"sqlite:///{path}"), clock=clock, channels=("database",)
+        )
+        second = make_runtime(
+            store=SQLiteStore(path, clock, f"sqlite:///{path}"), clock=clock, channels=("database",)
+        )
         with first, second:
             alert = make_alert(Raise("job_stuck", "k", 0), clock)
             assert first.send(alert).verdict.kind is VerdictKind.SEND

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chaperone._alerts import Alert, AlertStatus, Priority, Severity
+    from chaperone._chaperone import Chaperone
     from chaperone._clock import Clock, ManualClock, SystemClock
     from chaperone._delivery import DeliveryResult
+    from chaperone._dispatch import AlertReport, DispatchReport
     from chaperone._durations import format_duration, parse_duration
     from chaperone._events import (
         AlertsGrouped,
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
     from chaperone._logging import configure_logging, mask_secrets
     from chaperone._markers import hookimpl, hookspec
     from chaperone._monitor import Monitor
-    from chaperone._pipeline import AlertReport, DispatchReport
     from chaperone._plugins import PluginHost, PluginInfo
     from chaperone._runtime import Runtime
     from chaperone._secrets import Secret
@@ -67,11 +68,12 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "Alert": "chaperone._alerts",
-    "AlertReport": "chaperone._pipeline",
+    "AlertReport": "chaperone._dispatch",
     "AlertsGrouped": "chaperone._events",
     "AlertStatus": "chaperone._alerts",
     "Channel": "chaperone.channels",
     "ChannelSettings": "chaperone.channels",
+    "Chaperone": "chaperone._chaperone",
     "ChaperoneDegraded": "chaperone._events",
     "ChaperoneError": "chaperone._exceptions",
     "ChaperoneRecovered": "chaperone._events",
@@ -88,7 +90,7 @@ _EXPORTS: dict[str, str] = {
     "current_job": "chaperone.supervision",
     "DeliveryResult": "chaperone._delivery",
     "Destination": "chaperone._verdicts",
-    "DispatchReport": "chaperone._pipeline",
+    "DispatchReport": "chaperone._dispatch",
     "Event": "chaperone._events",
     "format_duration": "chaperone._durations",
     "hookimpl": "chaperone._markers",
@@ -156,6 +158,7 @@ __all__ = [
     "AlertsGrouped",
     "Channel",
     "ChannelSettings",
+    "Chaperone",
     "ChaperoneDegraded",
     "ChaperoneError",
     "ChaperoneRecovered",

@@ -6,7 +6,7 @@ The parts are ``store``, ``detection``, ``outbox`` and ``channel:<name>`` (with
 part fail calls :meth:`SelfWatch.failing`; whoever sees it work, :meth:`SelfWatch.working`.
 The first failure raises a ``chaperone_degraded`` alert (severity critical, keyed by the
 part), the first success after it resolves the alert. Both go out without the store and
-without the filters (:func:`chaperone._pipeline.process_direct`): the store may be the
+without the filters (:meth:`chaperone._dispatch.Dispatcher.process_direct`): the store may be the
 part that fails, and a degraded alert must not wait in a maintenance window or a group.
 They are rate-limited here, in memory: a part that fails again within
 :data:`REALERT_AFTER` of its last alert is recorded (and counted by health) but not
@@ -29,22 +29,31 @@ import socket
 import sys
 import threading
 import time
+import weakref
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import structlog
 
 from chaperone._events import ChaperoneDegraded, ChaperoneRecovered, Event
-from chaperone._secrets import MASKER
+from chaperone._secrets import MASKER, describe
 from chaperone._verdicts import Destination
 from chaperone.metrics._liveness import DegradedRecord, degraded_key
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
 
-__all__ = ["REALERT_AFTER", "RECORD_REFRESH", "SelfWatch", "describe_process", "part_of"]
+__all__ = [
+    "REALERT_AFTER",
+    "RECORD_REFRESH",
+    "DeliverDirect",
+    "SelfWatch",
+    "describe_process",
+    "part_of",
+]
 
 _log = structlog.get_logger("chaperone.degraded")
 
@@ -53,6 +62,13 @@ REALERT_AFTER: Final = 600.0
 RECORD_REFRESH: Final = 60.0
 """Seconds between two rewrites of a failing part's ``degraded:<part>`` record."""
 _REASON_LIMIT: Final = 500
+
+DeliverDirect = Callable[[Event, Callable[[Destination], bool]], Coroutine[Any, Any, bool]]
+"""Deliver an event's alerts without the store and the filters to every destination but
+those the callable says to skip; return whether some channel confirmed one."""
+Submit = Callable[[Coroutine[Any, Any, None]], concurrent.futures.Future[None]]
+
+_WATCHES: weakref.WeakValueDictionary[int, SelfWatch] = weakref.WeakValueDictionary()
 
 
 def part_of(destination: Destination) -> str:
@@ -83,8 +99,13 @@ class _Failure:
 class SelfWatch:
     """The parts of one runtime's Chaperone that fail right now, and their alerts."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, deliver: DeliverDirect, submit: Submit) -> None:
+        """Watch the Chaperone whose hooks get ``runtime``; its alerts are sent with
+        ``deliver``, each run on the delivery loop with ``submit`` (never waited for).
+        """
         self._runtime = runtime
+        self._deliver_direct = deliver
+        self._run_on_loop = submit
         self._lock = threading.Lock()
         self._failing: dict[str, _Failure] = {}
         self._last_alerted: dict[str, float] = {}
@@ -92,6 +113,15 @@ class SelfWatch:
         self._part_locks: dict[str, asyncio.Lock] = {}  # used on the delivery loop only
         self._pending: set[concurrent.futures.Future[None]] = set()
         self.process = describe_process()
+        _WATCHES[id(runtime)] = self
+
+    @staticmethod
+    def of(runtime: Runtime) -> SelfWatch | None:
+        """The self-watch of the running Chaperone whose hooks get ``runtime`` (None for a
+        runtime no Chaperone runs, as in a test of a hook alone).
+        """
+        watch = _WATCHES.get(id(runtime))
+        return watch if watch is not None and watch._runtime is runtime else None
 
     # -- what the rest of Chaperone reports ----------------------------------------------
 
@@ -144,7 +174,7 @@ class SelfWatch:
         try:
             self._runtime.store.delete(degraded_key(part))
         except Exception as exc:
-            _log.warning("could not clear a degraded record", part=part, error=_describe(exc))
+            _log.warning("could not clear a degraded record", part=part, error=describe(exc))
         if failure.alerted:
             self._resolve(part, failure.since)
 
@@ -163,7 +193,7 @@ class SelfWatch:
             if not store.delete(degraded_key(part)):
                 return  # cleared by someone else meanwhile
         except Exception as exc:
-            _log.warning("could not clear a degraded record", part=part, error=_describe(exc))
+            _log.warning("could not clear a degraded record", part=part, error=describe(exc))
             return
         _log.warning("chaperone recovered", part=part, seen_failing_by=record.pid)
         self._resolve(part, record.since)
@@ -223,16 +253,16 @@ class SelfWatch:
         try:
             record.write(self._runtime.store)
         except Exception as exc:
-            _log.warning("could not record a degraded part", part=part, error=_describe(exc))
+            _log.warning("could not record a degraded part", part=part, error=describe(exc))
             return
         failure.recorded_at = self._runtime.clock.timestamp()
 
     def _submit(self, event: Event, part: str) -> None:
         """Deliver ``event`` on the runtime's delivery loop without waiting for it."""
         try:
-            future = self._runtime.submit(self._deliver(event, part))
+            future = self._run_on_loop(self._deliver(event, part))
         except Exception as exc:
-            _log.error("could not send a degraded alert", part=part, error=_describe(exc))
+            _log.error("could not send a degraded alert", part=part, error=describe(exc))
             _console(event, part)
             return
         with self._lock:
@@ -250,20 +280,15 @@ class SelfWatch:
             await self._deliver_now(event, part)
 
     async def _deliver_now(self, event: Event, part: str) -> None:
-        from chaperone._pipeline import process_direct  # the pipeline imports this module
-
         try:
-            report = await process_direct(
-                self._runtime, event, skip=lambda where: part_of(where) == part
-            )
+            confirmed = await self._deliver_direct(event, lambda where: part_of(where) == part)
         except asyncio.CancelledError:
             _console(event, part)
             raise
         except Exception as exc:
-            _log.error("could not send a degraded alert", part=part, error=_describe(exc))
+            _log.error("could not send a degraded alert", part=part, error=describe(exc))
             _console(event, part)
             return
-        confirmed = any(result.ok for alert in report.alerts for result in alert.deliveries)
         if not confirmed:
             _console(event, part)
 
@@ -283,7 +308,3 @@ def _console(event: Event, part: str) -> None:
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _describe(exc: BaseException) -> str:
-    return MASKER.mask(f"{type(exc).__name__}: {exc}")

@@ -4,14 +4,14 @@ failure is transient, paced to the destination's rate and holds, handed to the c
 fallback after a final failure, and reported through the delivered / delivery-failed
 hooks exactly once, when its outcome is final.
 
-Each entry's delivery is a task of the runtime's delivery loop, tracked in
-``runtime.in_flight``: a caller waits for it as long as it asked (``wait``), and the task
-goes on without it. Sends take a slot of the runtime's gates first (per destination and
+Each entry's delivery is a task of the delivery loop, tracked in
+``ctx.in_flight``: a caller waits for it as long as it asked (``wait``), and the task
+goes on without it. Sends take a slot of the gates first (per destination and
 in total, :mod:`chaperone._gates`), so a destination that hangs holds only its own
 slots; an entry waiting for a slot keeps its lease, so no drain takes it meanwhile.
 
 Waits: exponential backoff with jitter between attempts (tenacity's, at most
-``max_backoff``) is waited inline on the runtime's clock, and so is a destination's hold
+``max_backoff``) is waited inline on the clock, and so is a destination's hold
 or rate slot up to :data:`INLINE_WAIT`; a longer hold (a ``Retry-After`` of minutes, or
 the next minute's slot of a busy PagerDuty key) puts the entry back in the outbox for
 that time instead, so that nothing else waits behind it. The monitor's next drain after
@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 import attrs
 import httpx
@@ -42,24 +42,29 @@ from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 from chaperone import _pacing
 from chaperone._alerts import Alert
+from chaperone._clock import Clock
 from chaperone._degraded import part_of
-from chaperone._inflight import Delivery
-from chaperone._outbox import LEASE_MARGIN, RENEW_GUARD, Claim, OutboxEntry
+from chaperone._gates import DeliveryGates
+from chaperone._inflight import Delivery, InFlight
+from chaperone._outbox import LEASE_MARGIN, RENEW_GUARD, Claim, Outbox, OutboxEntry
 from chaperone._policy import DeliveryPolicy
-from chaperone._secrets import MASKER
+from chaperone._secrets import MASKER, describe
 from chaperone._verdicts import Destination, Outcome, OutcomeKind
 from chaperone.channels._base import Channel, SendContext
-
-if TYPE_CHECKING:
-    from chaperone._runtime import Runtime
+from chaperone.channels._registry import ChannelRegistry
+from chaperone.config import Settings
+from chaperone.store import Store
 
 __all__ = [
     "DRAIN_BATCH",
     "FAILING_AFTER",
     "INLINE_WAIT",
     "MAX_IN_FLIGHT",
+    "DeliveryContext",
+    "DeliveryHooks",
     "DeliveryResult",
     "DeliveryStatus",
+    "PartWatch",
     "deliver",
     "deliver_claims",
     "drain",
@@ -78,7 +83,7 @@ INLINE_WAIT: Final = 2.0
 DRAIN_BATCH: Final = 200
 """Outbox entries one drain claims at most."""
 MAX_IN_FLIGHT: Final = 1000
-"""A drain claims no more once the runtime has this many deliveries in flight: behind a
+"""A drain claims no more once this many deliveries are in flight here: behind a
 destination that hangs, the rest wait in the outbox rather than as tasks of this process."""
 _RENEW_BEFORE: Final = 2.0
 """A lease with less than the send timeout plus this left is renewed before a send."""
@@ -88,6 +93,43 @@ _KEEP_EVERY: Final = 1.0
 """Seconds between two looks at the lease of an entry waiting for a send slot."""
 _RETRYING: Final = Retrying()
 """Only to give tenacity's backoff a retry state to read the attempt number from."""
+
+
+class DeliveryHooks(Protocol):
+    """The hooks a delivery reports its end to (:class:`chaperone._hooks.Hooks`)."""
+
+    def delivered(self, alert: Alert, destination: Destination, outcome: Outcome) -> None:
+        """A channel confirmed ``alert``."""
+
+    def delivery_failed(
+        self, alert: Alert, destination: Destination, outcome: Outcome, attempts: int
+    ) -> None:
+        """A delivery failed for good."""
+
+
+class PartWatch(Protocol):
+    """Where a delivery says a part of Chaperone fails or works (the self-watch)."""
+
+    def failing(self, part: str, reason: str) -> None:
+        """``part`` fails for ``reason``."""
+
+    def working(self, part: str) -> None:
+        """``part`` works."""
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryContext:
+    """What delivery needs, handed to it by the dispatcher."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    outbox: Outbox
+    channels: ChannelRegistry
+    in_flight: InFlight
+    gates: DeliveryGates
+    watch: PartWatch
+    hooks: DeliveryHooks
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -144,7 +186,7 @@ class DeliveryResult:
 
 
 async def deliver(
-    runtime: Runtime,
+    ctx: DeliveryContext,
     alert: Alert,
     destinations: Sequence[Destination],
     *,
@@ -154,63 +196,63 @@ async def deliver(
     once; return the results in order (a fallback's right after the failure it follows).
     ``wait`` as for :func:`deliver_claims`.
     """
-    per_claim = await deliver_claims(runtime, enqueue(runtime, alert, destinations), wait=wait)
+    per_claim = await deliver_claims(ctx, enqueue(ctx, alert, destinations), wait=wait)
     return [result for results in per_claim for result in results]
 
 
-def enqueue(runtime: Runtime, alert: Alert, destinations: Sequence[Destination]) -> list[Claim]:
+def enqueue(ctx: DeliveryContext, alert: Alert, destinations: Sequence[Destination]) -> list[Claim]:
     """Write one outbox entry per destination, each held by this process; never raises
     (a store that refuses the entry is logged, and the entry kept in memory only).
     """
-    return [_enqueue_one(runtime, alert, destination) for destination in destinations]
+    return [_enqueue_one(ctx, alert, destination) for destination in destinations]
 
 
 async def deliver_claims(
-    runtime: Runtime, claims: Sequence[Claim], *, wait: float | None = None
+    ctx: DeliveryContext, claims: Sequence[Claim], *, wait: float | None = None
 ) -> list[list[DeliveryResult]]:
-    """Start delivering held entries, each a task of the runtime (sends limited by its
+    """Start delivering held entries, each a task of the delivery loop (sends limited by its
     gates), and wait for them at most ``wait`` seconds (None: until all are done; 0: not
     at all). Return each one's results (its own, then its fallback's); a delivery still
     going on is reported in flight. Never raises.
     """
-    tasks = [runtime.in_flight.start(claim, partial(_run, runtime)) for claim in claims]
-    await runtime.in_flight.wait(tasks, wait)
+    tasks = [ctx.in_flight.start(claim, partial(_run, ctx)) for claim in claims]
+    await ctx.in_flight.wait(tasks, wait)
     return [_results_of(task, claim) for task, claim in zip(tasks, claims, strict=True)]
 
 
 async def drain(
-    runtime: Runtime, limit: int = DRAIN_BATCH, *, wait: float | None = None
+    ctx: DeliveryContext, limit: int = DRAIN_BATCH, *, wait: float | None = None
 ) -> list[DeliveryResult]:
     """Deliver up to ``limit`` outbox entries that are due and held by no live process:
-    retries put back for later, and what a killed process left; an entry this runtime is
-    delivering already is left alone, and so is the outbox while :data:`MAX_IN_FLIGHT`
+    retries put back for later, and what a killed process left; an entry already
+    being delivered here is left alone, and so is the outbox while :data:`MAX_IN_FLIGHT`
     deliveries are in flight. ``wait`` as for :func:`deliver_claims`. Never raises.
     """
-    lease = runtime.settings.delivery.timeout.total_seconds() + LEASE_MARGIN
-    limit = min(limit, MAX_IN_FLIGHT - len(runtime.in_flight))
+    lease = ctx.settings.delivery.timeout.total_seconds() + LEASE_MARGIN
+    limit = min(limit, MAX_IN_FLIGHT - len(ctx.in_flight))
     if limit <= 0:
         return []
     try:
-        claims = runtime.outbox.claim_due(limit, lease=lease, skip=runtime.in_flight.entry_ids())
+        claims = ctx.outbox.claim_due(limit, lease=lease, skip=ctx.in_flight.entry_ids())
     except Exception as exc:
-        _log.error("could not read the outbox", error=_describe(exc))
+        _log.error("could not read the outbox", error=describe(exc))
         return []
     if claims:
         _log.info("delivering from the outbox", entries=len(claims))
-    per_claim = await deliver_claims(runtime, claims, wait=wait)
+    per_claim = await deliver_claims(ctx, claims, wait=wait)
     return [result for results in per_claim for result in results]
 
 
-async def settle(runtime: Runtime, grace: float) -> None:
+async def settle(ctx: DeliveryContext, grace: float) -> None:
     """Wait at most ``grace`` seconds for the deliveries in flight, then cancel the rest:
     their entries go back to the outbox, due at once and let go, for ``chaperone
     monitor``; no hook is called for them. Log how many were left, and at error those held
     only in memory (the store refused them), which are lost. Never raises.
     """
     try:
-        left = await runtime.in_flight.settle(grace)
+        left = await ctx.in_flight.settle(grace)
     except Exception as exc:
-        _log.error("could not stop the deliveries in flight", error=_describe(exc))
+        _log.error("could not stop the deliveries in flight", error=describe(exc))
         return
     kept = [delivery.claim for delivery in left if delivery.claim.durable]
     lost = [delivery.claim for delivery in left if not delivery.claim.durable]
@@ -257,27 +299,27 @@ def _results_of(task: asyncio.Task[list[DeliveryResult]], claim: Claim) -> list[
 # -- one entry -------------------------------------------------------------------------
 
 
-def _enqueue_one(runtime: Runtime, alert: Alert, destination: Destination) -> Claim:
+def _enqueue_one(ctx: DeliveryContext, alert: Alert, destination: Destination) -> Claim:
     try:
-        timeout = runtime.policy_for(destination).timeout
+        timeout = ctx.channels.policy_for(destination).timeout
     except Exception:
-        timeout = runtime.settings.delivery.timeout.total_seconds()
+        timeout = ctx.settings.delivery.timeout.total_seconds()
     try:
-        claim = runtime.outbox.enqueue(alert, destination, lease=timeout + LEASE_MARGIN)
+        claim = ctx.outbox.enqueue(alert, destination, lease=timeout + LEASE_MARGIN)
     except Exception as exc:
         _log.error(
             "outbox unavailable: delivering from memory, not kept across a restart",
             channel=destination.channel,
             alert=alert.incident_key,
-            error=_describe(exc),
+            error=describe(exc),
         )
-        runtime.self_watch.failing("outbox", _describe(exc))
-        return memory_claim(runtime, alert, destination)
-    runtime.self_watch.working("outbox")
+        ctx.watch.failing("outbox", describe(exc))
+        return memory_claim(ctx, alert, destination)
+    ctx.watch.working("outbox")
     return claim
 
 
-def memory_claim(runtime: Runtime, alert: Alert, destination: Destination) -> Claim:
+def memory_claim(ctx: DeliveryContext, alert: Alert, destination: Destination) -> Claim:
     """A claim on an entry kept in memory only, never written to the outbox: for
     Chaperone's own alerts (delivered without the store) and when the outbox refuses.
     """
@@ -285,12 +327,12 @@ def memory_claim(runtime: Runtime, alert: Alert, destination: Destination) -> Cl
         id=uuid.uuid4().hex,
         alert=alert,
         destination=destination,
-        created_at=runtime.clock.timestamp(),
+        created_at=ctx.clock.timestamp(),
     )
     return Claim(entry=entry, lease_until=math.inf, durable=False)
 
 
-async def _run(runtime: Runtime, delivery: Delivery) -> list[DeliveryResult]:
+async def _run(ctx: DeliveryContext, delivery: Delivery) -> list[DeliveryResult]:
     """One entry's delivery, as a task: its result, then its fallback's when it failed
     for good. Cancelled, it puts the entry it holds back in the outbox.
     """
@@ -301,9 +343,9 @@ async def _run(runtime: Runtime, delivery: Delivery) -> list[DeliveryResult]:
     await asyncio.sleep(0)
     while True:
         try:
-            result, standby = await _guarded(runtime, delivery)
+            result, standby = await _guarded(ctx, delivery)
         except asyncio.CancelledError:
-            _release(runtime, delivery)
+            _release(ctx, delivery)
             raise
         results.append(result)
         if standby is None:
@@ -317,15 +359,15 @@ async def _run(runtime: Runtime, delivery: Delivery) -> list[DeliveryResult]:
         delivery.hand_on(standby)
 
 
-async def _guarded(runtime: Runtime, delivery: Delivery) -> tuple[DeliveryResult, Claim | None]:
+async def _guarded(ctx: DeliveryContext, delivery: Delivery) -> tuple[DeliveryResult, Claim | None]:
     try:
-        return await _deliver_claim(runtime, delivery)
+        return await _deliver_claim(ctx, delivery)
     except Exception as exc:
         # A bug of ours: the entry stays in the outbox and is tried again after its lease.
         _log.exception("delivery failed unexpectedly; the entry stays in the outbox")
         interrupted = DeliveryResult(
             destination=delivery.claim.entry.destination,
-            outcome=Outcome.transient(f"delivery interrupted: {_describe(exc)}"),
+            outcome=Outcome.transient(f"delivery interrupted: {describe(exc)}"),
             attempts=delivery.attempts,
             status=DeliveryStatus.DEFERRED,
         )
@@ -333,90 +375,234 @@ async def _guarded(runtime: Runtime, delivery: Delivery) -> tuple[DeliveryResult
 
 
 async def _deliver_claim(
-    runtime: Runtime, delivery: Delivery
+    ctx: DeliveryContext, delivery: Delivery
 ) -> tuple[DeliveryResult, Claim | None]:
     """Deliver the entry ``delivery`` holds, noting its attempts as they are made; return
     how it ended and, after a final failure, the fallback's entry (already written).
     """
-    claim = delivery.claim
-    entry = claim.entry
-    destination = entry.destination
+    destination = delivery.claim.entry.destination
     try:
-        channel = runtime.channel_for(destination)
-        policy = runtime.policy_for(destination)
+        channel = ctx.channels.channel_for(destination)
+        policy = ctx.channels.policy_for(destination)
     except Exception as exc:
         unavailable = Outcome.permanent(f"channel unavailable: {MASKER.mask(str(exc))}")
-        fallback = runtime.fallback_for(destination)
-        return _finish_failed(runtime, claim, unavailable, delivery.attempts, fallback)
-    clock = runtime.clock
-    deadline = entry.created_at + policy.max_total
-    while True:
-        now = clock.timestamp()
-        if now >= deadline:
-            expired = _gave_up(
-                delivery.last, f"not delivered within delivery.max_total ({policy.max_total:g}s)"
-            )
-            return _finish_failed(runtime, claim, expired, delivery.attempts, policy.fallback)
-        # Pace and lease are settled once a send slot is free, right before the send.
-        if not await _take_slot(runtime, claim, policy):
-            return _taken_over(claim, delivery.attempts), None
-        outcome: Outcome | None = None
-        try:
-            pause, why = _pause_before_send(runtime, policy)
-            if pause <= 0:
-                if not await _hold_lease(runtime, claim, policy):
-                    return _taken_over(claim, delivery.attempts), None
-                delivery.attempts += 1
-                outcome = await _attempt(
-                    runtime, channel, entry.alert, destination, policy, delivery.attempts
-                )
-        finally:
-            runtime.delivery_gates.release(policy.destination_id)
-        attempts = delivery.attempts
-        if outcome is None:
-            now = clock.timestamp()
-            if pause > INLINE_WAIT:
-                waiting = delivery.last or Outcome.transient(why, retry_after=pause)
-                return _defer(runtime, claim, attempts, delivery.last, now + pause, waiting), None
-            if not _renew(runtime, claim, pause + policy.timeout + LEASE_MARGIN):
+        fallback = ctx.channels.fallback_for(destination)
+        return _finish_failed(ctx, delivery.claim, unavailable, delivery.attempts, fallback)
+    machine = _EntryDelivery(ctx=ctx, delivery=delivery, channel=channel, policy=policy)
+    return machine.end(await machine.run())
+
+
+# -- one entry's delivery, a state machine ---------------------------------------------
+#
+#   Ready ──(past max_total)─────────────────────────────────► FailedForGood
+#     ├──(lease lost while waiting for a slot or a send)──────► TakenOver
+#     ├──(paced, or held by the service)──► Paused
+#     │                                       ├──(longer than INLINE_WAIT)──► Deferred
+#     │                                       └──(waited inline)────────────► Ready
+#     └──(sent)──► Sent
+#                    ├──(confirmed)───────────────────────────► Delivered
+#                    ├──(permanent; attempts or time used up)─► FailedForGood
+#                    ├──(a long Retry-After)──────────────────► Deferred
+#                    └──(transient: backed off inline)────────► Ready
+#
+# Delivered, FailedForGood, Deferred and TakenOver are the ends: each is reported once.
+
+
+@attrs.frozen
+class _Ready:
+    """About to take a send slot: first, or after a wait."""
+
+
+@attrs.frozen(kw_only=True)
+class _Paused:
+    """A send slot was free but the destination is paced or held for ``seconds``."""
+
+    seconds: float
+    why: str
+
+
+@attrs.frozen(kw_only=True)
+class _Sent:
+    """A send was made; the channel's outcome."""
+
+    outcome: Outcome
+
+
+@attrs.frozen(kw_only=True)
+class _Delivered:
+    """The channel confirmed the alert."""
+
+    outcome: Outcome
+
+
+@attrs.frozen(kw_only=True)
+class _FailedForGood:
+    """No more attempts: reported, then handed to ``fallback`` if any."""
+
+    outcome: Outcome
+    fallback: str | None
+
+
+@attrs.frozen(kw_only=True)
+class _Deferred:
+    """Back in the outbox until ``at``: ``last`` is kept in the entry, ``shown`` reported."""
+
+    at: float
+    last: Outcome | None
+    shown: Outcome
+
+
+@attrs.frozen
+class _TakenOver:
+    """The lease ran out and another process took the entry."""
+
+
+_Moving = _Ready | _Paused | _Sent
+_Ended = _Delivered | _FailedForGood | _Deferred | _TakenOver
+
+
+@attrs.define(kw_only=True)
+class _EntryDelivery:
+    """The transitions of one entry's delivery from each state to the next."""
+
+    ctx: DeliveryContext
+    delivery: Delivery
+    channel: Channel
+    policy: DeliveryPolicy
+
+    async def run(self) -> _Ended:
+        """Go from Ready to one of the ends."""
+        state: _Moving | _Ended = _Ready()
+        while True:
+            match state:
+                case _Ready():
+                    state = await self.from_ready()
+                case _Paused():
+                    state = await self.from_paused(state)
+                case _Sent():
+                    state = await self.from_sent(state)
+                case _:
+                    return state
+
+    def end(self, state: _Ended) -> tuple[DeliveryResult, Claim | None]:
+        """Carry out an end: acknowledge, defer or let go of the entry, and report."""
+        ctx, claim, attempts = self.ctx, self.delivery.claim, self.delivery.attempts
+        match state:
+            case _Delivered(outcome=outcome):
+                return _finish_delivered(ctx, claim, outcome, attempts), None
+            case _FailedForGood(outcome=outcome, fallback=fallback):
+                return _finish_failed(ctx, claim, outcome, attempts, fallback)
+            case _Deferred(at=at, last=last, shown=shown):
+                return _defer(ctx, claim, attempts, last, at, shown), None
+            case _TakenOver():
                 return _taken_over(claim, attempts), None
-            await clock.sleep(pause)
-            continue
-        if outcome.retry_after is not None and outcome.retry_after > 0:
-            _hold(runtime, policy, outcome.retry_after)
-        if outcome.ok:
-            return _finish_delivered(runtime, claim, outcome, attempts), None
-        if outcome.kind is OutcomeKind.PERMANENT:
-            return _finish_failed(runtime, claim, outcome, attempts, policy.fallback)
-        delivery.last = outcome
-        if attempts >= policy.max_attempts:
-            return _finish_failed(runtime, claim, outcome, attempts, policy.fallback)
-        wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
-        now = clock.timestamp()
-        if now + wait >= deadline:
-            gave_up = _gave_up(
-                outcome,
-                f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)",
+
+    @property
+    def deadline(self) -> float:
+        """When ``delivery.max_total`` runs out for the entry."""
+        return self.delivery.claim.entry.created_at + self.policy.max_total
+
+    async def from_ready(self) -> _Paused | _Sent | _FailedForGood | _TakenOver:
+        """Past the deadline, fail; else take a send slot (the lease kept meanwhile) and,
+        unless the destination is paced or held, send. Pace and lease are settled once
+        the slot is free, right before the send.
+        """
+        if self.ctx.clock.timestamp() >= self.deadline:
+            why = f"not delivered within delivery.max_total ({self.policy.max_total:g}s)"
+            return _FailedForGood(
+                outcome=_gave_up(self.delivery.last, why), fallback=self.policy.fallback
             )
-            return _finish_failed(runtime, claim, gave_up, attempts, policy.fallback)
+        claim = self.delivery.claim
+        if not await _take_slot(self.ctx, claim, self.policy):
+            return _TakenOver()
+        try:
+            pause, why = _pause_before_send(self.ctx, self.policy)
+            if pause > 0:
+                return _Paused(seconds=pause, why=why)
+            if not await _hold_lease(self.ctx, claim, self.policy):
+                return _TakenOver()
+            self.delivery.attempts += 1
+            entry = claim.entry
+            outcome = await _attempt(
+                self.ctx,
+                self.channel,
+                entry.alert,
+                entry.destination,
+                self.policy,
+                self.delivery.attempts,
+            )
+            return _Sent(outcome=outcome)
+        finally:
+            self.ctx.gates.release(self.policy.destination_id)
+
+    async def from_paused(self, paused: _Paused) -> _Ready | _Deferred | _TakenOver:
+        """A long pause puts the entry back in the outbox; a short one is waited here."""
+        if paused.seconds > INLINE_WAIT:
+            last = self.delivery.last
+            shown = last or Outcome.transient(paused.why, retry_after=paused.seconds)
+            at = self.ctx.clock.timestamp() + paused.seconds
+            return _Deferred(at=at, last=last, shown=shown)
+        return await self._wait_inline(paused.seconds)
+
+    async def from_sent(
+        self, sent: _Sent
+    ) -> _Ready | _Delivered | _FailedForGood | _Deferred | _TakenOver:
+        """Honour a Retry-After for the destination, then end on a confirmation or a
+        permanent error, or retry a transient one.
+        """
+        outcome = sent.outcome
+        if outcome.retry_after is not None and outcome.retry_after > 0:
+            _hold(self.ctx, self.policy, outcome.retry_after)
+        if outcome.ok:
+            return _Delivered(outcome=outcome)
+        if outcome.kind is OutcomeKind.PERMANENT:
+            return _FailedForGood(outcome=outcome, fallback=self.policy.fallback)
+        self.delivery.last = outcome
+        return await self._retry(outcome)
+
+    async def _retry(self, outcome: Outcome) -> _Ready | _FailedForGood | _Deferred | _TakenOver:
+        """After a transient failure: give up when the attempts or the time are used up,
+        defer behind a long Retry-After, else back off here.
+        """
+        attempts, policy = self.delivery.attempts, self.policy
+        if attempts >= policy.max_attempts:
+            return _FailedForGood(outcome=outcome, fallback=policy.fallback)
+        wait = max(_backoff(attempts, policy.max_backoff), outcome.retry_after or 0.0)
+        now = self.ctx.clock.timestamp()
+        if now + wait >= self.deadline:
+            why = f"the next attempt would be past delivery.max_total ({policy.max_total:g}s)"
+            return _FailedForGood(outcome=_gave_up(outcome, why), fallback=policy.fallback)
         if outcome.retry_after is not None and outcome.retry_after > INLINE_WAIT:
-            return _defer(runtime, claim, attempts, outcome, now + wait, outcome), None
+            return _Deferred(at=now + wait, last=outcome, shown=outcome)
+        self._note_retry(outcome, wait)
+        return await self._wait_inline(wait)
+
+    def _note_retry(self, outcome: Outcome, wait: float) -> None:
+        """Log the retry; failing again and again (a hang, a 5xx), the destination is a
+        degraded part now, not after every retry.
+        """
+        entry, attempts = self.delivery.claim.entry, self.delivery.attempts
         _log.warning(
             "delivery attempt failed, will retry",
-            channel=destination.channel,
+            channel=entry.destination.channel,
             alert=entry.alert.incident_key,
             attempt=attempts,
             wait=round(wait, 3),
             detail=outcome.detail,
         )
         if attempts >= FAILING_AFTER and outcome.retry_after is None:
-            # Failing again and again (a hang, a 5xx): degraded now, not after every retry.
-            runtime.self_watch.failing(
-                part_of(destination), f"{attempts} attempts failed, retrying: {outcome.detail}"
+            self.ctx.watch.failing(
+                part_of(entry.destination),
+                f"{attempts} attempts failed, retrying: {outcome.detail}",
             )
-        if not _renew(runtime, claim, wait + policy.timeout + LEASE_MARGIN):
-            return _taken_over(claim, attempts), None
-        await clock.sleep(wait)
+
+    async def _wait_inline(self, seconds: float) -> _Ready | _TakenOver:
+        """Keep the lease for the wait and the send after it, then wait."""
+        lease = seconds + self.policy.timeout + LEASE_MARGIN
+        if not _renew(self.ctx, self.delivery.claim, lease):
+            return _TakenOver()
+        await self.ctx.clock.sleep(seconds)
+        return _Ready()
 
 
 def _with_runbook(alert: Alert, destination: Destination) -> Alert:
@@ -426,7 +612,7 @@ def _with_runbook(alert: Alert, destination: Destination) -> Alert:
 
 
 async def _attempt(
-    runtime: Runtime,
+    ctx: DeliveryContext,
     channel: Channel,
     alert: Alert,
     destination: Destination,
@@ -434,8 +620,8 @@ async def _attempt(
     number: int,
 ) -> Outcome:
     context = SendContext(
-        http=runtime.http_client,
-        clock=runtime.clock,
+        http=ctx.channels.http_client,
+        clock=ctx.clock,
         timeout=policy.timeout,
         attempt=number,
         route=destination.route,
@@ -479,11 +665,11 @@ def _gave_up(last: Outcome | None, why: str) -> Outcome:
 # -- pacing ----------------------------------------------------------------------------
 
 
-def _pause_before_send(runtime: Runtime, policy: DeliveryPolicy) -> tuple[float, str]:
+def _pause_before_send(ctx: DeliveryContext, policy: DeliveryPolicy) -> tuple[float, str]:
     """Seconds to wait before sending to the destination (its hold, else its rate slot),
     with why; 0 to send now. A store that is away holds nothing back.
     """
-    store, clock = runtime.store, runtime.clock
+    store, clock = ctx.store, ctx.clock
     try:
         until = _pacing.held_until(store, policy.destination_id)
         now = clock.timestamp()
@@ -491,34 +677,34 @@ def _pause_before_send(runtime: Runtime, policy: DeliveryPolicy) -> tuple[float,
             return until - now, "the service asked to wait (Retry-After)"
         slot = _pacing.take_slot(store, clock, policy.destination_id, policy.pace)
     except Exception as exc:
-        _log.warning("could not read the destination's pace", error=_describe(exc))
+        _log.warning("could not read the destination's pace", error=describe(exc))
         return 0.0, ""
     if slot > 0:
         return slot, "the channel's documented rate is used up for now"
     return 0.0, ""
 
 
-def _hold(runtime: Runtime, policy: DeliveryPolicy, seconds: float) -> None:
+def _hold(ctx: DeliveryContext, policy: DeliveryPolicy, seconds: float) -> None:
     try:
-        _pacing.hold(runtime.store, runtime.clock, policy.destination_id, seconds)
+        _pacing.hold(ctx.store, ctx.clock, policy.destination_id, seconds)
     except Exception as exc:
-        _log.warning("could not record the destination's hold", error=_describe(exc))
+        _log.warning("could not record the destination's hold", error=describe(exc))
 
 
 # -- slots and leases ------------------------------------------------------------------
 
 
-async def _take_slot(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+async def _take_slot(ctx: DeliveryContext, claim: Claim, policy: DeliveryPolicy) -> bool:
     """Wait for a send slot of the destination (the caller releases it), keeping the
     entry's lease meanwhile, so that no drain, here or in another process, takes it;
     False, with no slot held, when it was lost all the same.
     """
-    gates = runtime.delivery_gates
+    gates = ctx.gates
     granted = gates.request(policy.destination_id)
     try:
         while not granted.done():
             await asyncio.wait({granted}, timeout=_KEEP_EVERY)
-            if not granted.done() and not _keep_lease(runtime, claim, policy):
+            if not granted.done() and not _keep_lease(ctx, claim, policy):
                 gates.withdraw(policy.destination_id, granted)
                 return False
     except asyncio.CancelledError:
@@ -527,43 +713,43 @@ async def _take_slot(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> 
     return True
 
 
-def _keep_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+def _keep_lease(ctx: DeliveryContext, claim: Claim, policy: DeliveryPolicy) -> bool:
     """Renew the lease of an entry waiting for a slot once half of it has run out; False
     when it was lost to another process.
     """
     lease = policy.timeout + LEASE_MARGIN
-    left = claim.lease_until - runtime.clock.timestamp()
+    left = claim.lease_until - ctx.clock.timestamp()
     if left >= lease / 2 or (claim.durable and 0 < left <= RENEW_GUARD):
         # Enough left; or too near its end to extend in place: taken anew at the next look.
         return True
-    return _renew(runtime, claim, lease)
+    return _renew(ctx, claim, lease)
 
 
-async def _hold_lease(runtime: Runtime, claim: Claim, policy: DeliveryPolicy) -> bool:
+async def _hold_lease(ctx: DeliveryContext, claim: Claim, policy: DeliveryPolicy) -> bool:
     """Make sure the lease outlasts one send: renewed when less than the timeout and a
     little is left; False when the entry was lost to another process.
     """
-    left = claim.lease_until - runtime.clock.timestamp()
+    left = claim.lease_until - ctx.clock.timestamp()
     if left >= policy.timeout + _RENEW_BEFORE:
         return True
     if claim.durable and 0 < left <= RENEW_GUARD:
         # Still ours, but too near its end to extend in place, and taking it anew would
         # find it held (by us): let it run out first. Otherwise every claim of a long
         # batch reaching the gate in that last second would be reported taken over.
-        await runtime.clock.sleep(left + _LEASE_EXPIRED)
-    return _renew(runtime, claim, policy.timeout + LEASE_MARGIN)
+        await ctx.clock.sleep(left + _LEASE_EXPIRED)
+    return _renew(ctx, claim, policy.timeout + LEASE_MARGIN)
 
 
-def _renew(runtime: Runtime, claim: Claim, lease: float) -> bool:
+def _renew(ctx: DeliveryContext, claim: Claim, lease: float) -> bool:
     try:
-        return runtime.outbox.renew(claim, lease)
+        return ctx.outbox.renew(claim, lease)
     except Exception as exc:
         # Better a possible duplicate than a lost alert: go on without the lease.
-        _log.warning("could not renew an outbox lease", error=_describe(exc))
+        _log.warning("could not renew an outbox lease", error=describe(exc))
         return True
 
 
-def _release(runtime: Runtime, delivery: Delivery) -> None:
+def _release(ctx: DeliveryContext, delivery: Delivery) -> None:
     """Put a cancelled delivery's entry back in the outbox with the attempts it made, due
     now and its lease let go, so the next drain of any process takes it at once. An entry
     another process took over meanwhile is left to it.
@@ -571,27 +757,27 @@ def _release(runtime: Runtime, delivery: Delivery) -> None:
     claim = delivery.claim
     entry = attrs.evolve(claim.entry, attempts=delivery.attempts, last=delivery.last)
     try:
-        if runtime.outbox.renew(claim, LEASE_MARGIN):
-            runtime.outbox.reschedule(claim, entry, runtime.clock.timestamp())
+        if ctx.outbox.renew(claim, LEASE_MARGIN):
+            ctx.outbox.reschedule(claim, entry, ctx.clock.timestamp())
     except Exception as exc:
         _log.warning(
             "could not put a stopped delivery back in the outbox",
             channel=entry.destination.channel,
             alert=entry.alert.incident_key,
-            error=_describe(exc),
+            error=describe(exc),
         )
 
 
 # -- endings ---------------------------------------------------------------------------
 
 
-def _ack(runtime: Runtime, claim: Claim) -> None:
+def _ack(ctx: DeliveryContext, claim: Claim) -> None:
     try:
-        runtime.outbox.ack(claim)
+        ctx.outbox.ack(claim)
     except Exception as exc:
         _log.error(
             "could not remove a finished entry from the outbox; it may be sent again",
-            error=_describe(exc),
+            error=describe(exc),
         )
 
 
@@ -610,7 +796,7 @@ def _taken_over(claim: Claim, attempts: int) -> DeliveryResult:
 
 
 def _defer(
-    runtime: Runtime,
+    ctx: DeliveryContext,
     claim: Claim,
     attempts: int,
     last: Outcome | None,
@@ -620,9 +806,9 @@ def _defer(
     entry = attrs.evolve(claim.entry, attempts=attempts, last=last)
     destination = entry.destination
     try:
-        runtime.outbox.reschedule(claim, entry, at)
+        ctx.outbox.reschedule(claim, entry, at)
     except Exception as exc:
-        _log.error("could not put an entry back in the outbox", error=_describe(exc))
+        _log.error("could not put an entry back in the outbox", error=describe(exc))
         if not claim.durable:
             return DeliveryResult(
                 destination=destination,
@@ -649,16 +835,16 @@ def _defer(
 
 
 def _finish_delivered(
-    runtime: Runtime, claim: Claim, outcome: Outcome, attempts: int
+    ctx: DeliveryContext, claim: Claim, outcome: Outcome, attempts: int
 ) -> DeliveryResult:
-    _ack(runtime, claim)  # first: the smallest window for a duplicate after a crash
+    _ack(ctx, claim)  # first: the smallest window for a duplicate after a crash
     result = DeliveryResult(destination=claim.entry.destination, outcome=outcome, attempts=attempts)
-    _report(runtime, _with_runbook(claim.entry.alert, result.destination), result)
+    _report(ctx, _with_runbook(claim.entry.alert, result.destination), result)
     return result
 
 
 def _finish_failed(
-    runtime: Runtime, claim: Claim, outcome: Outcome, attempts: int, fallback: str | None
+    ctx: DeliveryContext, claim: Claim, outcome: Outcome, attempts: int, fallback: str | None
 ) -> tuple[DeliveryResult, Claim | None]:
     """Report a final failure; return it with the fallback's entry, when there is one,
     written before the failed entry goes (so a crash in between loses neither).
@@ -668,28 +854,23 @@ def _finish_failed(
     standby: Claim | None = None
     if fallback and fallback not in (destination.channel, destination.fallback_of):
         standby = _enqueue_one(
-            runtime,
+            ctx,
             entry.alert,
             Destination(
                 channel=fallback,
                 route=destination.route,
-                settings=runtime.route_settings(destination.route, fallback),
+                settings=ctx.channels.route_settings(destination.route, fallback),
                 runbook_url=destination.runbook_url,
                 fallback_of=destination.channel,
             ),
         )
-    _ack(runtime, claim)
+    _ack(ctx, claim)
     result = DeliveryResult(destination=destination, outcome=outcome, attempts=attempts)
-    _report(runtime, _with_runbook(entry.alert, destination), result)
+    _report(ctx, _with_runbook(entry.alert, destination), result)
     return result, standby
 
 
-def _describe(exc: BaseException) -> str:
-    return MASKER.mask(f"{type(exc).__name__}: {exc}")
-
-
-def _report(runtime: Runtime, alert: Alert, result: DeliveryResult) -> None:
-    hooks = runtime.plugins
+def _report(ctx: DeliveryContext, alert: Alert, result: DeliveryResult) -> None:
     if result.ok:
         _log.debug(
             "alert delivered",
@@ -698,13 +879,7 @@ def _report(runtime: Runtime, alert: Alert, result: DeliveryResult) -> None:
             alert=alert.incident_key,
             attempts=result.attempts,
         )
-        hooks.call_each(
-            "chaperone_delivered",
-            alert=alert,
-            destination=result.destination,
-            outcome=result.outcome,
-            runtime=runtime,
-        )
+        ctx.hooks.delivered(alert, result.destination, result.outcome)
         return
     _log.error(
         "alert delivery failed",
@@ -715,11 +890,4 @@ def _report(runtime: Runtime, alert: Alert, result: DeliveryResult) -> None:
         attempts=result.attempts,
         detail=result.outcome.detail,
     )
-    hooks.call_each(
-        "chaperone_delivery_failed",
-        alert=alert,
-        destination=result.destination,
-        outcome=result.outcome,
-        attempts=result.attempts,
-        runtime=runtime,
-    )
+    ctx.hooks.delivery_failed(alert, result.destination, result.outcome, result.attempts)

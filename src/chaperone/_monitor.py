@@ -21,15 +21,18 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
 from chaperone._events import Event
-from chaperone._pipeline import DispatchReport
-from chaperone._runtime import Runtime
-from chaperone._secrets import MASKER
+from chaperone._secrets import describe
 from chaperone.metrics._liveness import ALIVE_KEY, ALIVE_TTL, MonitorBeat
+
+if TYPE_CHECKING:
+    from chaperone._chaperone import Chaperone
+    from chaperone._dispatch import DispatchReport
 
 __all__ = ["Monitor"]
 
@@ -37,11 +40,11 @@ _log = structlog.get_logger("chaperone.monitor")
 
 
 class Monitor:
-    """Runs the detectors of a runtime and dispatches what they find."""
+    """Runs the detectors of a running Chaperone and dispatches what they find."""
 
     def __init__(
         self,
-        runtime: Runtime,
+        chaperone: Chaperone,
         *,
         vouch_for: float | None = ALIVE_TTL,
         interval: float = 1.0,
@@ -51,7 +54,7 @@ class Monitor:
         for health); None for a monitor that will stop soon, such as the one inside
         ``chaperone run``. ``interval``: seconds between its ticks, written in its beat.
         """
-        self.runtime = runtime
+        self.chaperone = chaperone
         self.vouch_for = vouch_for
         self.interval = interval
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -63,18 +66,10 @@ class Monitor:
         """Ask every ``chaperone_detect`` implementation for events. One that raises is
         logged and skipped, and its error kept in :attr:`detection_error`.
         """
-        now = self.runtime.clock.now()
-        found: list[Event] = []
-        errors: list[str] = []
-        for result in self.runtime.plugins.call_each(
-            "chaperone_detect",
-            runtime=self.runtime,
-            now=now,
-            on_error=lambda plugin, exc: errors.append(f"{plugin}: {_describe(exc)}"),
-        ):
-            found.extend(_events(result))
+        detection = self.chaperone.hooks.detect(self.chaperone.clock.now())
+        errors = [f"{failure.plugin}: {failure.error}" for failure in detection.failures]
         self.detection_error = "; ".join(errors) or None
-        return found
+        return list(detection.events)
 
     def tick(
         self, extra: Sequence[Event] = (), *, wait: float | None = None
@@ -88,25 +83,25 @@ class Monitor:
         self._recover_store()
         try:
             if self.vouch_for is not None:
-                now = self.runtime.clock.now().isoformat()
-                self.runtime.store.set(ALIVE_KEY, now, ttl=self.vouch_for)
+                now = self.chaperone.clock.now().isoformat()
+                self.chaperone.store.set(ALIVE_KEY, now, ttl=self.vouch_for)
             events = [] if self._settling() else self.detect()
         except Exception as exc:
-            self.detection_error = _describe(exc)
+            self.detection_error = describe(exc)
             _log.error("detection failed", error=self.detection_error)
             events = []
         self._report_detection()
-        return self.runtime.dispatch_all([*extra, *events], wait=wait)
+        return self.chaperone.dispatch_all([*extra, *events], wait=wait)
 
     def _recover_store(self) -> None:
         """Try a store that failed again, when a try is due."""
-        recover = getattr(self.runtime.store, "maybe_recover", None)
+        recover = getattr(self.chaperone.store, "maybe_recover", None)
         if recover is None:
             return
         try:
             recover()
         except Exception as exc:
-            _log.error("could not try the store again", error=_describe(exc))
+            _log.error("could not try the store again", error=describe(exc))
 
     def _settling(self) -> bool:
         """Whether the store has just come back from being degraded: detection waits two
@@ -114,15 +109,15 @@ class Monitor:
         meanwhile (and reported their trouble) carry their claims to it first; a job is
         not reported again from the store's older view of it.
         """
-        settling = getattr(self.runtime.store, "settling", None)
-        if settling is None or not settling(self.runtime.clock.timestamp()):
+        settling = getattr(self.chaperone.store, "settling", None)
+        if settling is None or not settling(self.chaperone.clock.timestamp()):
             return False
         _log.info("the store just came back: detection waits for others to catch up")
         return True
 
     def _report_detection(self) -> None:
         """Tell health and the self-watch how detection went."""
-        watch = self.runtime.self_watch
+        watch = self.chaperone.self_watch
         if self.detection_error is None:
             watch.working("detection")
         else:
@@ -135,13 +130,13 @@ class Monitor:
             host=socket.gethostname(),
             pid=os.getpid(),
             interval=self.interval,
-            ticked_at=self.runtime.clock.timestamp(),
+            ticked_at=self.chaperone.clock.timestamp(),
             error=self.detection_error,
         )
         try:
-            beat.write(self.runtime.store)
+            beat.write(self.chaperone.store)
         except Exception as exc:
-            _log.warning("could not record the monitor's beat", error=_describe(exc))
+            _log.warning("could not record the monitor's beat", error=describe(exc))
 
     def run(self, interval: float, stop: threading.Event, *, wait: float | None = None) -> int:
         """Tick every ``interval`` seconds until ``stop`` is set, each tick waiting for its
@@ -154,15 +149,3 @@ class Monitor:
             ticks += 1
             stop.wait(interval)
         return ticks
-
-
-def _describe(exc: BaseException) -> str:
-    return MASKER.mask(f"{type(exc).__name__}: {exc}")
-
-
-def _events(result: object) -> Iterable[Event]:
-    if isinstance(result, Event):
-        return [result]
-    if isinstance(result, Iterable):
-        return [item for item in result if isinstance(item, Event)]
-    return []

@@ -1,18 +1,28 @@
-"""The plugin host: built-in plugins and entry points, one pluggy manager, typed calls.
+"""The plugin host: built-in plugins and entry points, one pluggy manager.
 
 Built-in plugins are the modules of :mod:`chaperone.builtin`, found by listing that package
 and registered through the same marker and manager as external ones, under their dotted
 module names. External plugins come from the entry-point group ``chaperone``; each is
 loaded and registered in its own try/except, so a broken plugin is logged and listed,
 never fatal.
+
+Every hook is called through pluggy (see :class:`chaperone._hooks.Hooks`), so wrappers
+(``wrapper=True``, ``hookwrapper=True``) run on each. Where a spec says "every
+implementation is called" (:func:`is_isolated`), each implementation is guarded as it is
+registered: one that raises is logged, collected (:func:`collect_failures`) and counts as
+no answer, and the rest still run. A hook called once per plugin
+(:data:`PER_PLUGIN_HOOKS`) cannot be wrapped: a plugin with a wrapper on it is refused.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import importlib.metadata
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache, partial
 from types import ModuleType
 from typing import Any, Final
@@ -24,15 +34,19 @@ import structlog
 from chaperone import hookspecs
 from chaperone._exceptions import PluginError
 from chaperone._markers import PROJECT_NAME
-from chaperone._secrets import MASKER
+from chaperone._secrets import describe
 from chaperone.channels._base import Channel
 
 __all__ = [
     "BUILTIN_PACKAGE",
     "ENTRY_POINT_GROUP",
+    "PER_PLUGIN_HOOKS",
+    "HookFailure",
     "PluginHost",
     "PluginInfo",
     "builtin_modules",
+    "collect_failures",
+    "is_isolated",
 ]
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -40,7 +54,47 @@ ENTRY_POINT_GROUP = PROJECT_NAME
 BUILTIN_PACKAGE: Final = "chaperone.builtin"
 """The package whose modules are the built-in plugins (see its docstring for their order)."""
 
+PER_PLUGIN_HOOKS: frozenset[str] = frozenset({"chaperone_register_channels"})
+"""Hooks the host calls once per plugin, each implementation on its own, so that one
+plugin's failure stays its own. No wrapper can wrap such a call: one is refused."""
+
 _log = structlog.get_logger("chaperone.plugins")
+
+
+@attrs.frozen(kw_only=True)
+class HookFailure:
+    """An implementation of an isolated hook that raised (its error free of secrets)."""
+
+    hook: str
+    plugin: str
+    error: str
+
+
+_FAILURES: contextvars.ContextVar[list[HookFailure] | None] = contextvars.ContextVar(
+    "chaperone_hook_failures", default=None
+)
+
+
+@contextmanager
+def collect_failures() -> Iterator[list[HookFailure]]:
+    """Collect, into the list yielded, the failures of the isolated hook implementations
+    that run inside the block (in this context).
+    """
+    failures: list[HookFailure] = []
+    token = _FAILURES.set(failures)
+    try:
+        yield failures
+    finally:
+        _FAILURES.reset(token)
+
+
+def is_isolated(caller: pluggy.HookCaller) -> bool:
+    """Whether every implementation of a hook is called, one that raises logged and the
+    rest still run: every hook that is neither firstresult nor called per plugin.
+    """
+    if caller.name in PER_PLUGIN_HOOKS or caller.spec is None:
+        return False
+    return not caller.spec.opts.get("firstresult", False)
 
 
 @attrs.define(kw_only=True)
@@ -95,10 +149,6 @@ def builtin_modules(package: str = BUILTIN_PACKAGE) -> tuple[ModuleType, ...]:
     if unordered:
         raise PluginError(f"built-in plugin modules without an ORDER: {', '.join(unordered)}")
     return tuple(sorted(modules, key=lambda module: (module.ORDER, module.__name__)))
-
-
-def _describe(exc: BaseException) -> str:
-    return MASKER.mask(f"{type(exc).__name__}: {exc}")
 
 
 class PluginHost:
@@ -168,8 +218,10 @@ class PluginHost:
         self._register_channels()
 
     @property
-    def hook(self) -> Any:
-        """The pluggy hook relay (``host.hook.chaperone_route(...)``)."""
+    def hook(self) -> pluggy.HookRelay:
+        """The pluggy hook relay (``host.hook.chaperone_route``); the core calls hooks
+        through :class:`chaperone._hooks.Hooks`, which types each call.
+        """
         return self.manager.hook
 
     @property
@@ -198,7 +250,7 @@ class PluginHost:
             plugin = load()
             self.manager.register(plugin, name=info.name)
         except Exception as exc:
-            info.error = _describe(exc)
+            info.error = describe(exc)
             _log.error(
                 "plugin failed to load; check compatible versions",
                 plugin=info.name,
@@ -209,8 +261,51 @@ class PluginHost:
             self.manager.check_pending()
         except Exception as exc:
             self.manager.unregister(name=info.name)
-            info.error = _describe(exc)
+            info.error = describe(exc)
             _log.error("plugin implements an unknown hook", plugin=info.name, error=info.error)
+            return
+        try:
+            self._prepare(plugin)
+        except PluginError as exc:
+            self.manager.unregister(name=info.name)
+            info.error = describe(exc)
+            _log.error("plugin refused", plugin=info.name, error=info.error)
+
+    def attach(self, plugin: object, name: str) -> None:
+        """Register a plugin object of the core's own (a runtime's queue length sources,
+        say) as any other is, without listing it among the plugins found.
+        """
+        self.manager.register(plugin, name=name)
+        try:
+            self.manager.check_pending()
+            self._prepare(plugin)
+        except Exception:
+            self.manager.unregister(name=name)
+            raise
+
+    def detach(self, name: str) -> None:
+        """Unregister a plugin added with :meth:`attach` (nothing if it is not there)."""
+        if self.manager.get_plugin(name) is not None:
+            self.manager.unregister(name=name)
+
+    def _prepare(self, plugin: object) -> None:
+        """Refuse a wrapper on a hook called per plugin (PluginError naming the hook), and
+        guard each implementation of an isolated hook.
+        """
+        callers = self.manager.get_hookcallers(plugin) or []
+        for caller in callers:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                wrapper = impl.wrapper or impl.hookwrapper
+                if wrapper and caller.name in PER_PLUGIN_HOOKS:
+                    raise PluginError(
+                        f"{caller.name} is called once per plugin and cannot be wrapped: "
+                        f"remove wrapper=True/hookwrapper=True from {impl.plugin_name}'s "
+                        "implementation"
+                    )
+                if not wrapper and is_isolated(caller):
+                    _guard(caller.name, impl)
 
     def _register_channels(self) -> None:
         """Ask each plugin for its channels, one at a time, so one failure stays its own,
@@ -230,7 +325,7 @@ class PluginHost:
             try:
                 impl.function(**_accepted(impl, {"register": register}))
             except Exception as exc:
-                info.error = _describe(exc)
+                info.error = describe(exc)
                 _log.error("plugin failed to register channels", plugin=info.name, error=info.error)
 
     def _add_channel(self, info: PluginInfo, channel_class: type[Channel]) -> None:
@@ -247,42 +342,30 @@ class PluginHost:
         if name not in info.channels:
             info.channels.append(name)
 
-    def call_each(
-        self,
-        hook_name: str,
-        *,
-        on_error: Callable[[str, Exception], object] | None = None,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """Call every implementation of a hook in pluggy's order and return the results
-        that are not None; one that raises is logged (and passed to ``on_error`` with the
-        plugin's name) and the others still run.
-        """
-        caller = getattr(self.hook, hook_name)
-        results = []
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                continue
-            try:
-                result = impl.function(**_accepted(impl, kwargs))
-            except Exception as exc:
-                _log.error(
-                    "plugin hook raised",
-                    hook=hook_name,
-                    plugin=impl.plugin_name,
-                    error=_describe(exc),
-                )
-                if on_error is not None:
-                    on_error(impl.plugin_name, exc)
-                continue
-            if result is not None:
-                results.append(result)
-        return results
-
 
 def _accepted(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments an implementation declares (it may take fewer than the spec)."""
     return {name: kwargs[name] for name in impl.argnames if name in kwargs}
+
+
+def _guard(hook: str, impl: pluggy.HookImpl) -> None:
+    """Make ``impl`` log and collect an exception, and answer None, instead of raising."""
+    function = impl.function
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> object:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            failure = HookFailure(hook=hook, plugin=impl.plugin_name, error=describe(exc))
+            _log.error("plugin hook raised", hook=hook, plugin=failure.plugin, error=failure.error)
+            failures = _FAILURES.get()
+            if failures is not None:
+                failures.append(failure)
+            return None
+
+    # pluggy calls ``impl.function``; its type says Final, but the slot is writable.
+    setattr(impl, "function", guarded)  # noqa: B010
 
 
 def _identity(plugin: object) -> object:

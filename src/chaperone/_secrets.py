@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-__all__ = ["MASK", "MASKER", "Masker", "Secret"]
+__all__ = ["MASK", "MASKER", "Masker", "Secret", "describe"]
 
 MASK: Final = "********"
 _MIN_SECRET_LENGTH: Final = 4
@@ -142,3 +142,10 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, every known secret in it masked: how Chaperone
+    writes an error into a log line, a report or a degraded alert.
+    """
+    return MASKER.mask(f"{type(exc).__name__}: {exc}")

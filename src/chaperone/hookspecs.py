@@ -63,7 +63,7 @@ def chaperone_detect(runtime: Runtime, now: datetime) -> Iterable[Event] | None:
 
     Called on every tick of the monitor.
 
-    :param runtime: the running Chaperone: settings, store and clock.
+    :param runtime: the narrow runtime: settings, store, clock, plugins and a logger.
     :param now: the tick's time, from the runtime's clock.
     """
 
@@ -77,7 +77,7 @@ def chaperone_queue_lengths(runtime: Runtime) -> Mapping[str, int] | None:
     that raises is logged and the rest still run. A queue reported twice counts at its
     largest depth.
 
-    :param runtime: the running Chaperone: settings, store and clock.
+    :param runtime: the narrow runtime: settings, store, clock, plugins and a logger.
     """
 
 
@@ -93,7 +93,7 @@ def chaperone_event(event: Event, runtime: Runtime) -> None:
     Every implementation is called; one that raises is logged and the rest still run.
 
     :param event: the event, its ``occurred_at`` filled in.
-    :param runtime: the running Chaperone.
+    :param runtime: the narrow runtime.
     """
 
 
@@ -106,7 +106,7 @@ def chaperone_alerts(event: Event, runtime: Runtime) -> Sequence[Alert] | None:
     built-in one runs last, so a plugin can override the alert for any event.
 
     :param event: the event, its ``occurred_at`` filled in.
-    :param runtime: the running Chaperone (settings such as ``app_url``).
+    :param runtime: the narrow runtime (settings such as ``app_url``).
     """
 
 
@@ -120,7 +120,7 @@ def chaperone_alert_priority(alert: Alert, runtime: Runtime) -> Priority | None:
     grouping; low ones can be made digest-only.
 
     :param alert: the alert as built.
-    :param runtime: the running Chaperone.
+    :param runtime: the narrow runtime.
     """
 
 
@@ -135,7 +135,7 @@ def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Ver
     not filtered: the alerts they stand for already were.
 
     :param alert: the alert.
-    :param runtime: the running Chaperone: settings, store and clock.
+    :param runtime: the narrow runtime: settings, store, clock, plugins and a logger.
     :param is_test: True for ``chaperone test-alerts``, which bypasses rate limits.
     """
 
@@ -150,7 +150,7 @@ def chaperone_route(alert: Alert, runtime: Runtime) -> Sequence[Destination] | N
     (``CHAPERONE_ALERT_CHANNELS``).
 
     :param alert: the alert that passed the filters.
-    :param runtime: the running Chaperone.
+    :param runtime: the narrow runtime.
     """
 
 
@@ -173,7 +173,7 @@ def chaperone_delivered(
     :param destination: the channel and route it went through; ``destination.fallback_of``
         names the channel a fallback delivery stood in for.
     :param outcome: the channel's confirmation.
-    :param runtime: the running Chaperone.
+    :param runtime: the narrow runtime.
     """
 
 
@@ -191,5 +191,5 @@ def chaperone_delivery_failed(
     :param destination: the channel and route it was for.
     :param outcome: the last attempt's outcome (its detail is free of secrets).
     :param attempts: how many sends were tried.
-    :param runtime: the running Chaperone.
+    :param runtime: the narrow runtime.
     """

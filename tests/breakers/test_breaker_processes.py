@@ -19,12 +19,12 @@ from typing import Any
 import attrs
 import pytest
 
+from chaperone import Chaperone
 from chaperone._clock import SystemClock
+from chaperone._dispatch import DispatchReport
 from chaperone._events import CircuitBreakerClosed, CircuitBreakerOpened
 from chaperone._monitor import Monitor
-from chaperone._pipeline import DispatchReport
 from chaperone._plugins import PluginHost
-from chaperone._runtime import Runtime
 from chaperone.builtin.database_channel import read_history
 from chaperone.config import load_settings
 
@@ -188,7 +188,7 @@ class Setup:
     """The workers, and a runtime (database channel) on the same SQLite file."""
 
     workers: Workers
-    runtime: Runtime
+    runtime: Chaperone
 
 
 @pytest.fixture
@@ -207,13 +207,13 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     workers = Workers(database, tmp_path, env)
     try:
         assert workers.read_lines() == ["ready"] * PROCESSES
-        with Runtime(settings, clock=SystemClock(), plugins=PluginHost(entry_points=False)) as rt:
+        with Chaperone(settings, clock=SystemClock(), plugins=PluginHost(entry_points=False)) as rt:
             yield Setup(workers, rt)
     finally:
         workers.close()
 
 
-def breaker_history(runtime: Runtime) -> list[tuple[str, str, str]]:
+def breaker_history(runtime: Chaperone) -> list[tuple[str, str, str]]:
     """(alert status, key, delivery status) of every circuit_breaker record, oldest first."""
     return [
         (record["alert_status"], record["key"], record["status"])

@@ -197,7 +197,7 @@ MEGABYTE_ERRORS = textwrap.dedent(
     from chaperone import IncidentRef, JobCompleted
 
     error = "RuntimeError: " + "E" * int(sys.argv[1])
-    with chaperone.Runtime.from_environment() as runtime:
+    with chaperone.Chaperone.from_environment() as runtime:
         for number in range(3):
             runtime.dispatch(
                 JobCompleted(

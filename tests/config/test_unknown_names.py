@@ -19,12 +19,12 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
+    Chaperone,
     ConfigError,
     ConfigProblem,
     ManualClock,
     Outcome,
     PluginHost,
-    Runtime,
     SendContext,
     Settings,
     hookimpl,
@@ -352,7 +352,7 @@ class TestDisabledPlugins:
 
 class TestRuntimeCheck:
     def test_runtime_lists_them_with_the_channel_problems(self) -> None:
-        """Building a Runtime reports unknown names together with a channel's own
+        """Building a Chaperone reports unknown names together with a channel's own
         problems, in one ConfigError.
         """
         settings = Settings(
@@ -361,7 +361,7 @@ class TestRuntimeCheck:
             channel_sections={"log": {"loger": "x"}},
         )
         with pytest.raises(ConfigError) as caught:
-            Runtime(settings, store=MemoryStore(ManualClock()), plugins=host(Pager))
+            Chaperone(settings, store=MemoryStore(ManualClock()), plugins=host(Pager))
         keys = [problem.key for problem in caught.value.problems]
         assert "CHAPERONE_ALERT_CHANELS" in keys
         assert "channels.log.loger" in keys

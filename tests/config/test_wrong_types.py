@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaperone import ConfigError, ManualClock, PluginHost, Runtime
+from chaperone import Chaperone, ConfigError, ManualClock, PluginHost
 from chaperone.config import SETTING_SPECS, collect_settings, load_settings
 from chaperone.store import MemoryStore
 
@@ -87,7 +87,7 @@ def check_all(folder: Path) -> list[str]:
     found = list(problems)
     try:
         store = MemoryStore(ManualClock())
-        Runtime(loaded, store=store, plugins=PluginHost(entry_points=False)).close()
+        Chaperone(loaded, store=store, plugins=PluginHost(entry_points=False)).close()
     except ConfigError as exc:
         found.extend(exc.problems)
     return [str(problem) for problem in found]

@@ -33,10 +33,10 @@ from helpers.delivery import (
     Channels,
     confirm,
     make_alert,
-    make_runtime,
     outcomes,
     scripted,
 )
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 
 def sections(**fallbacks: str) -> dict[str, dict[str, Any]]:
@@ -62,6 +62,8 @@ class TestFallback:
             clock=clock,
             channels=("primary",),
             channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             report = runtime.send(make_alert())
         failed, delivered = report.deliveries
@@ -84,6 +86,8 @@ class TestFallback:
             channels=("primary",),
             max_attempts=3,
             channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             report = runtime.send(make_alert())
         assert [(r.destination.channel, r.status) for r in report.deliveries] == [
@@ -112,6 +116,8 @@ class TestFallback:
             channels=("primary",),
             max_total=100,
             channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             (waiting,) = runtime.send(make_alert()).deliveries
             assert waiting.deferred
@@ -140,6 +146,8 @@ class TestFallback:
             hooks,
             channels=("primary",),
             channel_sections=sections(primary="second", second="third"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             report = runtime.send(make_alert())
         assert [
@@ -156,7 +164,11 @@ class TestFallback:
         backup, backup_calls = outcomes(Outcome.delivered())
         plugin = Channels(scripted("primary", confirm), scripted("backup", backup))
         with make_runtime(
-            plugin, channels=("primary",), channel_sections=sections(primary="backup")
+            plugin,
+            channels=("primary",),
+            channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             report = runtime.send(make_alert())
         assert [r.destination.channel for r in report.deliveries] == ["primary"]
@@ -184,6 +196,8 @@ class TestFallback:
             channels=("primary",),
             routes=(route,),
             channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             report = runtime.send(make_alert())
         fallback = report.deliveries[1].destination
@@ -203,6 +217,8 @@ class TestFallback:
             plugin,
             channels=("primary", "database"),
             channel_sections=sections(primary="backup"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             runtime.send(make_alert())
             history = read_history(runtime.store, 10)
@@ -220,9 +236,11 @@ class TestFallback:
         hooks = AfterDelivery()
         plugin = Channels(scripted("backup", confirm))
         gone = Destination(channel="gone", settings={"fallback": "backup"})
-        with make_runtime(plugin, hooks, channels=("backup",)) as runtime:
+        with make_runtime(
+            plugin, hooks, channels=("backup",), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             # The pipeline's own step, for a destination whose channel is gone.
-            results = runtime._loop.run(deliver(runtime, make_alert(), [gone]))
+            results = runtime._loop.run(deliver(runtime.dispatcher.delivery, make_alert(), [gone]))
         assert [(r.destination.channel, r.status, r.attempts) for r in results] == [
             ("gone", "failed", 0),
             ("backup", "delivered", 1),
@@ -248,7 +266,13 @@ class TestFallbackConfig:
         """Each bad fallback is a ConfigError naming the setting and what is wrong."""
         plugin = Channels(scripted("primary", confirm), scripted("backup", confirm))
         with pytest.raises(ConfigError) as caught:
-            make_runtime(plugin, channels=("primary",), channel_sections=sections(**fallbacks))
+            make_runtime(
+                plugin,
+                channels=("primary",),
+                channel_sections=sections(**fallbacks),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
+            )
         assert message in str(caught.value)
         assert "fallback" in str(caught.value)
 
@@ -260,7 +284,13 @@ class TestFallbackConfig:
         )
         refuse, _ = outcomes(Outcome.permanent("no"))
         plugin = Channels(scripted("primary", refuse), scripted("backup", confirm))
-        with make_runtime(plugin, channels=settings.channels, environ=settings.environ) as rt:
+        with make_runtime(
+            plugin,
+            channels=settings.channels,
+            environ=settings.environ,
+            timeout=5.0,
+            grouping=GROUPING_OFF,
+        ) as rt:
             report = rt.send(make_alert())
         assert [r.destination.channel for r in report.deliveries] == ["primary", "backup"]
 
@@ -271,7 +301,11 @@ class TestFallbackConfig:
         plugin = Channels(scripted("primary", confirm), Unbuildable)
         with pytest.raises(ConfigError, match="CHAPERONE_UNBUILDABLE_TOKEN"):
             make_runtime(
-                plugin, channels=("primary",), channel_sections=sections(primary="unbuildable")
+                plugin,
+                channels=("primary",),
+                channel_sections=sections(primary="unbuildable"),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
 
 
@@ -304,6 +338,8 @@ class TestPerChannelSettings:
             channels=("flaky", "other"),
             max_attempts=3,
             channel_sections={"flaky": {"max_attempts": 5, "timeout": "2s"}},
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             runtime.send(make_alert())
         assert flaky_calls.attempts == [1, 2, 3, 4, 5]
@@ -325,6 +361,8 @@ class TestPerChannelSettings:
                 Channels(scripted("hook", confirm)),
                 channels=("hook",),
                 channel_sections={"hook": values},
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
 
     def test_policy_defaults_and_identity(self) -> None:

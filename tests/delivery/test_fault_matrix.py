@@ -36,10 +36,10 @@ from helpers.delivery import (
     Fault,
     SlowWebhook,
     http_channel,
-    make_runtime,
 )
 from helpers.redis_server import RedisServer, redis_server_or_skip
 from helpers.report import report
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 ALERTS = 10
 KEYS = [f"job-{number}" for number in range(ALERTS)]
@@ -128,13 +128,14 @@ def deliver(
         make_runtime(
             Channels(http_channel("hook"), http_channel("backup")),
             hooks,
-            clock=clock,  # real time, against real servers
+            clock=clock,
             store=store,
             channels=("hook",),
             channel_sections=sections,
             timeout=scenario.timeout,
             max_attempts=5,
             max_backoff=1.0,
+            grouping=GROUPING_OFF,
         ) as runtime,
     ):
         stop = threading.Event()

@@ -24,12 +24,12 @@ from structlog.testing import capture_logs
 import chaperone
 from chaperone import (
     Alert,
+    Chaperone,
     Destination,
     JobStuck,
     ManualClock,
     Monitor,
     Outcome,
-    Runtime,
     SendContext,
     StoreError,
     SystemClock,
@@ -55,10 +55,11 @@ from helpers.delivery import (
     SlowWebhook,
     http_channel,
     make_alert,
-    make_runtime,
     scripted,
+    use_gates,
 )
 from helpers.report import report
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 KEYS = ["job-0", "job-1", "job-2"]
 
@@ -80,7 +81,7 @@ def sqlite(path: Path, clock: Any) -> SQLiteStore:
 
 def webhooks_runtime(
     path: Path, hanging: SlowWebhook, healthy: SlowWebhook, hooks: AfterDelivery, **delivery: Any
-) -> Runtime:
+) -> Chaperone:
     """A runtime on the SQLite file ``path`` in real time, every alert going to channel
     ``slow`` (the ``hanging`` webhook) and channel ``fine`` (the ``healthy`` one).
     """
@@ -92,7 +93,8 @@ def webhooks_runtime(
         store=sqlite(path, clock),
         channels=("slow", "fine"),
         channel_sections={"slow": {"url": hanging.url}, "fine": {"url": healthy.url}},
-        **delivery,
+        grouping=GROUPING_OFF,
+        **{"timeout": 5.0, **delivery},
     )
 
 
@@ -287,6 +289,7 @@ class TestDispatchWithoutWaiting:
             hooks,
             channels=("busy",),
             timeout=30,
+            grouping=GROUPING_OFF,
         ) as runtime:
             monitor = Monitor(runtime, vouch_for=None)
             (first,) = monitor.tick(wait=0)
@@ -306,7 +309,12 @@ class TestDispatchWithoutWaiting:
         delivery to end.
         """
         blocked = Blocked()
-        with make_runtime(Channels(scripted("busy", blocked)), channels=("busy",)) as runtime:
+        with make_runtime(
+            Channels(scripted("busy", blocked)),
+            channels=("busy",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
+        ) as runtime:
 
             async def caller() -> list[chaperone.DispatchReport]:
                 return await runtime.adispatch_all([stuck("busy-1")], drain=False, wait=0)
@@ -337,6 +345,7 @@ class TestFairness:
             Router(),
             hooks,
             timeout=60,
+            grouping=GROUPING_OFF,
         ) as runtime:
             for number in range(100):
                 runtime.send(make_alert(f"busy-{number}"), wait=0)
@@ -367,8 +376,9 @@ class TestFairness:
             Channels(scripted("one", first), scripted("two", second), scripted("three", third)),
             Router(),
             timeout=60,
+            grouping=GROUPING_OFF,
         ) as runtime:
-            runtime.delivery_gates = DeliveryGates(per_destination=2, total=3)
+            use_gates(runtime, DeliveryGates(per_destination=2, total=3))
             for number in range(4):
                 runtime.send(make_alert(f"one-{number}"), wait=0)
             assert first.wait_started(2)
@@ -459,6 +469,8 @@ class TestBoundedExit:
                 store=MemoryAway(clock),
                 channels=("busy",),
                 exit_grace=0.1,
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
             runtime.send(make_alert("busy-1"), wait=0)
             assert blocked.wait_started(1)
@@ -489,6 +501,8 @@ class TestBoundedExit:
                 store=store,
                 channels=("busy",),
                 exit_grace=0.1,
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
             runtime.send(make_alert("busy-1"), wait=0)
             assert blocked.wait_started(1)
@@ -508,7 +522,9 @@ class TestBoundedExit:
 
     def test_close_without_deliveries_in_flight_does_not_wait(self) -> None:
         """Nothing in flight: ``close()`` does not wait for the grace."""
-        with make_runtime(channels=("log",), exit_grace=30) as runtime:
+        with make_runtime(
+            channels=("log",), exit_grace=30, timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             runtime.send(make_alert())
             started = time.monotonic()
         assert time.monotonic() - started < 5
@@ -533,6 +549,7 @@ class TestNoDoubleClaim:
             store=sqlite(tmp_path / "c.db", clock),
             channels=("busy",),
             timeout=30,
+            grouping=GROUPING_OFF,
         ) as runtime:
             runtime.send(make_alert("busy-1"), wait=0)
             assert blocked.wait_started(1)
@@ -562,8 +579,9 @@ class TestNoDoubleClaim:
             store=sqlite(path, clock),
             channels=("busy",),
             timeout=30,
+            grouping=GROUPING_OFF,
         ) as runtime:
-            runtime.delivery_gates = DeliveryGates(per_destination=1)
+            use_gates(runtime, DeliveryGates(per_destination=1))
             runtime.send(make_alert("busy-1"), wait=0)
             assert blocked.wait_started(1)
             runtime.send(make_alert("busy-2"), wait=0)
@@ -684,10 +702,11 @@ class TestDrainLimit:
             store=sqlite(tmp_path / "c.db", clock),
             channels=("busy",),
             timeout=30,
+            grouping=GROUPING_OFF,
         ) as runtime:
             for key in ("busy-1", "busy-2", "busy-3"):
                 (claim,) = _delivery.enqueue(
-                    runtime, make_alert(key), [Destination(channel="busy")]
+                    runtime.dispatcher.delivery, make_alert(key), [Destination(channel="busy")]
                 )
                 runtime.outbox.reschedule(claim, claim.entry, clock.timestamp())
             first = runtime.drain_outbox(wait=0)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from chaperone import Alert, JobStuck, ManualClock, Outcome, Runtime, SendContext
+from chaperone import Alert, Chaperone, JobStuck, ManualClock, Outcome, SendContext
 from chaperone._outbox import LEASE_MARGIN
 from chaperone.store import MemoryStore, SQLiteStore, Store
-from helpers.delivery import AfterDelivery, Channels, make_runtime, scripted
+from helpers.delivery import AfterDelivery, Channels, scripted
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 ALERTS = 100
 """Alerts of the batch: several times the sends in flight at once to one destination
@@ -35,7 +36,7 @@ class SlowChannel:
     """
 
     def __init__(self) -> None:
-        self.runtime: Runtime | None = None
+        self.runtime: Chaperone | None = None
         self.keys: list[str] = []
         self.held_at_first_send: int | None = None
 
@@ -95,6 +96,7 @@ class TestLongBatch:
             store=store,
             channels=("slow",),
             timeout=5,
+            grouping=GROUPING_OFF,
         ) as runtime:
             channel.runtime = runtime
             start = clock.timestamp()

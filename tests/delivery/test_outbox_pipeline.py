@@ -17,12 +17,12 @@ from structlog.testing import capture_logs
 import chaperone
 from chaperone import (
     Alert,
+    Chaperone,
     Destination,
     JobStuck,
     ManualClock,
     Monitor,
     Outcome,
-    Runtime,
     SendContext,
     StoreError,
     _delivery,
@@ -34,17 +34,17 @@ from helpers.delivery import (
     Channels,
     confirm,
     make_alert,
-    make_runtime,
     outcomes,
     scripted,
 )
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 
 class Witness:
     """A channel behaviour that notes, at each send, how many entries the outbox holds."""
 
     def __init__(self) -> None:
-        self.runtime: Runtime | None = None
+        self.runtime: Chaperone | None = None
         self.seen: list[int] = []
 
     async def __call__(self, alert: Alert, context: SendContext) -> Outcome:
@@ -89,7 +89,9 @@ class TestWrittenFirst:
         """
         witness = Witness()
         plugin = Channels(scripted("one", witness), scripted("two", witness))
-        with make_runtime(plugin, channels=("one", "two")) as runtime:
+        with make_runtime(
+            plugin, channels=("one", "two"), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             witness.runtime = runtime
             report = runtime.send(make_alert())
             assert report.delivered
@@ -102,7 +104,9 @@ class TestWrittenFirst:
         """
         witness = Witness()
         plugins = (Channels(scripted("hook", witness)), Detector([stuck(n) for n in range(3)]))
-        with make_runtime(*plugins, channels=("hook",)) as runtime:
+        with make_runtime(
+            *plugins, channels=("hook",), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             witness.runtime = runtime
             reports = Monitor(runtime, vouch_for=None).tick()
             assert all(alert.delivered for report in reports for alert in report.alerts)
@@ -115,7 +119,11 @@ class TestWrittenFirst:
         hooks = AfterDelivery()
         behaviour, _ = outcomes(Outcome.permanent("HTTP 400", status_code=400))
         with make_runtime(
-            Channels(scripted("strict", behaviour)), hooks, channels=("strict",)
+            Channels(scripted("strict", behaviour)),
+            hooks,
+            channels=("strict",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as rt:
             rt.send(make_alert())
             assert rt.outbox.entries() == []
@@ -142,6 +150,8 @@ class TestDeferred:
             clock=clock,
             store=store,
             channels=("hook",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             (result,) = runtime.send(make_alert()).deliveries
             assert result.deferred
@@ -178,9 +188,14 @@ class TestTakeOver:
             store=sqlite(path, clock),
             channels=("hook",),
             timeout=5,
+            grouping=GROUPING_OFF,
         ) as dying:
-            _delivery.enqueue(dying, make_alert("a"), [Destination(channel="hook")])
-            _delivery.enqueue(dying, make_alert("b"), [Destination(channel="hook")])
+            _delivery.enqueue(
+                dying.dispatcher.delivery, make_alert("a"), [Destination(channel="hook")]
+            )
+            _delivery.enqueue(
+                dying.dispatcher.delivery, make_alert("b"), [Destination(channel="hook")]
+            )
         hooks = AfterDelivery()
         with make_runtime(
             Channels(scripted("hook", behaviour)),
@@ -189,6 +204,7 @@ class TestTakeOver:
             store=sqlite(path, clock),
             channels=("hook",),
             timeout=5,
+            grouping=GROUPING_OFF,
         ) as heir:
             assert heir.drain_outbox() == []
             clock.advance(5 + 5)  # the send timeout and the lease margin
@@ -218,10 +234,14 @@ class TestTakeOver:
             clock=clock,
             store=sqlite(path, clock),
             channels=("hook",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as writer:
             for number in range(20):
                 (claim,) = _delivery.enqueue(
-                    writer, make_alert(f"k{number}"), [Destination(channel="hook")]
+                    writer.dispatcher.delivery,
+                    make_alert(f"k{number}"),
+                    [Destination(channel="hook")],
                 )
                 writer.outbox.reschedule(claim, claim.entry, clock.timestamp())
         hooks = AfterDelivery()
@@ -232,6 +252,8 @@ class TestTakeOver:
                 clock=clock,
                 store=sqlite(path, clock),
                 channels=("hook",),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
             for _ in range(2)
         ]
@@ -279,6 +301,8 @@ class TestStoreAway:
                 clock=clock,
                 store=FailingOutboxStore(clock),
                 channels=("hook",),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             ) as runtime,
         ):
             report = runtime.send(make_alert())
@@ -295,7 +319,11 @@ class TestReports:
         clock = ManualClock()
         behaviour, _ = outcomes(Outcome.transient("HTTP 429", retry_after=120))
         with make_runtime(
-            Channels(scripted("hook", behaviour)), clock=clock, channels=("hook",)
+            Channels(scripted("hook", behaviour)),
+            clock=clock,
+            channels=("hook",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as rt:
             report = rt.send(make_alert())
         (result,) = report.deliveries

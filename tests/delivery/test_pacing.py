@@ -26,14 +26,14 @@ from helpers.delivery import (
     Channels,
     http_channel,
     make_alert,
-    make_runtime,
     outcomes,
     scripted,
 )
 from helpers.report import report
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 
-def send_burst(runtime: chaperone.Runtime, count: int) -> list[Any]:
+def send_burst(runtime: chaperone.Chaperone, count: int) -> list[Any]:
     """Send ``count`` alerts of distinct keys, one after another; return the results."""
     return [
         result
@@ -42,7 +42,7 @@ def send_burst(runtime: chaperone.Runtime, count: int) -> list[Any]:
     ]
 
 
-def drain_all(runtime: chaperone.Runtime, clock: ManualClock, rounds: int = 100) -> None:
+def drain_all(runtime: chaperone.Chaperone, clock: ManualClock, rounds: int = 100) -> None:
     """Advance the clock to each due entry and drain, until the outbox is empty."""
     for _ in range(rounds):
         due = runtime.outbox.next_due()
@@ -99,7 +99,9 @@ class TestPace:
         clock = ManualClock()
         behaviour, calls = outcomes(Outcome.delivered())
         plugin = Channels(scripted("paced", behaviour, pace=(1, 1.0)))
-        with make_runtime(plugin, clock=clock, channels=("paced",)) as runtime:
+        with make_runtime(
+            plugin, clock=clock, channels=("paced",), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             results = send_burst(runtime, 5)
         assert all(result.ok for result in results)
         slots = [math.floor(moment) for moment in calls.times]
@@ -123,7 +125,9 @@ class TestPace:
         hooks = AfterDelivery()
         behaviour, calls = outcomes(Outcome.delivered())
         plugin = Channels(scripted("paced", behaviour, pace=(requests, per)))
-        with make_runtime(plugin, hooks, clock=clock, channels=("paced",)) as runtime:
+        with make_runtime(
+            plugin, hooks, clock=clock, channels=("paced",), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             send_burst(runtime, burst)
             drain_all(runtime, clock)
         per_slot = Counter(math.floor(moment / per) for moment in calls.times)
@@ -144,6 +148,8 @@ class TestPace:
                 clock=clock,
                 store=SQLiteStore(path, clock, f"sqlite:///{path}"),
                 channels=("paced",),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
             for _ in range(2)
         ]
@@ -173,7 +179,9 @@ class TestHold:
         )
         fine, fine_calls = outcomes(Outcome.delivered())
         plugin = Channels(scripted("held", limited), scripted("fine", fine))
-        with make_runtime(plugin, clock=clock, channels=("held", "fine")) as runtime:
+        with make_runtime(
+            plugin, clock=clock, channels=("held", "fine"), timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             first = runtime.send(make_alert("a"))
             second = runtime.send(make_alert("b"))
             statuses = [[r.status for r in report.deliveries] for report in (first, second)]
@@ -204,7 +212,13 @@ class TestHold:
             Destination(channel="hook", route="one", settings={"url": "https://one.test/h"}),
             Destination(channel="hook", route="two", settings={"url": "https://two.test/h"}),
         )
-        with make_runtime(Channels(scripted("hook", by_url)), router, clock=clock) as runtime:
+        with make_runtime(
+            Channels(scripted("hook", by_url)),
+            router,
+            clock=clock,
+            timeout=5.0,
+            grouping=GROUPING_OFF,
+        ) as runtime:
             first = runtime.send(make_alert("a"))
             second = runtime.send(make_alert("b"))
         assert [r.status for r in first.deliveries] == ["deferred", "delivered"]
@@ -226,6 +240,8 @@ class TestHold:
                 clock=clock,
                 store=SQLiteStore(path, clock, f"sqlite:///{path}"),
                 channels=("hook",),
+                timeout=5.0,
+                grouping=GROUPING_OFF,
             )
             for _ in range(2)
         ]
@@ -245,7 +261,11 @@ class TestHold:
         clock = ManualClock()
         behaviour, calls = outcomes(Outcome.delivered("ok", retry_after=1.5), Outcome.delivered())
         with make_runtime(
-            Channels(scripted("hook", behaviour)), clock=clock, channels=("hook",)
+            Channels(scripted("hook", behaviour)),
+            clock=clock,
+            channels=("hook",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             send_burst(runtime, 2)
         assert clock.slept == [1.5]
@@ -259,9 +279,13 @@ class TestHold:
         limited, _ = outcomes(Outcome.transient("HTTP 429", retry_after=30, status_code=429))
         router = Router(Destination(channel="hook", settings={"url": secret}))
         plugin = Channels(scripted("hook", limited, pace=(1, 1.0)))
-        with make_runtime(plugin, router, clock=clock, store=store) as runtime:
+        with make_runtime(
+            plugin, router, clock=clock, store=store, timeout=5.0, grouping=GROUPING_OFF
+        ) as runtime:
             runtime.send(make_alert())
-            policy = runtime.policy_for(Destination(channel="hook", settings={"url": secret}))
+            policy = runtime.channels.policy_for(
+                Destination(channel="hook", settings={"url": secret})
+            )
             keys = store.keys("pace:")
         assert keys
         assert all("pace-secret" not in key and "hooks.example" not in key for key in keys)
@@ -289,9 +313,10 @@ class TestRetryAfterInRealTime:
             with make_runtime(
                 plugin,
                 router,
-                clock=clock,  # type: ignore[arg-type]  # the real clock, on purpose
+                clock=clock,
                 store=SQLiteStore(store_path, clock, f"sqlite:///{store_path}"),
                 timeout=5,
+                grouping=GROUPING_OFF,
             ) as runtime:
                 stop = threading.Event()
                 monitor = threading.Thread(

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaperone import (
+    Chaperone,
     ConfigError,
     Event,
     ManualClock,
@@ -46,6 +47,7 @@ from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
 from chaperone.supervision._stats import BUCKET_SECONDS, record_job_finished
 from chaperone.testing import capture_all_logs
+from helpers.runtime import make_runtime
 
 CHAPERONE = Path(sys.executable).parent / "chaperone"
 ERROR_RATE = ThresholdMetric.ERROR_RATE
@@ -71,24 +73,8 @@ def sqlite_on(path: Path, clock: ManualClock) -> SQLiteStore:
     return SQLiteStore(path, clock, f"sqlite:///{path}")
 
 
-def make_runtime(
-    store: Store,
-    clock: ManualClock,
-    *,
-    plugins: Sequence[tuple[str, object]] = (),
-    **thresholds: Any,
-) -> Runtime:
-    """A runtime with the built-in plugins (and ``plugins``), delivering to the history."""
-    return Runtime(
-        Settings(channels=("database",), thresholds=Thresholds(**thresholds)),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False, extra=plugins),
-    )
-
-
 def finish(
-    runtime: Runtime,
+    runtime: Chaperone,
     job_class: str,
     *,
     count: int = 1,
@@ -106,15 +92,15 @@ def finish(
         )
 
 
-def advance(runtime: Runtime, delta: timedelta) -> None:
+def advance(runtime: Chaperone, delta: timedelta) -> None:
     """Move the runtime's manual clock forward."""
     assert isinstance(runtime.clock, ManualClock)
     runtime.clock.advance(delta)
 
 
-def detect(runtime: Runtime) -> list[Event]:
+def detect(runtime: Chaperone) -> list[Event]:
     """Run the threshold detector once, at the runtime clock's time."""
-    return detector.chaperone_detect(runtime=runtime, now=runtime.clock.now())
+    return detector.chaperone_detect(runtime=runtime.runtime, now=runtime.clock.now())
 
 
 Summary = tuple[str, ThresholdMetric, str, float, float]
@@ -128,7 +114,7 @@ def summary(event: Event) -> Summary:
     return ("cleared", event.metric, event.subject, event.value, event.threshold)
 
 
-def is_open(runtime: Runtime, metric: ThresholdMetric, subject: str) -> bool:
+def is_open(runtime: Chaperone, metric: ThresholdMetric, subject: str) -> bool:
     """Whether the store holds an open incident for ``metric`` of ``subject``."""
     return runtime.store.get(detector.threshold_incident_key(metric, subject)) is not None
 
@@ -160,7 +146,7 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
 
 
-RuntimeFactory = Callable[..., Runtime]
+RuntimeFactory = Callable[..., Chaperone]
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -168,10 +154,16 @@ def make(
     request: pytest.FixtureRequest, clock: ManualClock, directory: Path
 ) -> Iterator[RuntimeFactory]:
     """Build runtimes on a fresh store of each backend; all are closed afterwards."""
-    built: list[Runtime] = []
+    built: list[Chaperone] = []
 
-    def factory(**options: Any) -> Runtime:
-        runtime = make_runtime(new_store(request.param, clock, directory), clock, **options)
+    def factory(*, plugins: Sequence[tuple[str, object]] = (), **options: Any) -> Chaperone:
+        runtime = make_runtime(
+            *plugins,
+            store=new_store(request.param, clock, directory),
+            clock=clock,
+            channels=("database",),
+            thresholds=Thresholds(**options),
+        )
         built.append(runtime)
         return runtime
 
@@ -555,8 +547,18 @@ class TestSeveralMonitors:
         """Whichever monitor ticks first reports the crossing and the resolution; the
         other reports nothing."""
         path = tmp_path / "shared.sqlite3"
-        first = make_runtime(sqlite_on(path, clock), clock, queue_length=10)
-        second = make_runtime(sqlite_on(path, clock), clock, queue_length=10)
+        first = make_runtime(
+            store=sqlite_on(path, clock),
+            clock=clock,
+            channels=("database",),
+            thresholds=Thresholds(queue_length=10),
+        )
+        second = make_runtime(
+            store=sqlite_on(path, clock),
+            clock=clock,
+            channels=("database",),
+            thresholds=Thresholds(queue_length=10),
+        )
         with first, second:
             depth = {"jobs": 20}
             for runtime in (first, second):
@@ -620,7 +622,12 @@ class TestThroughTheMonitor:
         """Failing supervised jobs raise a threshold alert into the database channel's
         history; healthy ones later resolve it."""
         path = tmp_path / "c.sqlite3"
-        runtime = make_runtime(sqlite_on(path, clock), clock)
+        runtime = make_runtime(
+            store=sqlite_on(path, clock),
+            clock=clock,
+            channels=("database",),
+            thresholds=Thresholds(),
+        )
         supervisor = Supervisor(runtime.store, clock)
 
         def run_job(fail: bool) -> None:
@@ -786,7 +793,7 @@ def check_against_model(
     model = Model(thresholds)
     depths: dict[str, int] = {}
     monitors = [
-        Runtime(
+        Chaperone(
             Settings(channels=("database",), thresholds=thresholds),
             clock=clock,
             store=store,

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 from chaperone import (
     Alert,
+    Chaperone,
     JobRecovered,
     JobStuck,
     ManualClock,
     Priority,
-    Runtime,
     VerdictKind,
 )
 from chaperone.builtin import escalation_filter as escalation
@@ -83,9 +83,9 @@ def open_store(backend: str, clock: ManualClock, directory: Path) -> Store:
     return sqlite_store(directory / f"escalation-{next(_files)}.sqlite3", clock)
 
 
-def make_runtime(
+def escalating_runtime(
     store: Store, clock: ManualClock, recorder: Recorder | None = None, **overrides: Any
-) -> Runtime:
+) -> Chaperone:
     """A runtime with the built-in plugins and a recording channel; grouping is off and
     job_stuck escalates with the seed's delays unless ``overrides`` say otherwise.
     """
@@ -105,9 +105,11 @@ def make_alert(
     return trouble(alert_type, key, clock.now(), resolved=resolved, priority=priority)
 
 
-def passes(runtime: Runtime, alert: Alert, *, is_test: bool = False) -> bool:
+def passes(runtime: Chaperone, alert: Alert, *, is_test: bool = False) -> bool:
     """Whether the escalation filter lets ``alert`` through (it has no opinion)."""
-    verdict = escalation.chaperone_filter_alert(alert=alert, runtime=runtime, is_test=is_test)
+    verdict = escalation.chaperone_filter_alert(
+        alert=alert, runtime=runtime.runtime, is_test=is_test
+    )
     assert verdict is None or verdict.kind is VerdictKind.SUPPRESS
     return verdict is None
 
@@ -143,9 +145,9 @@ def recorder() -> Recorder:
 @pytest.fixture(params=["memory", "sqlite"])
 def runtime(
     request: pytest.FixtureRequest, clock: ManualClock, recorder: Recorder, tmp_path: Path
-) -> Iterator[Runtime]:
+) -> Iterator[Chaperone]:
     """A runtime escalating job_stuck with the seed's delays, on each store backend."""
-    with make_runtime(open_store(request.param, clock, tmp_path), clock, recorder) as opened:
+    with escalating_runtime(open_store(request.param, clock, tmp_path), clock, recorder) as opened:
         yield opened
 
 
@@ -319,7 +321,7 @@ class TestProperties:
         clock = ManualClock(START)
         model = Model(config, RateLimitSettings())
         store = open_store(backend, clock, directory)
-        with make_runtime(store, clock, escalation=config) as rt:
+        with escalating_runtime(store, clock, escalation=config) as rt:
             for number, step in enumerate(plan):
                 if isinstance(step, Raise):
                     clock.advance(step.advance)
@@ -344,7 +346,9 @@ class TestProperties:
         clock = ManualClock(START)
         config = EscalationSettings(per_type={"job_stuck": delays})
         delivered: list[datetime] = []
-        with make_runtime(open_store(backend, clock, directory), clock, escalation=config) as rt:
+        with escalating_runtime(
+            open_store(backend, clock, directory), clock, escalation=config
+        ) as rt:
             for gap in gaps:
                 clock.advance(gap)
                 now = clock.now()
@@ -376,14 +380,14 @@ class TestProperties:
         limits: RateLimitSettings,
         plan: list[Raise],
     ) -> None:
-        """Through ``Runtime.send`` (every built-in filter), escalated types follow their
+        """Through ``Chaperone.send`` (every built-in filter), escalated types follow their
         delays and never the fixed window, while other types and critical alerts follow the
         fixed window alone.
         """
         clock = ManualClock(START)
         model = Model(config, limits)
         store = open_store(backend, clock, directory)
-        with make_runtime(store, clock, escalation=config, rate_limit=limits) as rt:
+        with escalating_runtime(store, clock, escalation=config, rate_limit=limits) as rt:
             for step in plan:
                 clock.advance(step.advance)
                 report = rt.send(raised(step, clock), is_test=step.kind == "test")
@@ -396,7 +400,7 @@ class TestProperties:
 # -------------------------------------------------------------------------------------
 
 
-def raise_every_minute(runtime: Runtime, clock: ManualClock, minutes: int) -> list[int]:
+def raise_every_minute(runtime: Chaperone, clock: ManualClock, minutes: int) -> list[int]:
     """Dispatch the same JobStuck once a minute for ``minutes`` minutes; return the
     minutes (after START) at which it was sent.
     """
@@ -412,7 +416,7 @@ def raise_every_minute(runtime: Runtime, clock: ManualClock, minutes: int) -> li
 
 class TestSchedule:
     def test_every_minute_for_two_hours(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """The same stuck alert raised every minute for 2 hours reaches the channel at
         minutes 0, 5, 20, 50 and 110, and never in between.
@@ -421,7 +425,7 @@ class TestSchedule:
         assert recorder.minutes() == [0, 5, 20, 50, 110]
 
     def test_the_last_delay_repeats(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """After the listed delays, the last one (an hour) repeats for ever."""
         assert raise_every_minute(runtime, clock, 300) == [0, 5, 20, 50, 110, 170, 230, 290]
@@ -433,7 +437,7 @@ class TestSchedule:
         """
         recorder = Recorder()
         limits = RateLimitSettings(per_type={"job_stuck": timedelta(minutes=10)})
-        with make_runtime(
+        with escalating_runtime(
             MemoryStore(clock), clock, recorder, grouping=GroupingSettings(), rate_limit=limits
         ) as rt:
             assert raise_every_minute(rt, clock, 120) == [0, 5, 20, 50, 110]
@@ -441,7 +445,7 @@ class TestSchedule:
         assert recorder.minutes() == [0, 5, 20, 50, 110]
 
     def test_suppression_says_when_the_next_repeat_may_go(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A held-back repeat names the type, the key, the time it may go, its number and
         its delay.
@@ -462,7 +466,7 @@ class TestSchedule:
             "(repeat 2, 15 minutes after the last)"
         )
 
-    def test_keys_and_types_escalate_apart(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_keys_and_types_escalate_apart(self, runtime: Chaperone, clock: ManualClock) -> None:
         """Another key of the same type has its own count; a type without delays is left to
         the fixed window.
         """
@@ -474,7 +478,7 @@ class TestSchedule:
         breaker = make_alert("circuit_breaker", "a", clock)
         assert all(passes(runtime, breaker) for _ in range(3))
         verdicts = [
-            ratelimit.chaperone_filter_alert(alert=breaker, runtime=runtime, is_test=False)
+            ratelimit.chaperone_filter_alert(alert=breaker, runtime=runtime.runtime, is_test=False)
             for _ in range(2)
         ]
         assert verdicts[0] is None
@@ -482,7 +486,7 @@ class TestSchedule:
         assert verdicts[1].kind is VerdictKind.SUPPRESS
 
     def test_fixed_window_stays_out_of_escalated_types(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """The rate-limit filter has no opinion on a non-critical alert of an escalated
         type and leaves no mark for it.
@@ -490,7 +494,9 @@ class TestSchedule:
         alert = make_alert("job_stuck", "a", clock)
         for _ in range(3):
             assert (
-                ratelimit.chaperone_filter_alert(alert=alert, runtime=runtime, is_test=False)
+                ratelimit.chaperone_filter_alert(
+                    alert=alert, runtime=runtime.runtime, is_test=False
+                )
                 is None
             )
         assert runtime.store.keys(ratelimit.PREFIX) == []
@@ -520,7 +526,7 @@ class TestSchedule:
 
 class TestReset:
     def test_resolve_resets_the_count(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """A recovery clears the incident's count and is delivered; the next stuck alert
         goes out at once and escalation starts again from 5 minutes.
@@ -536,7 +542,7 @@ class TestReset:
         assert [alert.is_resolved for alert in recorder.sent].count(True) == 1
 
     def test_resolve_of_another_key_keeps_the_count(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A resolved alert clears only its own type and key."""
         assert passes(runtime, make_alert("job_stuck", "a", clock))
@@ -545,7 +551,7 @@ class TestReset:
         assert not passes(runtime, make_alert("job_stuck", "a", clock))
 
     def test_count_expires_a_day_after_the_last_delivery(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """Up to a second before 24 h after the last delivery the count holds (the next
         repeat waits an hour); from 24 h on it is gone (the next one waits 5 minutes).
@@ -568,14 +574,16 @@ class TestReset:
         config = EscalationSettings(
             per_type={"job_stuck": SEED_DELAYS}, memory=timedelta(minutes=10)
         )
-        with make_runtime(MemoryStore(clock), clock, escalation=config) as rt:
+        with escalating_runtime(MemoryStore(clock), clock, escalation=config) as rt:
             assert raise_every_minute(rt, clock, 21) == [0, 5, 15, 20]
             clock.advance(timedelta(minutes=9))
             assert raise_every_minute(rt, clock, 6) == [30, 35]
 
 
 class TestBypass:
-    def test_test_alerts_pass_without_counting(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_test_alerts_pass_without_counting(
+        self, runtime: Chaperone, clock: ManualClock
+    ) -> None:
         """``is_test`` alerts always pass, leave nothing behind and do not clear a count."""
         alert = make_alert("job_stuck", "k", clock)
         assert all(passes(runtime, alert, is_test=True) for _ in range(3))
@@ -593,7 +601,7 @@ class TestBypass:
         the fixed window (10 minutes here) instead, while a normal job of the same type
         escalates; the critical one leaves no escalation count.
         """
-        with make_runtime(
+        with escalating_runtime(
             MemoryStore(clock),
             clock,
             recorder,
@@ -616,7 +624,7 @@ class TestBypass:
             assert all(":urgent|" not in key for key in escalation_keys(rt.store))
 
     def test_critical_alert_passes_escalation_and_keeps_the_count(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """The escalation filter has no opinion on a critical alert and neither counts nor
         clears it; the rate-limit filter does decide on it.
@@ -627,7 +635,7 @@ class TestBypass:
         assert passes(runtime, critical)
         assert not passes(runtime, make_alert("job_stuck", "k", clock))
         verdicts = [
-            ratelimit.chaperone_filter_alert(alert=critical, runtime=runtime, is_test=False)
+            ratelimit.chaperone_filter_alert(alert=critical, runtime=runtime.runtime, is_test=False)
             for _ in range(2)
         ]
         assert verdicts[0] is None
@@ -641,7 +649,7 @@ class TestBypass:
 
 
 class TestClear:
-    def test_clear_forgets_one_incident(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_clear_forgets_one_incident(self, runtime: Chaperone, clock: ManualClock) -> None:
         """``clear`` of a type and key lets its next alert out at once and leaves every
         other incident (even ones whose keys share a prefix) alone.
         """
@@ -654,7 +662,7 @@ class TestClear:
         assert not any(passes(runtime, make_alert("job_stuck", key, clock)) for key in KEYS)
         assert runtime.store.get("escalationless") == "kept"
 
-    def test_clear_all_counts_incidents(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_clear_all_counts_incidents(self, runtime: Chaperone, clock: ManualClock) -> None:
         """``clear_all`` returns how many incidents had a count and forgets them all."""
         for key in KEYS:
             assert passes(runtime, make_alert("job_stuck", key, clock))
@@ -671,8 +679,8 @@ class TestSharedStore:
     def test_two_runtimes_on_one_file(self, tmp_path: Path, clock: ManualClock) -> None:
         """Two runtimes on one SQLite file share the count: each repeat goes out once."""
         path = tmp_path / "shared.sqlite3"
-        first = make_runtime(sqlite_store(path, clock), clock)
-        second = make_runtime(sqlite_store(path, clock), clock)
+        first = escalating_runtime(sqlite_store(path, clock), clock)
+        second = escalating_runtime(sqlite_store(path, clock), clock)
         with first, second:
             sent = []
             for minute in range(25):
@@ -689,14 +697,14 @@ class TestSharedStore:
         """
         clock = ManualClock(START)
         path = tmp_path / "race.sqlite3"
-        runtimes = [make_runtime(sqlite_store(path, clock), clock) for _ in range(8)]
+        runtimes = [escalating_runtime(sqlite_store(path, clock), clock) for _ in range(8)]
         try:
             for _ in range(10):
                 barrier = threading.Barrier(len(runtimes))
                 alert = make_alert("job_stuck", "k", clock)
 
                 def decide(
-                    rt: Runtime, alert: Alert = alert, barrier: threading.Barrier = barrier
+                    rt: Chaperone, alert: Alert = alert, barrier: threading.Barrier = barrier
                 ) -> bool:
                     barrier.wait(timeout=10)
                     return passes(rt, alert)
@@ -710,7 +718,7 @@ class TestSharedStore:
                 rt.close()
 
     def test_a_claimed_slot_without_state_is_respected(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """When a process claimed repeat 1 and died before recording it, the others treat
         repeat 1 as sent at its claim time: nothing goes out until repeat 2 is due.
@@ -720,7 +728,7 @@ class TestSharedStore:
         slot = f"{escalation.incident_prefix('job_stuck', 'k')}1"
         assert runtime.store.set_if_absent(slot, clock.now().isoformat(), 86400)
         verdict = escalation.chaperone_filter_alert(
-            alert=make_alert("job_stuck", "k", clock), runtime=runtime, is_test=False
+            alert=make_alert("job_stuck", "k", clock), runtime=runtime.runtime, is_test=False
         )
         assert verdict is not None
         assert "not before 2024-01-15 10:20:00 UTC (repeat 2" in verdict.reason
@@ -734,7 +742,7 @@ class TestSharedStore:
         assert passes(runtime, make_alert("job_stuck", "k", clock))
 
     def test_unreadable_state_falls_back_to_the_slots(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A corrupt state record does not let a repeat out early: the claimed slots still
         say what was sent.

@@ -39,7 +39,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    """Four job processes, each with ``Runtime.from_environment()`` built from the
+    """Four job processes, each with ``Chaperone.from_environment()`` built from the
     ``chaperone.toml`` in their working directory, waiting to be released.
     """
     folder = tmp_path_factory.mktemp("escalation-processes")

@@ -22,10 +22,10 @@ from chaperone import (
     Alert,
     AlertReport,
     AlertStatus,
+    Chaperone,
     ManualClock,
     Monitor,
     Priority,
-    Runtime,
     Settings,
     VerdictKind,
 )
@@ -61,14 +61,14 @@ def group_settings(**changes: Any) -> GroupingSettings:
     return attrs.evolve(GroupingSettings(), **changes)
 
 
-def make_runtime(
+def grouping_runtime(
     sink: Sink,
     clock: ManualClock,
     store: Store | None = None,
     *,
     grouping_settings: GroupingSettings | None = None,
     priority: PrioritySettings | None = None,
-) -> Runtime:
+) -> Chaperone:
     """A runtime delivering to ``sink`` only, on ``store`` (a fresh memory store if None)."""
     settings_ = Settings(
         channels=("sink",),
@@ -100,7 +100,7 @@ def alert(
     )
 
 
-def send_all(runtime: Runtime, alerts: list[Alert], **options: Any) -> list[AlertReport]:
+def send_all(runtime: Chaperone, alerts: list[Alert], **options: Any) -> list[AlertReport]:
     """Send each alert; return the reports."""
     return [runtime.send(item, **options) for item in alerts]
 
@@ -126,9 +126,9 @@ def sink() -> Sink:
 
 
 @pytest.fixture
-def runtime(sink: Sink, clock: ManualClock) -> Iterator[Runtime]:
+def runtime(sink: Sink, clock: ManualClock) -> Iterator[Chaperone]:
     """A runtime with the default grouping whose monitor has ticked (so holding is on)."""
-    with make_runtime(sink, clock) as opened:
+    with grouping_runtime(sink, clock) as opened:
         Monitor(opened).tick()
         yield opened
 
@@ -178,7 +178,7 @@ class TestHolding:
     """Inside a window the first four go out and the rest wait for the digest."""
 
     def test_from_the_fifth_alert_on_they_are_held(
-        self, runtime: Runtime, sink: Sink, clock: ManualClock
+        self, runtime: Chaperone, sink: Sink, clock: ManualClock
     ) -> None:
         """Of seven alerts of one group, four are sent and three held under the group key."""
         reports = send_all(runtime, [alert(f"sup-{n}", clock) for n in range(7)])
@@ -189,7 +189,7 @@ class TestHolding:
         assert sink.individual == ["sup-0", "sup-1", "sup-2", "sup-3"]
 
     def test_the_window_closing_sends_one_digest(
-        self, runtime: Runtime, sink: Sink, clock: ManualClock
+        self, runtime: Chaperone, sink: Sink, clock: ManualClock
     ) -> None:
         """When the window closes, the next tick delivers one digest naming the held ones;
         a tick before that delivers nothing.
@@ -211,7 +211,7 @@ class TestHolding:
         Monitor(runtime).tick()
         assert len(sink.digests) == 1
 
-    def test_windows_tumble(self, runtime: Runtime, sink: Sink, clock: ManualClock) -> None:
+    def test_windows_tumble(self, runtime: Chaperone, sink: Sink, clock: ManualClock) -> None:
         """An alert just inside the window is held; the first at its end opens a new window
         and goes out.
         """
@@ -224,7 +224,7 @@ class TestHolding:
         Monitor(runtime).tick()
         assert sink.digested == ["late"]
 
-    def test_groups_count_apart(self, runtime: Runtime, sink: Sink, clock: ManualClock) -> None:
+    def test_groups_count_apart(self, runtime: Chaperone, sink: Sink, clock: ManualClock) -> None:
         """Alerts of another job class, or another type, start counting afresh."""
         send_all(runtime, [alert(f"a{n}", clock) for n in range(4)])
         assert kinds(send_all(runtime, [alert("b", clock, job_class=OTHER_JOB)])) == ["send"]
@@ -236,7 +236,7 @@ class TestHolding:
         rest of the window is flushed when it closes, each alert once.
         """
         settings_ = group_settings(after=2, flush_at=3)
-        with make_runtime(sink, clock, grouping_settings=settings_) as runtime:
+        with grouping_runtime(sink, clock, grouping_settings=settings_) as runtime:
             Monitor(runtime).tick()
             send_all(runtime, [alert(f"k{n}", clock) for n in range(4)])
             Monitor(runtime).tick()
@@ -257,7 +257,7 @@ class TestHolding:
     def test_big_groups_are_split_into_numbered_parts(self, sink: Sink, clock: ManualClock) -> None:
         """Held alerts beyond digest_size go on in further messages, none dropped."""
         settings_ = group_settings(after=1, digest_size=3)
-        with make_runtime(sink, clock, grouping_settings=settings_) as runtime:
+        with grouping_runtime(sink, clock, grouping_settings=settings_) as runtime:
             Monitor(runtime).tick()
             send_all(runtime, [alert(f"k{n}", clock) for n in range(7)])
             clock.advance(WINDOW)
@@ -275,7 +275,7 @@ class TestHolding:
         """
         monkeypatch.setattr(grouping, "_POP_BATCH", 2)
         monkeypatch.setattr(grouping, "_POP_ROUNDS", 2)
-        with make_runtime(sink, clock, grouping_settings=group_settings(after=1)) as runtime:
+        with grouping_runtime(sink, clock, grouping_settings=group_settings(after=1)) as runtime:
             Monitor(runtime).tick()
             send_all(runtime, [alert(f"k{n}", clock) for n in range(9)])
             clock.advance(WINDOW)
@@ -297,7 +297,7 @@ class TestHolding:
                 return super().__getattribute__(name)
 
         store = Counting(clock)
-        with make_runtime(sink, clock, store) as runtime:
+        with grouping_runtime(sink, clock, store) as runtime:
             Monitor(runtime).tick()
             send_all(runtime, [alert(f"k{n}", clock) for n in range(6)])
             calls.clear()
@@ -322,7 +322,7 @@ class TestNotGrouped:
         if case == "critical":
             changes["priority"] = Priority.CRITICAL
         settings_ = group_settings(enabled=case != "disabled")
-        with make_runtime(sink, clock, grouping_settings=settings_) as runtime:
+        with grouping_runtime(sink, clock, grouping_settings=settings_) as runtime:
             if case != "no monitor":
                 Monitor(runtime).tick()
             reports = send_all(
@@ -334,7 +334,7 @@ class TestNotGrouped:
             assert due_entries(runtime.store) == []
         assert sink.individual == [f"k{n}" for n in range(8)]
 
-    def test_a_digest_is_never_held(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_a_digest_is_never_held(self, runtime: Chaperone, clock: ManualClock) -> None:
         """The filter has no opinion on a digest, even in a full group."""
         send_all(runtime, [alert(f"k{n}", clock) for n in range(6)])
         digest = alert("digest", clock, digest_of=3)
@@ -346,7 +346,9 @@ class TestLowDigestOnly:
 
     def test_low_alerts_are_held_from_the_first(self, sink: Sink, clock: ManualClock) -> None:
         """Every low alert waits for the digest; normal ones keep their four."""
-        with make_runtime(sink, clock, priority=PrioritySettings(low_digest_only=True)) as runtime:
+        with grouping_runtime(
+            sink, clock, priority=PrioritySettings(low_digest_only=True)
+        ) as runtime:
             Monitor(runtime).tick()
             low = send_all(
                 runtime,
@@ -367,7 +369,7 @@ class TestLowDigestOnly:
         assert "went out one by one" not in cleanup.summary
 
     def test_without_it_low_alerts_are_grouped_as_usual(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """By default a low alert is just another member of its group."""
         reports = send_all(runtime, [alert(f"k{n}", clock, priority="low") for n in range(5)])
@@ -390,7 +392,7 @@ class TestRestart:
         """
         path = tmp_path / "store.sqlite3"
         first = Sink()
-        with make_runtime(first, clock, sqlite_store(path, clock)) as runtime:
+        with grouping_runtime(first, clock, sqlite_store(path, clock)) as runtime:
             Monitor(runtime).tick()
             reports = send_all(runtime, [alert(f"sup-{n}", clock) for n in range(7)])
         assert kinds(reports).count("hold") == 3
@@ -398,7 +400,7 @@ class TestRestart:
 
         clock.advance(WINDOW)
         second = Sink()
-        with make_runtime(second, clock, sqlite_store(path, clock)) as runtime:
+        with grouping_runtime(second, clock, sqlite_store(path, clock)) as runtime:
             Monitor(runtime).tick()
             Monitor(runtime).tick()
         assert second.individual == []
@@ -409,7 +411,7 @@ class TestStraggler:
     """An alert held into a window that was already flushed still goes out."""
 
     def test_a_slow_holder_is_picked_up_by_the_next_tick(
-        self, runtime: Runtime, sink: Sink, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+        self, runtime: Chaperone, sink: Sink, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A holder that read the window before it closed, and pushes after its final
         flush, schedules its own flush: the next tick sends it, in a digest of its own.
@@ -437,7 +439,7 @@ class Racing(MemoryStore):
 
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(clock)
-        self.runtime: Runtime | None = None
+        self.runtime: Chaperone | None = None
         self.events: list[chaperone.AlertsGrouped] = []
         self._racing = False
 
@@ -496,7 +498,7 @@ class TestRacingFlush:
         """
         store = Racing(clock)
         settings_ = group_settings(after=1, flush_at=2)
-        with make_runtime(sink, clock, store, grouping_settings=settings_) as runtime:
+        with grouping_runtime(sink, clock, store, grouping_settings=settings_) as runtime:
             Monitor(runtime).tick()
             runtime.send(alert("first", clock))
             key = "job_stuck|App\\Jobs\\ImportFeed"
@@ -526,7 +528,7 @@ class TestRacingFlush:
         flushed by the next tick: the flush took its index entry before popping.
         """
         store = HoldDuringPop(clock)
-        with make_runtime(sink, clock, store) as runtime:
+        with grouping_runtime(sink, clock, store) as runtime:
             Monitor(runtime).tick()
             send_all(runtime, [alert(f"k{n}", clock) for n in range(5)])
             key = "job_stuck|App\\Jobs\\ImportFeed"
@@ -562,14 +564,14 @@ class TestConcurrency:
         settings_ = group_settings(flush_at=7, digest_size=5)
         sinks = [Sink(), Sink()]
         runtimes = [
-            make_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
+            grouping_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
             for sink in sinks
         ]
         per_thread = 40
         barrier = threading.Barrier(4)
         failures: list[BaseException] = []
 
-        def work(runtime: Runtime, name: str) -> None:
+        def work(runtime: Chaperone, name: str) -> None:
             try:
                 barrier.wait(timeout=30)
                 for number in range(per_thread):
@@ -615,7 +617,7 @@ class TestConcurrency:
         path = tmp_path / "store.sqlite3"
         settings_ = group_settings(after=1)
         holder_sink = Sink()
-        with make_runtime(
+        with grouping_runtime(
             holder_sink, clock, sqlite_store(path, clock), grouping_settings=settings_
         ) as holder:
             Monitor(holder).tick()
@@ -627,12 +629,12 @@ class TestConcurrency:
         clock.advance(WINDOW)
         sinks = [Sink() for _ in range(4)]
         runtimes = [
-            make_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
+            grouping_runtime(sink, clock, sqlite_store(path, clock), grouping_settings=settings_)
             for sink in sinks
         ]
         barrier = threading.Barrier(len(runtimes))
 
-        def tick(runtime: Runtime) -> None:
+        def tick(runtime: Chaperone) -> None:
             barrier.wait(timeout=30)
             Monitor(runtime).tick()
 
@@ -720,7 +722,7 @@ class TestEveryAlertInExactlyOneNotification:
         clock = ManualClock(AT)
         sink = Sink()
         settings_ = group_settings(after=after, flush_at=flush_at, digest_size=digest_size)
-        with make_runtime(sink, clock, grouping_settings=settings_) as runtime:
+        with grouping_runtime(sink, clock, grouping_settings=settings_) as runtime:
             run_plan(runtime, clock, plan)
             store = runtime.store
             assert due_entries(store) == []
@@ -740,14 +742,14 @@ class TestEveryAlertInExactlyOneNotification:
         sink = Sink()
         path = tmp_path_factory.mktemp("grouping") / "store.sqlite3"
         settings_ = group_settings(after=after)
-        with make_runtime(
+        with grouping_runtime(
             sink, clock, sqlite_store(path, clock), grouping_settings=settings_
         ) as runtime:
             run_plan(runtime, clock, plan)
         check_notifications(sink, plan, after, settings_.digest_size)
 
 
-def run_plan(runtime: Runtime, clock: ManualClock, plan: list[Step]) -> None:
+def run_plan(runtime: Chaperone, clock: ManualClock, plan: list[Step]) -> None:
     """Raise the plan's alerts, ticking as it says (and often enough to keep the monitor
     alive), then let every window close and tick once more.
     """

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from chaperone import (
     Alert,
     AlertStatus,
+    Chaperone,
     ManualClock,
     Monitor,
-    Runtime,
     Settings,
     VerdictKind,
 )
@@ -133,7 +133,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def runtime(store: Store, clock: ManualClock, recorder: Recorder) -> Iterator[Runtime]:
+def runtime(store: Store, clock: ManualClock, recorder: Recorder) -> Iterator[Chaperone]:
     with recording_runtime(store, clock, recorder) as opened:
         yield opened
 
@@ -285,7 +285,7 @@ class TestWindow:
     """One ad-hoc window, on each store backend."""
 
     def test_matching_alert_suppressed_other_delivered(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """A job alert matching job_class=App\\Jobs\\* is suppressed; a breaker's is not."""
         window = start_window(runtime.store, clock.now(), timedelta(minutes=30), JOBS, "deploy")
@@ -298,19 +298,19 @@ class TestWindow:
         assert breaker.delivered
         assert [alert.type for alert in recorder.sent] == ["circuit_breaker"]
 
-    def test_test_alerts_are_not_exempt(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_test_alerts_are_not_exempt(self, runtime: Chaperone, clock: ManualClock) -> None:
         """test-alerts bypasses rate limits, not maintenance."""
         start_window(runtime.store, clock.now(), timedelta(minutes=30), JOBS)
         report = runtime.send(make_alert(clock), is_test=True)
         assert report.verdict.kind is VerdictKind.SUPPRESS
 
-    def test_nothing_suppressed_once_it_ends(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_nothing_suppressed_once_it_ends(self, runtime: Chaperone, clock: ManualClock) -> None:
         """At its end time the window is off."""
         start_window(runtime.store, clock.now(), timedelta(minutes=30))
         clock.advance(timedelta(minutes=30))
         assert runtime.send(make_alert(clock)).delivered
 
-    def test_examples_keep_the_first_titles(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_examples_keep_the_first_titles(self, runtime: Chaperone, clock: ManualClock) -> None:
         """The summary keeps the titles of the first MAX_EXAMPLES alerts, in order."""
         window = start_window(runtime.store, clock.now(), timedelta(minutes=30))
         alerts = [make_alert(clock) for _ in range(MAX_EXAMPLES + 3)]
@@ -321,7 +321,7 @@ class TestWindow:
         assert found.examples == tuple(alert.title for alert in alerts[:MAX_EXAMPLES])
 
     def test_monitor_sends_one_summary_at_the_end(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """Before the end the monitor sends nothing; after, one summary naming the count,
         the reason and examples; then nothing more.
@@ -346,7 +346,7 @@ class TestWindow:
         assert runtime.store.due(ENDS_INDEX, clock.timestamp() + 1e9, 10) == []
 
     def test_window_with_nothing_suppressed_still_summarises(
-        self, runtime: Runtime, clock: ManualClock, recorder: Recorder
+        self, runtime: Chaperone, clock: ManualClock, recorder: Recorder
     ) -> None:
         """An ad-hoc window that hid nothing says so when it ends."""
         start_window(runtime.store, clock.now(), timedelta(minutes=5))
@@ -360,7 +360,7 @@ class TestResolves:
     """A resolve is suppressed only when its firing alert was."""
 
     def test_resolve_of_suppressed_alert_is_suppressed_once(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """Even after the window ended, the resolve of a suppressed alert is suppressed; a
         second resolve of that incident goes out.
@@ -376,7 +376,7 @@ class TestResolves:
         assert runtime.send(resolve).delivered
 
     def test_other_resolves_go_out_during_a_window(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A resolve whose firing alert was seen goes out, even while a window matching it
         is on: it closes an incident people saw.
@@ -386,7 +386,7 @@ class TestResolves:
         assert runtime.send(make_alert(clock, key="sup-2", resolved=True)).delivered
 
     def test_a_delivered_repeat_lets_the_resolve_out(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """Suppressed in the window, then the incident fired again and was delivered after
         it: people saw it, so its resolve goes out.
@@ -397,14 +397,16 @@ class TestResolves:
         assert runtime.send(make_alert(clock, key="sup-3")).delivered
         assert runtime.send(make_alert(clock, key="sup-3", resolved=True)).delivered
 
-    def test_the_mark_is_forgotten_after_a_day(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_the_mark_is_forgotten_after_a_day(
+        self, runtime: Chaperone, clock: ManualClock
+    ) -> None:
         """A resolve coming more than RESOLVE_MEMORY later goes out."""
         start_window(runtime.store, clock.now(), timedelta(minutes=30))
         runtime.send(make_alert(clock, key="sup-4"))
         clock.advance(RESOLVE_MEMORY)
         assert runtime.send(make_alert(clock, key="sup-4", resolved=True)).delivered
 
-    def test_resolves_are_not_counted(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_resolves_are_not_counted(self, runtime: Chaperone, clock: ManualClock) -> None:
         """The summary counts the suppressed firing alerts, not their resolves."""
         window = start_window(runtime.store, clock.now(), timedelta(minutes=30))
         runtime.send(make_alert(clock, key="sup-5"))
@@ -415,7 +417,7 @@ class TestResolves:
 class TestEnding:
     """``maintenance end``: ends windows now and claims each summary exactly once."""
 
-    def test_end_by_id(self, runtime: Runtime, clock: ManualClock, recorder: Recorder) -> None:
+    def test_end_by_id(self, runtime: Chaperone, clock: ManualClock, recorder: Recorder) -> None:
         """Ending a window turns it off at once; its summary is claimed by the end, and
         the monitor later sends no second one.
         """
@@ -434,7 +436,7 @@ class TestEnding:
         Monitor(runtime).tick()
         assert len(recorder.summaries) == 1
 
-    def test_ending_twice_claims_once(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_ending_twice_claims_once(self, runtime: Chaperone, clock: ManualClock) -> None:
         """A second end of the same window finds it ended and its summary claimed."""
         window = start_window(runtime.store, clock.now(), timedelta(minutes=30))
         end_windows(runtime.settings, runtime.store, clock.now(), window.id)
@@ -444,13 +446,13 @@ class TestEnding:
         assert again.event is None
         assert again.note == "its summary was already claimed"
 
-    def test_unknown_id(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_unknown_id(self, runtime: Chaperone, clock: ManualClock) -> None:
         """An id no window has raises UnknownWindowError."""
         with pytest.raises(UnknownWindowError, match="mw-00000000"):
             end_windows(runtime.settings, runtime.store, clock.now(), "mw-00000000")
 
     def test_end_without_id_ends_every_adhoc_window(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """No id: every ad-hoc window on is ended, and a window that ended on its own with
         no monitor running gets its summary too.
@@ -505,7 +507,7 @@ class TestEnding:
         assert recorder.summaries == []
         assert other.summary
 
-    def test_window_without_summary(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_window_without_summary(self, runtime: Chaperone, clock: ManualClock) -> None:
         """A window started with --no-summary ends without one."""
         window = start_window(runtime.store, clock.now(), timedelta(minutes=5), summary=False)
         [ending] = end_windows(runtime.settings, runtime.store, clock.now(), window.id)
@@ -597,7 +599,7 @@ class TestCost:
         with recording_runtime(store, clock) as runtime:  # type: ignore[arg-type]
             calls.clear()
             verdict = maintenance_filter.chaperone_filter_alert(
-                alert=make_alert(clock), runtime=runtime, is_test=False
+                alert=make_alert(clock), runtime=runtime.runtime, is_test=False
             )
         assert verdict is None
         assert calls[:2] == ["keys", "get"]

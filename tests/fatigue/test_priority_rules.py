@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chaperone
-from chaperone import Alert, JobStuck, ManualClock, Priority, Runtime, Settings
+from chaperone import Alert, Chaperone, JobStuck, ManualClock, Priority, Settings
 from chaperone.builtin.priority_rules import LEVELS, explain_priority
 from chaperone.config import PrioritySettings, load_settings
 from helpers.fatigue import RecordingChannel, runtime_with
@@ -84,7 +84,7 @@ class Says:
         return self.priority
 
 
-def runtime(rules: PrioritySettings, *plugins: object) -> Runtime:
+def runtime(rules: PrioritySettings, *plugins: object) -> Chaperone:
     """A runtime with the built-ins, ``plugins``, channel ``pager`` and ``rules``."""
     settings = Settings(channels=("pager",), priority=rules, store_url="memory://")
     return runtime_with(settings, ManualClock(AT), *plugins)

@@ -453,7 +453,7 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliR
         monkeypatch.delenv(name)
     monkeypatch.setenv("CHAPERONE_STORE", "memory://")
     monkeypatch.setattr(
-        "chaperone._runtime.PluginHost",
+        "chaperone._chaperone.PluginHost",
         lambda disabled=(): PluginHost(
             disabled=disabled, entry_points=False, extra=[("opinionated", Opinionated())]
         ),

@@ -18,20 +18,19 @@ from chaperone import (
     AlertStatus,
     Channel,
     ChannelSettings,
+    Chaperone,
     JobRecovered,
     JobStuck,
     ManualClock,
     Outcome,
-    PluginHost,
-    Runtime,
     SendContext,
-    Settings,
     Severity,
 )
 from chaperone._matching import parse_match
 from chaperone.builtin.routing import INCIDENT_MEMORY
 from chaperone.config import Route
-from chaperone.store import MemoryStore, Store, open_store
+from chaperone.store import MemoryStore, open_store
+from helpers.runtime import make_runtime
 
 CHANNELS = ("pager", "chat", "sink")
 AT = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -78,17 +77,6 @@ def page_route(**changes: Any) -> Route:
     return Route(**values)
 
 
-def make_runtime(
-    recorder: Recorder, store: Store, clock: ManualClock, routes: tuple[Route, ...]
-) -> Runtime:
-    return Runtime(
-        Settings(channels=("sink",), routes=routes, store_url="memory://"),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False, extra=[("recorder", recorder)]),
-    )
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(AT)
@@ -100,8 +88,14 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def runtime(recorder: Recorder, clock: ManualClock) -> Iterator[Runtime]:
-    with make_runtime(recorder, MemoryStore(clock), clock, (page_route(),)) as runtime:
+def runtime(recorder: Recorder, clock: ManualClock) -> Iterator[Chaperone]:
+    with make_runtime(
+        ("recorder", recorder),
+        store=MemoryStore(clock),
+        clock=clock,
+        channels=("sink",),
+        routes=(page_route(),),
+    ) as runtime:
         yield runtime
 
 
@@ -118,7 +112,7 @@ def recovered() -> JobRecovered:
 
 
 class TestResolveFollowsItsAlert:
-    def test_resolve_goes_where_the_page_went(self, runtime: Runtime, recorder: Recorder) -> None:
+    def test_resolve_goes_where_the_page_went(self, runtime: Chaperone, recorder: Recorder) -> None:
         """A stuck job paged through a severity route; its recovery (severity info, which
         that route doesn't match) closes the incident on the same channel, not elsewhere."""
         runtime.dispatch(stuck())
@@ -127,13 +121,15 @@ class TestResolveFollowsItsAlert:
         assert recorder.channels(AlertStatus.RESOLVED) == {"pager"}
 
     def test_resolve_of_an_unknown_incident_is_routed_by_its_own_fields(
-        self, runtime: Runtime, recorder: Recorder
+        self, runtime: Chaperone, recorder: Recorder
     ) -> None:
         """A recovery whose alert was never routed here goes where its own fields say."""
         runtime.dispatch(recovered())
         assert recorder.channels(AlertStatus.RESOLVED) == {"sink"}
 
-    def test_the_memory_ends_with_the_incident(self, runtime: Runtime, recorder: Recorder) -> None:
+    def test_the_memory_ends_with_the_incident(
+        self, runtime: Chaperone, recorder: Recorder
+    ) -> None:
         """Once resolved, the incident's routes are forgotten: a second resolve is routed
         by its own fields."""
         runtime.dispatch(stuck())
@@ -143,7 +139,7 @@ class TestResolveFollowsItsAlert:
         assert recorder.channels(AlertStatus.RESOLVED) == {"sink"}
 
     def test_the_memory_expires(
-        self, runtime: Runtime, recorder: Recorder, clock: ManualClock
+        self, runtime: Chaperone, recorder: Recorder, clock: ManualClock
     ) -> None:
         """An incident resolved after the routes' memory ran out is routed by its own
         fields."""
@@ -156,7 +152,9 @@ class TestResolveFollowsItsAlert:
         """With only the default route, routing writes nothing: the resolve goes to the
         same channels anyway."""
         store = MemoryStore(clock)
-        with make_runtime(recorder, store, clock, ()) as runtime:
+        with make_runtime(
+            ("recorder", recorder), store=store, clock=clock, channels=("sink",), routes=()
+        ) as runtime:
             runtime.dispatch(stuck())
             assert store.keys("routed:") == []
             runtime.dispatch(recovered())
@@ -168,9 +166,21 @@ class TestResolveFollowsItsAlert:
         """When the route the alert took was removed before the resolve, the resolve is
         routed by its own fields rather than lost."""
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-        with make_runtime(recorder, open_store(url, clock), clock, (page_route(),)) as before:
+        with make_runtime(
+            ("recorder", recorder),
+            store=open_store(url, clock),
+            clock=clock,
+            channels=("sink",),
+            routes=(page_route(),),
+        ) as before:
             before.dispatch(stuck())
-        with make_runtime(recorder, open_store(url, clock), clock, ()) as after:
+        with make_runtime(
+            ("recorder", recorder),
+            store=open_store(url, clock),
+            clock=clock,
+            channels=("sink",),
+            routes=(),
+        ) as after:
             after.dispatch(recovered())
         assert recorder.channels(AlertStatus.RESOLVED) == {"sink"}
 
@@ -180,9 +190,21 @@ class TestResolveFollowsItsAlert:
         """The page raised by one runtime is resolved through the same route by another
         runtime on the same SQLite store."""
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-        with make_runtime(recorder, open_store(url, clock), clock, (page_route(),)) as first:
+        with make_runtime(
+            ("recorder", recorder),
+            store=open_store(url, clock),
+            clock=clock,
+            channels=("sink",),
+            routes=(page_route(),),
+        ) as first:
             first.dispatch(stuck())
-        with make_runtime(recorder, open_store(url, clock), clock, (page_route(),)) as second:
+        with make_runtime(
+            ("recorder", recorder),
+            store=open_store(url, clock),
+            clock=clock,
+            channels=("sink",),
+            routes=(page_route(),),
+        ) as second:
             second.dispatch(recovered())
         assert recorder.channels(AlertStatus.FIRING) == {"pager"}
         assert recorder.channels(AlertStatus.RESOLVED) == {"pager"}
@@ -218,7 +240,13 @@ class TestProperty:
             )
             for index, (levels, channels, keep_going) in enumerate(table)
         )
-        with make_runtime(recorder, MemoryStore(clock), clock, configured) as runtime:
+        with make_runtime(
+            ("recorder", recorder),
+            store=MemoryStore(clock),
+            clock=clock,
+            channels=("sink",),
+            routes=configured,
+        ) as runtime:
             firing = Alert(
                 type="custom",
                 key="k-1",

@@ -19,12 +19,12 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
+    Chaperone,
     Destination,
     JobStuck,
     ManualClock,
     Outcome,
     Priority,
-    Runtime,
     SendContext,
     Settings,
     Severity,
@@ -459,7 +459,7 @@ class Recorder:
         return [alert for channel, alert, _ in self.sent if channel == name]
 
 
-def runtime(settings: Settings, *plugins: object) -> Runtime:
+def runtime(settings: Settings, *plugins: object) -> Chaperone:
     """A runtime on a memory store with the built-ins and ``plugins``."""
     return runtime_with(attrs.evolve(settings, store_url="memory://"), ManualClock(AT), *plugins)
 
@@ -558,6 +558,6 @@ class TestEndToEnd:
         recorder = Recorder("pager", "chat", "mail")
         high = alert(priority="high")
         with runtime(CRITICAL_CONFIG, recorder) as rt:
-            assert list(chaperone_route(alert=high, runtime=rt)) == list(
+            assert list(chaperone_route(alert=high, runtime=rt.runtime)) == list(
                 explain_route(high, CRITICAL_CONFIG).destinations
             )

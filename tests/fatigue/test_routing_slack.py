@@ -13,7 +13,7 @@ import attrs
 import pytest
 import structlog
 
-from chaperone import JobStuck, ManualClock, Priority, Runtime, Settings
+from chaperone import Chaperone, JobStuck, ManualClock, Priority, Settings
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
 from chaperone._matching import parse_match
@@ -51,7 +51,7 @@ def settings(general_url: str, critical_url: str) -> Settings:
     )
 
 
-def runtime(config: Settings) -> Runtime:
+def runtime(config: Settings) -> Chaperone:
     """A runtime with the built-ins and the Slack plugin, on a manual clock."""
     return runtime_with(config, ManualClock(AT), slack_plugin)
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -24,18 +24,14 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
-    Clock,
+    Chaperone,
     Destination,
-    ManualClock,
     Outcome,
-    PluginHost,
     Runtime,
     SendContext,
-    Settings,
 )
+from chaperone._gates import DeliveryGates
 from chaperone.channels.http import post_json
-from chaperone.config import DeliverySettings
-from chaperone.store import MemoryStore, Store
 from helpers.connections import client_gone
 
 __all__ = [
@@ -47,9 +43,9 @@ __all__ = [
     "confirm",
     "http_channel",
     "make_alert",
-    "make_runtime",
     "outcomes",
     "scripted",
+    "use_gates",
 ]
 
 Behaviour = Callable[[Alert, SendContext], Awaitable[Any]]
@@ -158,38 +154,11 @@ class AfterDelivery:
         return [(d.channel, attempts) for _, d, _, attempts in self.failed]
 
 
-def make_runtime(
-    *plugins: object,
-    clock: Clock | None = None,
-    store: Store | None = None,
-    timeout: float = 5.0,
-    max_attempts: int = 3,
-    max_backoff: float = 30.0,
-    max_total: float = 3600.0,
-    exit_grace: float = 5.0,
-    **settings: Any,
-) -> Runtime:
-    """A runtime with the built-ins and ``plugins``, grouping off, on ``store`` (a memory
-    store on ``clock`` by default). Closing the runtime closes the store.
-    """
-    clock = clock or ManualClock()
-    delivery = DeliverySettings(
-        timeout=timedelta(seconds=timeout),
-        max_attempts=max_attempts,
-        max_backoff=timedelta(seconds=max_backoff),
-        max_total=timedelta(seconds=max_total),
-        exit_grace=timedelta(seconds=exit_grace),
-    )
-    settings.setdefault("grouping", chaperone.config.GroupingSettings(enabled=False))
-    return Runtime(
-        Settings(store_url="memory://", delivery=delivery, **settings),
-        clock=clock,
-        store=store if store is not None else MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"test-plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-    )
+def use_gates(runtime: Chaperone, gates: DeliveryGates) -> None:
+    """Have ``runtime`` deliver through ``gates`` (other send slots than the defaults)."""
+    runtime.delivery_gates = gates
+    delivery = attrs.evolve(runtime.dispatcher.delivery, gates=gates)
+    runtime.dispatcher = attrs.evolve(runtime.dispatcher, delivery=delivery)
 
 
 def make_alert(key: str = "sup-1", alert_type: str = "job_stuck") -> Alert:

@@ -1,4 +1,4 @@
-"""A job process that raises JobStuck events through ``Runtime.from_environment()``.
+"""A job process that raises JobStuck events through ``Chaperone.from_environment()``.
 
 Run as a script, with the configuration in the environment and the working directory:
 
@@ -18,12 +18,12 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from chaperone import DispatchReport, JobStuck, Runtime
+from chaperone import Chaperone, DispatchReport, JobStuck
 
 READY = "ready"
 
 
-def _dispatch(runtime: Runtime, supervision_id: str) -> dict[str, Any]:
+def _dispatch(runtime: Chaperone, supervision_id: str) -> dict[str, Any]:
     report: DispatchReport = runtime.dispatch(
         JobStuck(
             supervision_id=supervision_id,
@@ -62,7 +62,7 @@ def _say(data: Any) -> None:
 
 def main(argv: list[str]) -> int:
     """Dispatch the ids in ``argv``, or serve ids from standard input with ``--serve``."""
-    with Runtime.from_environment() as runtime:
+    with Chaperone.from_environment() as runtime:
         if argv != ["--serve"]:
             _say([_dispatch(runtime, supervision_id) for supervision_id in argv])
             return 0

@@ -18,11 +18,11 @@ from chaperone import (
     AlertStatus,
     Channel,
     ChannelSettings,
+    Chaperone,
     ManualClock,
     Outcome,
     PluginHost,
     Priority,
-    Runtime,
     SendContext,
     Settings,
 )
@@ -172,11 +172,11 @@ def sqlite_store(path: Path, clock: ManualClock) -> SQLiteStore:
 
 def runtime_with(
     settings: Settings, clock: ManualClock, *plugins: object, store: Store | None = None
-) -> Runtime:
+) -> Chaperone:
     """A runtime on ``store`` (a fresh memory store when None) with the built-in plugins
     and ``plugins``, no installed ones.
     """
-    return Runtime(
+    return Chaperone(
         settings,
         clock=clock,
         store=MemoryStore(clock) if store is None else store,
@@ -189,7 +189,7 @@ def runtime_with(
 
 def recording_runtime(
     store: Store, clock: ManualClock, recorder: RecordingChannel | None = None, **overrides: Any
-) -> Runtime:
+) -> Chaperone:
     """A runtime on ``store`` with the built-in plugins and ``recorder``'s channel (a new
     recorder's when None) as the only channel; ``overrides`` are settings. Grouping is off
     unless they say otherwise, so no verdict is grouping's.

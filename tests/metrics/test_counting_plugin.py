@@ -1,4 +1,4 @@
-"""The built-in metrics plugin, through a real Runtime: recording channels that succeed,
+"""The built-in metrics plugin, through a real Chaperone: recording channels that succeed,
 fail for good, or fail transiently until the retries run out, on memory, SQLite and
 Redis stores.
 """
@@ -17,13 +17,11 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
+    Chaperone,
     JobStuck,
     ManualClock,
     Outcome,
-    PluginHost,
-    Runtime,
     SendContext,
-    Settings,
     StoreError,
 )
 from chaperone.config import DeliverySettings
@@ -31,6 +29,7 @@ from chaperone.metrics import Counts, DeliveryStats, read_delivery_stats
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from helpers.delivery import Channels
 from helpers.redis_server import RedisServer
+from helpers.runtime import make_runtime
 
 
 class Sink:
@@ -84,7 +83,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return open_store
 
 
-def make_runtime(sink: Sink, store: Store, clock: ManualClock, **settings: Any) -> Runtime:
+def counting_runtime(sink: Sink, store: Store, clock: ManualClock, **settings: Any) -> Chaperone:
     """A runtime with channels ``good`` (delivers), ``bad`` (refuses for good) and
     ``flaky`` (fails transiently every time), three attempts each, no real waiting.
     """
@@ -94,15 +93,12 @@ def make_runtime(sink: Sink, store: Store, clock: ManualClock, **settings: Any) 
         sink.channel("flaky", Outcome.transient("HTTP 503")),
     )
     settings.setdefault("channels", ("good", "bad"))
-    return Runtime(
-        Settings(
-            store_url=store.url,
-            delivery=DeliverySettings(max_attempts=3, max_backoff=timedelta(seconds=1)),
-            **settings,
-        ),
-        clock=clock,
+    return make_runtime(
+        ("test-channels", plugin),
         store=store,
-        plugins=PluginHost(entry_points=False, extra=[("test-channels", plugin)]),
+        clock=clock,
+        delivery=DeliverySettings(max_attempts=3, max_backoff=timedelta(seconds=1)),
+        **settings,
     )
 
 
@@ -127,7 +123,7 @@ def custom(alert_type: str, key: str, clock: ManualClock) -> Alert:
     )
 
 
-def read(runtime: Runtime, window: timedelta = timedelta(hours=1)) -> DeliveryStats:
+def read(runtime: Chaperone, window: timedelta = timedelta(hours=1)) -> DeliveryStats:
     """A snapshot of the runtime's counters at its clock's time."""
     return read_delivery_stats(
         runtime.store, now=runtime.clock.timestamp(), window=window, threshold=5.0
@@ -143,7 +139,7 @@ class TestCountingThroughTheRuntime:
         ``good`` only), matching what the channels were handed.
         """
         clock, sink = ManualClock(), Sink()
-        with make_runtime(sink, store_factory(clock), clock) as runtime:
+        with counting_runtime(sink, store_factory(clock), clock) as runtime:
             for number in range(3):
                 report = runtime.dispatch(stuck(f"sup-{number}"))
                 assert [alert.delivered for alert in report.alerts] == [False]  # bad failed
@@ -173,7 +169,7 @@ class TestCountingThroughTheRuntime:
     def test_retries_count_once(self, store_factory: Any) -> None:
         """A transient failure retried three times is one failed delivery, not three."""
         clock, sink = ManualClock(), Sink()
-        with make_runtime(sink, store_factory(clock), clock, channels=("flaky",)) as runtime:
+        with counting_runtime(sink, store_factory(clock), clock, channels=("flaky",)) as runtime:
             runtime.dispatch(stuck("sup-1"))
             stats = read(runtime)
         assert [attempt for _, _, attempt in sink.sent] == [1, 2, 3]
@@ -182,7 +178,7 @@ class TestCountingThroughTheRuntime:
     def test_all_delivered_is_healthy(self, store_factory: Any) -> None:
         """Only the good channel: every delivery counted as sent, rate 0, healthy."""
         clock, sink = ManualClock(), Sink()
-        with make_runtime(sink, store_factory(clock), clock, channels=("good",)) as runtime:
+        with counting_runtime(sink, store_factory(clock), clock, channels=("good",)) as runtime:
             for number in range(4):
                 runtime.dispatch(stuck(f"sup-{number}"))
             stats = read(runtime)
@@ -193,7 +189,7 @@ class TestCountingThroughTheRuntime:
     def test_counts_use_the_runtime_clock(self, store_factory: Any) -> None:
         """Failures an hour and more before the runtime's clock leave the window."""
         clock, sink = ManualClock(), Sink()
-        with make_runtime(sink, store_factory(clock), clock, channels=("bad",)) as runtime:
+        with counting_runtime(sink, store_factory(clock), clock, channels=("bad",)) as runtime:
             runtime.dispatch(stuck("sup-1"))
             clock.advance(timedelta(minutes=61))
             stats = read(runtime)
@@ -220,7 +216,7 @@ class TestStoreAway:
         """
         clock, sink = ManualClock(), Sink()
         with (
-            make_runtime(sink, BrokenCounterStore(clock), clock, channels=("good",)) as runtime,
+            counting_runtime(sink, BrokenCounterStore(clock), clock, channels=("good",)) as runtime,
             capture_logs() as logs,
         ):
             report = runtime.dispatch(stuck("sup-1"))

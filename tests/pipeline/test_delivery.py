@@ -22,16 +22,12 @@ from chaperone import (
     ManualClock,
     Outcome,
     OutcomeKind,
-    PluginHost,
-    Runtime,
     Secret,
     SendContext,
-    Settings,
 )
 from chaperone.builtin.database_channel import read_history
-from chaperone.config import DeliverySettings
-from chaperone.store import MemoryStore
 from helpers.delivery import AfterDelivery, Channels, confirm
+from helpers.runtime import make_runtime
 
 Behaviour = Callable[[Alert, SendContext], Awaitable[Any]]
 
@@ -75,32 +71,6 @@ def raising(exc: BaseException) -> Behaviour:
         raise exc
 
     return behaviour
-
-
-def make_runtime(
-    *plugins: object,
-    clock: ManualClock | None = None,
-    timeout: float = 5.0,
-    max_attempts: int = 3,
-    max_backoff: float = 30.0,
-    **settings: Any,
-) -> Runtime:
-    """A runtime on a memory store with the built-ins and ``plugins``."""
-    clock = clock or ManualClock()
-    delivery = DeliverySettings(
-        timeout=timedelta(seconds=timeout),
-        max_attempts=max_attempts,
-        max_backoff=timedelta(seconds=max_backoff),
-    )
-    return Runtime(
-        Settings(store_url="memory://", delivery=delivery, **settings),
-        clock=clock,
-        store=MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"test-plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-    )
 
 
 def alert(key: str = "sup-1") -> Alert:
@@ -190,7 +160,9 @@ class TestClassification:
             scripted("boom", raising(RuntimeError(f"auth failed for {secret.reveal()}"))),
             scripted("fine", confirm),
         )
-        with make_runtime(plugin, hooks, clock=clock, channels=("boom", "fine")) as runtime:
+        with make_runtime(
+            plugin, hooks, clock=clock, channels=("boom", "fine"), timeout=5.0
+        ) as runtime:
             report = runtime.send(alert())
         boom, fine = report.deliveries
         assert boom.outcome.kind is OutcomeKind.PERMANENT
@@ -211,7 +183,9 @@ class TestClassification:
         """A channel that quotes a secret in its own outcome detail has it masked."""
         secret = Secret("routing-key-0xdeadbeef")
         behaviour, _ = outcomes(Outcome.permanent(f"rejected key {secret.reveal()}"))
-        with make_runtime(Channels(scripted("leaky", behaviour)), channels=("leaky",)) as rt:
+        with make_runtime(
+            Channels(scripted("leaky", behaviour)), channels=("leaky",), timeout=5.0
+        ) as rt:
             report = rt.send(alert())
         (result,) = report.deliveries
         assert secret.reveal() not in result.outcome.detail
@@ -226,7 +200,7 @@ class TestClassification:
             raise httpx.ConnectError("connection refused")
 
         with make_runtime(
-            Channels(scripted("down", refuse)), channels=("down",), max_attempts=3
+            Channels(scripted("down", refuse)), channels=("down",), max_attempts=3, timeout=5.0
         ) as runtime:
             report = runtime.send(alert())
         (result,) = report.deliveries
@@ -242,7 +216,9 @@ class TestClassification:
         async def wrong(alert: Alert, context: SendContext) -> object:
             return returned
 
-        with make_runtime(Channels(scripted("wrong", wrong)), channels=("wrong",)) as runtime:
+        with make_runtime(
+            Channels(scripted("wrong", wrong)), channels=("wrong",), timeout=5.0
+        ) as runtime:
             report = runtime.send(alert())
         (result,) = report.deliveries
         assert result.outcome.kind is OutcomeKind.PERMANENT
@@ -268,7 +244,7 @@ class TestClassification:
                 return [Destination(channel="unbuildable"), Destination(channel="fine")]
 
         plugin = Channels(Unbuildable, scripted("fine", confirm))
-        with make_runtime(plugin, Route(), channels=("fine",)) as runtime:
+        with make_runtime(plugin, Route(), channels=("fine",), timeout=5.0) as runtime:
             report = runtime.send(alert())
         broken, fine = report.deliveries
         assert broken.outcome.kind is OutcomeKind.PERMANENT
@@ -290,6 +266,7 @@ class TestRetries:
             channels=("flaky",),
             max_attempts=4,
             max_backoff=60,
+            timeout=5.0,
         ) as runtime:
             report = runtime.send(alert())
         (result,) = report.deliveries
@@ -310,6 +287,7 @@ class TestRetries:
             channels=("flaky",),
             max_attempts=6,
             max_backoff=3,
+            timeout=5.0,
         ) as runtime:
             runtime.send(alert())
         assert len(clock.slept) == 5
@@ -321,7 +299,7 @@ class TestRetries:
         hooks = AfterDelivery()
         behaviour, attempts = outcomes(Outcome.transient("busy"), Outcome.delivered("ok"))
         with make_runtime(
-            Channels(scripted("flaky", behaviour)), hooks, channels=("flaky",)
+            Channels(scripted("flaky", behaviour)), hooks, channels=("flaky",), timeout=5.0
         ) as runtime:
             report = runtime.send(alert())
         (result,) = report.deliveries
@@ -347,6 +325,7 @@ class TestRetries:
             clock=clock,
             channels=("limited",),
             max_backoff=30,
+            timeout=5.0,
         ) as runtime:
             report = runtime.send(alert())
             (result,) = report.deliveries
@@ -381,6 +360,7 @@ class TestRetries:
             clock=clock,
             channels=("limited",),
             max_attempts=2,
+            timeout=5.0,
         ) as runtime:
             (result,) = runtime.send(alert()).deliveries
             if result.deferred:
@@ -399,7 +379,11 @@ class TestRetries:
         hooks = AfterDelivery()
         behaviour, attempts = outcomes(Outcome.transient("429", retry_after=7200))
         with make_runtime(
-            Channels(scripted("limited", behaviour)), hooks, clock=clock, channels=("limited",)
+            Channels(scripted("limited", behaviour)),
+            hooks,
+            clock=clock,
+            channels=("limited",),
+            timeout=5.0,
         ) as runtime:
             (result,) = runtime.send(alert()).deliveries
         assert result.status == "failed"
@@ -423,6 +407,7 @@ class TestRetries:
             clock=clock,
             channels=("flaky",),
             max_attempts=max_attempts,
+            timeout=5.0,
         ) as runtime:
             runtime.send(alert())
         assert attempts == list(range(1, max_attempts + 1))
@@ -434,7 +419,7 @@ class TestRetries:
         clock = ManualClock()
         behaviour, attempts = outcomes(Outcome.permanent("400 bad payload", status_code=400))
         with make_runtime(
-            Channels(scripted("strict", behaviour)), clock=clock, channels=("strict",)
+            Channels(scripted("strict", behaviour)), clock=clock, channels=("strict",), timeout=5.0
         ) as runtime:
             report = runtime.send(alert())
         (result,) = report.deliveries
@@ -468,6 +453,7 @@ class TestAfterDeliveryHooks:
             Route(),
             hooks,
             channels=("good", "bad"),
+            timeout=5.0,
         ) as runtime:
             runtime.send(sent)
         assert hooks.delivered == [
@@ -497,6 +483,7 @@ class TestHistory:
             Channels(scripted("good", confirm), scripted("bad", bad)),
             channels=("database", "good", "bad"),
             max_attempts=2,
+            timeout=5.0,
         ) as runtime:
             runtime.send(alert())
             assert runtime.self_watch.wait(10) == 0
@@ -515,7 +502,9 @@ class TestHistory:
 
     def test_no_history_without_the_database_channel(self) -> None:
         """Without ``database`` among the channels nothing is recorded."""
-        with make_runtime(Channels(scripted("good", confirm)), channels=("good",)) as runtime:
+        with make_runtime(
+            Channels(scripted("good", confirm)), channels=("good",), timeout=5.0
+        ) as runtime:
             runtime.send(alert())
             history = read_history(runtime.store, 10)
         assert history == []

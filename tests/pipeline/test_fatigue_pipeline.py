@@ -11,11 +11,12 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_pipeline import Channels, FixedFilter, Sink, custom_alert, make_runtime
+from test_pipeline import Channels, FixedFilter, Sink, custom_alert
 
 import chaperone
 from chaperone import Alert, AlertsGrouped, Destination, Priority, Verdict, VerdictKind
 from chaperone.testing import strategies
+from helpers.runtime import make_runtime
 
 AT = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 

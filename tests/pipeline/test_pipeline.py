@@ -22,15 +22,13 @@ from chaperone import (
     JobStuck,
     ManualClock,
     Outcome,
-    PluginHost,
     Runtime,
     SendContext,
-    Settings,
     Verdict,
     VerdictKind,
 )
 from chaperone.builtin.ratelimit_filter import rate_limit_key
-from chaperone.store import MemoryStore
+from helpers.runtime import make_runtime
 
 # -------------------------------------------------------------------------------------
 # Helpers
@@ -76,21 +74,6 @@ class Channels:
     def chaperone_register_channels(self, register: Any) -> None:
         for channel_class in self.classes:
             register(channel_class)
-
-
-def make_runtime(*plugins: object, clock: ManualClock | None = None, **settings: Any) -> Runtime:
-    """A runtime on a memory store with only the built-ins and ``plugins``."""
-    clock = clock or ManualClock()
-    settings.setdefault("store_url", "memory://")
-    return Runtime(
-        Settings(**settings),
-        clock=clock,
-        store=MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"test-plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-    )
 
 
 def stuck(supervision_id: str = "sup-1", **kwargs: Any) -> JobStuck:
@@ -218,7 +201,7 @@ class TestEndToEnd:
         assert sink.to("alpha")[0].occurred_at == when
 
     def test_send_delivers_a_hand_built_alert(self) -> None:
-        """``Runtime.send`` filters, routes and delivers an alert built by hand."""
+        """``Chaperone.send`` filters, routes and delivers an alert built by hand."""
         sink = Sink()
         with make_runtime(Channels(sink.channel("alpha")), channels=("alpha",)) as runtime:
             report = runtime.send(custom_alert())

@@ -463,10 +463,10 @@ class TestBrokenPlugins:
         assert ghost.to_dict()["status"] == "broken"
 
 
-class TestCallEach:
+class TestIsolatedHooks:
     def test_a_raising_implementation_does_not_stop_the_others(self) -> None:
-        """call_each calls every implementation, latest registered first, and one raising
-        neither propagates nor skips the rest.
+        """An isolated hook called through pluggy calls every implementation, latest
+        registered first, and one raising neither propagates nor skips the rest.
         """
         calls: list[str] = []
         plugin_host = host(
@@ -475,8 +475,7 @@ class TestCallEach:
             ("third", Recorder("third", calls)),
             disabled=(DATABASE,),
         )
-        plugin_host.call_each(
-            "chaperone_delivered",
+        plugin_host.hook.chaperone_delivered(
             alert=an_alert(),
             destination=Destination(channel="log"),
             outcome=Outcome.delivered(),
@@ -485,8 +484,8 @@ class TestCallEach:
         assert calls == ["third", "second", "first"]
 
     def test_an_implementation_may_take_fewer_arguments(self) -> None:
-        """Implementations naming only some of the spec's arguments get just those, from
-        call_each and from pluggy's own calls alike.
+        """Implementations naming only some of the spec's arguments get just those, on
+        isolated hooks (guarded) and firstresult ones alike.
         """
         seen: list[Any] = []
 
@@ -505,14 +504,13 @@ class TestCallEach:
 
         plugin_host = host(("frugal", Frugal()), disabled=(DATABASE,))
         outcome = Outcome.delivered("yes")
-        plugin_host.call_each(
-            "chaperone_delivered",
+        plugin_host.hook.chaperone_delivered(
             alert=an_alert(),
             destination=Destination(channel="log"),
             outcome=outcome,
             runtime=None,
         )
-        plugin_host.call_each("chaperone_event", event=None, runtime=None)
+        plugin_host.hook.chaperone_event(event=None, runtime=None)
         verdict = plugin_host.hook.chaperone_filter_alert(
             alert=an_alert(), runtime=None, is_test=True
         )

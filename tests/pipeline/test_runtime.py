@@ -1,4 +1,4 @@
-"""The Runtime: start-up validation, dispatch from any thread or loop, and closing."""
+"""The Chaperone: start-up validation, dispatch from any thread or loop, and closing."""
 
 from __future__ import annotations
 
@@ -16,22 +16,23 @@ from chaperone import (
     Alert,
     Channel,
     ChannelSettings,
+    Chaperone,
     ConfigError,
     DispatchReport,
     JobStuck,
     ManualClock,
     Outcome,
     PluginHost,
-    Runtime,
     SendContext,
     Settings,
     StoreError,
     UnknownChannelError,
     VerdictKind,
 )
-from chaperone import _runtime as runtime_module
+from chaperone import _chaperone as runtime_module
 from chaperone.builtin.database_channel import read_history
 from chaperone.store import MemoryStore, ResilientStore, SQLiteStore, Store, StoreState
+from helpers.runtime import make_runtime
 
 # -------------------------------------------------------------------------------------
 # Helpers
@@ -103,27 +104,6 @@ class Channels:
             register(channel_class)
 
 
-def make_runtime(
-    *plugins: object,
-    clock: ManualClock | None = None,
-    store: Store | None = None,
-    validate: bool = True,
-    **settings: Any,
-) -> Runtime:
-    """A runtime on a memory store with the built-ins and ``plugins``."""
-    clock = clock or ManualClock()
-    return Runtime(
-        Settings(store_url="memory://", **settings),
-        clock=clock,
-        store=store or MemoryStore(clock),
-        plugins=PluginHost(
-            entry_points=False,
-            extra=[(f"test-plugin-{index}", plugin) for index, plugin in enumerate(plugins)],
-        ),
-        validate=validate,
-    )
-
-
 def stuck(supervision_id: str = "sup-1") -> JobStuck:
     """A JobStuck event."""
     return JobStuck(
@@ -184,7 +164,7 @@ class TestCheck:
         clock = ManualClock()
         plugins = PluginHost(entry_points=False, extra=[("pager", Broken())])
         with pytest.raises(UnknownChannelError) as caught:
-            Runtime(
+            Chaperone(
                 Settings(channels=("pager",)),
                 clock=clock,
                 store=MemoryStore(clock),
@@ -271,7 +251,7 @@ class TestCheck:
         monkeypatch.setattr(runtime_module, "open_resilient_store", spy)
         settings = Settings(channels=("nosuch",), store_url=f"sqlite:///{tmp_path / 'c.db'}")
         with pytest.raises(UnknownChannelError):
-            Runtime(settings, clock=ManualClock(), plugins=PluginHost(entry_points=False))
+            Chaperone(settings, clock=ManualClock(), plugins=PluginHost(entry_points=False))
         (store,) = opened
         with pytest.raises(StoreError):
             store.get("anything")
@@ -298,7 +278,7 @@ class TestDispatchFromAnywhere:
         """Sync dispatch called from a coroutine of another loop still completes."""
         sink = Sink()
 
-        async def job(runtime: Runtime) -> DispatchReport:
+        async def job(runtime: Chaperone) -> DispatchReport:
             return runtime.dispatch(stuck())
 
         with make_runtime(Channels(sink.channel("alpha")), channels=("alpha",)) as runtime:
@@ -396,7 +376,7 @@ class TestClose:
         clock = ManualClock()
         store = MemoryStore(clock, url="memory://")
         with make_runtime(clock=clock, store=store, channels=("log",)) as runtime:
-            assert repr(runtime) == "<Runtime store='memory://' channels=['log']>"
+            assert repr(runtime) == "<Chaperone store='memory://' channels=['log']>"
 
 
 class TestFromEnvironment:
@@ -411,7 +391,7 @@ class TestFromEnvironment:
             "CHAPERONE_LOG_LEVEL": "error",
         }
         clock = ManualClock()
-        with Runtime.from_environment(
+        with Chaperone.from_environment(
             environ=environ, cwd=tmp_path, clock=clock, setup_logging=False
         ) as runtime:
             assert isinstance(runtime.store, ResilientStore)
@@ -434,7 +414,7 @@ class TestFromEnvironment:
             "CHAPERONE_ALERT_CHANNELS=log\nCHAPERONE_ALERTING_ENABLED=false\n"
         )
         environ = {"CHAPERONE_STORE": "memory://", "CHAPERONE_ALERT_CHANNELS": "database"}
-        with Runtime.from_environment(
+        with Chaperone.from_environment(
             environ=environ, cwd=tmp_path, clock=ManualClock(), setup_logging=False
         ) as runtime:
             assert runtime.settings.channels == ("database",)
@@ -447,6 +427,6 @@ class TestFromEnvironment:
         """An unknown channel in the environment fails from_environment, naming it."""
         environ = {"CHAPERONE_STORE": "memory://", "CHAPERONE_ALERT_CHANNELS": "log,nosuch"}
         with pytest.raises(UnknownChannelError) as caught:
-            Runtime.from_environment(environ=environ, cwd=tmp_path, setup_logging=False)
+            Chaperone.from_environment(environ=environ, cwd=tmp_path, setup_logging=False)
         assert caught.value.problems[0].source == "environment"
         assert "chaperone-nosuch" in str(caught.value)

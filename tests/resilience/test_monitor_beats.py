@@ -12,10 +12,20 @@ from typing import Any
 import pytest
 
 import chaperone
-from chaperone import Alert, ManualClock, Monitor, Outcome, Runtime, SendContext, StoreError
+from chaperone import (
+    Alert,
+    Chaperone,
+    ManualClock,
+    Monitor,
+    Outcome,
+    Runtime,
+    SendContext,
+    StoreError,
+)
 from chaperone.metrics._liveness import beat_ttl, read_beats, read_degraded
 from chaperone.store import MemoryStore, ResilientStore, StoreState
-from helpers.delivery import Channels, make_runtime, scripted
+from helpers.delivery import Channels, scripted
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 
 class FlakyDetector:
@@ -51,7 +61,7 @@ def detector() -> FlakyDetector:
 @pytest.fixture
 def runtime(
     clock: ManualClock, received: list[Alert], detector: FlakyDetector
-) -> Iterator[Runtime]:
+) -> Iterator[Chaperone]:
     """A runtime with the flaky detector, sending to "pager"."""
 
     async def keep(alert: Alert, context: SendContext) -> Outcome:
@@ -59,7 +69,12 @@ def runtime(
         return Outcome.delivered("ok")
 
     with make_runtime(
-        Channels(scripted("pager", keep)), detector, clock=clock, channels=("pager",)
+        Channels(scripted("pager", keep)),
+        detector,
+        clock=clock,
+        channels=("pager",),
+        timeout=5.0,
+        grouping=GROUPING_OFF,
     ) as made:
         yield made
 
@@ -67,7 +82,7 @@ def runtime(
 class TestBeats:
     """What a monitor tells health about itself."""
 
-    def test_each_tick_leaves_a_beat(self, runtime: Runtime, clock: ManualClock) -> None:
+    def test_each_tick_leaves_a_beat(self, runtime: Chaperone, clock: ManualClock) -> None:
         """The beat names the monitor and its interval, and moves with each tick; it
         expires after beat_ttl of the interval."""
         monitor = Monitor(runtime, interval=2.0)
@@ -82,7 +97,7 @@ class TestBeats:
         clock.advance(beat_ttl(2.0) + 1)
         assert read_beats(runtime.store) == []
 
-    def test_a_monitor_that_stops_soon_leaves_none(self, runtime: Runtime) -> None:
+    def test_a_monitor_that_stops_soon_leaves_none(self, runtime: Chaperone) -> None:
         """The monitor inside ``chaperone run`` (vouch_for=None) writes no beat."""
         Monitor(runtime, vouch_for=None).tick()
         assert read_beats(runtime.store) == []
@@ -93,7 +108,7 @@ class TestDetectionErrors:
 
     def test_a_raising_detector_is_alerted_and_resolved(
         self,
-        runtime: Runtime,
+        runtime: Chaperone,
         detector: FlakyDetector,
         received: list[Alert],
     ) -> None:
@@ -160,7 +175,14 @@ class TestSettling:
         away = AwayStore(clock)
         store = ResilientStore("memory://away", clock, lambda: away, probe_interval=1.0)  # type: ignore[arg-type, return-value]
         detector = CountingDetector()
-        with make_runtime(detector, clock=clock, store=store, channels=("log",)) as runtime:
+        with make_runtime(
+            detector,
+            clock=clock,
+            store=store,
+            channels=("log",),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
+        ) as runtime:
             monitor = Monitor(runtime)
             away.away = True
             monitor.tick()

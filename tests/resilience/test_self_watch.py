@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaperone import Alert, ManualClock, Outcome, Runtime, SendContext
+from chaperone import Alert, Chaperone, ManualClock, Outcome, SendContext
 from chaperone._degraded import REALERT_AFTER, RECORD_REFRESH
 from chaperone.metrics._liveness import read_degraded
 from chaperone.store import MemoryStore
-from helpers.delivery import Channels, make_runtime, outcomes, scripted
+from helpers.delivery import Channels, outcomes, scripted
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 WAIT = 10.0
 
@@ -58,17 +59,19 @@ def chat() -> Recorder:
 
 
 @pytest.fixture
-def runtime(clock: ManualClock, pager: Recorder, chat: Recorder) -> Iterator[Runtime]:
+def runtime(clock: ManualClock, pager: Recorder, chat: Recorder) -> Iterator[Chaperone]:
     """A runtime sending to "pager" and "chat", on a memory store."""
     with make_runtime(
         Channels(scripted("pager", pager), scripted("chat", chat)),
         clock=clock,
         channels=("pager", "chat"),
+        timeout=5.0,
+        grouping=GROUPING_OFF,
     ) as made:
         yield made
 
 
-def settle(runtime: Runtime) -> None:
+def settle(runtime: Chaperone) -> None:
     """Wait for the degraded alerts on their way."""
     assert runtime.self_watch.wait(WAIT) == 0
 
@@ -76,7 +79,7 @@ def settle(runtime: Runtime) -> None:
 class TestOneAlertPerEpisode:
     """A part failing raises one alert; its recovery resolves it."""
 
-    def test_failing_then_working(self, runtime: Runtime, pager: Recorder) -> None:
+    def test_failing_then_working(self, runtime: Chaperone, pager: Recorder) -> None:
         """Three failures of the store make one firing alert, critical, naming the part
         and the reason; working twice makes one resolved alert."""
         for attempt in range(3):
@@ -93,7 +96,7 @@ class TestOneAlertPerEpisode:
         assert pager.seen()[1:] == [("chaperone_degraded", "store", "resolved")]
         assert runtime.self_watch.failing_parts == {}
 
-    def test_parts_are_separate_incidents(self, runtime: Runtime, pager: Recorder) -> None:
+    def test_parts_are_separate_incidents(self, runtime: Chaperone, pager: Recorder) -> None:
         """Detection and the outbox failing are two alerts, each resolved on its own."""
         runtime.self_watch.failing("detection", "boom")
         runtime.self_watch.failing("outbox", "refused")
@@ -107,7 +110,7 @@ class TestOneAlertPerEpisode:
         assert runtime.self_watch.failing_parts == {"outbox": "refused"}
 
     def test_a_failing_channel_is_told_on_the_others(
-        self, runtime: Runtime, pager: Recorder, chat: Recorder
+        self, runtime: Chaperone, pager: Recorder, chat: Recorder
     ) -> None:
         """The alert about channel:chat goes to the pager, not to chat itself."""
         runtime.self_watch.failing("channel:chat", "timed out after 10s")
@@ -115,7 +118,7 @@ class TestOneAlertPerEpisode:
         assert pager.seen() == [("chaperone_degraded", "channel:chat", "firing")]
         assert chat.seen() == []
 
-    def test_secrets_are_masked_in_the_reason(self, runtime: Runtime, pager: Recorder) -> None:
+    def test_secrets_are_masked_in_the_reason(self, runtime: Chaperone, pager: Recorder) -> None:
         """A webhook URL in an error never reaches the alert."""
         url = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
         runtime.self_watch.failing("channel:slack", f"could not post to {url}")
@@ -138,6 +141,8 @@ class TestThroughTheDelivery:
             Channels(scripted("pager", pager), scripted("chat", chat)),
             clock=clock,
             channels=("pager", "chat"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             alert = _job_alert(clock, "first")
             runtime.send(alert)
@@ -156,6 +161,8 @@ class TestThroughTheDelivery:
             Channels(scripted("pager", refusing), scripted("chat", Recorder(refusing.result))),
             clock=clock,
             channels=("pager", "chat"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as runtime:
             runtime.self_watch.failing("store", "cannot open the SQLite store: not a database")
             settle(runtime)
@@ -167,7 +174,7 @@ class TestRateLimitedInMemory:
     """A part that flaps is alerted at most once per REALERT_AFTER."""
 
     def test_a_second_episode_soon_after_is_kept_quiet(
-        self, runtime: Runtime, clock: ManualClock, pager: Recorder
+        self, runtime: Chaperone, clock: ManualClock, pager: Recorder
     ) -> None:
         """Fail, work, fail again a minute later: one firing and one resolved alert;
         the second episode (and its end) go unsaid; after REALERT_AFTER it is alerted."""
@@ -207,7 +214,12 @@ def test_alerts_alternate_and_are_spaced(steps: list[tuple[str, str, float]]) ->
     pager = Recorder()
     store = MemoryStore(clock)
     with make_runtime(
-        Channels(scripted("pager", pager)), clock=clock, store=store, channels=("pager",)
+        Channels(scripted("pager", pager)),
+        clock=clock,
+        store=store,
+        channels=("pager",),
+        timeout=5.0,
+        grouping=GROUPING_OFF,
     ) as runtime:
         fired_at: dict[str, list[float]] = {}
         for action, part, seconds in steps:
@@ -256,6 +268,8 @@ class TestAnotherProcessResolves:
             clock=clock,
             store=store,
             channels=("pager", "chat"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as first:
             first.self_watch.failing("channel:chat", "503 for an hour")
             settle(first)
@@ -266,6 +280,8 @@ class TestAnotherProcessResolves:
             clock=clock,
             store=store,
             channels=("pager", "chat"),
+            timeout=5.0,
+            grouping=GROUPING_OFF,
         ) as second:
             for key in ("a", "b", "c"):
                 second.send(_job_alert(clock, key))
@@ -279,7 +295,7 @@ class TestRecords:
     """Health reads the failing parts from the store."""
 
     def test_a_record_while_failing_refreshed_and_cleared(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """The record appears at the failure, is rewritten by refresh() once
         RECORD_REFRESH has passed, and goes at the recovery."""

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone import (
+    Chaperone,
     Event,
     IncidentRef,
     JobCompleted,
@@ -34,7 +35,6 @@ from chaperone import (
     JobTimeout,
     ManualClock,
     PluginHost,
-    Runtime,
     Settings,
 )
 from chaperone._event_codec import decode_event
@@ -44,6 +44,7 @@ from chaperone.builtin.database_channel import read_history
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import JobRecord, Supervision, Supervisor, _keys, supervise
 from chaperone.supervision._records import flush_interval
+from helpers.runtime import make_runtime
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 T0 = START.timestamp()
@@ -630,10 +631,10 @@ class TestTimeout:
 # -------------------------------------------------------------------------------------
 
 
-def runtime_on(path: Path, clock: ManualClock) -> Runtime:
+def runtime_on(path: Path, clock: ManualClock) -> Chaperone:
     """A runtime on the SQLite file ``path`` with the database channel only."""
     store = SQLiteStore(path, clock, f"sqlite:///{path}")
-    return Runtime(
+    return Chaperone(
         Settings(channels=("database",), store_url=store.url),
         clock=clock,
         store=store,
@@ -658,7 +659,7 @@ class TestSeveralMonitors:
         with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
             path = Path(folder) / "c.db"
             monitors = [Monitor(stack.enter_context(runtime_on(path, clock))) for _ in range(2)]
-            store = monitors[0].runtime.store
+            store = monitors[0].chaperone.store
             guard, job = start_job(store, clock, timeout=7, heartbeat_interval=1)
             for step, first in enumerate(order):
                 clock.advance(0.5)  # step k runs at (k + 1) / 2 s
@@ -731,17 +732,15 @@ class TestDeadlineIndex:
         which none is due reads no job record and lists no job keys."""
         clock = ManualClock(START)
         path = tmp_path / "c.db"
-        with runtime_on(path, clock) as runtime:
-            supervisor = Supervisor(runtime.store, clock)
+        inner = SQLiteStore(path, clock, f"sqlite:///{path}")
+        counting = CountingStore(inner)
+        with make_runtime(store=counting, clock=clock, channels=("database",)) as runtime:
+            supervisor = Supervisor(inner, clock)
             for _ in range(1000):
                 running_job(supervisor, heartbeat_interval=60)
             clock.advance(30)
-            counting = CountingStore(runtime.store)
-            runtime.store = counting
-            try:
-                reports = Monitor(runtime).tick()
-            finally:
-                runtime.store = counting.inner
+            counting.calls.clear()
+            reports = Monitor(runtime).tick()
         assert reports == []
         touched = [
             (name, arg)

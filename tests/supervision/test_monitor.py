@@ -8,7 +8,7 @@ memory store or a SQLite file; time moves through a ManualClock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,11 @@ import attrs
 import pytest
 
 from chaperone import (
+    Chaperone,
     Event,
     JobStuck,
     ManualClock,
-    PluginHost,
     Runtime,
-    Settings,
     ThresholdCleared,
     ThresholdMetric,
     hookimpl,
@@ -31,10 +30,10 @@ from chaperone._event_codec import encode_event, register_event_class
 from chaperone._monitor import Monitor
 from chaperone.builtin import queued_events as queue_detector
 from chaperone.builtin.database_channel import read_history
-from chaperone.config import GroupingSettings
-from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.store import MemoryStore, SQLiteStore
 from chaperone.supervision import Supervisor, _keys, supervise
 from chaperone.testing import capture_all_logs
+from helpers.runtime import GROUPING_OFF, make_runtime
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -46,24 +45,6 @@ def stuck(supervision_id: str) -> JobStuck:
         job_class="queued.job",
         stuck_duration=timedelta(minutes=3),
         occurred_at=START,
-    )
-
-
-def make_runtime(
-    store: Store, clock: ManualClock, plugins: Sequence[tuple[str, object]] = ()
-) -> Runtime:
-    """A runtime on ``store`` with the database channel only and ``plugins`` added
-    (grouping off: these tests count every event's delivery).
-    """
-    return Runtime(
-        Settings(
-            channels=("database",),
-            store_url=store.url,
-            grouping=GroupingSettings(enabled=False),
-        ),
-        clock=clock,
-        store=store,
-        plugins=PluginHost(entry_points=False, extra=list(plugins)),
     )
 
 
@@ -79,9 +60,14 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def runtime(clock: ManualClock, tmp_path: Path) -> Iterator[Runtime]:
+def runtime(clock: ManualClock, tmp_path: Path) -> Iterator[Chaperone]:
     """A runtime on a SQLite file."""
-    with make_runtime(sqlite_store(tmp_path / "c.db", clock), clock) as made:
+    with make_runtime(
+        store=sqlite_store(tmp_path / "c.db", clock),
+        clock=clock,
+        channels=("database",),
+        grouping=GROUPING_OFF,
+    ) as made:
         yield made
 
 
@@ -133,7 +119,7 @@ class TestTick:
     """One tick: detect with every detector, dispatch each event."""
 
     def test_a_stuck_job_is_dispatched_and_delivered(
-        self, runtime: Runtime, clock: ManualClock
+        self, runtime: Chaperone, clock: ManualClock
     ) -> None:
         """A job at its heartbeat deadline gives one report with a delivered
         job_stuck alert; the next tick finds nothing new."""
@@ -159,7 +145,13 @@ class TestTick:
         store = sqlite_store(tmp_path / "c.db", clock)
         Raising.calls = 0
         with (
-            make_runtime(store, clock, [("raising", Raising())]) as runtime,
+            make_runtime(
+                ("raising", Raising()),
+                store=store,
+                clock=clock,
+                channels=("database",),
+                grouping=GROUPING_OFF,
+            ) as runtime,
             supervise("j", heartbeat_interval=1, supervisor=Supervisor(store, clock)),
         ):
             clock.advance(5)
@@ -174,19 +166,26 @@ class TestTick:
     ) -> None:
         """A bare event counts as one; junk in a list is ignored; None is nothing."""
         odd = Odd()
-        with make_runtime(MemoryStore(clock), clock, [("odd", odd)]) as runtime:
+        with make_runtime(
+            ("odd", odd),
+            store=MemoryStore(clock),
+            clock=clock,
+            channels=("database",),
+            grouping=GROUPING_OFF,
+        ) as runtime:
             monitor = Monitor(runtime)
             found = [monitor.detect() for _ in range(3)]
         subjects = [[getattr(e, "subject", None) for e in events] for events in found]
         assert subjects == [["q1"], ["q2"], []]
 
-    def test_a_tick_never_raises(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_tick_never_raises(self, runtime: Chaperone, monkeypatch: pytest.MonkeyPatch) -> None:
         """When detection itself fails, the tick logs it and returns no reports."""
 
-        def broken(*args: Any, **kwargs: Any) -> list[Any]:
-            raise OSError("plugin manager gone")
+        class Broken:
+            def detect(self, now: datetime) -> Any:
+                raise OSError("plugin manager gone")
 
-        monkeypatch.setattr(runtime.plugins, "call_each", broken)
+        monkeypatch.setattr(runtime, "hooks", Broken())
         with capture_all_logs() as logs:
             assert Monitor(runtime).tick() == []
         assert any("plugin manager gone" in str(entry.get("error")) for entry in logs)
@@ -209,7 +208,13 @@ class TestRun:
                     stop.set()
 
         counter = StopAfterThree()
-        with make_runtime(MemoryStore(clock), clock, [("stopper", counter)]) as runtime:
+        with make_runtime(
+            ("stopper", counter),
+            store=MemoryStore(clock),
+            clock=clock,
+            channels=("database",),
+            grouping=GROUPING_OFF,
+        ) as runtime:
             ticks = Monitor(runtime).run(0.001, stop)
         assert ticks == 3
         assert counter.ticks == 3
@@ -218,13 +223,17 @@ class TestRun:
         """A loop asked to stop before it started does not tick."""
         stop = threading.Event()
         stop.set()
-        with make_runtime(MemoryStore(clock), clock) as runtime:
+        with make_runtime(
+            store=MemoryStore(clock), clock=clock, channels=("database",), grouping=GROUPING_OFF
+        ) as runtime:
             assert Monitor(runtime).run(10, stop) == 0
 
     def test_stops_from_another_thread(self, clock: ManualClock) -> None:
         """A stop set from another thread ends a loop waiting out a long interval."""
         stop = threading.Event()
-        with make_runtime(MemoryStore(clock), clock) as runtime:
+        with make_runtime(
+            store=MemoryStore(clock), clock=clock, channels=("database",), grouping=GROUPING_OFF
+        ) as runtime:
             timer = threading.Timer(0.2, stop.set)
             timer.start()
             result: list[int] = []
@@ -248,8 +257,18 @@ class TestQueuedEvents:
         producer = Supervisor(sqlite_store(path, clock), clock)
         try:
             with (
-                make_runtime(sqlite_store(path, clock), clock) as first,
-                make_runtime(sqlite_store(path, clock), clock) as second,
+                make_runtime(
+                    store=sqlite_store(path, clock),
+                    clock=clock,
+                    channels=("database",),
+                    grouping=GROUPING_OFF,
+                ) as first,
+                make_runtime(
+                    store=sqlite_store(path, clock),
+                    clock=clock,
+                    channels=("database",),
+                    grouping=GROUPING_OFF,
+                ) as second,
             ):
                 for index in range(30):
                     producer.emit(stuck(f"job-{index}"))
@@ -261,7 +280,9 @@ class TestQueuedEvents:
         assert keys == sorted(f"job-{index}" for index in range(30))
         assert sorted(record["key"] for record in history) == keys
 
-    def test_unreadable_records_are_dropped_and_the_rest_delivered(self, runtime: Runtime) -> None:
+    def test_unreadable_records_are_dropped_and_the_rest_delivered(
+        self, runtime: Chaperone
+    ) -> None:
         """Records that are not events (garbage, a wrong shape, an unknown class, a
         plugin event failing its own validation) are logged and dropped; the events
         around them in the same batch are still delivered."""
@@ -290,7 +311,9 @@ class TestQueuedEvents:
         count = queue_detector.BATCH * 2 + 7
         for index in range(count):
             store.push(_keys.EVENTS_QUEUE, encode_event(stuck(f"j{index}")))
-        with make_runtime(store, clock) as runtime:
+        with make_runtime(
+            store=store, clock=clock, channels=("database",), grouping=GROUPING_OFF
+        ) as runtime:
             monitor = Monitor(runtime)
             sizes = [len(monitor.detect()) for _ in range(4)]
         assert sizes == [queue_detector.BATCH, queue_detector.BATCH, 7, 0]

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from chaperone import (
     Alert,
+    Chaperone,
     ConfigError,
     ManualClock,
     OutcomeKind,
     PluginHost,
-    Runtime,
     SendContext,
     Settings,
 )
@@ -257,11 +257,11 @@ class TestSend:
         assert "Chaperone" in repr(channel)
 
 
-def discord_runtime(url: str, clock: ManualClock) -> Runtime:
+def discord_runtime(url: str, clock: ManualClock) -> Chaperone:
     """A runtime sending to the discord channel at ``url`` (on loopback)."""
     import chaperone_discord
 
-    return Runtime(
+    return Chaperone(
         Settings(channels=("discord",), channel_sections={"discord": {"webhook_url": url}}),
         clock=clock,
         store=MemoryStore(clock),

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from chaperone import (
     Alert,
+    Chaperone,
     CircuitBreakerOpened,
     Event,
     JobRecovered,
@@ -36,7 +37,6 @@ from chaperone import (
     ManualClock,
     PluginHost,
     ResourceViolationDetected,
-    Runtime,
     Settings,
     Severity,
     ViolationType,
@@ -63,10 +63,10 @@ PROPERTY = settings(
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[Runtime]:
+def runtime() -> Iterator[Chaperone]:
     """A runtime with the built-in plugins only and an application URL."""
     clock = ManualClock(NOW)
-    with Runtime(
+    with Chaperone(
         Settings(app_url=APP_URL),
         clock=clock,
         store=MemoryStore(clock),
@@ -75,9 +75,9 @@ def runtime() -> Iterator[Runtime]:
         yield runtime
 
 
-def built(runtime: Runtime, event: Event) -> Alert:
+def built(runtime: Chaperone, event: Event) -> Alert:
     """The one alert the built-in ``chaperone_alerts`` hook builds for ``event``."""
-    alerts = runtime.plugins.hook.chaperone_alerts(event=event, runtime=runtime)
+    alerts = runtime.plugins.hook.chaperone_alerts(event=event, runtime=runtime.runtime)
     assert alerts is not None
     (alert,) = alerts
     assert isinstance(alert, Alert)
@@ -128,7 +128,7 @@ def huge_alert() -> Alert:
 class TestSeedFormat:
     """Each built-in alert type renders as the seed's Discord embed."""
 
-    def test_job_timeout_is_the_seed_example(self, runtime: Runtime) -> None:
+    def test_job_timeout_is_the_seed_example(self, runtime: Chaperone) -> None:
         """A job timeout is the seed's example: warning emoji and the job class in the title,
         red, the supervision id on a line of its own, the durations inline, the footer and
         the ISO timestamp.
@@ -170,7 +170,7 @@ class TestSeedFormat:
             "allowed_mentions": {"parse": []},
         }
 
-    def test_job_stuck(self, runtime: Runtime) -> None:
+    def test_job_stuck(self, runtime: Chaperone) -> None:
         """A stuck job: red, warning emoji, the seed's four fields and the details link."""
         alert = built(
             runtime,
@@ -199,7 +199,7 @@ class TestSeedFormat:
         assert [f["inline"] for f in embed["fields"]] == [False, True, True, True]
         assert embed["footer"] == {"text": FOOTER_TEXT}
 
-    def test_circuit_breaker(self, runtime: Runtime) -> None:
+    def test_circuit_breaker(self, runtime: Chaperone) -> None:
         """An opened circuit breaker is critical: the siren, red, the seed's fields."""
         alert = built(
             runtime,
@@ -223,7 +223,7 @@ class TestSeedFormat:
         ]
         assert "Link" not in embed["description"]
 
-    def test_resource_violation(self, runtime: Runtime) -> None:
+    def test_resource_violation(self, runtime: Chaperone) -> None:
         """A resource violation is a warning: orange, the orange diamond, its fields."""
         alert = built(
             runtime,
@@ -248,7 +248,7 @@ class TestSeedFormat:
             ("Exceeded By", "256 MB"),
         ]
 
-    def test_recovery_is_a_green_resolution(self, runtime: Runtime) -> None:
+    def test_recovery_is_a_green_resolution(self, runtime: Chaperone) -> None:
         """A recovered job renders as a resolution: a check mark and green."""
         alert = built(
             runtime,

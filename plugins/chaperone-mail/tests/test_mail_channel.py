@@ -20,6 +20,7 @@ from mail_smtp_server import Certificates, SmtpServer, always, first_try_fails, 
 
 from chaperone import (
     Alert,
+    Chaperone,
     ConfigError,
     Destination,
     ManualClock,
@@ -595,7 +596,7 @@ class _Route:
 class TestThroughTheCore:
     """The core's delivery around the channel: retries, and a route's recipients."""
 
-    def runtime(self, server: SmtpServer, **plugins: Any) -> Runtime:
+    def runtime(self, server: SmtpServer, **plugins: Any) -> Chaperone:
         values = settings_for(server)
         del values["recipients"]
         settings = Settings(
@@ -603,7 +604,7 @@ class TestThroughTheCore:
             channel_sections={"mail": values},
             recipients=RECIPIENTS,
         )
-        return Runtime(settings, clock=ManualClock(), plugins=PluginHost(**plugins))
+        return Chaperone(settings, clock=ManualClock(), plugins=PluginHost(**plugins))
 
     def test_transient_reply_is_retried(self, plain_server: SmtpServer) -> None:
         """451 on the first try, then 250: delivered on the second attempt."""

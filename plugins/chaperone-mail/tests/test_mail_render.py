@@ -29,13 +29,13 @@ from hypothesis import strategies as st
 
 from chaperone import (
     Alert,
+    Chaperone,
     CircuitBreakerOpened,
     Event,
     JobRecovered,
     JobStuck,
     JobTimeout,
     ResourceViolationDetected,
-    Runtime,
     Settings,
     ThresholdExceeded,
     ThresholdMetric,
@@ -58,21 +58,21 @@ PROPERTY = settings(
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[Runtime]:
+def runtime() -> Iterator[Chaperone]:
     """A runtime with an app URL, for the built-in alert builders."""
-    with Runtime(Settings(app_url=APP_URL, channels=("log",))) as runtime:
+    with Chaperone(Settings(app_url=APP_URL, channels=("log",))) as runtime:
         yield runtime
 
 
 @pytest.fixture(scope="module")
-def runtime_without_url() -> Iterator[Runtime]:
+def runtime_without_url() -> Iterator[Chaperone]:
     """A runtime with no app URL: no link to job details."""
-    with Runtime(Settings(channels=("log",))) as runtime:
+    with Chaperone(Settings(channels=("log",))) as runtime:
         yield runtime
 
 
-def alert_for(event: Event, runtime: Runtime) -> Alert:
-    built = build_alerts(event, runtime)
+def alert_for(event: Event, runtime: Chaperone) -> Alert:
+    built = build_alerts(event, runtime.runtime)
     assert built is not None
     assert len(built) == 1
     return built[0]
@@ -91,7 +91,7 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     return text.get_content(), html.get_content()
 
 
-def stuck(runtime: Runtime) -> Alert:
+def stuck(runtime: Chaperone) -> Alert:
     return alert_for(
         JobStuck(
             supervision_id=SUPERVISION_ID,
@@ -116,7 +116,7 @@ def in_order(text: str, pieces: list[str]) -> None:
 class TestSeedFormat:
     """Each built-in alert reads as the seed's "Example Email Alert"."""
 
-    def test_job_stuck_text(self, runtime: Runtime) -> None:
+    def test_job_stuck_text(self, runtime: Chaperone) -> None:
         """A stuck job's text body is the seed's example, line for line, with the link."""
         content = render(stuck(runtime))
         assert content.subject == f"[Chaperone Alert] Job Stuck: {STUCK_CLASS}"
@@ -137,7 +137,7 @@ class TestSeedFormat:
             ],
         )
 
-    def test_job_stuck_html(self, runtime: Runtime) -> None:
+    def test_job_stuck_html(self, runtime: Chaperone) -> None:
         """The HTML body has the same content, escaped, and a "View Job Details" button."""
         html = render(stuck(runtime)).html
         in_order(
@@ -160,7 +160,7 @@ class TestSeedFormat:
             ],
         )
 
-    def test_job_timeout(self, runtime: Runtime) -> None:
+    def test_job_timeout(self, runtime: Chaperone) -> None:
         """A timeout names the job in the subject and carries its limits and the link."""
         alert = alert_for(
             JobTimeout(
@@ -188,7 +188,7 @@ class TestSeedFormat:
             ],
         )
 
-    def test_circuit_breaker(self, runtime: Runtime) -> None:
+    def test_circuit_breaker(self, runtime: Chaperone) -> None:
         """A circuit breaker names the service, is critical, and has no job to link to."""
         alert = alert_for(
             CircuitBreakerOpened(
@@ -216,7 +216,7 @@ class TestSeedFormat:
         assert "View Job Details" not in content.text
         assert "View Job Details" not in content.html
 
-    def test_resource_violation(self, runtime: Runtime) -> None:
+    def test_resource_violation(self, runtime: Chaperone) -> None:
         """A resource violation gives the limit, the actual use and the likely cause."""
         alert = alert_for(
             ResourceViolationDetected(
@@ -246,7 +246,7 @@ class TestSeedFormat:
             ],
         )
 
-    def test_threshold(self, runtime: Runtime) -> None:
+    def test_threshold(self, runtime: Chaperone) -> None:
         """A threshold alert reads "<metric> Exceeded: <subject>"."""
         alert = alert_for(
             ThresholdExceeded(
@@ -272,14 +272,14 @@ class TestSeedFormat:
             ],
         )
 
-    def test_no_link_without_app_url(self, runtime_without_url: Runtime) -> None:
+    def test_no_link_without_app_url(self, runtime_without_url: Chaperone) -> None:
         """Without CHAPERONE_APP_URL there is no "View Job Details" link at all."""
         content = render(stuck(runtime_without_url))
         assert "View Job Details" not in content.text
         assert "View Job Details" not in content.html
         assert "<a " not in content.html
 
-    def test_runbook_link(self, runtime: Runtime) -> None:
+    def test_runbook_link(self, runtime: Chaperone) -> None:
         """An alert's runbook URL is given as a link of its own."""
         alert = attrs.evolve(stuck(runtime), runbook_url="https://wiki.example.com/stuck")
         content = render(alert)
@@ -290,7 +290,7 @@ class TestSeedFormat:
 class TestResolved:
     """A resolved alert is told as a resolution, not as another alarm."""
 
-    def test_job_recovered(self, runtime: Runtime) -> None:
+    def test_job_recovered(self, runtime: Chaperone) -> None:
         """A recovered job: "[Chaperone Resolved] Job Recovered: ...", marked resolved."""
         alert = alert_for(
             JobRecovered(
@@ -314,7 +314,7 @@ class TestResolved:
         assert "Alert" not in content.text.splitlines()[0]
         assert "#16a34a" in content.html
 
-    def test_message_headers_say_resolved(self, runtime: Runtime) -> None:
+    def test_message_headers_say_resolved(self, runtime: Chaperone) -> None:
         """The X-Chaperone-Status header tells mail filters it is a resolution."""
         alert = alert_for(
             JobRecovered(supervision_id=SUPERVISION_ID, job_class=STUCK_CLASS, occurred_at=AT),
@@ -328,7 +328,7 @@ class TestResolved:
 class TestMessage:
     """The whole e-mail: headers, both alternatives, escaping, limits."""
 
-    def test_headers(self, runtime: Runtime) -> None:
+    def test_headers(self, runtime: Chaperone) -> None:
         """From, To (every recipient), Date, Message-ID and Auto-Submitted are set."""
         message = message_for(stuck(runtime))
         assert message["From"] == "Chaperone <alerts@example.com>"
@@ -343,7 +343,7 @@ class TestMessage:
             "text/html",
         ]
 
-    def test_everything_user_provided_is_escaped(self, runtime: Runtime) -> None:
+    def test_everything_user_provided_is_escaped(self, runtime: Chaperone) -> None:
         """Markup in any part of the alert shows as text in the HTML, never as markup."""
         evil = '<script>alert("x")</script>'
         alert = attrs.evolve(
@@ -362,7 +362,7 @@ class TestMessage:
         assert 'href="https://app.example.com/&quot;&gt;&lt;script&gt;"' in html
         assert "javascript:" not in html
 
-    def test_header_injection_in_title_is_flattened(self, runtime: Runtime) -> None:
+    def test_header_injection_in_title_is_flattened(self, runtime: Chaperone) -> None:
         """Line breaks in the title never start a new header: the subject is one line."""
         alert = attrs.evolve(
             stuck(runtime), title="Job Stuck\r\nBcc: victim@example.com\nX-Evil: 1"
@@ -374,7 +374,7 @@ class TestMessage:
         assert message["Bcc"] is None
         assert message["X-Evil"] is None
 
-    def test_long_subject_is_cut_with_an_ellipsis(self, runtime: Runtime) -> None:
+    def test_long_subject_is_cut_with_an_ellipsis(self, runtime: Chaperone) -> None:
         """A huge title makes a subject of exactly SUBJECT_LIMIT characters ending in "…"."""
         alert = attrs.evolve(stuck(runtime), title="Job Stuck: " + "X" * OVERSIZED_LENGTH)
         subject = render(alert).subject
@@ -382,7 +382,7 @@ class TestMessage:
         assert subject.startswith("[Chaperone Alert] Job Stuck: XXX")
         assert subject.endswith("XX…")
 
-    def test_many_fields_are_counted_not_lost_silently(self, runtime: Runtime) -> None:
+    def test_many_fields_are_counted_not_lost_silently(self, runtime: Chaperone) -> None:
         """Past MAX_FIELDS fields, one line says how many more there were."""
         alert = attrs.evolve(
             stuck(runtime), fields=[(f"Field {n}", str(n)) for n in range(MAX_FIELDS + 7)]
@@ -393,7 +393,7 @@ class TestMessage:
         assert "… and 7 more fields not shown" in content.text
         assert "… and 7 more fields not shown" in content.html
 
-    def test_long_texts_are_cut(self, runtime: Runtime) -> None:
+    def test_long_texts_are_cut(self, runtime: Chaperone) -> None:
         """Summary, explanation, field names and values are cut at their limits, or at
         the alert's own where those are shorter (with the alert's marker).
         """

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import pytest
 
-from chaperone import JobRecovered, JobStuck, Runtime
+from chaperone import Chaperone, JobRecovered, JobStuck
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
 CHAPERONE = Path(sys.executable).parent / "chaperone"
@@ -393,7 +393,7 @@ class TestResolution:
                 "CHAPERONE_OPSGENIE_API_KEY": API_KEY,
                 "CHAPERONE_OPSGENIE_API_URL": server.url + "/",
             }
-            with Runtime.from_environment(environ, tmp_path, setup_logging=False) as runtime:
+            with Chaperone.from_environment(environ, tmp_path, setup_logging=False) as runtime:
                 reports = [
                     runtime.dispatch(stuck("job/1", at)),
                     runtime.dispatch(recovered("job/1", at + timedelta(minutes=1))),

@@ -12,7 +12,7 @@ from typing import Any
 import chaperone_opsgenie
 from chaperone_opsgenie._render import create_payload
 
-from chaperone import Alert, JobStuck, ManualClock, PluginHost, Priority, Runtime, Settings
+from chaperone import Alert, Chaperone, JobStuck, ManualClock, PluginHost, Priority, Settings
 from chaperone._matching import parse_match
 from chaperone.config import PrioritySettings, Route
 from chaperone.store import MemoryStore
@@ -84,7 +84,7 @@ class TestFromConfig:
             )
             clock = ManualClock(AT)
             plugins = PluginHost(entry_points=False, extra=[("opsgenie", chaperone_opsgenie)])
-            with Runtime(settings, clock=clock, store=MemoryStore(clock), plugins=plugins) as rt:
+            with Chaperone(settings, clock=clock, store=MemoryStore(clock), plugins=plugins) as rt:
                 report = rt.dispatch(
                     JobStuck(
                         supervision_id="sup-1",

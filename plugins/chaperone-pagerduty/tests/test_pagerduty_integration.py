@@ -22,7 +22,7 @@ from typing import Any, cast
 import attrs
 import pytest
 
-from chaperone import IncidentRef, JobCompleted, JobRecovered, JobStuck, Runtime
+from chaperone import Chaperone, IncidentRef, JobCompleted, JobRecovered, JobStuck
 from chaperone.testing import capture_all_logs, find_secrets
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
@@ -394,7 +394,7 @@ class TestResolution:
                 CHAPERONE_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
                 CHAPERONE_PAGERDUTY_EVENTS_URL=server.url_for(PATH),
             )
-            with Runtime.from_environment(environ, tmp_path, setup_logging=False) as runtime:
+            with Chaperone.from_environment(environ, tmp_path, setup_logging=False) as runtime:
                 reports = [
                     runtime.dispatch(
                         JobStuck(

@@ -17,11 +17,11 @@ from chaperone_slack import SlackChannel, render
 
 from chaperone import (
     Alert,
+    Chaperone,
     ConfigError,
     ManualClock,
     OutcomeKind,
     PluginHost,
-    Runtime,
     SendContext,
     Settings,
 )
@@ -179,12 +179,12 @@ class TestAnswers:
         assert "T0UNIT/B0UNIT" not in outcome.detail
 
 
-def slack_runtime(url: str, clock: ManualClock, store: MemoryStore | None = None) -> Runtime:
+def slack_runtime(url: str, clock: ManualClock, store: MemoryStore | None = None) -> Chaperone:
     """A runtime sending to the slack channel at ``url``, on ``store`` (shared by two
     runtimes as by two processes)."""
     import chaperone_slack
 
-    return Runtime(
+    return Chaperone(
         Settings(channels=("slack",), channel_sections={"slack": {"webhook_url": url}}),
         clock=clock,
         store=store or MemoryStore(clock),

@@ -22,7 +22,7 @@ from chaperone_slack._render import (
 )
 from hypothesis import given
 
-from chaperone import Alert, ManualClock, PluginHost, Runtime, Settings
+from chaperone import Alert, Chaperone, ManualClock, PluginHost, Settings
 from chaperone.channels.text import utf16_length
 from chaperone.store import MemoryStore
 from chaperone.testing.digests import (
@@ -113,7 +113,7 @@ class TestOverHttp:
             store_url="memory://",
             channel_sections={"slack": {"webhook_url": server.url_for("/services/T0/B0/x")}},
         )
-        with Runtime(
+        with Chaperone(
             settings_,
             clock=clock,
             store=MemoryStore(clock),

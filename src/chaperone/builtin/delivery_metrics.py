@@ -14,7 +14,7 @@ import structlog
 
 from chaperone._alerts import Alert
 from chaperone._markers import hookimpl
-from chaperone._secrets import MASKER
+from chaperone._secrets import describe
 from chaperone._verdicts import Destination
 from chaperone.metrics import record_delivery
 
@@ -56,5 +56,5 @@ def _count(runtime: Runtime, alert: Alert, destination: Destination, *, delivere
             channel=destination.channel,
             alert=alert.incident_key,
             delivered=delivered,
-            error=MASKER.mask(f"{type(exc).__name__}: {exc}"),
+            error=describe(exc),
         )

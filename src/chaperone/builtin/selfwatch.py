@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from chaperone._degraded import part_of
+from chaperone._degraded import SelfWatch, part_of
 from chaperone._markers import hookimpl
 from chaperone._verdicts import Destination, Outcome
 
@@ -27,7 +27,9 @@ ORDER: Final = 120
 @hookimpl
 def chaperone_delivered(destination: Destination, runtime: Runtime) -> None:
     """The channel works."""
-    runtime.self_watch.working(part_of(destination))
+    watch = SelfWatch.of(runtime)
+    if watch is not None:
+        watch.working(part_of(destination))
 
 
 @hookimpl
@@ -35,5 +37,7 @@ def chaperone_delivery_failed(
     destination: Destination, outcome: Outcome, attempts: int, runtime: Runtime
 ) -> None:
     """The channel failed for good."""
-    detail = outcome.detail or outcome.kind.value
-    runtime.self_watch.failing(part_of(destination), f"{attempts} attempt(s): {detail}")
+    watch = SelfWatch.of(runtime)
+    if watch is not None:
+        detail = outcome.detail or outcome.kind.value
+        watch.failing(part_of(destination), f"{attempts} attempt(s): {detail}")

@@ -13,7 +13,7 @@ are kept per minute, so the window is whole minutes: the current minute and thos
 start inside the window.
 
 - **queue length**: the depth of every queue reported by a ``chaperone_queue_lengths``
-  implementation or a callable added with :meth:`Runtime.add_queue_length_source`,
+  implementation or a callable added with :meth:`Chaperone.add_queue_length_source`,
   against ``alerting.thresholds.queue_length``. A queue reported twice counts at its
   largest depth; a source that raises or reports nonsense is logged and skipped, and
   its queues get no verdict on that tick.
@@ -40,6 +40,7 @@ import attrs
 import structlog
 
 from chaperone._events import Event, ThresholdCleared, ThresholdExceeded, ThresholdMetric
+from chaperone._hooks import Hooks
 from chaperone._markers import hookimpl
 from chaperone._secrets import MASKER
 from chaperone.supervision import _keys
@@ -139,31 +140,13 @@ def _add(depths: dict[str, int], name: Any, value: Any, source: str) -> None:
 
 
 def queue_lengths(runtime: Runtime) -> dict[str, int]:
-    """The depth of every queue reported on this tick: by ``chaperone_queue_lengths``
-    implementations, then by the runtime's queue length sources.
+    """The depth of every queue reported on this tick by the ``chaperone_queue_lengths``
+    implementations (the runtime's queue length sources among them).
     """
     depths: dict[str, int] = {}
-    for result in runtime.plugins.call_each("chaperone_queue_lengths", runtime=runtime):
-        if not isinstance(result, Mapping):
-            _log.error(
-                "skipped queue lengths that are not a mapping",
-                hook="chaperone_queue_lengths",
-                result_type=type(result).__name__,
-            )
-            continue
+    for result in Hooks(runtime).queue_lengths():
         for name, value in result.items():
             _add(depths, name, value, "chaperone_queue_lengths")
-    for name, read in runtime.queue_length_sources.items():
-        try:
-            value = read()
-        except Exception as exc:
-            _log.error(
-                "queue length source raised",
-                queue=name,
-                error=MASKER.mask(f"{type(exc).__name__}: {exc}"),
-            )
-            continue
-        _add(depths, name, value, f"queue length source {name!r}")
     return depths
 
 

@@ -17,7 +17,7 @@ from chaperone.store import Store, default_store_url, open_store
 from chaperone.store._sqlite import DEFAULT_BUSY_TIMEOUT_S
 
 if TYPE_CHECKING:
-    from chaperone._runtime import Runtime
+    from chaperone._chaperone import Chaperone
 
 __all__ = [
     "EXIT_CONFIG",
@@ -56,17 +56,17 @@ def load_or_exit() -> Settings:
 @contextmanager
 def runtime_or_exit(
     adjust: Callable[[Settings], Settings] | None = None, **kwargs: Any
-) -> Iterator[Runtime]:
-    """Yield a validated runtime (settings changed by ``adjust`` first), closed after;
+) -> Iterator[Chaperone]:
+    """Yield a validated Chaperone (settings changed by ``adjust`` first), closed after;
     exit 2 on a configuration error.
     """
-    from chaperone._runtime import Runtime  # the delivery machinery: only where needed
+    from chaperone._chaperone import Chaperone  # the delivery machinery: only where needed
 
     settings = load_or_exit()
     if adjust is not None:
         settings = adjust(settings)
     try:
-        runtime = Runtime(settings, **kwargs)
+        runtime = Chaperone(settings, **kwargs)
     except ConfigError as exc:
         report_config_error(exc)
         raise SystemExit(EXIT_CONFIG) from None

@@ -7,12 +7,12 @@ from typing import Any
 import click
 
 from chaperone._alerts import Priority
+from chaperone._chaperone import Chaperone
 from chaperone._clock import SystemClock
 from chaperone._durations import format_duration
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
-from chaperone._runtime import Runtime
 from chaperone._secrets import MASK
 from chaperone.channels import channel_settings
 from chaperone.cli._context import EXIT_CONFIG, load_or_exit, report_config_error
@@ -37,7 +37,7 @@ def check() -> None:
     # parse), without opening a store the configuration may not even name right.
     store = MemoryStore(SystemClock()) if problems else None
     try:
-        Runtime(settings, store=store).close()
+        Chaperone(settings, store=store).close()
     except ConfigError as exc:
         # A channel's complaint about a setting already reported (the mail channel
         # finding no recipients when CHAPERONE_ALERT_RECIPIENTS did not parse) is only

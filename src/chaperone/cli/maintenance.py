@@ -36,7 +36,7 @@ from chaperone.maintenance import (
 )
 
 if TYPE_CHECKING:
-    from chaperone._pipeline import DispatchReport  # the delivery machinery: only for end
+    from chaperone._dispatch import DispatchReport  # the delivery machinery: only for end
 
 __all__ = ["maintenance"]
 

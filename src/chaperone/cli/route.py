@@ -22,25 +22,25 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
+import pluggy
 
 from chaperone._alerts import Alert, Priority, Severity
 from chaperone._clock import SystemClock
 from chaperone._exceptions import ConfigError
-from chaperone._pipeline import _destinations_for, _with_priority
-from chaperone._runtime import package_for_channel
-from chaperone._secrets import MASK, MASKER
+from chaperone._secrets import MASK, describe
 from chaperone._verdicts import Destination
 from chaperone.builtin import priority_rules as builtin_priority
 from chaperone.builtin import routing as builtin_routing
 from chaperone.builtin.priority_rules import explain_priority
 from chaperone.builtin.routing import RouteDecision, explain_route
+from chaperone.channels._configure import package_for_channel
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import echo, print_json
 from chaperone.config._unknown import disable_problems
 from chaperone.store import MemoryStore
 
 if TYPE_CHECKING:
-    from chaperone._runtime import Runtime
+    from chaperone._chaperone import Chaperone
 
 __all__ = ["route"]
 
@@ -78,7 +78,7 @@ class _Answer:
     error: str | None = None
 
 
-def _first_answer(caller: Any, **kwargs: Any) -> _Answer:
+def _first_answer(caller: pluggy.HookCaller, **kwargs: Any) -> _Answer:
     """Ask each implementation of a firstresult hook in pluggy's order, as pluggy does."""
     for impl in reversed(caller.get_hookimpls()):
         if impl.hookwrapper or impl.wrapper:
@@ -90,7 +90,7 @@ def _first_answer(caller: Any, **kwargs: Any) -> _Answer:
             return _Answer(
                 plugin=impl.plugin_name,
                 module=impl.plugin,
-                error=MASKER.mask(f"{type(exc).__name__}: {exc}"),
+                error=describe(exc),
             )
         if result is not None:
             return _Answer(plugin=impl.plugin_name, module=impl.plugin, result=result)
@@ -101,9 +101,9 @@ def _is(answer: _Answer, module: ModuleType) -> bool:
     return answer.module is module
 
 
-def _priority_report(runtime: Runtime, built: Alert, alert: Alert) -> dict[str, Any]:
+def _priority_report(runtime: Chaperone, built: Alert, alert: Alert) -> dict[str, Any]:
     answer = _first_answer(
-        runtime.plugins.hook.chaperone_alert_priority, alert=built, runtime=runtime
+        runtime.plugins.hook.chaperone_alert_priority, alert=built, runtime=runtime.runtime
     )
     rules_on = runtime.plugins.manager.is_registered(builtin_priority)
     builtin = _is(answer, builtin_priority) or (answer.plugin is None and rules_on)
@@ -127,7 +127,7 @@ def _priority_report(runtime: Runtime, built: Alert, alert: Alert) -> dict[str, 
     }
 
 
-def _shown_settings(runtime: Runtime, channel: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _shown_settings(runtime: Chaperone, channel: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """A route's settings for ``channel``: secret values masked (every value when no
     installed plugin says which keys are secret).
     """
@@ -138,7 +138,7 @@ def _shown_settings(runtime: Runtime, channel: str, values: Mapping[str, Any]) -
     }
 
 
-def _destination(runtime: Runtime, destination: Destination) -> dict[str, Any]:
+def _destination(runtime: Chaperone, destination: Destination) -> dict[str, Any]:
     return {
         "channel": destination.channel,
         "route": destination.route,
@@ -147,7 +147,7 @@ def _destination(runtime: Runtime, destination: Destination) -> dict[str, Any]:
     }
 
 
-def _routes(runtime: Runtime, decision: RouteDecision) -> list[dict[str, Any]]:
+def _routes(runtime: Chaperone, decision: RouteDecision) -> list[dict[str, Any]]:
     return [
         {
             "name": check.route.name,
@@ -166,8 +166,10 @@ def _routes(runtime: Runtime, decision: RouteDecision) -> list[dict[str, Any]]:
     ]
 
 
-def _routing_report(runtime: Runtime, alert: Alert) -> dict[str, Any]:
-    answer = _first_answer(runtime.plugins.hook.chaperone_route, alert=alert, runtime=runtime)
+def _routing_report(runtime: Chaperone, alert: Alert) -> dict[str, Any]:
+    answer = _first_answer(
+        runtime.plugins.hook.chaperone_route, alert=alert, runtime=runtime.runtime
+    )
     if answer.plugin is not None and answer.error is None and not _is(answer, builtin_routing):
         return {
             "decided_by": answer.plugin,
@@ -187,7 +189,7 @@ def _routing_report(runtime: Runtime, alert: Alert) -> dict[str, Any]:
     }
 
 
-def _missing(runtime: Runtime, name: str) -> str:
+def _missing(runtime: Chaperone, name: str) -> str:
     """Why no channel ``name`` is available, and what to do about it."""
     info = runtime.plugins.owner_of(name)
     if info is not None and info.disabled:
@@ -200,7 +202,7 @@ def _missing(runtime: Runtime, name: str) -> str:
     )
 
 
-def _warnings(runtime: Runtime, destinations: list[Destination]) -> list[str]:
+def _warnings(runtime: Chaperone, destinations: list[Destination]) -> list[str]:
     """What would stop delivery to each destination (and the monitor from starting)."""
     warnings: list[str] = []
     for destination in destinations:
@@ -209,11 +211,11 @@ def _warnings(runtime: Runtime, destinations: list[Destination]) -> list[str]:
             warnings.append(f"{where}: {_missing(runtime, destination.channel)}")
             continue
         try:
-            runtime.channel_for(destination)
+            runtime.channels.channel_for(destination)
         except ConfigError as exc:
             warnings.extend(f"{where}: {problem}" for problem in exc.problems)
         except Exception as exc:
-            warnings.append(f"{where}: {MASKER.mask(f'{type(exc).__name__}: {exc}')}")
+            warnings.append(f"{where}: {describe(exc)}")
     warnings.extend(str(problem) for problem in disable_problems(runtime.settings, runtime.plugins))
     return warnings
 
@@ -367,8 +369,8 @@ def route(
     built = _alert(alert_type, key, job_class, service, severity, priority, labels)
     clock = SystemClock()
     with runtime_or_exit(clock=clock, store=MemoryStore(clock), validate=False) as runtime:
-        alert = _with_priority(runtime, built)
-        destinations = _destinations_for(runtime, alert)
+        alert = runtime.dispatcher.prioritise(built)
+        destinations = runtime.dispatcher.destinations_for(alert)
         report = {
             "dry_run": True,
             "alert": {

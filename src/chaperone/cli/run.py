@@ -32,9 +32,9 @@ import attrs
 import click
 import structlog
 
+from chaperone._chaperone import Chaperone
 from chaperone._events import Event, JobTimeout
 from chaperone._monitor import Monitor
-from chaperone._runtime import Runtime
 from chaperone._ticker import Ticker
 from chaperone.builtin.job_detector import JOB_TIMEOUT, claim_incident
 from chaperone.cli._context import runtime_or_exit
@@ -151,7 +151,7 @@ class _RunningJob:
     """One ``chaperone run``: the child, its supervision, the monitor's thread."""
 
     def __init__(
-        self, runtime: Runtime, record: JobRecord, command: Sequence[str], options: _Options
+        self, runtime: Chaperone, record: JobRecord, command: Sequence[str], options: _Options
     ) -> None:
         self.runtime = runtime
         self.record = record

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from chaperone._pipeline import DispatchReport
+from chaperone._dispatch import DispatchReport
 from chaperone._samples import SAMPLE_TYPES, sample_event
 from chaperone._verdicts import VerdictKind
 from chaperone.cli._context import EXIT_FAILED, runtime_or_exit, with_channels

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from chaperone._secrets import MASKER
+from chaperone._secrets import MASKER, describe
 from chaperone.metrics._health import HealthReport
 from chaperone.metrics._prometheus import CONTENT_TYPE, render_metrics
 
@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._metrics()
         except Exception as exc:
-            reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
+            reason = describe(exc)
             _log.error("cannot judge health", path=path, error=reason)
             if path == "/health":
                 body = json.dumps({"healthy": False, "error": f"cannot judge health: {reason}"})

@@ -71,7 +71,7 @@ from redis.retry import Retry
 
 from chaperone._clock import Clock
 from chaperone._exceptions import StoreError
-from chaperone._secrets import MASKER
+from chaperone._secrets import MASKER, describe
 from chaperone.store._memory import (
     _check_amount,
     _check_at,
@@ -627,7 +627,7 @@ class RedisStore:
         try:
             yield self._client
         except (RedisError, UnicodeDecodeError) as exc:
-            reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
+            reason = describe(exc)
             message = f"the Redis store {self.address} could not {action}: {reason}"
             raise StoreError(message) from exc
 

@@ -6,7 +6,7 @@ not see this process's jobs either. So while the store is degraded (and this pro
 has jobs running), the supervisor's writer thread ticks a monitor of its own here, over
 what the process works from meanwhile (memory: its own jobs, written there again when
 the store went degraded). Its alerts go straight to the configured channels, and a
-``chaperone_degraded`` alert for the store goes with them. The runtime behind it (the
+``chaperone_degraded`` alert for the store goes with them. The Chaperone behind it (the
 channels, the HTTP client) is built the first time it is needed, not before.
 """
 
@@ -66,12 +66,12 @@ class InlineWatch:
             monitor.tick(wait=0)
 
     def _build(self) -> Monitor | None:
+        from chaperone._chaperone import Chaperone
         from chaperone._exceptions import ConfigError
         from chaperone._monitor import Monitor
-        from chaperone._runtime import Runtime
 
         try:
-            runtime = Runtime(self._settings, clock=self._clock, store=self._store)
+            chaperone = Chaperone(self._settings, clock=self._clock, store=self._store)
         except ConfigError as exc:
             self._broken = True
             _log.error(
@@ -79,5 +79,5 @@ class InlineWatch:
             )
             return None
         _log.warning("the store is degraded: this process watches its own jobs meanwhile")
-        self._monitor = Monitor(runtime, vouch_for=None)
+        self._monitor = Monitor(chaperone, vouch_for=None)
         return self._monitor

@@ -34,7 +34,7 @@ import structlog
 from chaperone._clock import Clock, SystemClock
 from chaperone._event_codec import encode_event
 from chaperone._events import Event, IncidentRef
-from chaperone._secrets import MASKER
+from chaperone._secrets import describe
 from chaperone.store import ResilientStore, Store, StoreChange, StoreState
 from chaperone.supervision import _keys
 from chaperone.supervision._keys import RETENTION
@@ -161,7 +161,7 @@ class Supervisor:
                 _log.warning(
                     "supervision store unavailable; the job goes on",
                     action=action,
-                    error=MASKER.mask(f"{type(exc).__name__}: {exc}"),
+                    error=describe(exc),
                 )
             return False, None
         if self._retry_delay:

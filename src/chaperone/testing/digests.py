@@ -55,6 +55,7 @@ from chaperone.config import GroupingSettings, Settings
 from chaperone.testing.strategies import job_classes, texts
 
 if TYPE_CHECKING:
+    from chaperone._chaperone import Chaperone
     from chaperone._clock import ManualClock
     from chaperone._runtime import Runtime
 
@@ -179,7 +180,7 @@ def digest_sizes() -> st.SearchStrategy[int]:
 
 
 def raise_stuck_alerts(
-    runtime: Runtime, clock: ManualClock, count: int = 100, job_class: str = JOB_CLASS
+    runtime: Chaperone, clock: ManualClock, count: int = 100, job_class: str = JOB_CLASS
 ) -> list[str]:
     """Dispatch ``count`` :class:`~chaperone.JobStuck` events of ``job_class`` through
     ``runtime``, :data:`SPACING` apart from the time of ``clock`` (the runtime's), a

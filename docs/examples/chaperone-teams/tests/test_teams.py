@@ -124,7 +124,7 @@ class TestAgainstARealServer:
             )
             clock = chaperone.ManualClock()  # the Retry-After passes without waiting
             host = chaperone.PluginHost(entry_points=False, extra=[("teams", chaperone_teams)])
-            with chaperone.Runtime(
+            with chaperone.Chaperone(
                 settings, clock=clock, store=MemoryStore(clock), plugins=host
             ) as runtime:
                 report = runtime.dispatch(
