@@ -23,11 +23,11 @@ if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["t
     sys.path.insert(0, _TESTS)
 
 from chaperone import (  # noqa: E402
+    Chaperone,
     ConfigError,
     JobStuck,
     ManualClock,
     PluginHost,
-    Runtime,
     Settings,
     SystemClock,
 )
@@ -82,12 +82,12 @@ DEAD_URL = "http://127.0.0.1:9/hook"
 """A webhook nobody listens on (the discard port): every delivery to it fails."""
 
 
-def runtime_with(*disabled: str, channels: tuple[str, ...] = ("log",)) -> Runtime:
+def runtime_with(*disabled: str, channels: tuple[str, ...] = ("log",)) -> Chaperone:
     """A validated runtime on a memory store with ``disabled`` built-ins, no entry points."""
     clock = ManualClock(datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
     settings = Settings(channels=channels, disabled_plugins=disabled, store_url="memory://")
     host = PluginHost(entry_points=False, disabled=disabled)
-    return Runtime(settings, clock=clock, store=MemoryStore(clock), plugins=host)
+    return Chaperone(settings, clock=clock, store=MemoryStore(clock), plugins=host)
 
 
 def implementers(host: PluginHost) -> set[str]:
