@@ -50,7 +50,7 @@ from chaperone._secrets import MASKER
 from chaperone._verdicts import Destination
 from chaperone.channels._base import Channel
 from chaperone.channels._configure import channel_settings
-from chaperone.config import Settings, load_settings
+from chaperone.config import Settings, bind_plugin_settings, load_settings
 from chaperone.config._unknown import unknown_names
 from chaperone.store import (
     ResilientStore,
@@ -95,11 +95,12 @@ class Runtime:
         """Assemble the runtime; with ``validate`` (the default) build every configured
         channel now, raising ConfigError for all that is wrong.
         """
-        self.settings = settings
         if not structlog.is_configured():
             configure_logging(settings)
         self.clock: Clock = clock or SystemClock()
         self.plugins = plugins or PluginHost(disabled=settings.disabled_plugins)
+        self.settings = bind_plugin_settings(settings, self.plugins.settings_classes)
+        """The settings, each plugin's own (``settings.plugin(name)``) among them."""
         self.store: Store = store or open_resilient_store(
             settings.store_url,
             self.clock,

@@ -7,6 +7,7 @@ import click
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
+from chaperone.cli import COMMANDS
 from chaperone.cli._output import error, print_json, print_table
 from chaperone.config import Settings, load_settings
 
@@ -25,6 +26,7 @@ def plugins(as_json: bool) -> None:
     # Before the host loads plugins: a broken one is logged, and on stderr, not in the JSON.
     configure_logging(settings)
     host = PluginHost(disabled=settings.disabled_plugins)
+    host.commands(COMMANDS)  # a plugin whose commands are refused is listed broken
     if as_json:
         print_json([info.to_dict() for info in host.plugins])
         return
