@@ -109,6 +109,13 @@ class TestPluginEvents:
         assert "already registered by plugin 'first'" in (error or "")
         assert plugin_host.event_classes["CacheWarmed"] is CacheWarmed
 
+    def test_built_in_events_decode_without_a_host(self) -> None:
+        """The built-in classes decode without any host (a job side that builds none)."""
+        event = JobStuck(
+            supervision_id="s", job_class="j", stuck_duration=timedelta(1), occurred_at=AT
+        )
+        assert decode_event(encode_event(event)) == event
+
     def test_a_disabled_plugin_registers_nothing(self) -> None:
         """A disabled plugin's events are not decoded."""
         plugin_host = host(("cache", Events(CacheWarmed)), disabled=("cache",))
@@ -426,9 +433,3 @@ class TestPluginCommands:
         plugin_host = host(("counting", Counting()))
         assert plugin_host.commands(COMMANDS) is plugin_host.commands(COMMANDS)
         assert calls == ["asked"]
-
-
-def test_job_stuck_is_still_a_builtin() -> None:
-    """The built-in classes decode without any host (a job side that builds none)."""
-    event = JobStuck(supervision_id="s", job_class="j", stuck_duration=timedelta(1), occurred_at=AT)
-    assert decode_event(encode_event(event)) == event

@@ -2,7 +2,9 @@
 
 Built-in plugins register through the same marker and manager as external ones. External
 plugins come from the entry-point group ``chaperone``; each is loaded and registered in its
-own try/except, so a broken plugin is logged and listed, never fatal.
+own try/except, so a broken plugin is logged and listed, never fatal. The registration
+hooks (channels, events, settings, commands) are called plugin by plugin, so one plugin's
+failure stays its own.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def _describe(exc: BaseException) -> str:
 
 
 class PluginHost:
-    """Owns the pluggy manager, what was found, and the channel classes registered."""
+    """Owns the pluggy manager, what was found, and what the plugins registered: channel
+    classes, event classes, settings classes and (asked for on first use) commands.
+    """
 
     def __init__(
         self,

@@ -100,7 +100,7 @@ def bind_plugin_settings(settings: Settings, classes: Mapping[str, type[Any]]) -
 
 
 def _read_one(settings: Settings, name: str, settings_class: type[Any]) -> _Read:
-    section = settings.plugin_sections.get(name, {})
+    section = settings.plugin_sections.get(name.lower(), {})
     toml_source = settings.config_file or "config file"
     prefix = plugin_env_prefix(name)
     fields = [field for field in attrs.fields(_resolved(settings_class)) if field.init]

@@ -122,7 +122,9 @@ class _Checker:
         self.classes: Mapping[str, type[Channel]] = plugins.channel_classes
         self.plugin_names = [info.name for info in plugins.plugins]
         self.plugin_fields = {
-            name: frozenset(field.alias for field in attrs.fields(settings_class) if field.init)
+            name.lower(): frozenset(
+                field.alias for field in attrs.fields(settings_class) if field.init
+            )
             for name, settings_class in plugins.settings_classes.items()
         }
         self.config_file = settings.config_file or "config file"
