@@ -14,13 +14,15 @@ from typing import Any
 import attrs
 import click
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import chaperone
 from chaperone import ConfigError, Event, JobStuck, ManualClock, PluginHost, Runtime, Settings
 from chaperone._event_codec import decode_event, encode_event
 from chaperone._secrets import MASKER
 from chaperone.cli import COMMANDS
-from chaperone.config import load_settings
+from chaperone.config import load_settings, read_plugin_settings
 from chaperone.store import MemoryStore, SQLiteStore, open_resilient_store, open_store
 from chaperone.supervision import _keys
 from helpers.cli import require_fixture_plugins
@@ -341,6 +343,47 @@ class TestPluginSettings:
         assert state == "broken"
         assert "register() takes an attrs class" in (error or "")
         assert plugin_host.settings_classes == {}
+
+
+TEXT_ITEM = st.text(
+    st.characters(codec="utf-8", exclude_characters=","), min_size=1, max_size=12
+).filter(lambda item: item.strip() == item)
+"""One item of a comma-separated list: no comma, no space at its ends."""
+
+
+class TestPluginSettingsProperties:
+    @given(
+        workers=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        ratio=st.floats(min_value=0, max_value=1),
+        dry_run=st.booleans(),
+        seconds=st.integers(min_value=0, max_value=10**6),
+        caches=st.lists(TEXT_ITEM, min_size=1, max_size=4),
+    )
+    def test_values_written_as_variables_read_back(
+        self, workers: int, ratio: float, dry_run: bool, seconds: int, caches: list[str]
+    ) -> None:
+        """Any value of each kind, written as the text of its variable, is read back as
+        the value, from the environment, with its source."""
+        environ = {
+            "CHAPERONE_WARMER_WORKERS": str(workers),
+            "CHAPERONE_WARMER_RATIO": repr(ratio),
+            "CHAPERONE_WARMER_DRY_RUN": str(dry_run).lower(),
+            "CHAPERONE_WARMER_EVERY": str(seconds),
+            "CHAPERONE_WARMER_CACHES": ",".join(caches),
+        }
+        settings = Settings(environ=environ)
+        instances, rows, problems = read_plugin_settings(settings, {"warmer": WarmerSettings})
+        assert problems == []
+        assert instances["warmer"] == WarmerSettings(
+            workers=workers,
+            ratio=ratio,
+            dry_run=dry_run,
+            every=timedelta(seconds=seconds),
+            caches=tuple(caches),
+        )
+        sources = {row.name: row.source for row in rows if row.env in environ}
+        assert set(sources.values()) == {"environment"}
+        assert len(sources) == len(environ)
 
 
 class TestStoreSchemes:
