@@ -37,7 +37,9 @@ CHANNEL_PLUGINS = sorted(
 BENCHMARKS = sorted(str(path) for path in (ROOT / "bench").glob("bench_*.py"))
 PLUGIN_AWARE = re.compile(
     r"importorskip|require_fixture_plugins|chaperone plugins|"
-    r"chaperone[-_](?:" + "|".join([*CHANNEL_PLUGINS, "testwebhook", "brokenplugin"]) + ")"
+    r"chaperone[-_](?:"
+    + "|".join([*CHANNEL_PLUGINS, "testwebhook", "brokenplugin", "testextend"])
+    + ")"
 )
 """What marks a test file whose outcome depends on which plugins are installed."""
 

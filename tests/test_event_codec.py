@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from chaperone import _events
 from chaperone._alerts import Alert
-from chaperone._event_codec import decode_event, encode_event, register_event_class
+from chaperone._event_codec import EventClasses, decode_event, encode_event
 from chaperone._events import (
     AlertsGrouped,
     ChaperoneDegraded,
@@ -228,14 +228,15 @@ class TestRoundTrip:
     def test_a_registered_plugin_event_round_trips(self) -> None:
         """A plugin's event class decodes once registered, instants inside lists and
         mappings included."""
-        register_event_class(DeployFinished)
+        classes = EventClasses()
+        classes.register(DeployFinished, "deploys")
         event = DeployFinished(
             service="web",
             steps=(AT, AT + timedelta(seconds=1)),
             timings={"build": timedelta(seconds=90), "at": AT, "note": "ok"},
             occurred_at=AT,
         )
-        assert decode_event(encode_event(event)) == event
+        assert decode_event(encode_event(event), classes) == event
 
 
 class TestRefusals:

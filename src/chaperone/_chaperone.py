@@ -45,7 +45,7 @@ from chaperone._secrets import MASKER, describe
 from chaperone._verdicts import Destination
 from chaperone.channels._config_check import check
 from chaperone.channels._registry import ChannelRegistry
-from chaperone.config import Settings, load_settings
+from chaperone.config import Settings, bind_plugin_settings, load_settings
 from chaperone.store import (
     ResilientStore,
     Store,
@@ -76,11 +76,12 @@ class Chaperone:
         """Assemble Chaperone; with ``validate`` (the default) build every configured
         channel now, raising ConfigError for all that is wrong.
         """
-        self.settings = settings
         if not structlog.is_configured():
             configure_logging(settings)
         self.clock: Clock = clock or SystemClock()
         self.plugins = plugins or PluginHost(disabled=settings.disabled_plugins)
+        self.settings = bind_plugin_settings(settings, self.plugins.settings_classes)
+        """The settings, each plugin's own (``settings.plugin(name)``) among them."""
         self.store: Store = store or open_resilient_store(
             settings.store_url,
             self.clock,

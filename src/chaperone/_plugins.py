@@ -4,7 +4,9 @@ Built-in plugins are the modules of :mod:`chaperone.builtin`, found by listing t
 and registered through the same marker and manager as external ones, under their dotted
 module names. External plugins come from the entry-point group ``chaperone``; each is
 loaded and registered in its own try/except, so a broken plugin is logged and listed,
-never fatal.
+never fatal. The registration
+hooks (channels, events, settings, commands) are called plugin by plugin, so one plugin's
+failure stays its own.
 
 Every hook is called through pluggy (see :class:`chaperone._hooks.Hooks`), so wrappers
 (``wrapper=True``, ``hookwrapper=True``) run on each. Where a spec says "every
@@ -25,17 +27,22 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import pluggy
 import structlog
 
 from chaperone import hookspecs
+from chaperone._event_codec import EventClasses
+from chaperone._events import Event
 from chaperone._exceptions import PluginError
 from chaperone._markers import PROJECT_NAME
 from chaperone._secrets import describe
 from chaperone.channels._base import Channel
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = [
     "BUILTIN_PACKAGE",
@@ -54,7 +61,14 @@ ENTRY_POINT_GROUP = PROJECT_NAME
 BUILTIN_PACKAGE: Final = "chaperone.builtin"
 """The package whose modules are the built-in plugins (see its docstring for their order)."""
 
-PER_PLUGIN_HOOKS: frozenset[str] = frozenset({"chaperone_register_channels"})
+PER_PLUGIN_HOOKS: frozenset[str] = frozenset(
+    {
+        "chaperone_register_channels",
+        "chaperone_register_commands",
+        "chaperone_register_events",
+        "chaperone_register_settings",
+    }
+)
 """Hooks the host calls once per plugin, each implementation on its own, so that one
 plugin's failure stays its own. No wrapper can wrap such a call: one is refused."""
 
@@ -152,7 +166,9 @@ def builtin_modules(package: str = BUILTIN_PACKAGE) -> tuple[ModuleType, ...]:
 
 
 class PluginHost:
-    """Owns the pluggy manager, what was found, and the channel classes registered."""
+    """Owns the pluggy manager, what was found, and what the plugins registered: channel
+    classes, event classes, settings classes and (asked for on first use) commands.
+    """
 
     def __init__(
         self,
@@ -171,6 +187,11 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.channel_classes: dict[str, type[Channel]] = {}
         self._channel_providers: dict[str, PluginInfo] = {}
+        self.event_classes = EventClasses()
+        """The event classes queued events are decoded with: built-in and plugins'."""
+        self.settings_classes: dict[str, type[Any]] = {}
+        """Plugin name → the attrs class its ``[plugins.<name>]`` settings fill."""
+        self._commands: dict[str, click.Command] | None = None
         blocked = {name.strip().lower() for name in disabled}
         version = _version_of("chaperone-core")
         # pluggy calls the latest registered first: register in reverse so that the
@@ -215,7 +236,10 @@ class PluginHost:
             )
             self.plugins.append(info)
             self._load(info, partial(_identity, plugin), blocked)
-        self._register_channels()
+        # In the order listed (built-ins first), so no plugin can take a built-in's channel.
+        self._register_each("chaperone_register_channels", "channels", self._channels_of)
+        self._register_each("chaperone_register_events", "events", self._events_of)
+        self._register_each("chaperone_register_settings", "settings", self._settings_of)
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -307,26 +331,11 @@ class PluginHost:
                 if not wrapper and is_isolated(caller):
                     _guard(caller.name, impl)
 
-    def _register_channels(self) -> None:
-        """Ask each plugin for its channels, one at a time, so one failure stays its own,
-        in the order listed (built-ins first), so a plugin cannot take a built-in's name.
-        """
-        impls = {
-            impl.plugin_name: impl for impl in self.hook.chaperone_register_channels.get_hookimpls()
-        }
-        for info in self.plugins:
-            impl = None if info.disabled or info.error else impls.pop(info.name, None)
-            if impl is None:
-                continue
+    def _channels_of(self, info: PluginInfo) -> Mapping[str, Any]:
+        def register(channel_class: type[Channel]) -> None:
+            self._add_channel(info, channel_class)
 
-            def register(channel_class: type[Channel], info: PluginInfo = info) -> None:
-                self._add_channel(info, channel_class)
-
-            try:
-                impl.function(**_accepted(impl, {"register": register}))
-            except Exception as exc:
-                info.error = describe(exc)
-                _log.error("plugin failed to register channels", plugin=info.name, error=info.error)
+        return {"register": register}
 
     def _add_channel(self, info: PluginInfo, channel_class: type[Channel]) -> None:
         if not (isinstance(channel_class, type) and issubclass(channel_class, Channel)):
@@ -341,6 +350,92 @@ class PluginHost:
         self._channel_providers[name] = info
         if name not in info.channels:
             info.channels.append(name)
+
+    def _register_each(
+        self,
+        hook_name: str,
+        what: str,
+        arguments: Callable[[PluginInfo], Mapping[str, Any]],
+    ) -> None:
+        """Call a registration hook plugin by plugin, in the order listed (built-ins
+        first), each with its own ``arguments``, so one plugin's failure stays its own
+        (the plugin is listed broken).
+        """
+        impls = {impl.plugin_name: impl for impl in getattr(self.hook, hook_name).get_hookimpls()}
+        for info in self.plugins:
+            impl = None if info.disabled or info.error else impls.pop(info.name, None)
+            if impl is None:
+                continue
+            try:
+                impl.function(**_accepted(impl, arguments(info)))
+            except Exception as exc:
+                info.error = describe(exc)
+                _log.error(f"plugin failed to register {what}", plugin=info.name, error=info.error)
+
+    def _events_of(self, info: PluginInfo) -> Mapping[str, Any]:
+        def register(event_class: type[Event]) -> None:
+            self.event_classes.register(event_class, info.name)
+
+        return {"register": register}
+
+    def _settings_of(self, info: PluginInfo) -> Mapping[str, Any]:
+        def register(settings_class: type[Any]) -> None:
+            if not (isinstance(settings_class, type) and attrs.has(settings_class)):
+                raise PluginError(
+                    f"plugin {info.name!r}: register() takes an attrs class, got {settings_class!r}"
+                )
+            if info.name in self.settings_classes:
+                raise PluginError(f"plugin {info.name!r} registered its settings twice")
+            self.settings_classes[info.name] = settings_class
+
+        return {"register": register}
+
+    def commands(self, reserved: Iterable[str]) -> dict[str, click.Command]:
+        """The plugins' subcommands by name, asked for on first use. A command named like
+        one of ``reserved`` (the built-in commands) or like one an earlier plugin added is
+        refused, and its plugin listed broken, with none of its commands added.
+        """
+        if self._commands is None:
+            groups: dict[str, click.Group] = {}
+            self._register_each(
+                "chaperone_register_commands",
+                "commands",
+                partial(self._commands_of, groups=groups, reserved=frozenset(reserved)),
+            )
+            self._commands = {}
+            for info in self.plugins:
+                group = groups.get(info.name)
+                if group is not None and not info.error:
+                    self._commands.update(group.commands)
+        return self._commands
+
+    def _commands_of(
+        self, info: PluginInfo, groups: dict[str, click.Group], reserved: frozenset[str]
+    ) -> Mapping[str, Any]:
+        import click  # only where commands are asked for: not in a job's process
+
+        def taken_by(name: str) -> str | None:
+            if name in reserved:
+                return "a built-in command's name"
+            for other, group in groups.items():
+                if other != info.name and name in group.commands:
+                    return f"already added by plugin {other!r}"
+            return None
+
+        class PluginCommands(click.Group):
+            """Collects one plugin's commands, refusing names already taken."""
+
+            def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+                name = name or cmd.name
+                if not name:
+                    raise PluginError(f"plugin {info.name!r}: a command needs a name")
+                taken = taken_by(name)
+                if taken is not None:
+                    raise PluginError(f"plugin {info.name!r}: command {name!r} is {taken}")
+                super().add_command(cmd, name)
+
+        groups[info.name] = PluginCommands(info.name)
+        return {"cli": groups[info.name]}
 
 
 def _accepted(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chaperone._alerts import Alert, Priority
 from chaperone._events import Event
@@ -17,6 +17,8 @@ from chaperone._markers import hookspec
 from chaperone._verdicts import Destination, Outcome, Verdict
 
 if TYPE_CHECKING:
+    import click
+
     from chaperone._runtime import Runtime
     from chaperone.channels import Channel
 
@@ -30,10 +32,15 @@ __all__ = [
     "chaperone_filter_alert",
     "chaperone_queue_lengths",
     "chaperone_register_channels",
+    "chaperone_register_commands",
+    "chaperone_register_events",
+    "chaperone_register_settings",
     "chaperone_route",
 ]
 
 RegisterChannel = Callable[["type[Channel]"], None]
+RegisterEvent = Callable[[type[Event]], None]
+RegisterSettings = Callable[[type[Any]], None]
 
 # -------------------------------------------------------------------------------------
 # Start-up
@@ -49,6 +56,56 @@ def chaperone_register_channels(register: RegisterChannel) -> None:
 
     :param register: takes a :class:`chaperone.channels.Channel` subclass; its
         ``name`` is what config and routes refer to.
+    """
+
+
+@hookspec
+def chaperone_register_events(register: RegisterEvent) -> None:
+    """Register the plugin's own event classes by calling ``register(EventClass)`` once
+    for each.
+
+    Called once per plugin when the plugin host starts, in every process that builds
+    one: the monitor decodes the events a job process queued by their class's name. An
+    event class is an attrs subclass of :class:`chaperone.Event` whose fields the store's
+    codec carries (text, numbers, booleans, datetimes, timedeltas, enums, tuples, lists
+    and dicts of them). A class that is not one, or whose name a built-in event or
+    another plugin's event already has, is refused: the plugin is listed broken.
+    The plugin's ``chaperone_alerts`` hook turns its events into alerts (the built-in
+    builder knows only the built-in events, so an event no hook answers raises none).
+
+    :param register: takes a :class:`chaperone.Event` subclass.
+    """
+
+
+@hookspec
+def chaperone_register_settings(register: RegisterSettings) -> None:
+    """Declare the plugin's settings by calling ``register(SettingsClass)`` once, with an
+    attrs class whose fields are the settings.
+
+    Called once per plugin when the plugin host starts. The values come from the table
+    ``[plugins.<plugin name>]`` of the configuration file (or
+    ``[tool.chaperone.plugins.<plugin name>]``) and from ``CHAPERONE_<PLUGIN NAME>_<FIELD>``
+    variables (``.env`` included), with the same precedence as every setting. Fields
+    typed ``str``, ``int``, ``float``, ``bool``, ``timedelta`` or ``tuple[str, ...]``
+    (or any of these ``| None``) are read from text; a field marked
+    ``metadata={"secret": True}`` is masked everywhere. A hook reads the validated
+    instance with ``runtime.settings.plugin("<plugin name>")``.
+
+    :param register: takes the attrs class; a field without a default must be set.
+    """
+
+
+@hookspec
+def chaperone_register_commands(cli: click.Group) -> None:
+    """Add the plugin's subcommands to the ``chaperone`` command line, with
+    ``cli.add_command(command)`` or ``@cli.command()``.
+
+    Called once per plugin, when the command line lists its commands (``chaperone
+    --help``) or is asked for one that is not built in. A command named like a built-in
+    one is refused (the built-in wins, the plugin is listed broken), as is one another
+    plugin added first.
+
+    :param cli: a click group that collects the plugin's commands.
     """
 
 

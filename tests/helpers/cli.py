@@ -51,7 +51,8 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 FIXTURE_PLUGINS = TESTS_DIR / "fixtures" / "plugins"
 INSTALL_LINE = (
     f"{Path(sys.executable).parent / 'pip'} install "
-    "tests/fixtures/plugins/chaperone-testwebhook tests/fixtures/plugins/chaperone-brokenplugin"
+    "tests/fixtures/plugins/chaperone-testwebhook tests/fixtures/plugins/chaperone-brokenplugin "
+    "tests/fixtures/plugins/chaperone-testextend"
 )
 """What installs the fixture plugins (run from the repository root)."""
 
@@ -165,6 +166,7 @@ def require_fixture_plugins() -> None:
     for distribution, module in (
         ("chaperone-testwebhook", "chaperone_testwebhook"),
         ("chaperone-brokenplugin", "chaperone_brokenplugin"),
+        ("chaperone-testextend", "chaperone_testextend"),
     ):
         try:
             importlib.metadata.distribution(distribution)

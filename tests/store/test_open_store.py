@@ -214,11 +214,13 @@ class TestPackage:
     def test_all_is_sorted_and_complete(self) -> None:
         """The package exports exactly the documented names, sorted."""
         expected = [
+            "STORE_ENTRY_POINT_GROUP",
             "MemoryStore",
             "ResilientStore",
             "SQLiteStore",
             "Store",
             "StoreChange",
+            "StoreOpener",
             "StoreState",
             "absolute_url",
             "default_store_url",

@@ -26,7 +26,7 @@ from chaperone import (
     ThresholdMetric,
     hookimpl,
 )
-from chaperone._event_codec import encode_event, register_event_class
+from chaperone._event_codec import encode_event
 from chaperone._monitor import Monitor
 from chaperone.builtin import queued_events as queue_detector
 from chaperone.builtin.database_channel import read_history
@@ -286,7 +286,7 @@ class TestQueuedEvents:
         """Records that are not events (garbage, a wrong shape, an unknown class, a
         plugin event failing its own validation) are logged and dropped; the events
         around them in the same batch are still delivered."""
-        register_event_class(Fussy)
+        runtime.plugins.event_classes.register(Fussy, "fussy-events")
         store = runtime.store
         store.push(_keys.EVENTS_QUEUE, encode_event(stuck("before")))
         for bad in (

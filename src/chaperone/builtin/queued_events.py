@@ -1,5 +1,6 @@
 """Built-in detector: events that job processes queued in the store (a breaker that
-opened, a resource limit crossed, a job that finished with incidents open).
+opened, a resource limit crossed, a job that finished with incidents open, a plugin's own
+event), decoded with the event classes the plugins registered.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def chaperone_detect(runtime: Runtime, now: datetime) -> list[Event]:
     events = []
     for text in runtime.store.pop(_keys.EVENTS_QUEUE, BATCH):
         try:
-            events.append(decode_event(text))
+            events.append(decode_event(text, runtime.plugins.event_classes))
         except Exception as exc:  # one bad record must not cost the rest of the batch
             _log.error("dropped an unreadable queued event", error=str(exc), record=text[:200])
     return events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from chaperone._secrets import MASK
 from chaperone.channels import channel_settings
 from chaperone.cli._context import EXIT_CONFIG, load_or_exit, report_config_error
 from chaperone.cli._output import echo, print_json, print_table
-from chaperone.config import SETTING_SPECS, Settings, collect_settings
+from chaperone.config import SETTING_SPECS, Settings, collect_settings, read_plugin_settings
 from chaperone.store import MemoryStore, default_store_url
 
 __all__ = ["config"]
@@ -53,6 +54,8 @@ def check() -> None:
 
 
 def _value(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, tuple):
         return ", ".join(str(item) for item in value)
     return value
@@ -161,13 +164,28 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         }
         for index, window in enumerate(settings.maintenance)
     )
-    rows.extend(_channel_rows(settings))
+    host = PluginHost(disabled=settings.disabled_plugins)
+    rows.extend(_channel_rows(settings, host))
+    rows.extend(_plugin_rows(settings, host))
     return rows
 
 
-def _channel_rows(settings: Settings) -> list[dict[str, Any]]:
+def _plugin_rows(settings: Settings, host: PluginHost) -> list[dict[str, Any]]:
+    """Each plugin's own settings (``[plugins.<name>]``), secrets masked."""
+    _instances, read, _problems = read_plugin_settings(settings, host.settings_classes)
+    return [
+        {
+            "setting": row.name,
+            "env": row.env,
+            "value": MASK if row.secret and row.value is not None else _value(row.value),
+            "source": row.source,
+        }
+        for row in read
+    ]
+
+
+def _channel_rows(settings: Settings, host: PluginHost) -> list[dict[str, Any]]:
     """The settings each configured channel will see, secrets masked."""
-    host = PluginHost(disabled=settings.disabled_plugins)
     clock = SystemClock()
     rows = []
     for name in settings.channels:

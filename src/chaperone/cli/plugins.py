@@ -7,6 +7,7 @@ import click
 from chaperone._exceptions import ConfigError
 from chaperone._logging import configure_logging
 from chaperone._plugins import PluginHost
+from chaperone.cli import COMMANDS
 from chaperone.cli._output import error, print_json, print_table
 from chaperone.config import Settings, load_settings
 from chaperone.config._unknown import disable_problems
@@ -28,6 +29,7 @@ def plugins(as_json: bool) -> None:
     host = PluginHost(disabled=settings.disabled_plugins)
     for problem in disable_problems(settings, host):  # a name no plugin has, or refused
         error(f"warning: {problem}")
+    host.commands(COMMANDS)  # a plugin whose commands are refused is listed broken
     if as_json:
         print_json([info.to_dict() for info in host.plugins])
         return

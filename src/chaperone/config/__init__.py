@@ -1,8 +1,14 @@
 """Configuration: one validated :class:`Settings` object from defaults, a TOML file,
-``.env`` and the environment (each overriding the one before).
+``.env`` and the environment (each overriding the one before), plugins' own settings
+(``[plugins.<name>]``) among them.
 """
 
 from chaperone.config._loading import SETTING_SPECS, SettingSpec, collect_settings, load_settings
+from chaperone.config._plugin_settings import (
+    PluginSetting,
+    bind_plugin_settings,
+    read_plugin_settings,
+)
 from chaperone.config._settings import (
     DeliverySettings,
     EscalationSettings,
@@ -22,6 +28,7 @@ __all__ = [
     "EscalationSettings",
     "GroupingSettings",
     "HealthSettings",
+    "PluginSetting",
     "PrioritySettings",
     "RateLimitSettings",
     "RecurringWindow",
@@ -29,6 +36,8 @@ __all__ = [
     "SettingSpec",
     "Settings",
     "Thresholds",
+    "bind_plugin_settings",
     "collect_settings",
     "load_settings",
+    "read_plugin_settings",
 ]

@@ -402,6 +402,7 @@ def collect_settings(
         _lookup(table, ("alerting", "maintenance")), toml_source, problems
     )
     channel_sections = _channel_sections(table, toml_source, problems)
+    plugin_sections = _plugin_sections(table)
     problems.extend(_unknown_toml_keys(table, toml_source))
 
     defaults = Settings()
@@ -448,6 +449,7 @@ def collect_settings(
         disabled_plugins=values.get("plugins.disable", ()),
         history_limit=values.get("alerting.history_limit", defaults.history_limit),
         channel_sections=channel_sections,
+        plugin_sections=plugin_sections,
         config_file=str(config_file) if config_file else None,
         environ=merged,
         environ_sources=merged_sources,
@@ -664,6 +666,20 @@ def _channel_sections(
     return sections
 
 
+def _plugin_sections(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``[plugins.<name>]`` tables (which plugin reads each is checked once the
+    plugins are known).
+    """
+    section = table.get("plugins", {})
+    if not isinstance(section, Mapping):
+        return {}  # reported as "expected a table" with the other keys
+    return {
+        name.lower(): dict(values)
+        for name, values in section.items()
+        if isinstance(values, Mapping) and name != "disable"
+    }
+
+
 def _unknown_toml_keys(table: Mapping[str, Any], toml_source: str) -> list[ConfigProblem]:
     """Name every TOML key no setting reads, so a typo fails at start-up."""
     known = {spec.toml for spec in SETTING_SPECS}
@@ -675,6 +691,8 @@ def _unknown_toml_keys(table: Mapping[str, Any], toml_source: str) -> list[Confi
             here = (*path, key)
             if here in known or here in _FREE_TABLES:
                 continue
+            if path == ("plugins",) and isinstance(value, Mapping):
+                continue  # a plugin's settings: checked against the plugins found
             if here in prefixes:
                 if isinstance(value, Mapping):
                     walk(value, here)

@@ -21,12 +21,14 @@ __all__ = [
     "parse_choice",
     "parse_duration_setting",
     "parse_emails",
+    "parse_float",
     "parse_http_url",
     "parse_int",
     "parse_names",
     "parse_percent",
     "parse_plugin_names",
     "parse_text",
+    "parse_texts",
 ]
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -95,6 +97,15 @@ def parse_int(value: Any, *, minimum: int = 0) -> int:
     return number
 
 
+def parse_float(value: Any) -> float:
+    """Read a number."""
+    text = _scalar(value, "a number")
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
 def parse_percent(value: Any) -> float:
     """Read a percentage between 0 and 100."""
     text = _scalar(value, "a percentage between 0 and 100")
@@ -123,6 +134,11 @@ def _items(value: Any, expected: str) -> list[str]:
     else:
         items = _scalar(value, f"{expected}, comma-separated or as an array").split(",")
     return [item.strip() for item in items if item.strip()]
+
+
+def parse_texts(value: Any) -> tuple[str, ...]:
+    """Read a comma-separated (or TOML array) list of texts."""
+    return tuple(_items(value, "texts"))
 
 
 def parse_names(value: Any) -> tuple[str, ...]:

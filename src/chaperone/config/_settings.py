@@ -234,10 +234,26 @@ class Settings:
     history_limit: int = 10_000
     channel_sections: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     """``[channels.<name>]`` tables from the TOML file (left out of the repr: secrets)."""
+    plugin_sections: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    """``[plugins.<name>]`` tables from the TOML file (left out of the repr: secrets)."""
+    plugin_values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Plugin name → its validated settings (see :meth:`plugin`), filled in once the
+    plugins are known."""
     config_file: str | None = None
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     environ_sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    def plugin(self, name: str) -> Any:
+        """The validated settings of plugin ``name``: an instance of the attrs class it
+        registered through ``chaperone_register_settings``. KeyError when the plugin
+        registered none, or its settings are invalid (a validated runtime has refused
+        them at start-up).
+        """
+        try:
+            return self.plugin_values[name]
+        except KeyError:
+            raise KeyError(f"no validated settings for plugin {name!r}") from None
 
     def source_of(self, setting: str) -> str:
         """Say where ``setting`` (a dotted name such as ``alerting.enabled``) came from."""

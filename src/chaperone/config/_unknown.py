@@ -5,6 +5,9 @@
   ``CHAPERONE_<NAME>_<KEY>`` variable, that the channel does not declare (see
   :attr:`chaperone.Channel.setting_keys`; a channel that declares none is not checked);
 - a ``[channels.<name>]`` table of no installed channel;
+- a ``[plugins.<name>]`` table of no installed plugin (or of one that declares no
+  settings), or a key in it or a ``CHAPERONE_<NAME>_<FIELD>`` variable that is not a
+  field of the plugin's settings class; and each plugin setting's bad value;
 - a name in ``CHAPERONE_DISABLE_PLUGINS`` of no installed plugin (a built-in's short
   name of old, ``ratelimit``, is one: built-ins go by their module's dotted name), or of
   a built-in that cannot be disabled.
@@ -21,6 +24,8 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from chaperone._exceptions import ConfigProblem
 from chaperone._policy import CORE_KEYS
 from chaperone.channels._base import Channel
@@ -31,6 +36,7 @@ from chaperone.config._loading import (
     RUNBOOK_ENV_PREFIX,
     SETTING_SPECS,
 )
+from chaperone.config._plugin_settings import plugin_env_prefix, read_plugin_settings
 
 if TYPE_CHECKING:
     from chaperone._plugins import PluginHost
@@ -74,9 +80,12 @@ def unknown_names(settings: Settings, plugins: PluginHost) -> list[ConfigProblem
     channel tables and keys, route settings and disabled plugins.
     """
     checker = _Checker(settings, plugins)
+    _instances, _rows, plugin_problems = read_plugin_settings(settings, plugins.settings_classes)
     return [
         *checker.channel_tables(),
         *checker.route_settings(),
+        *checker.plugin_tables(),
+        *plugin_problems,
         *checker.variables(),
         *checker.disabled_plugins(),
     ]
@@ -118,12 +127,15 @@ def _folded(name: str) -> str:
     return name.removeprefix(VARIABLE_PREFIX).casefold()
 
 
-def _no_such_key(channel: str, key: str, keys: Iterable[str], named: Mapping[str, str]) -> str:
-    """Say that ``channel`` has no setting ``key``, with the closest of its ``keys`` as
-    ``named`` spells it (the key, or its variable), or all of them when none is close.
+def _no_such_key(
+    channel: str, key: str, keys: Iterable[str], named: Mapping[str, str], kind: str = "channel"
+) -> str:
+    """Say that ``channel`` (or another ``kind`` of owner) has no setting ``key``, with the
+    closest of its ``keys`` as ``named`` spells it (the key, or its variable), or all of
+    them when none is close.
     """
     close = _suggestion(named[key], [named[known] for known in keys])
-    return f"channel {channel!r} has no setting {key!r}; " + (
+    return f"{kind} {channel!r} has no setting {key!r}; " + (
         f"did you mean {close}?" if close else f"its settings are {', '.join(sorted(keys))}"
     )
 
@@ -141,6 +153,12 @@ class _Checker:
             *(channel for info in plugins.plugins if info.disabled for channel in info.channels),
         }
         self.required = {info.name: info.required for info in plugins.plugins if info.required}
+        self.plugin_fields = {
+            name.lower(): frozenset(
+                field.alias for field in attrs.fields(settings_class) if field.init
+            )
+            for name, settings_class in plugins.settings_classes.items()
+        }
         self.config_file = settings.config_file or "config file"
 
     def _installed(self) -> str:
@@ -183,6 +201,45 @@ class _Checker:
                 if name in self.classes:
                     where = f"alerting.routes[{index}].{name}"
                     yield from self._key_problems(name, values, where, self.config_file)
+
+    def plugin_tables(self) -> Iterator[ConfigProblem]:
+        """``[plugins.<name>]``: a plugin's that declares settings, holding only them."""
+        known = {name.lower() for name in self.plugin_names}
+        for name, values in self.settings.plugin_sections.items():
+            where = f"plugins.{name}"
+            fields = self.plugin_fields.get(name)
+            if fields is not None:
+                for key in values:
+                    if key not in fields:
+                        message = _no_such_key(
+                            name, key, fields, {k: k for k in {key, *fields}}, "plugin"
+                        )
+                        yield ConfigProblem(f"{where}.{key}", self.config_file, message)
+            elif name in self.settings.disabled_plugins:
+                continue  # disabled on purpose: its table may stay
+            elif name in known:
+                yield ConfigProblem(where, self.config_file, f"plugin {name!r} has no settings")
+            else:
+                close = _suggestion(name, known)
+                message = f"no installed plugin is named {name!r}" + (
+                    f"; did you mean {close}?" if close else ""
+                )
+                yield ConfigProblem(where, self.config_file, message)
+
+    def _plugin_variable_problem(self, variable: str) -> str | None:
+        """What is wrong with a variable of a plugin's prefix; None if a field reads it
+        (or no plugin with settings owns the prefix).
+        """
+        for name, fields in self.plugin_fields.items():
+            prefix = plugin_env_prefix(name)
+            if not variable.startswith(prefix):
+                continue
+            key = variable.removeprefix(prefix).lower()
+            if key in fields:
+                return None
+            named = {field: f"{prefix}{field.upper()}" for field in {key, *fields}}
+            return _no_such_key(name, key, fields, named, "plugin")
+        return None
 
     def _channel_variables(self) -> list[str]:
         """Every variable of an installed channel that declares its keys."""
@@ -244,6 +301,11 @@ class _Checker:
             keys = channel_keys(self.classes[name])
             if keys is None or variable.removeprefix(env_prefix(name)).lower() in keys:
                 return None
+        plugin_problem = self._plugin_variable_problem(variable)
+        if plugin_problem is not None or any(
+            variable.startswith(plugin_env_prefix(name)) for name in self.plugin_fields
+        ):
+            return plugin_problem
         if owners:
             prefix = env_prefix(owners[0])
             key = variable.removeprefix(prefix).lower()

@@ -12,6 +12,10 @@ Pick a store by URL with :func:`open_store`:
     under the prefix ``P`` (default ``chaperone:``). Needs the Redis client:
     ``pip install 'chaperone-core[redis]'``. The options and what expiry means across
     machines are described in ``chaperone.store._redis``.
+any other scheme
+    The store a plugin registers under the entry-point group ``chaperone.stores``, by
+    scheme (see :mod:`chaperone.store._schemes`); the core's own schemes are registered
+    there in the same way.
 
 :func:`default_store_url` names the SQLite file used when nothing is configured.
 
@@ -29,16 +33,20 @@ from pathlib import Path
 from chaperone._clock import Clock
 from chaperone._exceptions import ConfigError
 from chaperone.store._memory import MemoryStore
+from chaperone.store._openers import SQLITE_PREFIX, sqlite_path
 from chaperone.store._protocol import Store
 from chaperone.store._resilient import ResilientStore, StoreChange, StoreState
+from chaperone.store._schemes import STORE_ENTRY_POINT_GROUP, StoreOpener, opener_for, usage
 from chaperone.store._sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore
 
 __all__ = [
+    "STORE_ENTRY_POINT_GROUP",
     "MemoryStore",
     "ResilientStore",
     "SQLiteStore",
     "Store",
     "StoreChange",
+    "StoreOpener",
     "StoreState",
     "absolute_url",
     "default_store_url",
@@ -46,9 +54,7 @@ __all__ = [
     "open_store",
 ]
 
-_ACCEPTED = "use sqlite:///PATH, redis://HOST[:PORT][/DB] or memory://"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-_SQLITE_PREFIX = "sqlite:///"
 
 
 def open_store(
@@ -69,21 +75,14 @@ def open_store(
     nothing until its first operation (a Redis that is away then raises StoreError), and
     ``redis://`` without the Redis client installed raises ConfigError saying what to
     install. ``busy_timeout``: how many seconds a SQLite operation waits for another
-    process's write lock before it fails.
+    process's write lock before it fails. Any other scheme is opened by the store opener
+    a plugin registered for it; an unknown scheme's error lists the installed ones.
     """
-    scheme, separator, rest = url.partition("://")
+    scheme, separator, _rest = url.partition("://")
     if not separator or not _SCHEME.fullmatch(scheme):
-        raise ConfigError.single(key, source, f"not a store URL; {_ACCEPTED}")
-    scheme = scheme.lower()
-    if scheme == "memory":
-        if rest:
-            raise ConfigError.single(key, source, "memory:// takes nothing after the //")
-        return MemoryStore(clock, url)
-    if scheme == "sqlite":
-        return SQLiteStore(_sqlite_path(url, key, source), clock, url, busy_timeout=busy_timeout)
-    if scheme in {"redis", "rediss"}:
-        return _redis_store(url, scheme, clock, key, source)
-    raise ConfigError.single(key, source, f"unsupported store scheme {scheme}://; {_ACCEPTED}")
+        raise ConfigError.single(key, source, f"not a store URL; {usage()}")
+    opener = opener_for(scheme.lower(), key, source)
+    return opener(url, clock, key=key, source=source, busy_timeout=busy_timeout)
 
 
 def open_resilient_store(
@@ -113,10 +112,10 @@ def absolute_url(url: str) -> str:
     """``url`` as another process started elsewhere (in another directory) would read it:
     a relative ``sqlite:///`` path made absolute, anything else as it is.
     """
-    if url[: len(_SQLITE_PREFIX)].lower() != _SQLITE_PREFIX:
+    if url[: len(SQLITE_PREFIX)].lower() != SQLITE_PREFIX:
         return url
     try:
-        return _SQLITE_PREFIX + str(_sqlite_path(url, "CHAPERONE_STORE", "the store URL"))
+        return SQLITE_PREFIX + str(sqlite_path(url, "CHAPERONE_STORE", "the store URL"))
     except ConfigError:
         return url
 
@@ -130,47 +129,4 @@ def default_store_url() -> str:
     """
     state_home = os.environ.get("XDG_STATE_HOME", "")
     base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return _SQLITE_PREFIX + str(base / "chaperone" / "chaperone.sqlite3")
-
-
-def _redis_store(url: str, scheme: str, clock: Clock, key: str, source: str) -> Store:
-    """Open a Redis store; imported here so the Redis client stays an optional extra."""
-    try:
-        from chaperone.store._redis import RedisStore, RedisUrlError
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "redis":
-            raise
-        raise ConfigError.single(
-            key,
-            source,
-            f"{scheme}:// needs the Redis client: pip install 'chaperone-core[redis]'",
-        ) from None
-    try:
-        return RedisStore(url, clock)
-    except RedisUrlError as exc:
-        raise ConfigError.single(key, source, f"{scheme}:// URL: {exc}") from None
-
-
-def _sqlite_path(url: str, key: str, source: str) -> Path:
-    """Read the file path from ``sqlite:///PATH`` as SQLAlchemy does, plus ``~`` expansion."""
-    if not url[: len(_SQLITE_PREFIX)].lower() == _SQLITE_PREFIX:
-        raise ConfigError.single(
-            key,
-            source,
-            "a sqlite URL needs three slashes before the path: sqlite:///relative/path "
-            "or sqlite:////absolute/path",
-        )
-    raw = url[len(_SQLITE_PREFIX) :]
-    if not raw:
-        raise ConfigError.single(
-            key, source, "sqlite:/// needs a file path after it (memory:// keeps no file)"
-        )
-    if "?" in raw:
-        raise ConfigError.single(key, source, "sqlite:/// URLs take no query string")
-    try:
-        path = Path(raw).expanduser()
-    except RuntimeError as exc:  # ~user for an unknown user, or no home directory
-        raise ConfigError.single(
-            key, source, f"cannot expand ~ in the sqlite path: {exc}"
-        ) from None
-    return path if path.is_absolute() else Path.cwd() / path
+    return SQLITE_PREFIX + str(base / "chaperone" / "chaperone.sqlite3")
