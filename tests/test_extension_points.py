@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import chaperone
-from chaperone import ConfigError, Event, JobStuck, ManualClock, PluginHost, Runtime, Settings
+from chaperone import Chaperone, ConfigError, Event, JobStuck, ManualClock, PluginHost, Settings
 from chaperone._event_codec import decode_event, encode_event
 from chaperone._secrets import MASKER
 from chaperone.cli import COMMANDS
@@ -150,7 +150,7 @@ class TestPluginEvents:
         store.push(_keys.EVENTS_QUEUE, encode_event(CacheWarmed(cache="users", took=timedelta())))
         settings = Settings(channels=("database",))
         plugins = host(("cache", CachePlugin(CacheWarmed)))
-        with Runtime(settings, clock=clock, store=store, plugins=plugins) as runtime:
+        with Chaperone(settings, clock=clock, store=store, plugins=plugins) as runtime:
             [report] = chaperone.Monitor(runtime).tick()
         [sent] = report.alerts
         assert (sent.alert.type, sent.alert.key) == ("cache_warmed", "users")
@@ -198,9 +198,9 @@ def settings_in(
     return load_settings(environ or {}, folder)
 
 
-def runtime_for(settings: Settings, *plugins: tuple[str, object]) -> Runtime:
+def runtime_for(settings: Settings, *plugins: tuple[str, object]) -> Chaperone:
     clock = ManualClock(AT)
-    return Runtime(settings, clock=clock, store=MemoryStore(clock), plugins=host(*plugins))
+    return Chaperone(settings, clock=clock, store=MemoryStore(clock), plugins=host(*plugins))
 
 
 def problems_of(settings: Settings, *plugins: tuple[str, object]) -> list[str]:
