@@ -284,3 +284,32 @@ class TestModuleShown:
         )
         printed = in_fresh_interpreter(code, stdin=pickled).splitlines()
         assert printed == [shown(value) for value in values]
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+CHANNEL_AUTHOR_MODULES = {"chaperone.channels", "chaperone.channels.text"}
+"""What a channel plugin's code imports of the core: one package, with its text helpers."""
+
+
+def core_imports(source: Path) -> set[str]:
+    """The modules of the core (``chaperone`` and below) a source file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "chaperone" or name.startswith("chaperone.")}
+
+
+class TestChannelAuthorsImport:
+    @pytest.mark.parametrize(
+        "plugin", sorted(path.name for path in (REPOSITORY / "plugins").glob("chaperone-*"))
+    )
+    def test_a_channel_plugin_imports_only_chaperone_channels(self, plugin: str) -> None:
+        """Each channel plugin's code imports the core through ``chaperone.channels``."""
+        sources = sorted((REPOSITORY / "plugins" / plugin / "src").rglob("*.py"))
+        assert sources
+        imported = set().union(*(core_imports(source) for source in sources))
+        assert "chaperone.channels" in imported
+        assert imported <= CHANNEL_AUTHOR_MODULES

@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 RegisterChannel = Callable[["type[Channel]"], None]
+"""The ``register`` callback :func:`chaperone_register_channels` receives: call it with
+each channel class the plugin provides.
+"""
 
 # -------------------------------------------------------------------------------------
 # Start-up

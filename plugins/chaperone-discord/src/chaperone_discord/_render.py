@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone_discord import _limits
 from chaperone_discord._limits import length
 

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from chaperone import Alert, Priority, Severity
+from chaperone.channels import Alert, Priority, Severity
 from chaperone.channels.text import ELLIPSIS
 
 __all__ = [

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone.channels.text import truncate
 
 __all__ = [

@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 
 __all__ = [
     "BODY_LIMIT",
