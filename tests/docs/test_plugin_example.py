@@ -2,12 +2,12 @@
 published: its own tests pass, run the way its author runs them, and the entry point its
 ``pyproject.toml`` declares loads and provides the channel.
 
-The page is the example's only copy: each of its blocks titled ``pyproject.toml``,
-``src/...`` or ``tests/...`` is written to a folder, and the tests run there. The example
-is never installed into this environment (other tests list the installed plugins): its
-tests find it on ``PYTHONPATH``, beside a distribution record that makes it look installed
-to them, so the tests that need an installed plugin (its entry point, the ``chaperone``
-command) run too.
+The page holds the only copy of the example's code: each of its blocks titled
+``pyproject.toml``, ``src/...`` or ``tests/...`` is written to a folder, and the tests run
+there. The example is never installed into this environment (other tests list the
+installed plugins): its tests find it on ``PYTHONPATH``, beside a distribution record
+that makes it look installed to them, so the tests that need an installed plugin (its
+entry point, the ``chaperone`` command) run too.
 """
 
 from __future__ import annotations

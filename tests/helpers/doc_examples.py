@@ -128,6 +128,7 @@ def pages() -> list[Path]:
 def known_packages() -> frozenset[str]:
     """What ``pip install`` lines may name: this repository's packages (and extras)."""
     own = {"chaperone-core"} | {path.name for path in (ROOT / "plugins").glob("chaperone-*")}
+    own |= {path.name for path in (DOCS / "examples").glob("chaperone-*")}
     return frozenset(own) | KNOWN_PACKAGES
 
 
