@@ -2,7 +2,8 @@
 
 - tests: the core's tests with every channel plugin and the test plugins of
   tests/fixtures installed (plugins all together).
-- plugin(name): one channel plugin alone with the core, running that plugin's tests.
+- plugin(name): one channel plugin alone with the core, running that plugin's tests with
+  only its `test` extra installed (the core's `testing` extra: pytest and hypothesis).
 - combinations: the core's plugin-aware tests (those naming a plugin, skipping without
   one, or listing plugins) with no channel plugin installed, then discovery (what
   `chaperone plugins` lists, the hint for a missing one) with each plugin alone, all
@@ -89,8 +90,10 @@ def tests(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("name", CHANNEL_PLUGINS)
 def plugin(session: nox.Session, name: str) -> None:
-    """One channel plugin alone with the core: its own tests."""
-    session.install("-e", ".[test]", f"{plugin_path(name)}[test]")
+    """One channel plugin alone with the core: its own tests, with nothing installed but
+    what the plugin's ``test`` extra asks for (the core's ``testing`` extra among it).
+    """
+    session.install("-e", ".", f"{plugin_path(name)}[test]")
     compile_sources(session)
     session.run("pytest", "-p", "no:cacheprovider", f"{plugin_path(name)}/tests", *session.posargs)
 

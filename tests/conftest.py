@@ -1,32 +1,25 @@
-"""Shared test set-up: the hypothesis settings profile every property test runs under,
-pytest's assertion rewriting for the contract suite in ``chaperone.testing``, and one real
-Redis server for the whole session (``redis_server``: the store and delivery tests).
+"""Shared test set-up: the hypothesis settings profile every property test runs under
+(``chaperone.testing``'s), pytest's assertion rewriting for the contract suite in
+``chaperone.testing``, and one real Redis server for the whole session
+(``redis_server``: the store and delivery tests).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
-
-from helpers.redis_server import RedisServer, redis_server_or_skip
-from helpers.report import LINES
 
 # Before anything imports it, so the suite's failed checks show pytest's full comparison.
 pytest.register_assert_rewrite("chaperone.testing")
 
-# No deadline and no too-slow check: CI machines are shared and loaded, and a test must not
-# fail because drawing its examples took long.
-settings.register_profile(
-    "ci",
-    deadline=None,
-    derandomize=False,
-    max_examples=100,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from chaperone.testing import load_hypothesis_profile  # noqa: E402
+from helpers.redis_server import RedisServer, redis_server_or_skip  # noqa: E402
+from helpers.report import LINES  # noqa: E402
+
+# The profile plugins' tests run under too: no deadline and no too-slow check (CI machines
+# are shared and loaded, and a test must not fail because drawing its examples took long).
+load_hypothesis_profile()
 
 
 @pytest.fixture(scope="session")

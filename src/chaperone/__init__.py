@@ -8,6 +8,7 @@ for what it touches.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -135,21 +136,49 @@ _EXPORTS: dict[str, str] = {
     "VerdictKind": "chaperone._verdicts",
     "ViolationType": "chaperone._events",
 }
-"""Each public name and the module that defines it."""
+"""Each public name and the module that defines it: the one list of the public API.
+
+``__all__`` (for static tools) and the imports above (for type checkers) repeat it, and
+the tests check that they agree with it.
+"""
+
+
+_OWN_MODULE_PREFIX = f"{__name__}."
+
+
+def _shown_here(value: object) -> None:
+    """Make a class or function of this package report ``chaperone`` as its module, so
+    ``repr``, tracebacks, pickles and documentation show the name users import.
+    """
+    if isinstance(value, type | types.FunctionType) and value.__module__.startswith(
+        _OWN_MODULE_PREFIX
+    ):
+        value.__module__ = __name__
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'chaperone' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    home = _EXPORTS.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    # Every name this module exports is bound at once: each reports "chaperone" from the
+    # first time any of them is reached through the top level.
+    for export in _HOMES[home]:
+        value = getattr(module, export)
+        _shown_here(value)
+        globals()[export] = value
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return list(__all__)
 
+
+_HOMES: dict[str, tuple[str, ...]] = {
+    home: tuple(name for name, module in _EXPORTS.items() if module == home)
+    for home in dict.fromkeys(_EXPORTS.values())
+}
+"""The public names each defining module provides."""
 
 __all__ = [
     "Alert",

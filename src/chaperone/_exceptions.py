@@ -77,6 +77,9 @@ class ConfigError(ChaperoneError, ValueError):
         """Build the error for one problem."""
         return cls(ConfigProblem(key=key, source=source, message=message))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[tuple[ConfigProblem, ...]]]:
+        return (type(self), (self.problems,))
+
 
 class UnknownChannelError(ConfigError):
     """A channel named in config is provided by no installed plugin."""

@@ -39,8 +39,15 @@ __all__ = [
 ]
 
 RegisterChannel = Callable[["type[Channel]"], None]
+"""The ``register`` callback :func:`chaperone_register_channels` receives: call it with
+each channel class the plugin provides.
+"""
 RegisterEvent = Callable[[type[Event]], None]
+"""The ``register`` callback :func:`chaperone_register_events` receives: call it with each
+event class the plugin provides."""
 RegisterSettings = Callable[[type[Any]], None]
+"""The ``register`` callback :func:`chaperone_register_settings` receives: call it with
+the plugin's settings class."""
 
 # -------------------------------------------------------------------------------------
 # Start-up

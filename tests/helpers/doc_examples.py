@@ -9,6 +9,7 @@ store), so a file one block writes is there for the commands after it:
   on its own as a ``chaperone.toml``.
 - ``python`` blocks with ``title="<name>.py"`` are written to that file; a later command
   of the page must run it (``python <name>.py``, ``chaperone run -- python <name>.py``).
+  A command naming a folder runs the files in it (``python -m pytest src tests``).
   Untitled ``python`` blocks run as a script (``python -c``) and must exit 0.
 - ``bash`` blocks are commands, one a line: ``chaperone …`` and ``python …`` run and must
   exit 0, or the code a trailing ``# exits N`` names; a trailing ``# keeps running`` marks
@@ -111,6 +112,14 @@ def blocks(markdown: str) -> list[Block]:
     return found
 
 
+def runs(command: str, name: str) -> bool:
+    """Whether ``command`` runs the file ``name``: names it, or a folder holding it (as in
+    ``python -m pytest src tests``).
+    """
+    folders = [token.rstrip("/") + "/" for token in shlex.split(command)]
+    return name in command or any(name.startswith(folder) for folder in folders)
+
+
 def pages() -> list[Path]:
     """Every Markdown page of the docs site."""
     return sorted(DOCS.rglob("*.md"))
@@ -155,7 +164,7 @@ class PageRun:
         for block in blocks(self.page.read_text(encoding="utf-8")):
             self.run_block(block)
         for name, block in self.written.items():
-            if name.endswith(".py") and not any(name in command for command in self.commands):
+            if name.endswith(".py") and not any(runs(command, name) for command in self.commands):
                 raise AssertionError(f"{block.where(self.page)}: no command runs {name}")
         return self.ran
 

@@ -9,9 +9,6 @@ module-scoped fixture and each test checks one aspect of the results.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -21,12 +18,16 @@ from typing import Any
 import attrs
 import pytest
 
-from chaperone import SystemClock
-from chaperone.builtin.database_channel import read_history
-from chaperone.store import SQLiteStore
+from chaperone.testing.cli import (
+    STORE_FILE,
+    CliResult,
+    Invocation,
+    clean_environ,
+    run_many,
+    stored_history,
+)
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
-CHAPERONE = Path(sys.executable).parent / "chaperone"
 TOKEN = "aW50ZWdyYXRpb24tdG9rZW4-Zz_9"  # noqa: S105 - made up for the tests
 HOOK_PATH = f"/api/webhooks/424242424242/{TOKEN}"
 SAMPLES = ("stuck", "timeout", "circuit-breaker", "resource")
@@ -47,19 +48,11 @@ def rate_limited(retry_after: float, header: str) -> Reply:
 
 
 @attrs.frozen
-class Run:
-    """One finished ``chaperone`` command and what its server received."""
+class Run(CliResult):
+    """One finished ``chaperone`` command, its folder, and what its server received."""
 
-    args: tuple[str, ...]
     folder: Path
-    returncode: int
-    stdout: str
-    stderr: str
     requests: list[RecordedRequest]
-
-    def json(self) -> Any:
-        """Standard output as JSON."""
-        return json.loads(self.stdout)
 
     def deliveries(self, channel: str = "discord") -> list[dict[str, Any]]:
         """The ``--json`` rows of ``channel``."""
@@ -68,12 +61,6 @@ class Run:
     def bodies(self) -> list[Any]:
         """Each request's JSON body."""
         return [request.json() for request in self.requests]
-
-    def __str__(self) -> str:
-        return (
-            f"$ chaperone {' '.join(self.args)}\nexit {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
 
 
 @attrs.frozen
@@ -86,40 +73,6 @@ class Plan:
     default: Reply | None = None
     replies: Sequence[Reply] = ()
     env: Mapping[str, str] = attrs.field(factory=dict)
-
-
-def clean_environ(folder: Path, variables: Mapping[str, str]) -> dict[str, str]:
-    """The environment less every ``CHAPERONE_*`` variable, a store in ``folder``, then
-    ``variables``.
-    """
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("CHAPERONE_")}
-    environ["CHAPERONE_STORE"] = f"sqlite:///{folder / 'c.db'}"
-    environ.update(variables)
-    return environ
-
-
-def start(args: Sequence[str], folder: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """Start ``chaperone *args`` in ``folder``."""
-    return subprocess.Popen(
-        [str(CHAPERONE), *args],
-        cwd=folder,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
-
-
-def history(folder: Path) -> list[dict[str, Any]]:
-    """The delivery history stored in ``folder``, newest first."""
-    path = folder / "c.db"
-    store = SQLiteStore(path, SystemClock(), f"sqlite:///{path}")
-    try:
-        return read_history(store, 1000)
-    finally:
-        store.close()
 
 
 JSON_TO_BOTH = ("--channel", "discord", "--channel", "database", "--json")
@@ -170,26 +123,25 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     so only a Retry-After can delay one); yield the results by name.
     """
     with ExitStack() as stack:
-        started = {}
+        invocations = {}
+        servers = {}
         for name, plan in PLANS.items():
             folder = tmp_path_factory.mktemp(name)
             variables = {"CHAPERONE_DELIVERY_MAX_BACKOFF": "0", **plan.env}
-            server = None
             if plan.default is not None:
-                server = stack.enter_context(RecordingServer(plan.replies, default=plan.default))
+                server = RecordingServer(plan.replies, default=plan.default)
+                servers[name] = stack.enter_context(server)
                 variables["CHAPERONE_DISCORD_WEBHOOK_URL"] = server.url_for(HOOK_PATH)
-            process = start(plan.args, folder, clean_environ(folder, variables))
-            started[name] = (plan, folder, server, process)
-        results = {}
-        for name, (plan, folder, server, process) in started.items():
-            try:
-                stdout, stderr = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                stdout, stderr = process.communicate()
-            requests = server.requests if server else []
-            results[name] = Run(plan.args, folder, process.returncode, stdout, stderr, requests)
-        yield results
+            invocations[name] = Invocation(plan.args, folder, clean_environ(folder, **variables))
+        finished = run_many(invocations, parallel=None)
+        yield {
+            name: Run(
+                **attrs.asdict(result, recurse=False),
+                folder=invocations[name].cwd,
+                requests=servers[name].requests if name in servers else [],
+            )
+            for name, result in finished.items()
+        }
 
 
 class TestDelivery:
@@ -250,7 +202,7 @@ class TestDelivery:
 
     def test_history_records_each_delivery(self, runs: dict[str, Run]) -> None:
         """The store's history has each Discord delivery."""
-        records = [r for r in history(runs["delivered"].folder) if r["channel"] == "discord"]
+        records = [r for r in stored_history(runs["delivered"].folder) if r["channel"] == "discord"]
         assert sorted(r["type"] for r in records) == sorted(
             ["job_stuck", "job_timeout", "circuit_breaker", "resource_violation"]
         )
@@ -304,7 +256,7 @@ class TestFailures:
 
     def test_refusals_are_in_history(self, runs: dict[str, Run]) -> None:
         """History records each failure after one attempt."""
-        records = [r for r in history(runs["refused"].folder) if r["channel"] == "discord"]
+        records = [r for r in stored_history(runs["refused"].folder) if r["channel"] == "discord"]
         assert [(r["status"], r["attempts"]) for r in records] == [("failed", 1)] * 4
 
     def test_5xx_is_retried(self, runs: dict[str, Run]) -> None:
@@ -324,7 +276,7 @@ class TestSecrets:
     def test_not_in_output_or_history(self, runs: dict[str, Run], name: str) -> None:
         """Neither the token nor the webhook path is in stdout, stderr or the store."""
         run = runs[name]
-        stored = b"".join(path.read_bytes() for path in run.folder.glob("c.db*"))
+        stored = b"".join(path.read_bytes() for path in run.folder.glob(f"{STORE_FILE}*"))
         for text in (run.stdout, run.stderr, stored.decode("utf-8", errors="replace")):
             assert TOKEN not in text
             assert "424242424242" not in text

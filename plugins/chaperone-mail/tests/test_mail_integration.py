@@ -9,10 +9,6 @@ settings, and the plugin disabled.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +24,9 @@ from mail_smtp_server import (
     make_certificates,
 )
 
-CHAPERONE = Path(sys.executable).parent / "chaperone"
+from chaperone.testing import cli
+from chaperone.testing.cli import CliResult, Invocation, run_cli, run_many
+
 PASSWORD = "Sup3r-Secret-SMTP-Passw0rd"  # noqa: S105 - the loopback server's test password
 USER = "chaperone@example.com"
 RECIPIENTS = ("ops@example.com", "dev@example.com")
@@ -43,33 +41,20 @@ SEND = ("test-alerts", "--channel", "mail", "--json")
 
 
 @attrs.frozen
-class Run:
+class Run(CliResult):
     """One finished ``chaperone`` run, and the folder it ran in."""
 
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
     folder: Path
 
     def rows(self) -> list[dict[str, Any]]:
         """The JSON rows ``test-alerts --json`` printed."""
-        try:
-            rows = json.loads(self.stdout)
-        except json.JSONDecodeError:
-            pytest.fail(f"no JSON from `chaperone {' '.join(self.args)}`:\n{self}")
+        rows = self.json()
         assert isinstance(rows, list)
         return rows
 
     def stored_bytes(self) -> bytes:
         """Everything the run left on disk (the SQLite store and its journals)."""
         return b"".join(path.read_bytes() for path in self.folder.rglob("*") if path.is_file())
-
-    def __str__(self) -> str:
-        return (
-            f"$ chaperone {' '.join(self.args)}\nexit {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
 
 
 @attrs.frozen
@@ -82,17 +67,8 @@ class Scenario:
 
 
 def clean_environ(folder: Path, **variables: str) -> dict[str, str]:
-    """This process's environment less every CHAPERONE_* and MAIL_* variable, with a
-    store in ``folder``, then ``variables``.
-    """
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("CHAPERONE_", "MAIL_"))
-    }
-    environ["CHAPERONE_STORE"] = f"sqlite:///{(folder / 'chaperone.db').resolve()}"
-    environ.update(variables)
-    return environ
+    """The clean environment, less every MAIL_* variable too (the channel reads them)."""
+    return cli.clean_environ(folder, without=("MAIL_",), **variables)
 
 
 def mail_env(server: SmtpServer, **variables: str) -> dict[str, str]:
@@ -124,28 +100,14 @@ def tls_env(server: SmtpServer, certificates: Certificates, **variables: str) ->
 
 def run_all(scenarios: Mapping[str, Scenario], folders: Mapping[str, Path]) -> dict[str, Run]:
     """Run every scenario at once; wait for each (60 s at most)."""
-    started = {
-        name: subprocess.Popen(
-            [str(CHAPERONE), *scenario.args],
-            cwd=folders[name],
-            env=clean_environ(folders[name], **scenario.env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
+    invocations = {
+        name: Invocation(scenario.args, folders[name], clean_environ(folders[name], **scenario.env))
         for name, scenario in scenarios.items()
     }
-    runs = {}
-    for name, process in started.items():
-        try:
-            stdout, stderr = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-        runs[name] = Run(scenarios[name].args, process.returncode, stdout, stderr, folders[name])
-    return runs
+    return {
+        name: Run(**attrs.asdict(result, recurse=False), folder=folders[name])
+        for name, result in run_many(invocations, parallel=None).items()
+    }
 
 
 @attrs.frozen
@@ -339,7 +301,7 @@ class TestConfiguration:
         """``config show`` lists the mail settings by their variables, password masked."""
         run = results.runs["config_show"]
         assert run.returncode == 0, str(run)
-        rows = {row["setting"]: row for row in json.loads(run.stdout)}
+        rows = {row["setting"]: row for row in run.json()}
         assert rows["channels.mail.host"]["env"] == "MAIL_HOST"
         assert rows["channels.mail.password"]["value"] == "********"
         assert_no_password(run)
@@ -352,7 +314,7 @@ class TestDiscovery:
         """``chaperone plugins --json`` lists the plugin ``mail`` with its channel."""
         run = results.runs["plugins"]
         assert run.returncode == 0, str(run)
-        plugins = {plugin["name"]: plugin for plugin in json.loads(run.stdout)}
+        plugins = {plugin["name"]: plugin for plugin in run.json()}
         assert plugins["mail"]["channels"] == ["mail"]
         assert plugins["mail"]["distribution"] == "chaperone-mail"
 
@@ -368,15 +330,12 @@ class TestDiscovery:
 class TestConfigCheck:
     """``chaperone config check`` on mail settings, one problem a line."""
 
-    def check(self, tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CHAPERONE), "config", "check"],
+    def check(self, tmp_path: Path, **variables: str) -> CliResult:
+        return run_cli(
+            "config",
+            "check",
             cwd=tmp_path,
             env=clean_environ(tmp_path, CHAPERONE_ALERT_CHANNELS="log,mail", **variables),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
         )
 
     def test_password_without_encryption_to_a_remote_server(self, tmp_path: Path) -> None:

@@ -9,10 +9,8 @@ waits out a 429's ``Retry-After: 2``), not the sum.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,9 @@ import attrs
 import pytest
 
 from chaperone import Chaperone, JobRecovered, JobStuck
+from chaperone.testing.cli import CliResult, Invocation, clean_environ, run_cli, run_many
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
-CHAPERONE = Path(sys.executable).parent / "chaperone"
 API_KEY = "3f9a1c2e-7b4d-4e8f-a1b2-c3d4e5f60718"
 APP_URL = "https://app.example.com"
 ACCEPTED = json.dumps(
@@ -46,13 +44,9 @@ def opsgenie_error(status: int, message: str, **headers: str) -> Reply:
 
 
 @attrs.frozen
-class Run:
-    """One finished CLI run and the requests its server recorded."""
+class Run(CliResult):
+    """One finished CLI run, its folder, and the requests its server recorded."""
 
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
     requests: list[RecordedRequest]
     folder: Path
 
@@ -64,23 +58,6 @@ class Run:
     def bodies(self) -> list[Any]:
         """Every request's JSON body, in arrival order."""
         return [request.json() for request in self.requests]
-
-    def __str__(self) -> str:
-        return (
-            f"$ chaperone {' '.join(self.args)}\nexit {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
-
-
-def clean_environ(folder: Path, **variables: str) -> dict[str, str]:
-    """``os.environ`` without any ``CHAPERONE_*`` variable, a store in ``folder``, then
-    ``variables``.
-    """
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("CHAPERONE_")}
-    environ["CHAPERONE_STORE"] = f"sqlite:///{folder / 'c.db'}"
-    environ["NO_COLOR"] = "1"
-    environ.update(variables)
-    return environ
 
 
 @attrs.frozen
@@ -129,12 +106,13 @@ PLANS = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Every planned run, started together, each with its own server and folder."""
-    servers: dict[str, RecordingServer] = {}
-    started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    try:
+    with ExitStack() as stack:
+        invocations = {}
+        servers = {}
         for name, plan in PLANS.items():
-            server = servers[name] = RecordingServer(plan.replies, default=plan.default)
-            server.__enter__()
+            server = servers[name] = stack.enter_context(
+                RecordingServer(plan.replies, default=plan.default)
+            )
             folder = tmp_path_factory.mktemp(name.replace(" ", "-"))
             settings = {
                 "CHAPERONE_OPSGENIE_API_KEY": API_KEY,
@@ -142,41 +120,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
                 "CHAPERONE_APP_URL": APP_URL,
             }
             chosen = {**(settings if plan.channel_settings else {}), **plan.environ}
-            environ = clean_environ(folder, **chosen)
-            process = subprocess.Popen(
-                [str(CHAPERONE), *plan.args],
-                cwd=folder,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-            )
-            started[name] = (process, folder)
-        results = {}
-        for name, (process, folder) in started.items():
-            try:
-                stdout, stderr = process.communicate(timeout=CLI_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                stdout, stderr = process.communicate()
-            results[name] = Run(
-                args=PLANS[name].args,
-                returncode=process.returncode,
-                stdout=stdout,
-                stderr=stderr,
+            environ = clean_environ(folder, NO_COLOR="1", **chosen)
+            invocations[name] = Invocation(plan.args, folder, environ)
+        finished = run_many(invocations, parallel=None, timeout=CLI_TIMEOUT)
+        yield {
+            name: Run(
+                **attrs.asdict(result, recurse=False),
                 requests=servers[name].requests,
-                folder=folder,
+                folder=invocations[name].cwd,
             )
-        yield results
-    finally:
-        for process, _folder in started.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        for server in servers.values():
-            server.close()
+            for name, result in finished.items()
+        }
 
 
 def request_for(run: Run, alias: str) -> RecordedRequest:
@@ -314,18 +268,11 @@ class TestSecrets:
         not the key.
         """
         run = runs[name]
-        result = subprocess.run(
-            [str(CHAPERONE), "history", "--json"],
-            cwd=run.folder,
-            env=clean_environ(run.folder),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=CLI_TIMEOUT,
-            check=False,
+        result = run_cli(
+            "history", "--json", cwd=run.folder, env=clean_environ(run.folder), timeout=CLI_TIMEOUT
         )
-        assert result.returncode == 0, result.stderr
-        history = json.loads(result.stdout)
+        assert result.returncode == 0, str(result)
+        history = result.json()
         assert [entry for entry in history if entry.get("channel") == "opsgenie"], history
         assert API_KEY not in result.stdout
         assert API_KEY not in result.stderr
@@ -387,12 +334,12 @@ class TestResolution:
         at = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
         replies = [accepted(), accepted(), accepted(), opsgenie_error(404, "Alert not found")]
         with RecordingServer(replies) as server:
-            environ = {
-                "CHAPERONE_STORE": f"sqlite:///{tmp_path / 'c.db'}",
-                "CHAPERONE_ALERT_CHANNELS": "opsgenie",
-                "CHAPERONE_OPSGENIE_API_KEY": API_KEY,
-                "CHAPERONE_OPSGENIE_API_URL": server.url + "/",
-            }
+            environ = clean_environ(
+                tmp_path,
+                CHAPERONE_ALERT_CHANNELS="opsgenie",
+                CHAPERONE_OPSGENIE_API_KEY=API_KEY,
+                CHAPERONE_OPSGENIE_API_URL=server.url + "/",
+            )
             with Chaperone.from_environment(environ, tmp_path, setup_logging=False) as runtime:
                 reports = [
                     runtime.dispatch(stuck("job/1", at)),

@@ -10,9 +10,6 @@ waiting out a ``Retry-After: 2``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -24,9 +21,9 @@ import pytest
 
 from chaperone import Chaperone, IncidentRef, JobCompleted, JobRecovered, JobStuck
 from chaperone.testing import capture_all_logs, find_secrets
+from chaperone.testing.cli import STORE_FILE, CliResult, Invocation, clean_environ, run_many
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
-CHAPERONE = Path(sys.executable).parent / "chaperone"
 ROUTING_KEY = "pdIntegrationKey0123456789abcdXY"
 APP_URL = "https://app.example.com"
 PATH = "/v2/enqueue"
@@ -66,29 +63,15 @@ REJECTED = Reply(status=400, body=_quoting_rejection)
 
 
 @attrs.frozen
-class Run:
-    """One finished ``chaperone`` run and what its server received."""
+class Run(CliResult):
+    """One finished ``chaperone`` run, its folder, and what its server received."""
 
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
     folder: Path
     requests: list[RecordedRequest]
-
-    def json(self) -> Any:
-        """Standard output as JSON."""
-        return json.loads(self.stdout)
 
     def rows(self) -> list[dict[str, Any]]:
         """The pagerduty rows of ``test-alerts --json``."""
         return [row for row in self.json() if row["channel"] == "pagerduty"]
-
-    def __str__(self) -> str:
-        return (
-            f"$ chaperone {' '.join(self.args)}\nexit {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
 
 
 @attrs.frozen
@@ -129,60 +112,16 @@ SCENARIOS = {
 }
 
 
-def clean_environ(folder: Path, **variables: str) -> dict[str, str]:
-    """``os.environ`` without any ``CHAPERONE_*`` variable, a store in ``folder``, and
-    ``variables`` on top.
-    """
-    environ = {
-        name: value for name, value in os.environ.items() if not name.startswith("CHAPERONE_")
-    }
-    environ["CHAPERONE_STORE"] = f"sqlite:///{folder / 'c.db'}"
-    environ["NO_COLOR"] = "1"
-    environ.update(variables)
-    return environ
-
-
-def start(args: tuple[str, ...], folder: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """Start ``chaperone *args`` in ``folder``."""
-    return subprocess.Popen(
-        [str(CHAPERONE), *args],
-        cwd=folder,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
-
-
-def _reap(process: subprocess.Popen[str]) -> None:
-    """Kill ``process`` if a failure left it running, and collect it."""
-    if process.poll() is None:
-        process.kill()
-    process.communicate()
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    """Wait for ``process`` (killing it past the timeout)."""
-    try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"chaperone ran over {TIMEOUT}s:\n{stdout}\n{stderr}")
-    return process.returncode, stdout, stderr
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Every scenario's run, all started at once, each with its own server and folder;
     then ``history --json`` in each folder that delivered.
     """
     with ExitStack() as stack:
-        started = {}
+        invocations = {}
+        servers = {}
         for name, scenario in SCENARIOS.items():
-            server = stack.enter_context(
+            server = servers[name] = stack.enter_context(
                 RecordingServer(scenario.replies, default=scenario.default)
             )
             folder = tmp_path_factory.mktemp(name)
@@ -191,27 +130,28 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
                 "CHAPERONE_PAGERDUTY_EVENTS_URL": server.url_for(PATH),
                 "CHAPERONE_APP_URL": APP_URL,
             }
-            env = clean_environ(folder, **{**channel_env, **scenario.env})
-            process = start(scenario.args, folder, env)
-            stack.callback(_reap, process)
-            started[name] = (scenario, server, folder, process)
-        results = {}
-        for name, (scenario, server, folder, process) in started.items():
-            returncode, stdout, stderr = finish(process)
-            results[name] = Run(scenario.args, returncode, stdout, stderr, folder, server.requests)
+            env = clean_environ(folder, NO_COLOR="1", **{**channel_env, **scenario.env})
+            invocations[name] = Invocation(scenario.args, folder, env)
+        results = {
+            name: Run(
+                **attrs.asdict(result, recurse=False),
+                folder=invocations[name].cwd,
+                requests=servers[name].requests,
+            )
+            for name, result in run_many(invocations, parallel=None).items()
+        }
         histories = {
-            name: start(
-                ("history", "--json", "--limit", "1000"), run.folder, clean_environ(run.folder)
+            f"{name}/history": Invocation(
+                ("history", "--json", "--limit", "1000"),
+                run.folder,
+                clean_environ(run.folder, NO_COLOR="1"),
             )
             for name, run in results.items()
             if name in {"all-types", "rejected", "throttled", "unavailable"}
         }
-        for process in histories.values():
-            stack.callback(_reap, process)
-        for name, process in histories.items():
-            returncode, stdout, stderr = finish(process)
-            results[f"{name}/history"] = Run(
-                ("history", "--json"), returncode, stdout, stderr, results[name].folder, []
+        for name, result in run_many(histories, parallel=None).items():
+            results[name] = Run(
+                **attrs.asdict(result, recurse=False), folder=histories[name].cwd, requests=[]
             )
         yield results
 
@@ -344,7 +284,7 @@ class TestSecrets:
         history = runs[f"{name}/history"]
         assert history.returncode == 0, str(history)
         assert any(record["channel"] == "pagerduty" for record in history.json()), str(history)
-        stored = b"".join(path.read_bytes() for path in runs[name].folder.glob("c.db*"))
+        stored = b"".join(path.read_bytes() for path in runs[name].folder.glob(f"{STORE_FILE}*"))
         assert ROUTING_KEY.encode() not in stored
 
 

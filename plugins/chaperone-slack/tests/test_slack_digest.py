@@ -27,7 +27,7 @@ from chaperone.channels.text import utf16_length
 from chaperone.store import MemoryStore
 from chaperone.testing.digests import (
     WINDOW_STARTED,
-    assert_listed_once,
+    assert_each_listed_once,
     digest_sizes,
     held_group_settings,
     held_groups,
@@ -52,11 +52,6 @@ def assert_within_limits(payload: dict[str, Any]) -> None:
         assert field["title"] != "More", "a digest entry was hidden"
         assert utf16_length(field["title"]) <= FIELD_TITLE_LIMIT
         assert utf16_length(field["value"]) <= FIELD_VALUE_LIMIT
-
-
-def assert_each_listed_once(held: list[Alert], payloads: list[dict[str, Any]]) -> None:
-    """Every held alert's key is in exactly one message."""
-    assert_listed_once(held, [json.dumps(payload, ensure_ascii=False) for payload in payloads])
 
 
 class TestDigestMessages:

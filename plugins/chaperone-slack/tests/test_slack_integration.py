@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,8 @@ from typing import Any
 import attrs
 import pytest
 
+from chaperone.testing.cli import STORE_FILE, CliResult, Invocation, clean_environ, run_many
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
-
-CHAPERONE = Path(sys.executable).parent / "chaperone"
-TIMEOUT = 60.0
 
 
 @attrs.frozen
@@ -40,12 +35,9 @@ class Plan:
 
 
 @attrs.frozen
-class Run:
+class Run(CliResult):
     """How one planned command went."""
 
-    returncode: int
-    stdout: str
-    stderr: str
     requests: list[RecordedRequest]
     secrets: list[str]
     stored: bytes
@@ -62,11 +54,6 @@ class Run:
         bodies = [request.json() for request in self.requests]
         assert all(isinstance(body, dict) for body in bodies)
         return bodies  # type: ignore[return-value]
-
-    def __str__(self) -> str:
-        return (
-            f"exit {self.returncode}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
 
 
 PLANS: dict[str, Plan] = {
@@ -104,69 +91,44 @@ PLANS: dict[str, Plan] = {
 }
 
 
-def clean_environ(folder: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment less every CHAPERONE_* variable, a store in ``folder``."""
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("CHAPERONE_")}
-    environ["CHAPERONE_STORE"] = f"sqlite:///{folder / 'c.db'}"
-    environ.update(extra)
-    return environ
-
-
 def stored_bytes(folder: Path) -> bytes:
     """The SQLite store's files in ``folder``, WAL included."""
-    return b"".join(path.read_bytes() for path in sorted(folder.glob("c.db*")))
+    return b"".join(path.read_bytes() for path in sorted(folder.glob(f"{STORE_FILE}*")))
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Run every plan at once, each in its own folder with its own server."""
     with contextlib.ExitStack() as stack:
-        started: dict[str, tuple[subprocess.Popen[str], RecordingServer | None, Path, list[str]]]
-        started = {}
+        invocations: dict[str, Invocation] = {}
+        servers: dict[str, RecordingServer] = {}
+        secrets: dict[str, list[str]] = {}
         for name, plan in PLANS.items():
             folder = tmp_path_factory.mktemp(name)
             env = dict(plan.env)
-            server = None
-            secrets = [value for key, value in env.items() if key.endswith("WEBHOOK_URL")]
+            secrets[name] = [value for key, value in env.items() if key.endswith("WEBHOOK_URL")]
             if plan.replies is not None:
-                server = stack.enter_context(RecordingServer(plan.replies, default=plan.default))
+                server = RecordingServer(plan.replies, default=plan.default)
+                servers[name] = stack.enter_context(server)
                 token = f"{name.replace('_', '')}token0123456789"
                 url = server.url_for(f"/services/T0{name.upper()}/B0SLACK/{token}")
-                secrets = [url, token, f"/services/T0{name.upper()}/B0SLACK/{token}"]
+                secrets[name] = [url, token, f"/services/T0{name.upper()}/B0SLACK/{token}"]
                 if plan.via_toml:
                     (folder / "chaperone.toml").write_text(
                         f'[channels.slack]\nwebhook_url = "{url}"\n'
                     )
                 else:
                     env["CHAPERONE_SLACK_WEBHOOK_URL"] = url
-            process = subprocess.Popen(
-                [str(CHAPERONE), *plan.args],
-                cwd=folder,
-                env=clean_environ(folder, env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
+            invocations[name] = Invocation(plan.args, folder, clean_environ(folder, **env))
+        yield {
+            name: Run(
+                **attrs.asdict(result, recurse=False),
+                requests=servers[name].requests if name in servers else [],
+                secrets=secrets[name],
+                stored=stored_bytes(invocations[name].cwd),
             )
-            started[name] = (process, server, folder, secrets)
-        results = {}
-        for name, (process, server, folder, secrets) in started.items():
-            try:
-                stdout, stderr = process.communicate(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                stdout, stderr = process.communicate()
-                pytest.fail(f"{name} ran over {TIMEOUT}s:\n{stdout}\n{stderr}")
-            results[name] = Run(
-                returncode=process.returncode,
-                stdout=stdout,
-                stderr=stderr,
-                requests=server.requests if server else [],
-                secrets=secrets,
-                stored=stored_bytes(folder),
-            )
-        yield results
+            for name, result in run_many(invocations, parallel=None).items()
+        }
 
 
 def assert_no_secret(run: Run) -> None:

@@ -11,7 +11,7 @@ names every alert it stands for::
         held = digests.held_stuck_alerts(96)
         payloads = [render(digest) for digest in digests.sample_digests(held)]
         assert len(payloads) == 5  # 20 entries a digest at most
-        digests.assert_listed_once(held, [json.dumps(p) for p in payloads])
+        digests.assert_each_listed_once(held, payloads)
 
     @digests.held_group_settings(max_examples=30)
     @given(held=digests.held_groups(), size=digests.digest_sizes())
@@ -29,18 +29,19 @@ what the channel sends.
 runtime with your channel and lets the group's window close, so the channel's service
 receives the first alerts one by one and then the digests of the rest.
 
-Needs hypothesis: install ``chaperone-core[test]``.
+Needs hypothesis: install ``chaperone-core[testing]``.
 """
 
 # ruff: noqa: S101 - a test helper states its checks with assert, as pytest expects
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import hypothesis
 from hypothesis import HealthCheck
@@ -66,6 +67,7 @@ __all__ = [
     "WINDOW",
     "WINDOW_CLOSED",
     "WINDOW_STARTED",
+    "assert_each_listed_once",
     "assert_listed_once",
     "digest_sizes",
     "held_group_settings",
@@ -136,6 +138,24 @@ def assert_listed_once(held: Sequence[Alert], texts: Sequence[str]) -> None:
     for alert in held:
         found = sum(alert.key in text for text in texts)
         assert found == 1, f"the held alert {alert.key} is in {found} of the digests, not one"
+
+
+def assert_each_listed_once(
+    held: Sequence[Alert], sent: Sequence[Any], part: Callable[[Any], Any] | None = None
+) -> None:
+    """Assert that every held alert's key occurs in exactly one of the messages ``sent``
+    for the digests: each message, or the ``part`` of it that lists the entries (the
+    details of an event, the text of an e-mail), read as text; anything but a string is
+    read as its JSON.
+    """
+    pieces = [message if part is None else part(message) for message in sent]
+    assert_listed_once(
+        held,
+        [
+            piece if isinstance(piece, str) else json.dumps(piece, ensure_ascii=False)
+            for piece in pieces
+        ],
+    )
 
 
 def _retitled(alerts: list[Alert], title: str) -> list[Alert]:

@@ -15,11 +15,11 @@ from pathlib import Path
 import chaperone_deploys
 import click
 import pytest
-from chaperone.builtin.database_channel import read_history
 from chaperone_deploys import DeploymentFailed, DeploySettings, start_deployment
 from click.testing import CliRunner
 
 import chaperone
+from chaperone.builtin.database_channel import read_history
 from chaperone.store import SQLiteStore
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)

@@ -6,15 +6,14 @@ and name ``discord`` among the alert channels. See the README for every setting.
 
 from __future__ import annotations
 
-import chaperone
-from chaperone.hookspecs import RegisterChannel
+from chaperone.channels import RegisterChannel, hookimpl
 from chaperone_discord._channel import DiscordChannel, discord_retry_after
 from chaperone_discord._render import render
 
 __all__ = ["DiscordChannel", "chaperone_register_channels", "discord_retry_after", "render"]
 
 
-@chaperone.hookimpl
+@hookimpl
 def chaperone_register_channels(register: RegisterChannel) -> None:
     """Register the ``discord`` channel."""
     register(DiscordChannel)

@@ -11,8 +11,17 @@ from typing import Any, Final, Self
 import attrs
 import httpx
 
-from chaperone import Alert, Channel, ChannelSettings, Outcome, Secret, SendContext
-from chaperone.channels.http import classify_response, post_json, retry_after_seconds
+from chaperone.channels import (
+    Alert,
+    Channel,
+    ChannelSettings,
+    Outcome,
+    Secret,
+    SendContext,
+    classify_response,
+    post_json,
+    retry_after_seconds,
+)
 from chaperone_discord._limits import USERNAME
 from chaperone_discord._render import render
 

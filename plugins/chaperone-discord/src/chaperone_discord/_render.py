@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone.channels.text import ELLIPSIS, fit, link_url, multi_line, one_line, utf16_length
 from chaperone.channels.text import escape_markdown as _escape_markdown
 from chaperone_discord import _limits

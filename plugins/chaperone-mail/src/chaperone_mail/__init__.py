@@ -12,8 +12,7 @@ Settings come from Laravel's customary variables (``MAIL_HOST``, ``MAIL_PORT``,
 
 from __future__ import annotations
 
-from chaperone import hookimpl
-from chaperone.hookspecs import RegisterChannel
+from chaperone.channels import RegisterChannel, hookimpl
 from chaperone_mail._channel import Encryption, MailChannel
 from chaperone_mail._render import MailContent, build_message, render
 

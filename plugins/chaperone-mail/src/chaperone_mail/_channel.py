@@ -19,8 +19,16 @@ import aiosmtplib
 import attrs
 import structlog
 
-from chaperone import Alert, Channel, ChannelSettings, ConfigError, Outcome, Secret, SendContext
-from chaperone.channels import env_prefix
+from chaperone.channels import (
+    Alert,
+    Channel,
+    ChannelSettings,
+    ConfigError,
+    Outcome,
+    Secret,
+    SendContext,
+    env_prefix,
+)
 from chaperone.channels.text import fit, one_line
 from chaperone_mail._render import build_message
 

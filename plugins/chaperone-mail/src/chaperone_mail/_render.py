@@ -36,7 +36,7 @@ from typing import Final
 
 import attrs
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone.channels.text import escape_html, fit, link_url, multi_line, one_line
 
 __all__ = [

@@ -8,8 +8,7 @@ and :mod:`chaperone_opsgenie._render` for what the alerts look like.
 
 from __future__ import annotations
 
-import chaperone
-from chaperone.hookspecs import RegisterChannel
+from chaperone.channels import RegisterChannel, hookimpl
 from chaperone_opsgenie._channel import DEFAULT_REGION, REGIONS, OpsgenieChannel
 from chaperone_opsgenie._render import alias_for, close_payload, create_payload, priority_for
 
@@ -25,7 +24,7 @@ __all__ = [
 ]
 
 
-@chaperone.hookimpl
+@hookimpl
 def chaperone_register_channels(register: RegisterChannel) -> None:
     """Register the ``opsgenie`` channel."""
     register(OpsgenieChannel)

@@ -29,7 +29,7 @@ from typing import Any, Final, Self, TypeVar
 
 import httpx
 
-from chaperone import (
+from chaperone.channels import (
     Alert,
     Channel,
     ChannelSettings,
@@ -39,8 +39,9 @@ from chaperone import (
     OutcomeKind,
     Secret,
     SendContext,
+    classify_response,
+    retry_after_seconds,
 )
-from chaperone.channels.http import classify_response, retry_after_seconds
 from chaperone.channels.text import fit, one_line, utf16_length
 from chaperone_opsgenie._render import (
     TAG_COUNT_LIMIT,

@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from chaperone import Alert, Priority, Severity
+from chaperone.channels import Alert, Priority, Severity
 from chaperone.channels.text import ELLIPSIS, fit, multi_line, one_line, utf16_length
 
 __all__ = [

@@ -9,8 +9,7 @@ or ``routing_key`` and ``events_url`` under ``[channels.pagerduty]`` in ``chaper
 
 from __future__ import annotations
 
-from chaperone import hookimpl
-from chaperone.hookspecs import RegisterChannel
+from chaperone.channels import RegisterChannel, hookimpl
 from chaperone_pagerduty._channel import PagerDutyChannel
 from chaperone_pagerduty._render import dedup_key, render_event
 

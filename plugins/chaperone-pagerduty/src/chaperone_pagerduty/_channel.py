@@ -9,8 +9,16 @@ from typing import Any, Final, Self
 
 import httpx
 
-from chaperone import Alert, Channel, ChannelSettings, Outcome, OutcomeKind, Secret, SendContext
-from chaperone.channels.http import classify_response
+from chaperone.channels import (
+    Alert,
+    Channel,
+    ChannelSettings,
+    Outcome,
+    OutcomeKind,
+    Secret,
+    SendContext,
+    classify_response,
+)
 from chaperone_pagerduty._render import EVENTS_URL, render_event
 
 __all__ = ["PagerDutyChannel"]

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone.channels.text import fit, link_url, multi_line, one_line, utf8_length
 
 __all__ = [

@@ -10,8 +10,7 @@ title, red for errors, orange for warnings, green for resolutions, the fields, t
 
 from __future__ import annotations
 
-from chaperone import hookimpl
-from chaperone.hookspecs import RegisterChannel
+from chaperone.channels import RegisterChannel, hookimpl
 from chaperone_slack._channel import SlackChannel
 from chaperone_slack._render import render
 

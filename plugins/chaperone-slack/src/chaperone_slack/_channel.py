@@ -6,8 +6,15 @@ import ipaddress
 import urllib.parse
 from typing import Final, Self
 
-from chaperone import Alert, Channel, ChannelSettings, Outcome, Secret, SendContext
-from chaperone.channels.http import post_json
+from chaperone.channels import (
+    Alert,
+    Channel,
+    ChannelSettings,
+    Outcome,
+    Secret,
+    SendContext,
+    post_json,
+)
 from chaperone_slack._render import render
 
 __all__ = ["SlackChannel"]

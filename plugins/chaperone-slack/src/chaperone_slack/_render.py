@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Final
 
-from chaperone import Alert, Severity
+from chaperone.channels import Alert, Severity
 from chaperone.channels.text import escape_slack, fit, link_url, multi_line, utf16_length
 
 __all__ = [
