@@ -6,12 +6,13 @@ import enum
 import re
 import types
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from chaperone import _sanitize
+from chaperone._clock import as_utc
 
 __all__ = ["Alert", "AlertStatus", "Priority", "Severity"]
 
@@ -55,12 +56,6 @@ def _alert_type(_instance: object, _attribute: object, value: str) -> None:
         )
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"occurred_at must be timezone-aware, got {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 @attrs.frozen(kw_only=True, eq=True, hash=False)
 class Alert:
     r"""One alert, rendered by every channel in its own format.
@@ -87,7 +82,7 @@ class Alert:
     headline: str = attrs.field(converter=_sanitize.line)
     title: str = attrs.field(converter=_sanitize.line)
     summary: str = attrs.field(converter=_sanitize.text)
-    occurred_at: datetime = attrs.field(converter=_utc)
+    occurred_at: datetime = attrs.field(converter=as_utc)
     severity: Severity = attrs.field(default=Severity.ERROR, converter=Severity)
     status: AlertStatus = attrs.field(default=AlertStatus.FIRING, converter=AlertStatus)
     priority: Priority = attrs.field(default=Priority.NORMAL, converter=Priority)

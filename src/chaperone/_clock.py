@@ -11,7 +11,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "as_utc", "utc_from_timestamp"]
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is a ValueError (its zone is unknown)."""
+    if value.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def utc_from_timestamp(timestamp: float) -> datetime:
+    """The UTC datetime of Unix seconds ``timestamp``."""
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 @runtime_checkable

@@ -31,13 +31,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import structlog
 
+from chaperone._clock import utc_from_timestamp
 from chaperone._events import ChaperoneDegraded, ChaperoneRecovered, Event
 from chaperone._secrets import MASKER, describe
 from chaperone._verdicts import Destination
@@ -149,9 +149,9 @@ class SelfWatch:
                 ChaperoneDegraded(
                     part=part,
                     reason=reason,
-                    since=_utc(now),
+                    since=utc_from_timestamp(now),
                     process=self.process,
-                    occurred_at=_utc(now),
+                    occurred_at=utc_from_timestamp(now),
                 ),
                 part,
             )
@@ -202,7 +202,10 @@ class SelfWatch:
         """Send the resolve of ``part``'s degraded alert (failing since ``since``)."""
         now = self._runtime.clock.timestamp()
         recovered = ChaperoneRecovered(
-            part=part, since=_utc(since), process=self.process, occurred_at=_utc(now)
+            part=part,
+            since=utc_from_timestamp(since),
+            process=self.process,
+            occurred_at=utc_from_timestamp(now),
         )
         self._submit(recovered, part)
 
@@ -304,7 +307,3 @@ def _console(event: Event, part: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # standard error itself is gone: nothing is left to write to
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
 from chaperone._alerts import Alert
+from chaperone._clock import as_utc
 
 __all__ = [
     "AlertsGrouped",
@@ -38,14 +39,8 @@ __all__ = [
 ]
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"expected a timezone-aware datetime, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
+    return None if value is None else as_utc(value)
 
 
 def _non_negative(
@@ -135,7 +130,7 @@ class CircuitBreakerOpened(Event):
 
     service: str
     failure_count: int
-    opened_at: datetime = attrs.field(converter=_utc)
+    opened_at: datetime = attrs.field(converter=as_utc)
     retry_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
 
 
@@ -202,7 +197,7 @@ class JobAbandoned(Event):
     job_class: str
     supervisor: str
     """Which process stopped vouching, as ``pid N on HOST``."""
-    last_seen: datetime = attrs.field(converter=_utc)
+    last_seen: datetime = attrs.field(converter=as_utc)
     """When it last vouched for the job."""
 
 
@@ -216,7 +211,7 @@ class ChaperoneDegraded(Event):
 
     part: str
     reason: str
-    since: datetime = attrs.field(converter=_utc)
+    since: datetime = attrs.field(converter=as_utc)
     process: str = ""
     """Which process saw it, as ``chaperone run (pid N on HOST)``."""
 
@@ -226,7 +221,7 @@ class ChaperoneRecovered(Event):
     """A part of Chaperone that failed works again: its degraded incident resolves."""
 
     part: str
-    since: datetime = attrs.field(converter=_utc)
+    since: datetime = attrs.field(converter=as_utc)
     """When it started failing."""
     process: str = ""
 
@@ -236,7 +231,7 @@ class CircuitBreakerClosed(Event):
     """A circuit breaker closed again after successful trial calls."""
 
     service: str
-    closed_at: datetime = attrs.field(converter=_utc)
+    closed_at: datetime = attrs.field(converter=as_utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -283,7 +278,7 @@ class AlertsGrouped(Event):
     group_key: str
     alerts: tuple[Alert, ...] = attrs.field(converter=_alerts)
     window: timedelta = attrs.field(validator=_non_negative)
-    window_started: datetime = attrs.field(converter=_utc)
+    window_started: datetime = attrs.field(converter=as_utc)
     sent_individually: int = 0
 
 
@@ -296,8 +291,8 @@ class MaintenanceEnded(Event):
     """
 
     window_id: str
-    started_at: datetime = attrs.field(converter=_utc)
-    ended_at: datetime = attrs.field(converter=_utc)
+    started_at: datetime = attrs.field(converter=as_utc)
+    ended_at: datetime = attrs.field(converter=as_utc)
     reason: str = ""
     matches: str = "everything"
     """What the window matched, as ``chaperone maintenance status`` shows it."""

@@ -19,12 +19,13 @@ import inspect
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 import structlog
 
+from chaperone._clock import utc_from_timestamp
 from chaperone._durations import parse_duration
 from chaperone._exceptions import CircuitOpenError
 from chaperone.breakers._state import (
@@ -126,10 +127,6 @@ def _exception_types(value: ExceptionTypes, name: str) -> tuple[type[BaseExcepti
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise TypeError(f"{name} takes exception classes, got {item!r}")
     return types
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def circuit_breaker(
@@ -398,7 +395,7 @@ class CircuitBreaker:
                 if readings.generation == generation:  # no failure since the read began
                     self._closed_until = now + self.state_refresh
         elif admission is not None and admission.state is CircuitState.OPEN:
-            raise CircuitOpenError(self.service, _utc(admission.retry_at))
+            raise CircuitOpenError(self.service, utc_from_timestamp(admission.retry_at))
         return admission
 
     def _after(self, admission: Admission | None, exc: BaseException | None) -> None:

@@ -27,12 +27,12 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote
 
 import attrs
 
+from chaperone._clock import utc_from_timestamp
 from chaperone._events import CircuitBreakerClosed, CircuitBreakerOpened
 from chaperone.supervision import Supervisor
 
@@ -90,10 +90,6 @@ class Admission:
 
 
 CLOSED: Final = Admission(state=CircuitState.CLOSED)
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 class BreakerState:
@@ -181,9 +177,9 @@ class BreakerState:
                 CircuitBreakerOpened(
                     service=self.service,
                     failure_count=failures,
-                    opened_at=_utc(now),
-                    retry_at=_utc(now + self.policy.reset_timeout),
-                    occurred_at=_utc(now),
+                    opened_at=utc_from_timestamp(now),
+                    retry_at=utc_from_timestamp(now + self.policy.reset_timeout),
+                    occurred_at=utc_from_timestamp(now),
                 )
             )
 
@@ -221,7 +217,11 @@ class BreakerState:
         if not store.delete(self._open_key):
             return False
         self.supervisor.emit(
-            CircuitBreakerClosed(service=self.service, closed_at=_utc(now), occurred_at=_utc(now))
+            CircuitBreakerClosed(
+                service=self.service,
+                closed_at=utc_from_timestamp(now),
+                occurred_at=utc_from_timestamp(now),
+            )
         )
         store.delete(self._retry_key)
         store.delete_prefix(self._trials_prefix)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from chaperone._clock import utc_from_timestamp
 from chaperone._events import Event, JobAbandoned, JobRecovered, JobStuck, JobTimeout
 from chaperone._markers import hookimpl
 from chaperone.supervision import _keys
@@ -39,10 +40,6 @@ JOB_STUCK: Final = "job_stuck"
 JOB_TIMEOUT: Final = "job_timeout"
 JOB_ABANDONED: Final = "job_abandoned"
 _CHECKS: Final = ("stuck", "timeout", "recovery", "abandon")
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def claim_incident(store: Store, record: JobRecord, alert_type: str, since: float) -> bool:
@@ -99,8 +96,10 @@ def _check_stuck(store: Store, record: JobRecord, member: str, now: float) -> It
             supervision_id=record.supervision_id,
             job_class=record.name,
             stuck_duration=timedelta(seconds=now - last_sign_of_life),
-            last_heartbeat=None if record.last_heartbeat is None else _utc(record.last_heartbeat),
-            occurred_at=_utc(now),
+            last_heartbeat=None
+            if record.last_heartbeat is None
+            else utc_from_timestamp(record.last_heartbeat),
+            occurred_at=utc_from_timestamp(now),
         )
     interval = min(record.heartbeat_interval or _RECOVERY_CHECK, _RECOVERY_CHECK)
     store.schedule(_keys.DEADLINES, _keys.member(record.supervision_id, "recovery"), now + interval)
@@ -121,7 +120,7 @@ def _check_timeout(store: Store, record: JobRecord, member: str, now: float) -> 
             job_class=record.name,
             timeout=timedelta(seconds=record.timeout or 0.0),
             actual_duration=timedelta(seconds=record.duration(now)),
-            occurred_at=_utc(now),
+            occurred_at=utc_from_timestamp(now),
         )
 
 
@@ -146,7 +145,7 @@ def _check_recovery(store: Store, record: JobRecord, member: str, now: float) ->
             job_class=record.name,
             recovered_from=JOB_STUCK,
             reason="heartbeats resumed",
-            occurred_at=_utc(now),
+            occurred_at=utc_from_timestamp(now),
         )
 
 
@@ -168,7 +167,7 @@ def _check_abandoned(
         state=JobState.ABANDONED,
         finished_at=now,
         error=f"abandoned: {supervisor} stopped vouching for the job at "
-        f"{_utc(last_seen):%Y-%m-%d %H:%M:%S} UTC",
+        f"{utc_from_timestamp(last_seen):%Y-%m-%d %H:%M:%S} UTC",
     )
     store.set(_keys.job_key(record.supervision_id), abandoned.to_json(), _keys.RETENTION)
     for check in _CHECKS:
@@ -177,8 +176,8 @@ def _check_abandoned(
         supervision_id=record.supervision_id,
         job_class=record.name,
         supervisor=supervisor,
-        last_seen=_utc(last_seen),
-        occurred_at=_utc(now),
+        last_seen=utc_from_timestamp(last_seen),
+        occurred_at=utc_from_timestamp(now),
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from chaperone import _sanitize
+from chaperone._clock import utc_from_timestamp
 
 __all__ = ["MAX_FLUSH_INTERVAL", "JobRecord", "JobState", "flush_interval"]
 
@@ -40,7 +41,7 @@ class JobState(enum.StrEnum):
 
 
 def _utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return None if timestamp is None else utc_from_timestamp(timestamp)
 
 
 @attrs.frozen(kw_only=True)
