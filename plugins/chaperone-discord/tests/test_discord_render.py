@@ -610,20 +610,7 @@ class TestHostileText:
         """Lone surrogates in every text, even past the alert's own cleaning, render to
         a message within Discord's limits that encodes to UTF-8.
         """
-        alert = Alert(
-            type="job_failed",
-            key="k\udcff",
-            headline="Job \udcff Failed",
-            title="Job Failed: app-\udcff-\ud800",
-            summary="s\udcff" * 3000,
-            fields={"E\udcff": "v\udfff"},
-            details_url="https://example.test/\udcff",
-            occurred_at=NOW,
-        )
-        for name in ("title", "summary", "explanation"):
-            object.__setattr__(alert, name, "x\udcff (y)" * 600)
-        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
-        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        alert = strategies.alert_with_raw_surrogates(NOW)
         payload = render(alert)
         assert limit_problems(payload) == []
         encoded = json.dumps(payload, ensure_ascii=False).encode()

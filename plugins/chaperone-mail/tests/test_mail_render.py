@@ -42,6 +42,7 @@ from chaperone import (
     ViolationType,
 )
 from chaperone.builtin.alert_builder import build_alerts
+from chaperone.testing import strategies
 from chaperone.testing.strategies import OVERSIZED_LENGTH, alerts, hostile_alerts
 
 APP_URL = "https://app.example.com"
@@ -543,19 +544,7 @@ class TestAnyAlert:
         """Lone surrogates in every text, even past the alert's own cleaning, render to
         a message that encodes to UTF-8.
         """
-        alert = Alert(
-            type="job_failed",
-            key="k\udcff",
-            headline="Job \udcff Failed",
-            title="Job Failed: app-\udcff",
-            summary="s\udcff",
-            fields={"E\udcff": "v\udfff"},
-            occurred_at=AT,
-        )
-        for name in ("key", "title", "summary", "explanation", "job_class"):
-            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
-        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
-        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        alert = strategies.alert_with_raw_surrogates(AT)
         message = message_for(alert)
         assert "\ufffd" in parts(message)[0]
         assert message.as_bytes()

@@ -54,6 +54,7 @@ from chaperone import (
 )
 from chaperone.builtin.alert_builder import build_alerts
 from chaperone.channels.text import fit, utf16_length
+from chaperone.testing import strategies
 from chaperone.testing.strategies import (
     OVERSIZED_LENGTH,
     alert_types,
@@ -591,19 +592,7 @@ class TestHostileText:
         """Lone surrogates in every text, even past the alert's own cleaning, render to
         requests within Opsgenie's limits that encodes to UTF-8.
         """
-        alert = Alert(
-            type="job_failed",
-            key="k\udcff",
-            headline="Job \udcff Failed",
-            title="Job Failed: app-\udcff",
-            summary="s\udcff",
-            fields={"E\udcff": "v\udfff"},
-            occurred_at=WHEN,
-        )
-        for name in ("key", "title", "summary", "explanation", "job_class"):
-            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
-        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
-        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        alert = strategies.alert_with_raw_surrogates(WHEN)
         create, close = create_payload(alert), close_payload(alert)
         assert_create_within_limits(create)
         assert_close_within_limits(close)

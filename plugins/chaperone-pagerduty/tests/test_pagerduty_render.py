@@ -583,19 +583,7 @@ class TestHostileText:
         """Lone surrogates in every text, even past the alert's own cleaning, render to
         an event within PagerDuty's limits that encodes to UTF-8.
         """
-        alert = Alert(
-            type="job_failed",
-            key="k\udcff",
-            headline="Job \udcff Failed",
-            title="Job Failed: app-\udcff",
-            summary="s\udcff",
-            fields={"E\udcff": "v\udfff"},
-            occurred_at=NOW,
-        )
-        for name in ("key", "title", "summary", "explanation", "job_class"):
-            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
-        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
-        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        alert = strategies.alert_with_raw_surrogates(NOW)
         event = render_event(alert, KEY)
         assert_within_limits(alert, event)
         assert "\ufffd".encode() in json.dumps(event, ensure_ascii=False).encode()

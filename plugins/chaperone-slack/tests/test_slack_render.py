@@ -484,19 +484,7 @@ class TestHostileText:
         """Lone surrogates in every text, even past the alert's own cleaning, render to
         a message within Slack's limits that encodes to UTF-8.
         """
-        alert = Alert(
-            type="job_failed",
-            key="k\udcff",
-            headline="Job \udcff Failed",
-            title="Job Failed: app-\udcff",
-            summary="s\udcff",
-            fields={"E\udcff": "v\udfff"},
-            occurred_at=WHEN,
-        )
-        for name in ("key", "title", "summary", "explanation", "job_class"):
-            object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
-        object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
-        object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+        alert = strategies.alert_with_raw_surrogates(WHEN)
         payload = render(alert)
         assert_within_limits(payload)
         assert "\ufffd".encode() in json.dumps(payload, ensure_ascii=False).encode()

@@ -69,6 +69,7 @@ __all__ = [
     "OVERSIZED_LENGTH",
     "UNUSUAL_PIECES",
     "alert_types",
+    "alert_with_raw_surrogates",
     "alerts",
     "alerts_grouped_events",
     "aware_datetimes",
@@ -766,3 +767,24 @@ def events() -> st.SearchStrategy[Event]:
     ``occurred_at``.
     """
     return st.one_of(firing_events(), recovery_events(), digest_events())
+
+
+def alert_with_raw_surrogates(occurred_at: datetime) -> Alert:
+    """An alert whose every text holds lone surrogates, set past the alert's own cleaning
+    (which would have replaced them), and long enough to be cut: what a renderer must still
+    render within its service's limits, encoded as UTF-8 (each surrogate as U+FFFD).
+    """
+    alert = Alert(
+        type="job_failed",
+        key="k\udcff",
+        headline="Job \udcff Failed",
+        title="Job Failed: app-\udcff",
+        summary="s\udcff",
+        fields={"E\udcff": "v\udfff"},
+        occurred_at=occurred_at,
+    )
+    for name in ("key", "title", "summary", "explanation", "job_class"):
+        object.__setattr__(alert, name, "x\udcff (y) & <z>" * 300)
+    object.__setattr__(alert, "details_url", "https://example.test/\udcff (y)")
+    object.__setattr__(alert, "fields", (("n\udcff", "v\ud800" * 2000),))
+    return alert
