@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from chaperone import IncidentRef, JobCompleted, ManualClock, StoreError
 from chaperone import _sanitize as sanitize
 from chaperone._event_codec import decode_event
+from chaperone._secrets import MASKER
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import (
     JobRecord,
@@ -214,6 +215,20 @@ class TestRecords:
         record = stored(store, job.supervision_id)
         assert record.state is JobState.FAILED
         assert record.error == "ValueError: disk full on /var"
+
+    def test_a_known_secret_in_the_error_is_masked(
+        self, supervisor: Supervisor, store: Store
+    ) -> None:
+        """A secret Chaperone knows (a webhook URL) in the job's exception is stored masked:
+        the error reaches alerts and the history."""
+        secret = f"https://hooks.slack.com/services/T0/B0/{uuid.uuid4().hex}"
+        MASKER.add(secret)
+        with pytest.raises(ConnectionError), supervise("j", supervisor=supervisor) as job:
+            raise ConnectionError(f"could not post to {secret}")
+        error = stored(store, job.supervision_id).error
+        assert error is not None
+        assert error.startswith("ConnectionError: could not post to ")
+        assert secret not in error
 
     def test_a_long_error_text_is_cut(self, supervisor: Supervisor, store: Store) -> None:
         """An enormous exception message is stored cut to a bounded length."""

@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol
 
 from chaperone._clock import Clock
 from chaperone._exceptions import ConfigError
-from chaperone._secrets import MASKER
+from chaperone._secrets import describe
 from chaperone.store._protocol import Store
 
 __all__ = ["STORE_ENTRY_POINT_GROUP", "StoreOpener", "installed_schemes", "opener_for", "usage"]
@@ -69,11 +69,10 @@ def opener_for(scheme: str, key: str, source: str) -> StoreOpener:
     try:
         opener = entry_point.load()
     except Exception as exc:
-        reason = MASKER.mask(f"{type(exc).__name__}: {exc}")
         raise ConfigError.single(
             key,
             source,
-            f"the store for {scheme}:// ({entry_point.value}) failed to load: {reason}",
+            f"the store for {scheme}:// ({entry_point.value}) failed to load: {describe(exc)}",
         ) from None
     if not callable(opener):
         raise ConfigError.single(

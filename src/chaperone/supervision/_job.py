@@ -16,6 +16,7 @@ from typing import Any, Final
 import attrs
 
 from chaperone._events import JobCompleted
+from chaperone._secrets import describe
 from chaperone.supervision import _keys
 from chaperone.supervision._records import JobRecord, JobState, flush_interval
 from chaperone.supervision._resources import DEFAULT_INTERVAL, ResourceSampler
@@ -220,4 +221,4 @@ def _with_heartbeats_of(record: JobRecord, written: JobRecord | None) -> JobReco
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:_ERROR_TEXT_LIMIT]
+    return describe(error)[:_ERROR_TEXT_LIMIT]
