@@ -8,6 +8,7 @@ from typing import Final
 
 __all__ = [
     "ALIVE_PREFIX",
+    "CHECKIN_PREFIX",
     "DEADLINES",
     "DEFAULT_LEASE",
     "EVENTS_QUEUE",
@@ -15,6 +16,8 @@ __all__ = [
     "JOB_PREFIX",
     "RETENTION",
     "alive_key",
+    "checkin_lock_key",
+    "checkin_runs_key",
     "incident_key",
     "incident_prefix",
     "job_key",
@@ -36,6 +39,9 @@ DEFAULT_LEASE: Final = 60.0
 """Seconds a supervising process vouches for its running jobs at a time by default
 (``supervision.abandoned_after``); it renews the vouch every third of that. A running
 job nobody vouches for any more is abandoned."""
+
+CHECKIN_PREFIX: Final = "checkin:"
+"""Check-in jobs (``chaperone.supervision.checkins``): their running runs, their lock."""
 
 
 def alive_key(supervision_id: str) -> str:
@@ -69,3 +75,13 @@ def incident_prefix(subject: str) -> str:
 def incident_key(subject: str, alert_type: str) -> str:
     """The key that marks an open incident; set-if-absent claims its one report."""
     return f"{incident_prefix(subject)}{alert_type}"
+
+
+def checkin_runs_key(job: str) -> str:
+    """The key listing the running runs of a check-in job (JSON, oldest first)."""
+    return f"{CHECKIN_PREFIX}runs:{job}"
+
+
+def checkin_lock_key(job: str) -> str:
+    """The key one check-in of ``job`` holds while it reads and writes the job's runs."""
+    return f"{CHECKIN_PREFIX}lock:{job}"

@@ -43,7 +43,15 @@ from chaperone.supervision._records import JobRecord, JobState
 if TYPE_CHECKING:
     from chaperone.supervision._job import Supervision
 
-__all__ = ["PENDING_LIMIT", "RETENTION", "RETRY_FIRST", "RETRY_MAX", "Supervisor"]
+__all__ = [
+    "PENDING_LIMIT",
+    "RETENTION",
+    "RETRY_FIRST",
+    "RETRY_MAX",
+    "Supervisor",
+    "close_incidents",
+    "store_record",
+]
 
 R = TypeVar("R")
 
@@ -289,16 +297,7 @@ class Supervisor:
 
     def _write_now(self, record: JobRecord, ttl: float | None) -> bool:
         def operation() -> bool:
-            self.store.set(_keys.job_key(record.supervision_id), record.to_json(), ttl)
-            for check, deadline in (
-                ("stuck", record.stuck_deadline),
-                ("timeout", record.timeout_deadline),
-            ):
-                name = _keys.member(record.supervision_id, check)
-                if deadline is None:
-                    self.store.unschedule(_keys.DEADLINES, name)
-                else:
-                    self.store.schedule(_keys.DEADLINES, name, deadline)
+            store_record(self.store, record, ttl)
             return True
 
         return self._call("write a job record", operation)[0]
@@ -475,10 +474,33 @@ class Supervisor:
 
     def close_incidents(self, supervision_id: str) -> tuple[IncidentRef, ...]:
         """Close every open incident of a job; return those this call closed."""
-        closed = []
-        for key in self.store.keys(_keys.incident_prefix(supervision_id)):
-            value = self.store.get(key)
-            if value is not None and self.store.delete(key):
-                data = json.loads(value)
-                closed.append(IncidentRef(type=data["type"], key=data["key"]))
-        return tuple(closed)
+        return close_incidents(self.store, supervision_id)
+
+
+def store_record(store: Store, record: JobRecord, ttl: float | None = None) -> None:
+    """Write a job record (expiring after ``ttl`` seconds, never when None) and
+    (re)schedule or drop its stuck and timeout checks; store errors are raised.
+    """
+    store.set(_keys.job_key(record.supervision_id), record.to_json(), ttl)
+    for check, deadline in (
+        ("stuck", record.stuck_deadline),
+        ("timeout", record.timeout_deadline),
+    ):
+        name = _keys.member(record.supervision_id, check)
+        if deadline is None:
+            store.unschedule(_keys.DEADLINES, name)
+        else:
+            store.schedule(_keys.DEADLINES, name, deadline)
+
+
+def close_incidents(store: Store, supervision_id: str) -> tuple[IncidentRef, ...]:
+    """Close every open incident of a job; return those this call closed (each by one
+    caller only, however many close at once).
+    """
+    closed = []
+    for key in store.keys(_keys.incident_prefix(supervision_id)):
+        value = store.get(key)
+        if value is not None and store.delete(key):
+            data = json.loads(value)
+            closed.append(IncidentRef(type=data["type"], key=data["key"]))
+    return tuple(closed)
