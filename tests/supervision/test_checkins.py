@@ -10,9 +10,11 @@ send check-ins of one job from several threads at once.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,11 +22,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaperone import JobCompleted, JobRecovered, JobStuck, JobTimeout, ManualClock
+from chaperone import (
+    Chaperone,
+    JobCompleted,
+    JobRecovered,
+    JobStuck,
+    JobTimeout,
+    ManualClock,
+    PluginHost,
+    Settings,
+)
 from chaperone._event_codec import decode_event
 from chaperone._events import Event
+from chaperone._monitor import Monitor
 from chaperone._secrets import MASK, MASKER
 from chaperone.builtin import job_detector as detector
+from chaperone.builtin.database_channel import read_history
 from chaperone.cli.jobs import list_jobs
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import JobRecord, JobState, _keys
@@ -40,6 +53,7 @@ from chaperone.supervision.checkins import (
     InvalidCheckInError,
     check_in,
 )
+from helpers.checkin_workers import run_checkins
 from helpers.redis_server import RedisServer
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
@@ -269,6 +283,36 @@ class TestDetection:
         assert tick(store, clock) == []
 
 
+class TestThroughTheMonitor:
+    """A whole monitor tick turns what it finds about a check-in job into alerts."""
+
+    def test_stuck_then_failed_alerts(self, tmp_path: Path) -> None:
+        """A silent check-in run gives a firing job_stuck alert keyed by its id; its
+        failure check-in resolves it, with the error it sent."""
+        clock = ManualClock(START)
+        path = tmp_path / "pipeline.sqlite3"
+        store = SQLiteStore(path, clock, f"sqlite:///{path}")
+        settings = Settings(channels=("database",), store_url=store.url)
+        with Chaperone(
+            settings, clock=clock, store=store, plugins=PluginHost(entry_points=False)
+        ) as runtime:
+            monitor = Monitor(runtime)
+            options = CheckInOptions(heartbeat_interval=30, missed_heartbeats=2)
+            record = check_in(store, clock, "offsite-sync", START_, options=options)
+            clock.advance(61 + flush_interval(30))
+            monitor.tick()
+            clock.advance(5)
+            check_in(store, clock, "offsite-sync", FAIL, error="rsync: connection refused")
+            monitor.tick()
+            history = list(reversed(read_history(store, 100)))
+        assert [(r["type"], r["alert_status"], r["key"]) for r in history] == [
+            ("job_stuck", "firing", record.supervision_id),
+            ("job_stuck", "resolved", record.supervision_id),
+        ]
+        assert history[0]["fields"]["Job Class"] == "offsite-sync"
+        assert history[1]["fields"]["Error"] == "rsync: connection refused"
+
+
 class TestOverlappingRuns:
     """Run ids tell overlapping runs apart; without one, a start supersedes."""
 
@@ -424,6 +468,30 @@ class TestConcurrency:
         states = sorted(r.state.value for r in records(store))
         assert states == ["abandoned"] * 5 + ["running"]
         store.close()
+
+
+class TestAcrossProcesses:
+    """Check-ins of one job from several processes at once, on one SQLite file."""
+
+    def test_no_run_is_lost(self, tmp_path: Path) -> None:
+        """Four spawned processes each start, heartbeat and end five runs of one job at
+        the same time: twenty ended records, each the one its process was told of."""
+        path = tmp_path / "shared.sqlite3"
+        url = f"sqlite:///{path}"
+        SQLiteStore(path, ManualClock(START), url).close()  # created before the race
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(4, mp_context=spawn) as pool:
+            futures = [pool.submit(run_checkins, url, worker, 5) for worker in range(4)]
+            told = sorted(sid for future in futures for sid in future.result(timeout=120))
+        store = SQLiteStore(path, ManualClock(), url)
+        try:
+            ended = records(store)
+            assert sorted(r.supervision_id for r in ended) == told
+            assert len(told) == 20
+            assert sorted(r.state.value for r in ended) == ["completed"] * 12 + ["failed"] * 8
+            assert store.get(_keys.checkin_runs_key("shared")) is None
+        finally:
+            store.close()
 
 
 def open_store(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
