@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone import (
@@ -34,20 +35,23 @@ from chaperone import (
 )
 from chaperone._event_codec import decode_event
 from chaperone._events import Event
+from chaperone._exceptions import StoreError
 from chaperone._monitor import Monitor
 from chaperone._secrets import MASK, MASKER
 from chaperone.builtin import job_detector as detector
 from chaperone.builtin.database_channel import read_history
 from chaperone.cli.jobs import list_jobs
 from chaperone.store import MemoryStore, SQLiteStore, Store
-from chaperone.supervision import JobRecord, JobState, _keys
+from chaperone.supervision import JobRecord, JobState, _keys, checkins
 from chaperone.supervision._records import flush_interval
 from chaperone.supervision._stats import read_stats
 from chaperone.supervision.checkins import (
     ERROR_LIMIT,
     JOB_NAME_LIMIT,
+    LOCK_TTL,
     MAX_RUNNING_RUNS,
     SUPERVISOR,
+    CheckInBusyError,
     CheckInKind,
     CheckInOptions,
     InvalidCheckInError,
@@ -55,6 +59,7 @@ from chaperone.supervision.checkins import (
 )
 from helpers.checkin_workers import run_checkins
 from helpers.redis_server import RedisServer
+from helpers.stores import SwitchedStore
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 T0 = START.timestamp()
@@ -283,6 +288,49 @@ class TestDetection:
         assert tick(store, clock) == []
 
 
+class TestStoreFailures:
+    """A store that fails in the middle of a check-in leaves nothing running forever."""
+
+    def test_a_start_cut_short_leaves_no_orphan(self, clock: ManualClock) -> None:
+        """A start whose record write fails raises StoreError; once the store and the
+        lock are back, the job has no running run and a success records one run."""
+        switched = SwitchedStore(MemoryStore(clock))
+        store = cast(Store, switched)
+        switched.budget = 3  # the lock, reading the runs, listing the new run
+        with pytest.raises(StoreError):
+            check_in(store, clock, "backup", START_)
+        switched.away = False
+        assert records(store) == []
+        clock.advance(LOCK_TTL + 1)
+        ended = check_in(store, clock, "backup", SUCCESS)
+        assert records(store) == [ended]
+        assert ended.started_at == ended.finished_at
+        assert store.get(_keys.checkin_runs_key("backup")) is None
+
+
+class TestTheLock:
+    """Check-ins of one job wait for each other, a bounded time."""
+
+    def test_a_held_lock_makes_the_check_in_busy(
+        self, store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While another check-in holds the job's lock past LOCK_WAIT, a check-in raises
+        CheckInBusyError (a StoreError) and writes nothing; other jobs go on."""
+        monkeypatch.setattr(checkins, "LOCK_WAIT", 0.05)
+        assert store.set_if_absent(_keys.checkin_lock_key("backup"), "another", LOCK_TTL)
+        with pytest.raises(CheckInBusyError, match="backup"):
+            check_in(store, clock, "backup", START_)
+        assert records(store) == []
+        assert check_in(store, clock, "report", START_).name == "report"
+
+    def test_a_lock_left_behind_expires(self, store: Store, clock: ManualClock) -> None:
+        """A lock whose holder died lets check-ins in again after LOCK_TTL."""
+        store.set_if_absent(_keys.checkin_lock_key("backup"), "a dead process", LOCK_TTL)
+        clock.advance(LOCK_TTL)
+        assert check_in(store, clock, "backup", START_).state is JobState.RUNNING
+        assert store.get(_keys.checkin_lock_key("backup")) is None
+
+
 class TestThroughTheMonitor:
     """A whole monitor tick turns what it finds about a check-in job into alerts."""
 
@@ -390,6 +438,13 @@ class TestValidation:
             check_in(store, clock, job, START_, run=run)
         assert raised.value.field == field
         assert str(raised.value).startswith(f"{field}: ")
+        assert records(store) == []
+
+    def test_an_unknown_kind_is_refused(self, store: Store, clock: ManualClock) -> None:
+        """A kind that is not start, success, fail or heartbeat names the field."""
+        with pytest.raises(InvalidCheckInError) as raised:
+            check_in(store, clock, "backup", "finish")  # type: ignore[arg-type]
+        assert raised.value.field == "kind"
         assert records(store) == []
 
     def test_the_longest_safe_name_is_taken(self, store: Store, clock: ManualClock) -> None:
@@ -516,38 +571,75 @@ _STEPS = st.lists(
 )
 
 
+_RESULT_STATES = {
+    START_: JobState.RUNNING,
+    HEARTBEAT: JobState.RUNNING,
+    SUCCESS: JobState.COMPLETED,
+    FAIL: JobState.FAILED,
+}
+
+
+def check_sequence(
+    store: Store, clock: ManualClock, steps: list[tuple[CheckInKind, str | None, int]]
+) -> None:
+    """Send ``steps`` (kind, run id, seconds before it) and check the invariants after
+    each: the record returned is the one stored, in the state the kind says; never two
+    running runs with the same run id (or both without one); every ended run has
+    finished_at >= started_at; the job's list of running runs matches; and at the end
+    the stats count every success and failure."""
+    ends = 0
+    for kind, run, seconds in steps:
+        clock.advance(seconds)
+        record = check_in(store, clock, "prop", kind, run=run, error="boom")
+        ends += kind in (SUCCESS, FAIL)
+        assert store.get(_keys.job_key(record.supervision_id)) == record.to_json()
+        assert record.state is _RESULT_STATES[kind]
+        if kind is HEARTBEAT:
+            assert record.last_heartbeat == clock.timestamp()
+        stored = records(store)
+        running = [r.metadata.get("run") for r in stored if r.state is JobState.RUNNING]
+        assert len(running) == len(set(running))
+        for ended in (r for r in stored if r.state is not JobState.RUNNING):
+            assert ended.finished_at is not None
+            assert ended.finished_at >= ended.started_at
+        listed = json.loads(store.get(_keys.checkin_runs_key("prop")) or "[]")
+        assert sorted(str(entry["run"]) for entry in listed) == sorted(map(str, running))
+    stats = read_stats(store, job_class="prop", now=clock.timestamp(), window=86400)
+    assert stats.finished == ends
+
+
 class TestProperties:
-    """Any sequence of check-ins keeps the runs consistent."""
+    """Any sequence of check-ins keeps the runs consistent, on every backend."""
 
     @given(steps=_STEPS, on_sqlite=st.booleans())
     def test_runs_stay_consistent(
         self, steps: list[tuple[CheckInKind, str | None, int]], on_sqlite: bool
     ) -> None:
-        """Never two running runs with the same run id (or both without one); every
-        ended run has finished_at >= started_at; each check-in's record is the one
-        stored; ends add up to the stats' count."""
+        """The invariants of check_sequence hold on a memory store and a SQLite file."""
         clock = ManualClock(START)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "p.sqlite3"
             store = (
                 SQLiteStore(path, clock, f"sqlite:///{path}") if on_sqlite else MemoryStore(clock)
             )
-            ends = 0
             try:
-                for kind, run, seconds in steps:
-                    clock.advance(seconds)
-                    record = check_in(store, clock, "prop", kind, run=run, error="boom")
-                    ends += kind in (SUCCESS, CheckInKind.FAIL)
-                    assert store.get(_keys.job_key(record.supervision_id)) == record.to_json()
-                    stored = records(store)
-                    running = [r.metadata.get("run") for r in stored if r.state is JobState.RUNNING]
-                    assert len(running) == len(set(running))
-                    for ended in (r for r in stored if r.state is not JobState.RUNNING):
-                        assert ended.finished_at is not None
-                        assert ended.finished_at >= ended.started_at
-                    listed = json.loads(store.get(_keys.checkin_runs_key("prop")) or "[]")
-                    assert len(listed) == len(running)
-                stats = read_stats(store, job_class="prop", now=clock.timestamp(), window=86400)
-                assert stats.finished == ends
+                check_sequence(store, clock, steps)
             finally:
                 store.close()
+
+    @settings(max_examples=25)  # each example costs hundreds of round trips
+    @given(steps=_STEPS)
+    def test_runs_stay_consistent_on_redis(
+        self, steps: list[tuple[CheckInKind, str | None, int]], redis_server: RedisServer
+    ) -> None:
+        """The invariants of check_sequence hold on the real Redis server."""
+        from chaperone.store._redis import RedisStore
+
+        clock = ManualClock(START)
+        prefix = f"checkins{next(_redis_prefixes)}:"
+        store = RedisStore(redis_server.url(prefix=prefix), clock)
+        try:
+            check_sequence(store, clock, steps)
+        finally:
+            store.close()
+            redis_server.clear(prefix)

@@ -45,6 +45,8 @@ from chaperone.supervision._supervisor import close_incidents, store_record
 __all__ = [
     "ERROR_LIMIT",
     "JOB_NAME_LIMIT",
+    "LOCK_TTL",
+    "LOCK_WAIT",
     "MAX_RUNNING_RUNS",
     "RUN_ID_LIMIT",
     "SUPERVISOR",
@@ -84,6 +86,9 @@ class CheckInKind(enum.StrEnum):
     SUCCESS = "success"
     FAIL = "fail"
     HEARTBEAT = "heartbeat"
+
+
+_KINDS: Final = tuple(kind.value for kind in CheckInKind)
 
 
 def _positive_or_none(
@@ -149,6 +154,8 @@ def check_in(
     _validate("job", job, JOB_NAME_LIMIT)
     if run is not None:
         _validate("run", run, RUN_ID_LIMIT)
+    if kind not in _KINDS:
+        raise InvalidCheckInError("kind", f"must be one of {', '.join(_KINDS)}")
     kind = CheckInKind(kind)
     with _locked(store, job):
         runs = _Runs.read(store, job)
@@ -263,8 +270,11 @@ def _start(
     while len(runs.entries) >= MAX_RUNNING_RUNS:
         _supersede(store, clock, runs, runs.entries[0].supervision_id)
     record = _new_record(runs, now, run, options)
-    store_record(store, record)
     runs.entries.append(_Run(record.supervision_id, run))
+    # Listed before it is written: should the store fail in between, the next check-in
+    # drops an entry without a record, where a record nobody listed would run forever.
+    runs.write(store)
+    store_record(store, record)
     return record
 
 
