@@ -232,7 +232,13 @@ class TestMistakesCaughtAtOnce:
         """The variables the test suite and the benchmarks set for the commands they
         start are known.
         """
-        env = {"CHAPERONE_TEST_REDIS": "required", "CHAPERONE_BENCH_RESULTS": str(cwd / "r")}
+        env = {
+            "CHAPERONE_TEST_REDIS": "required",
+            "CHAPERONE_TEST_BROWSER": "required",
+            "CHAPERONE_TEST_CHROMIUM": "/usr/bin/chromium",
+            "CHAPERONE_TEST_ARTIFACTS": str(cwd / "artifacts"),
+            "CHAPERONE_BENCH_RESULTS": str(cwd / "r"),
+        }
         result = run(cwd, "config", "check", env=env)
         assert result.returncode == 0, result
 

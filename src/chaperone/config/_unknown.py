@@ -50,6 +50,9 @@ OTHER_VARIABLES: Final[Mapping[str, str]] = {
     "CHAPERONE_SUPERVISION_ID": "set by `chaperone run` for the job it supervises",
     "CHAPERONE_HEARTBEAT_FILE": "set by `chaperone run`: where the job's heartbeats go",
     "CHAPERONE_TEST_REDIS": "read by Chaperone's own test suite",
+    "CHAPERONE_TEST_BROWSER": "read by Chaperone's own test suite (its browser tests)",
+    "CHAPERONE_TEST_CHROMIUM": "read by Chaperone's own test suite (its browser tests)",
+    "CHAPERONE_TEST_ARTIFACTS": "read by Chaperone's own test suite (its screenshots)",
     "CHAPERONE_BENCH_RESULTS": "read by Chaperone's own benchmarks",
 }
 """The ``CHAPERONE_*`` variables read besides the settings, and by what."""
