@@ -64,7 +64,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from chaperone.web import WebContext, create_app  # the web stack: only here
-    from chaperone.web._server import WebServer, bind
+    from chaperone.web._server import WebServer, address_of, bind
 
     settings = load_or_exit()
     host = settings.health.host if host is None else host
@@ -77,15 +77,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             report_config_error(exc)
             raise SystemExit(EXIT_CONFIG) from None
         try:
+            refusal = exposure_problem(address_of(host, port), settings)
+            if refusal is not None:
+                error(f"refused: {refusal}")
+                raise SystemExit(EXIT_CONFIG)
             sock = bind(host, port)
         except OSError as exc:
             error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
             raise SystemExit(EXIT_FAILED) from None
-        refusal = exposure_problem(str(sock.getsockname()[0]), settings)
-        if refusal is not None:
-            sock.close()
-            error(f"refused: {refusal}")
-            raise SystemExit(EXIT_CONFIG)
         if problem is not None:
             error(f"warning: {problem}; /health answers 503 until it opens")
         server = WebServer(create_app(context), sock, settings.serve)

@@ -47,7 +47,11 @@ def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Star
         outside = inside
     app = Starlette(
         routes=outside,
-        middleware=[Middleware(RequestGuard), Middleware(SessionCookie), Middleware(CsrfGuard)],
+        middleware=[
+            Middleware(RequestGuard),
+            Middleware(SessionCookie),
+            Middleware(CsrfGuard, exempt=_get_only(prefix)),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.context = context
@@ -58,6 +62,11 @@ def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Star
         secure=context.settings.serve.secure_cookies,
     )
     return app
+
+
+def _get_only(prefix: str) -> frozenset[str]:
+    """The paths that answer GET only: a POST there gets 405, not a CSRF refusal."""
+    return frozenset(f"{root}/{name}" for root in {"", prefix} for name in ("health", "metrics"))
 
 
 async def _to_prefix(request: Request) -> Response:

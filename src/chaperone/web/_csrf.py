@@ -2,7 +2,8 @@
 form field or an ``X-CSRF-Token`` header, or it is refused with 403.
 
 Exempt are requests that carry their own proof, which a browser never adds by itself:
-an ``Authorization`` header (the serve token, for scripts) or a ping key (check-ins).
+an ``Authorization`` header (the serve token, for scripts) or a ping key (check-ins);
+and the paths given as exempt (endpoints that take no POST, which answer 405).
 The body is read here (at most :data:`MAX_BODY` bytes, 413 past that) and handed on
 unchanged.
 """
@@ -56,12 +57,13 @@ def _exempt(connection: HTTPConnection) -> bool:
 class CsrfGuard:
     """ASGI middleware refusing a POST whose CSRF token is missing or wrong."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, exempt: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check a POST's token, then pass the request on with its body."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

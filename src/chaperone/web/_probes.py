@@ -25,6 +25,7 @@ __all__ = ["probe_routes"]
 _log = structlog.get_logger("chaperone.serve")
 _JSON: Final = "application/json"
 _NO_STORE: Final = {"Cache-Control": "no-store"}
+_ANY: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _refusal(request: Request) -> Response | None:
@@ -69,4 +70,4 @@ def metrics(request: Request) -> Response:
 
 def probe_routes() -> list[Route]:
     """``/health`` and ``/metrics``, any method (the endpoints answer 405 themselves)."""
-    return [Route("/health", health, methods=None), Route("/metrics", metrics, methods=None)]
+    return [Route("/health", health, methods=_ANY), Route("/metrics", metrics, methods=_ANY)]

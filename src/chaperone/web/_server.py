@@ -22,13 +22,18 @@ from chaperone._secrets import MASKER, describe
 from chaperone.config import ServeSettings
 from chaperone.web._protocol import hardened_protocol
 
-__all__ = ["GRACEFUL_STOP", "WebServer", "bind", "route_server_logs"]
+__all__ = ["GRACEFUL_STOP", "WebServer", "address_of", "bind", "route_server_logs"]
 
 GRACEFUL_STOP: Final = 5
 """Seconds requests in progress are given to finish once asked to stop."""
 _BACKLOG: Final = 2048
 _SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "asyncio")
 _log = structlog.get_logger("chaperone.serve")
+
+
+def address_of(host: str, port: int) -> str:
+    """The IP address ``host`` stands for (OSError when it names none)."""
+    return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
 
 
 def bind(host: str, port: int) -> socket.socket:
