@@ -16,7 +16,7 @@ from typing import Any
 
 from chaperone._exceptions import ConfigProblem
 from chaperone._secrets import MASKER
-from chaperone.config._parsing import describe_kind
+from chaperone.config._parsing import describe_kind, parse_choice
 from chaperone.config._settings import IPNetwork, Role, UserEntry
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+_ROLES = parse_choice(*(role.value for role in Role))
 _HASH = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[0-9a-f]+\$[0-9a-f]+$")
 
 
@@ -43,10 +44,7 @@ def parse_prefix(value: Any) -> str:
 
 def parse_role(value: Any) -> Role:
     """``viewer`` or ``responder``."""
-    try:
-        return Role(str(value).strip().lower())
-    except ValueError:
-        raise ValueError(f"expected viewer or responder, got {value!r}") from None
+    return Role(_ROLES(value))
 
 
 def parse_trusted_proxies(value: Any) -> tuple[IPNetwork, ...]:
