@@ -39,16 +39,27 @@ class _Connection(h11.Connection):
     def next_event(self) -> Any:
         """The next event, as h11 parses it, within the head limit."""
         try:
-            event = super().next_event()
-            if isinstance(event, h11.Request):
-                if len(event.target) + len(event.method) + 10 > self.max_head:
-                    raise h11.RemoteProtocolError("request line too long", error_status_hint=414)
-                size = sum(len(name) + len(value) + 4 for name, value in event.headers)
-                if size > self.max_head:
-                    raise h11.RemoteProtocolError("headers too large", error_status_hint=431)
+            event = self._next_within_limit()
         except h11.RemoteProtocolError as exc:
             self.last_error = exc
             raise
+        return event
+
+    def _next_within_limit(self) -> Any:
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431 and b"\n" not in self.trailing_data[0]:
+                raise h11.RemoteProtocolError(
+                    "request line too long", error_status_hint=414
+                ) from None
+            raise
+        if isinstance(event, h11.Request):
+            if len(event.target) + len(event.method) + 10 > self.max_head:
+                raise h11.RemoteProtocolError("request line too long", error_status_hint=414)
+            size = sum(len(name) + len(value) + 4 for name, value in event.headers)
+            if size > self.max_head:
+                raise h11.RemoteProtocolError("headers too large", error_status_hint=431)
         return event
 
 
@@ -111,8 +122,6 @@ class HardenedH11Protocol(H11Protocol):
         """
         error = self.conn.last_error
         status = error.error_status_hint if error is not None else 400
-        if status == 431 and b"\n" not in self.conn.trailing_data[0]:
-            status = 414  # the request line alone outgrew the limit
         body = f"{STATUS_PHRASES[status].decode()}\n".encode()
         head = [
             (b"content-type", b"text/plain; charset=utf-8"),
