@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from chaperone._secrets import MASKER
+from chaperone.config import Settings
 from chaperone.web._auth import authentication_required, current_user, unauthorized, wants_html
 from chaperone.web._context import WebContext
 from chaperone.web._csrf import CsrfGuard
@@ -27,13 +29,18 @@ from chaperone.web._probes import probe_routes
 from chaperone.web._sessions import SessionCookie, Sessions
 from chaperone.web._templates import render
 
-__all__ = ["create_app"]
+__all__ = ["PING", "create_app"]
+
+PING = "/ping/"
+"""Where the check-ins sit under the prefix (``{prefix}/ping/{job}``...): exempt from CSRF,
+as a ping key is their only credential (:func:`~chaperone.web._auth.check_ping_key`)."""
 
 
 def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The app serving ``context``; ``routes`` (paths relative to the prefix) come before
     the built-in ones, so a page at ``/`` replaces the landing page.
     """
+    _mark_secrets(context.settings)
     prefix = context.prefix
     inside = [*routes, *account_routes(), *probe_routes(), Route("/", landing, methods=["GET"])]
     outside: list[BaseRoute] = []
@@ -50,7 +57,7 @@ def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Star
         middleware=[
             Middleware(RequestGuard),
             Middleware(SessionCookie),
-            Middleware(CsrfGuard, exempt=_get_only(prefix)),
+            Middleware(CsrfGuard, exempt=_get_only(prefix), exempt_prefixes=(f"{prefix}{PING}",)),
         ],
         exception_handlers={HTTPException: _http_error},
     )
@@ -62,6 +69,23 @@ def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Star
         secure=context.settings.serve.secure_cookies,
     )
     return app
+
+
+def _mark_secrets(settings: Settings) -> None:
+    """Mask every secret of the app's settings everywhere, however they were made (the
+    configuration loader marks them already; settings built in code may not be).
+    """
+    serve = settings.serve
+    secrets = (
+        settings.health.token,
+        serve.session_secret,
+        serve.ping_key,
+        *serve.ping_keys.values(),
+        *(user.password_hash for user in serve.users),
+    )
+    for secret in secrets:
+        if secret:
+            MASKER.add(secret)
 
 
 def _get_only(prefix: str) -> frozenset[str]:

@@ -3,7 +3,9 @@ form field or an ``X-CSRF-Token`` header, or it is refused with 403.
 
 Exempt are requests that carry their own proof, which a browser never adds by itself:
 an ``Authorization`` header (the serve token, for scripts) or a ping key (check-ins);
-and the paths given as exempt (endpoints that take no POST, which answer 405).
+and the paths given as exempt: endpoints that take no POST (they answer 405) and, by
+prefix, the check-ins (a ping key is their only credential, so a forged request has
+nothing to borrow; without one they answer 401).
 The body is read here (at most :data:`MAX_BODY` bytes, 413 past that) and handed on
 unchanged.
 """
@@ -57,13 +59,24 @@ def _exempt(connection: HTTPConnection) -> bool:
 class CsrfGuard:
     """ASGI middleware refusing a POST whose CSRF token is missing or wrong."""
 
-    def __init__(self, app: ASGIApp, exempt: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        exempt: frozenset[str] = frozenset(),
+        exempt_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.exempt = exempt
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check a POST's token, then pass the request on with its body."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] in self.exempt:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] in self.exempt
+            or scope["path"].startswith(self.exempt_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

@@ -80,6 +80,7 @@ class HardenedH11Protocol(H11Protocol):
         self.conn: _Connection = _Connection(config.h11_max_incomplete_event_size or 16 * 1024)
         self.timeout_keep_alive = self.idle_timeout  # type: ignore[assignment]  # a float works
         self._head_timer: asyncio.TimerHandle | None = None
+        self.access_log = False  # RequestGuard logs each request, its secrets masked
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request head."""
