@@ -67,11 +67,12 @@ class TestNeverShown:
             form = client.get(f"{base}/login", headers={"Accept": "text/html"})
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
             assert csrf is not None
-            for password in (PASSWORD + "x", PASSWORD):
+            # a wrong password; the password typed in the name field; the right one
+            for name, password in (("ann", PASSWORD + "x"), (PASSWORD, "x"), ("ann", PASSWORD)):
                 answers.append(
                     client.post(
                         f"{base}/login",
-                        data={"name": "ann", "password": password, "csrf_token": csrf[1]},
+                        data={"name": name, "password": password, "csrf_token": csrf[1]},
                     )
                 )
             answers.append(client.get(f"{base}/", headers={"Accept": "text/html"}))
@@ -86,8 +87,8 @@ class TestNeverShown:
             served.stop()
         config = run_cli("config", "show", cwd=tmp_path, env=env)
         assert config.returncode == 0, str(config)
-        assert [answer.status_code for answer in answers[:4]] == [401, 303, 200, 401]
-        assert "Signed in as ann" in answers[2].text
+        assert [answer.status_code for answer in answers[:5]] == [401, 401, 303, 200, 401]
+        assert "Signed in as ann" in answers[3].text
         shown = [
             served.stdout,
             served.stderr,

@@ -64,14 +64,17 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")[:_MAX_FIELD]
     target = safe_next(prefix, str(form.get("next") or ""))
     if not await run_in_threadpool(_check, settings, name, password):
-        _log.info("login refused", user=name)
+        known = name == TOKEN_USER or any(user.name == name for user in settings.serve.users)
+        # An unknown name is neither logged nor shown again: it may be a password typed
+        # in the wrong field.
+        _log.info("login refused", user=name if known else "(unknown)")
         return render(
             request,
             "login.html",
             401,
             next=target,
             error="Wrong name or password.",
-            name=name,
+            name=name if known else "",
         )
     start_session(request, name)
     _log.info("login", user=name)
