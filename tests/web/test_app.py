@@ -63,6 +63,18 @@ class TestPrefix:
         assert "Signed in as local" in landing.text
         assert 'action="/login"' in login.text
 
+    def test_local_user_only_for_a_loopback_host_name(self, store: MemoryStore) -> None:
+        """Without authentication, ``Host: localhost`` or ``[::1]`` is the local user; a
+        page asked for under another name (a rebound DNS name) gets nobody: 401.
+        """
+        context = context_on(store, ManualClock())
+        with running(context) as server, httpx.Client(base_url=server.url) as client:
+            statuses = [
+                client.get("/chaperone/", headers={"Host": host}).status_code
+                for host in ("localhost:9464", "[::1]:9464", "evil.example:9464")
+            ]
+        assert statuses == [200, 200, 401]
+
     def test_unknown_page_is_404(self, store: MemoryStore) -> None:
         """Without authentication configured, an unknown path is a plain 404."""
         context = context_on(store, ManualClock())

@@ -7,8 +7,10 @@ user named by a trusted reverse proxy, each with a role.
   the role of the ``[[serve.users]]`` entry of the same name, else ``serve.proxy_role``.
   The header from any other address is ignored.
 - The session cookie of a login (:mod:`chaperone.web._login`).
-- Nothing configured at all (only allowed on loopback): everyone is ``local``, a
-  responder, as anyone on the machine could run the CLI.
+- Nothing configured at all (only allowed on loopback): everyone who asks for a loopback
+  host name (``Host: 127.0.0.1``, ``localhost``, ``[::1]``) is ``local``, a responder, as
+  anyone on the machine could run the CLI. Another host name gets nobody, so a web page
+  that rebinds its own name to 127.0.0.1 cannot act through a browser.
 
 Every comparison of a secret is made in constant time.
 """
@@ -128,9 +130,19 @@ def _authenticate(connection: HTTPConnection) -> User | None:
         role = _role_of(session.user, serve, None)
         if role is not None:
             return User(session.user, role)
-    if not (token or serve.authentication_configured):
+    if not (token or serve.authentication_configured) and _asks_for_loopback(connection):
         return User(LOCAL_USER, Role.RESPONDER)
     return None
+
+
+def _asks_for_loopback(connection: HTTPConnection) -> bool:
+    host = (connection.url.hostname or "").strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def authentication_required(connection: HTTPConnection) -> bool:
