@@ -6,10 +6,13 @@ graceful stop that lets a request finish, and the context's lazy store and Chape
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import httpx
 import pytest
 from starlette.requests import Request
@@ -18,7 +21,7 @@ from starlette.routing import Route
 
 from chaperone import ManualClock
 from chaperone._exceptions import StoreError
-from chaperone.config import Settings
+from chaperone.config import ServeSettings, Settings
 from chaperone.store import MemoryStore
 from chaperone.web import WebContext
 from helpers.web import context_on, running
@@ -80,6 +83,45 @@ class TestPrefix:
         context = context_on(store, ManualClock())
         with running(context) as server, httpx.Client(base_url=server.url) as client:
             assert client.get("/chaperone/nothing").status_code == 404
+
+
+class TestConcurrency:
+    """Connections past ``serve.max_connections`` are turned away with 503."""
+
+    def test_limit_answers_503_and_frees_up(self, store: MemoryStore) -> None:
+        """With a limit of 4 and 4 connections held, /health is 503; once they are
+        closed, 200 again.
+        """
+        settings = attrs.evolve(
+            Settings(),
+            health=attrs.evolve(Settings().health, require_monitor=False),
+            serve=ServeSettings(max_connections=4),
+        )
+        context = context_on(store, ManualClock(), settings)
+        with running(context) as server:
+            url = httpx.URL(server.url)
+            assert url.port is not None
+            held = [socket.create_connection((url.host, url.port)) for _ in range(4)]
+            try:
+                busy = poll(f"{server.url}/health", lambda status: status == 503)
+            finally:
+                for sock in held:
+                    sock.close()
+            free = poll(f"{server.url}/health", lambda status: status == 200)
+        assert busy == 503
+        assert free == 200
+
+
+def poll(url: str, done: Callable[[int], bool], timeout: float = 10.0) -> int:
+    """GET ``url`` (a new connection each time) until ``done`` says yes to the status or
+    ``timeout`` seconds passed; the last status.
+    """
+    deadline = time.monotonic() + timeout
+    status = httpx.get(url, timeout=10).status_code
+    while not done(status) and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the real server to see the connections come and go
+        status = httpx.get(url, timeout=10).status_code
+    return status
 
 
 class TestGracefulStop:
