@@ -274,7 +274,8 @@ def leaf_commands() -> list[tuple[str, click.Command]]:
 
     def walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
         if isinstance(command, click.Group):
-            found = []
+            # A group that also runs by itself (``chaperone serve``) is a command too.
+            found = [(path, command)] if command.invoke_without_command else []
             names = command.list_commands(context)
             for name in sorted(COMMANDS) if command is cli else names:
                 sub = command.get_command(context, name)

@@ -26,7 +26,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaperone import SystemClock
-from chaperone.cli.serve import exposure_warning
+from chaperone.cli.serve import exposure_problem
+from chaperone.config import HealthSettings, ServeSettings, Settings
 from chaperone.metrics import CHECKS
 from chaperone.metrics._liveness import MonitorBeat
 from chaperone.store import SQLiteStore
@@ -462,13 +463,14 @@ class TestServeRequests:
     """Paths, methods, the token, signals and a taken port."""
 
     def test_other_paths_404_and_methods_405(self, tmp_path: Path) -> None:
-        """/ and /healthz are 404; POST and DELETE /health are 405 naming GET; a query
-        string is ignored; SIGINT stops it too.
+        """/ redirects to the pages' prefix and /healthz is 404; POST and DELETE /health
+        are 405 naming GET; a query string is ignored; SIGINT stops it too.
         """
         env = clean_environ(tmp_path, CHAPERONE_HEALTH_REQUIRE_MONITOR="false")
         with serving(env, tmp_path) as served:
             with httpx.Client(timeout=10) as client:
-                assert client.get(f"{served.url}/").status_code == 404
+                root = client.get(f"{served.url}/")
+                assert (root.status_code, root.headers["location"]) == (307, "/chaperone/")
                 assert client.get(f"{served.url}/healthz").status_code == 404
                 post = client.post(f"{served.url}/health", content=b"{}")
                 delete = client.delete(f"{served.url}/metrics")
@@ -636,22 +638,35 @@ def poll_until_healthy(client: httpx.Client, url: str, timeout: float = 30.0) ->
     return response
 
 
-class TestExposureWarning:
-    """What ``serve`` warns about the address it listens on."""
+class TestExposure:
+    """Where ``serve`` may listen without authentication."""
 
     @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "::1"])
-    def test_loopback_is_quiet(self, address: str) -> None:
-        """Loopback addresses get no warning."""
-        assert exposure_warning(address, token=None) is None
+    def test_loopback_is_allowed(self, address: str) -> None:
+        """Loopback addresses need no authentication."""
+        assert exposure_problem(address, Settings()) is None
 
     @pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.7"])  # noqa: S104
-    def test_other_addresses_warn(self, address: str) -> None:
-        """Any other address warns, and suggests a token when none is set."""
-        warning = exposure_warning(address, token=None)
-        assert warning is not None
-        assert "reachable from other machines" in warning
-        assert "CHAPERONE_SERVE_TOKEN" in warning
-        with_token = exposure_warning(address, token=TOKEN)
-        assert with_token is not None
-        assert "CHAPERONE_SERVE_TOKEN" not in with_token
-        assert TOKEN not in with_token
+    def test_other_addresses_need_authentication(self, address: str) -> None:
+        """Any other address is refused naming the settings, unless a token, users or a
+        trusted header are configured; the token never appears.
+        """
+        problem = exposure_problem(address, Settings())
+        assert problem is not None
+        assert "reachable from other machines" in problem
+        assert "CHAPERONE_SERVE_TOKEN" in problem
+        assert "serve.users" in problem
+        with_token = attrs.evolve(Settings(), health=HealthSettings(token=TOKEN))
+        assert exposure_problem(address, with_token) is None
+        with_header = attrs.evolve(Settings(), serve=ServeSettings(trusted_header="X-User"))
+        assert exposure_problem(address, with_header) is None
+
+    def test_serve_on_every_address_without_auth_exits_2(self, tmp_path: Path) -> None:
+        """``serve --host 0.0.0.0`` without authentication: refused before it listens,
+        exit 2, one line naming the setting.
+        """
+        env = clean_environ(tmp_path, CHAPERONE_HEALTH_REQUIRE_MONITOR="false")
+        result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", cwd=tmp_path, env=env)  # noqa: S104
+        assert result.returncode == 2, str(result)
+        assert "serve.token" in result.stderr
+        assert "Traceback" not in result.stderr

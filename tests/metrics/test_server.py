@@ -1,13 +1,11 @@
-"""The HTTP endpoint in-process, on 127.0.0.1: answers from a real store on a manual clock,
-each health check in the status and the gauges, a store that is away, HEAD, and the token
-compared in full.
+"""``/health`` and ``/metrics`` of the web app in-process, under a real uvicorn on
+127.0.0.1: answers from a real store on a manual clock, each health check in the status
+and the gauges, a store that is away, HEAD, and the token compared in full.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,27 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chaperone import ManualClock, SystemClock
 from chaperone.config import Settings
-from chaperone.metrics import CHECKS, HealthReport, check_health, record_delivery
+from chaperone.metrics import CHECKS, HealthReport, record_delivery
 from chaperone.metrics._health import close_when_idle
 from chaperone.metrics._liveness import MonitorBeat
-from chaperone.metrics._server import HealthServer
 from chaperone.store import MemoryStore, Store, open_store
+from chaperone.web import WebContext
+from helpers.web import ReadingJudge, context_on, running
 
 TOKEN = "srv-0b7d41c9e2a85f36"  # noqa: S105 - a test token
-
-
-@contextmanager
-def running(read: Callable[[], HealthReport], token: str | None = None) -> Iterator[HealthServer]:
-    """A HealthServer on a free loopback port, served from a thread, closed after."""
-    server = HealthServer(read, host="127.0.0.1", port=0, token=token)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @pytest.fixture
@@ -53,15 +38,13 @@ def store(clock: ManualClock) -> Iterator[MemoryStore]:
     opened.close()
 
 
-def reader(
-    store: Store, clock: ManualClock | SystemClock, **health: Any
-) -> Callable[[], HealthReport]:
-    """Judges health at the clock's time (an hour's window, 5 %), with ``health``
-    settings; a monitor is not required unless they say so.
+def reader(store: Store, clock: ManualClock | SystemClock, **health: Any) -> WebContext:
+    """A context judging health at the clock's time (an hour's window, 5 %), with
+    ``health`` settings; a monitor is not required unless they say so.
     """
     options = {"require_monitor": False, **health}
     settings = attrs.evolve(Settings(), health=attrs.evolve(Settings().health, **options))
-    return lambda: check_health(store, settings, clock.timestamp(), store_timeout=2.0)
+    return context_on(store, clock, settings)
 
 
 def metric_values(text: str) -> dict[tuple[str, str], float]:
@@ -196,7 +179,13 @@ class TestStoreAway:
         def read() -> HealthReport:
             raise RuntimeError("a bug in a check")
 
-        with running(read) as server, httpx.Client(timeout=10) as client:
+        settings = Settings()
+        context = WebContext(
+            settings=settings,
+            clock=SystemClock(),
+            judge=ReadingJudge(settings, SystemClock(), read),
+        )
+        with running(context) as server, httpx.Client(timeout=10) as client:
             health = client.get(f"{server.url}/health")
             metrics = client.get(f"{server.url}/metrics")
             again = client.get(f"{server.url}/health")
@@ -231,7 +220,7 @@ class TestToken:
         """
         headers = {} if header is None else {"Authorization": header}
         with (
-            running(reader(store, clock), token=TOKEN) as server,
+            running(reader(store, clock, token=TOKEN)) as server,
             httpx.Client(timeout=10) as client,
         ):
             response = client.get(f"{server.url}/health", headers=headers)

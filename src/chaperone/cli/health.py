@@ -14,10 +14,10 @@ from chaperone._clock import SystemClock
 from chaperone._durations import parse_duration
 from chaperone._exceptions import ConfigError
 from chaperone.cli._context import EXIT_CONFIG, EXIT_FAILED, load_or_exit, report_config_error
-from chaperone.cli._health_judge import HealthJudge
 from chaperone.cli._output import echo, print_json, print_table
 from chaperone.metrics import BUCKET_SECONDS, RETENTION_SECONDS
 from chaperone.metrics._health import HealthReport
+from chaperone.metrics._judge import HealthJudge
 
 __all__ = ["health"]
 

@@ -1,56 +1,52 @@
-"""``chaperone serve``: answer ``GET /health`` and ``GET /metrics`` over HTTP until stopped.
+"""``chaperone serve``: the web app (pages, ``/health``, ``/metrics``) under uvicorn until
+stopped; ``chaperone serve hash-password`` makes a password hash for ``[[serve.users]]``.
 
 A store that cannot be opened at start does not stop it: ``/health`` answers 503 naming
-the reason, and each request tries to open the store again.
+the reason, and each request tries to open the store again. Listening anywhere but on
+loopback needs authentication configured (``serve.token``, ``[[serve.users]]`` or
+``serve.trusted_header``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import signal
-import types
-from typing import TYPE_CHECKING
+import sys
 
 import click
 
-from chaperone._clock import SystemClock
 from chaperone._exceptions import ConfigError
 from chaperone.cli._context import EXIT_CONFIG, EXIT_FAILED, load_or_exit, report_config_error
-from chaperone.cli._health_judge import HealthJudge
 from chaperone.cli._output import echo, error
+from chaperone.config import Settings
 
-if TYPE_CHECKING:
-    from chaperone.metrics._server import HealthServer
-
-__all__ = ["exposure_warning", "serve"]
+__all__ = ["exposure_problem", "serve"]
 
 
-class _StopError(Exception):
-    """Raised in the main thread by SIGTERM or SIGINT, to leave ``serve_forever``."""
-
-
-def _stop(_signum: int, _frame: types.FrameType | None) -> None:
-    raise _StopError
-
-
-def exposure_warning(address: str, *, token: str | None) -> str | None:
-    """The warning for listening on ``address`` (an IP), or None for a loopback one."""
+def exposure_problem(address: str, settings: Settings) -> str | None:
+    """Why listening on ``address`` (an IP) is refused: any address but loopback needs
+    authentication configured. None when it is allowed.
+    """
     try:
         if ipaddress.ip_address(address).is_loopback:
             return None
     except ValueError:
         pass
-    return f"warning: {address} is reachable from other machines" + (
-        "" if token else "; set CHAPERONE_SERVE_TOKEN to require a token"
+    if settings.health.token or settings.serve.authentication_configured:
+        return None
+    return (
+        f"{address} is reachable from other machines: set serve.token "
+        "(CHAPERONE_SERVE_TOKEN), [[serve.users]] or serve.trusted_header first, or listen "
+        "on 127.0.0.1 (serve.host)"
     )
 
 
-@click.command("serve")
+@click.group("serve", invoke_without_command=True)
 @click.option(
     "--host",
     default=None,
     help="Address to listen on [default: CHAPERONE_SERVE_HOST, 127.0.0.1]. Anything but "
-    "loopback is reachable from other machines: set CHAPERONE_SERVE_TOKEN.",
+    "loopback needs authentication configured (serve.token, [[serve.users]] or "
+    "serve.trusted_header).",
 )
 @click.option(
     "--port",
@@ -58,51 +54,60 @@ def exposure_warning(address: str, *, token: str | None) -> str | None:
     default=None,
     help="Port to listen on, 0 for any free one [default: CHAPERONE_SERVE_PORT, 9464].",
 )
-def serve(host: str | None, port: int | None) -> None:
-    """Serve health and the delivery metrics over HTTP: GET /health (the JSON of
-    `chaperone health --json`; 200 while every check passes, 503 when one fails) and GET
-    /metrics (Prometheus text format). With CHAPERONE_SERVE_TOKEN set, every request needs
-    "Authorization: Bearer <token>". Stops on SIGTERM or Ctrl-C.
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the web app: its pages under CHAPERONE_SERVE_PREFIX (/chaperone), GET /health
+    (the JSON of `chaperone health --json`; 200 while every check passes, 503 when one
+    fails) and GET /metrics (Prometheus text format). With CHAPERONE_SERVE_TOKEN set,
+    scripts send "Authorization: Bearer <token>". Stops on SIGTERM or Ctrl-C.
     """
-    from chaperone.metrics._server import HealthServer  # prometheus_client: only here
+    if ctx.invoked_subcommand is not None:
+        return
+    from chaperone.web import WebContext, create_app  # the web stack: only here
+    from chaperone.web._server import WebServer, address_of, bind
 
     settings = load_or_exit()
-    options = settings.health
-    host = options.host if host is None else host
-    port = options.port if port is None else port
-    judge = HealthJudge(settings, SystemClock())
+    host = settings.health.host if host is None else host
+    port = settings.health.port if port is None else port
+    context = WebContext.build(settings)
     try:
-        problem = judge.open()
-    except ConfigError as exc:
-        report_config_error(exc)
-        raise SystemExit(EXIT_CONFIG) from None
-    if problem is not None:
-        error(f"warning: {problem}; /health answers 503 until it opens")
-    try:
-        server = HealthServer(judge.report, host=host, port=port, token=options.token)
-    except OSError as exc:
-        judge.close()
-        error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-        raise SystemExit(EXIT_FAILED) from None
-    try:
-        _serve(server)
+        try:
+            problem = context.judge.open()
+        except ConfigError as exc:
+            report_config_error(exc)
+            raise SystemExit(EXIT_CONFIG) from None
+        try:
+            refusal = exposure_problem(address_of(host, port), settings)
+            if refusal is not None:
+                error(f"refused: {refusal}")
+                raise SystemExit(EXIT_CONFIG)
+            sock = bind(host, port)
+        except OSError as exc:
+            error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+            raise SystemExit(EXIT_FAILED) from None
+        if problem is not None:
+            error(f"warning: {problem}; /health answers 503 until it opens")
+        server = WebServer(create_app(context), sock, settings.serve)
+        pages = f"{context.prefix}/"
+        echo(f"listening on {server.url} (pages at {pages}, GET /health, GET /metrics)")
+        server.run()
     finally:
-        judge.close()
+        context.close()
     echo("stopped")
 
 
-def _serve(server: HealthServer) -> None:
-    """Serve until SIGTERM or SIGINT, then close the server."""
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        echo(f"listening on {server.url} (GET /health, GET /metrics)")
-        warning = exposure_warning(server.server_name, token=server.token)
-        if warning:
-            error(warning)
-        server.serve_forever(poll_interval=0.5)
-    except _StopError:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.server_close()
+@serve.command("hash-password")
+def hash_password() -> None:
+    """Read a password (prompted twice on a terminal, else one line of standard input)
+    and print its hash, for password_hash in a [[serve.users]] entry.
+    """
+    from chaperone.web._passwords import hash_password as make_hash
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        error("no password given")
+        raise SystemExit(EXIT_CONFIG)
+    echo(make_hash(password))

@@ -17,9 +17,12 @@ from chaperone.config._settings import (
     PrioritySettings,
     RateLimitSettings,
     RecurringWindow,
+    Role,
     Route,
+    ServeSettings,
     Settings,
     Thresholds,
+    UserEntry,
 )
 
 __all__ = [
@@ -32,10 +35,13 @@ __all__ = [
     "PrioritySettings",
     "RateLimitSettings",
     "RecurringWindow",
+    "Role",
     "Route",
+    "ServeSettings",
     "SettingSpec",
     "Settings",
     "Thresholds",
+    "UserEntry",
     "bind_plugin_settings",
     "collect_settings",
     "load_settings",

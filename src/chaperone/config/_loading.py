@@ -39,6 +39,13 @@ from chaperone.config._parsing import (
     parse_plugin_names,
     parse_text,
 )
+from chaperone.config._serve import (
+    parse_ping_keys,
+    parse_prefix,
+    parse_role,
+    parse_trusted_proxies,
+    parse_users,
+)
 from chaperone.config._settings import (
     MAX_DIGEST_SIZE,
     DeliverySettings,
@@ -47,8 +54,10 @@ from chaperone.config._settings import (
     HealthSettings,
     PrioritySettings,
     RateLimitSettings,
+    ServeSettings,
     Settings,
     Thresholds,
+    UserEntry,
 )
 
 __all__ = ["SETTING_SPECS", "SettingSpec", "collect_settings", "load_settings"]
@@ -89,6 +98,20 @@ def _digest_size(value: Any) -> int:
         raise ValueError(
             f"expected at most {MAX_DIGEST_SIZE} (Slack shows no more fields in one message)"
         )
+    return size
+
+
+def _positive_seconds(value: Any) -> float:
+    seconds = parse_duration_setting(value).total_seconds()
+    if seconds <= 0:
+        raise ValueError("expected a duration above zero")
+    return seconds
+
+
+def _request_head(value: Any) -> int:
+    size = parse_int(value, minimum=1024)
+    if size > 1024 * 1024:
+        raise ValueError(f"expected at most 1048576 bytes, got {size}")
     return size
 
 
@@ -283,6 +306,59 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("serve.host", "CHAPERONE_SERVE_HOST", ("serve", "host"), parse_text),
     SettingSpec("serve.port", "CHAPERONE_SERVE_PORT", ("serve", "port"), _port),
     SettingSpec("serve.token", "CHAPERONE_SERVE_TOKEN", ("serve", "token"), parse_text),
+    SettingSpec("serve.prefix", "CHAPERONE_SERVE_PREFIX", ("serve", "prefix"), parse_prefix),
+    SettingSpec(
+        "serve.request_timeout",
+        "CHAPERONE_SERVE_REQUEST_TIMEOUT",
+        ("serve", "request_timeout"),
+        _positive_seconds,
+    ),
+    SettingSpec(
+        "serve.idle_timeout",
+        "CHAPERONE_SERVE_IDLE_TIMEOUT",
+        ("serve", "idle_timeout"),
+        _positive_seconds,
+    ),
+    SettingSpec(
+        "serve.max_connections",
+        "CHAPERONE_SERVE_MAX_CONNECTIONS",
+        ("serve", "max_connections"),
+        _positive_int,
+    ),
+    SettingSpec(
+        "serve.max_request_head",
+        "CHAPERONE_SERVE_MAX_REQUEST_HEAD",
+        ("serve", "max_request_head"),
+        _request_head,
+    ),
+    SettingSpec(
+        "serve.trusted_header",
+        "CHAPERONE_SERVE_TRUSTED_HEADER",
+        ("serve", "trusted_header"),
+        parse_text,
+    ),
+    SettingSpec(
+        "serve.trusted_proxies",
+        "CHAPERONE_SERVE_TRUSTED_PROXIES",
+        ("serve", "trusted_proxies"),
+        parse_trusted_proxies,
+    ),
+    SettingSpec(
+        "serve.proxy_role", "CHAPERONE_SERVE_PROXY_ROLE", ("serve", "proxy_role"), parse_role
+    ),
+    SettingSpec(
+        "serve.session_secret",
+        "CHAPERONE_SERVE_SESSION_SECRET",
+        ("serve", "session_secret"),
+        parse_text,
+    ),
+    SettingSpec("serve.ping_key", "CHAPERONE_SERVE_PING_KEY", ("serve", "ping_key"), parse_text),
+    SettingSpec(
+        "serve.secure_cookies",
+        "CHAPERONE_SERVE_SECURE_COOKIES",
+        ("serve", "secure_cookies"),
+        parse_bool,
+    ),
     SettingSpec("store.url", "CHAPERONE_STORE", ("store", "url"), parse_text),
     SettingSpec(
         "supervision.abandoned_after",
@@ -324,6 +400,8 @@ _FREE_TABLES = {
     ("alerting", "routes"),
     ("alerting", "maintenance"),
     ("channels",),
+    ("serve", "users"),
+    ("serve", "ping_keys"),
 }
 """Tables whose keys are names the user picks (alert types, channel names), and the
 arrays of tables read by their own parsers."""
@@ -402,6 +480,8 @@ def collect_settings(
         _lookup(table, ("alerting", "maintenance")), toml_source, problems
     )
     channel_sections = _channel_sections(table, toml_source, problems)
+    users = parse_users(_lookup(table, ("serve", "users")), toml_source, problems)
+    ping_keys = parse_ping_keys(_lookup(table, ("serve", "ping_keys")), toml_source, problems)
     plugin_sections = _plugin_sections(table)
     problems.extend(_unknown_toml_keys(table, toml_source))
 
@@ -433,6 +513,7 @@ def collect_settings(
         maintenance_summary=values.get("alerting.maintenance_summary", True),
         runbooks=runbooks,
         health=_health(values),
+        serve=_serve(values, users, ping_keys),
         delivery=DeliverySettings(
             timeout=values.get("delivery.timeout", DeliverySettings().timeout),
             max_attempts=values.get("delivery.max_attempts", DeliverySettings().max_attempts),
@@ -567,6 +648,35 @@ def _health(values: Mapping[str, Any]) -> HealthSettings:
         token=token,
         require_monitor=values.get("health.require_monitor", defaults.require_monitor),
         outbox_max_age=values.get("health.outbox_max_age", defaults.outbox_max_age),
+    )
+
+
+def _serve(
+    values: Mapping[str, Any], users: tuple[UserEntry, ...], ping_keys: dict[str, str]
+) -> ServeSettings:
+    defaults = ServeSettings()
+    for secret in ("serve.session_secret", "serve.ping_key"):
+        if values.get(secret):
+            MASKER.add(values[secret])
+    return ServeSettings(
+        **{
+            name: values.get(f"serve.{name}", getattr(defaults, name))
+            for name in (
+                "prefix",
+                "request_timeout",
+                "idle_timeout",
+                "max_connections",
+                "max_request_head",
+                "trusted_header",
+                "trusted_proxies",
+                "proxy_role",
+                "session_secret",
+                "ping_key",
+                "secure_cookies",
+            )
+        },
+        users=users,
+        ping_keys=ping_keys,
     )
 
 

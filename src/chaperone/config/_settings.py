@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import time, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -193,6 +195,65 @@ class DeliverySettings:
     monitor``."""
 
 
+DEFAULT_PREFIX = "/chaperone"
+"""Where the web app's pages sit unless ``serve.prefix`` says otherwise."""
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+class Role(StrEnum):
+    """What a signed-in person may do: look (viewer) or also act (responder)."""
+
+    VIEWER = "viewer"
+    RESPONDER = "responder"
+
+
+@attrs.frozen
+class UserEntry:
+    """One ``[[serve.users]]`` entry: a name, a password hash (a secret), a role."""
+
+    name: str
+    password_hash: str = attrs.field(repr=False)
+    role: Role = Role.VIEWER
+
+
+@attrs.frozen(kw_only=True)
+class ServeSettings:
+    """The web app's settings beyond where it listens (``health.host``/``port``/``token``)."""
+
+    prefix: str = DEFAULT_PREFIX
+    """Where the app's pages sit ("" for the root)."""
+    request_timeout: float = 10.0
+    """Seconds a connection has to send a complete request head."""
+    idle_timeout: float = 5.0
+    """Seconds an idle keep-alive connection is kept open."""
+    max_connections: int = 1000
+    """Connections served at once; more get 503."""
+    max_request_head: int = 16 * 1024
+    """Bytes a request line plus headers may take (414 / 431 past it)."""
+    users: tuple[UserEntry, ...] = ()
+    trusted_header: str | None = None
+    """A header naming the signed-in user, set by a reverse proxy."""
+    trusted_proxies: tuple[IPNetwork, ...] = _LOOPBACK
+    """Addresses the trusted header is honoured from."""
+    proxy_role: Role = Role.VIEWER
+    """The role of a proxy-named user who is not among ``users``."""
+    session_secret: str | None = attrs.field(default=None, repr=False)
+    """The key that signs session cookies (a secret); random per start when unset."""
+    ping_key: str | None = attrs.field(default=None, repr=False)
+    """The key every check-in may use (a secret)."""
+    ping_keys: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    """Job name → its own check-in key (secrets)."""
+    secure_cookies: bool = False
+    """Mark the session cookie Secure even when the request came over plain HTTP (behind a
+    proxy that ends TLS)."""
+
+    @property
+    def authentication_configured(self) -> bool:
+        """Whether any way of signing in is configured (besides the serve token)."""
+        return bool(self.users or self.trusted_header)
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """Everything configurable, validated once at start-up.
@@ -220,6 +281,8 @@ class Settings:
     """Alert type → runbook URL shown with its alerts."""
     delivery: DeliverySettings = DeliverySettings()
     health: HealthSettings = HealthSettings()
+    serve: ServeSettings = ServeSettings()
+    """The web app's settings (where it listens is under :attr:`health`)."""
     store_url: str = "memory://"
     abandoned_after: timedelta = timedelta(seconds=60)
     """How long a supervising process (``chaperone run``, a job's own process) may go

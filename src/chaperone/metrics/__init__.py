@@ -5,8 +5,8 @@ the outbox, degraded parts and the recent delivery failure rate).
 
 The built-in plugin ``chaperone.builtin.delivery_metrics`` counts each delivery's final outcome;
 :func:`read_delivery_stats` reads a snapshot, :func:`check_health` judges every check. The
-Prometheus exposition is in ``chaperone.metrics._prometheus`` and the HTTP endpoint in
-``chaperone.metrics._server``, imported only by ``chaperone serve``.
+Prometheus exposition is in ``chaperone.metrics._prometheus``; ``chaperone.web`` serves
+both over HTTP.
 """
 
 from __future__ import annotations

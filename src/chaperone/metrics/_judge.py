@@ -27,12 +27,18 @@ class HealthJudge:
     """Judges health against the store ``settings`` configure, on ``clock``'s time."""
 
     def __init__(
-        self, settings: Settings, clock: Clock, *, store_timeout: float = STORE_TIMEOUT
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        store_timeout: float = STORE_TIMEOUT,
+        store: Store | None = None,
     ) -> None:
+        """``store``, when given, is one already open (:meth:`close` closes it too)."""
         self.settings = settings
         self.clock = clock
         self.store_timeout = store_timeout
-        self._store: Store | None = None
+        self._store: Store | None = store
         self._closed = False
         self._lock = threading.Lock()
 
@@ -71,6 +77,14 @@ class HealthJudge:
         except NoAnswerError as exc:
             return f"opening the store gave {exc}: is another process holding it locked?"
         return None
+
+    def store(self) -> Store:
+        """The store, opened now if need be; StoreError saying why it cannot be."""
+        problem = self.open()
+        store = self._store
+        if problem is not None or store is None:
+            raise StoreError(problem or "the store is not open")
+        return store
 
     def report(self) -> HealthReport:
         """Every check, judged now. Raises ConfigError as :meth:`open` does."""
