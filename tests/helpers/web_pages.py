@@ -11,6 +11,7 @@ the routes' calls into both (``require``, ``csrf_token``, ``open_incidents``,
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import importlib
 import importlib.util
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -171,3 +173,24 @@ def page_app(
     )
     app.state.context = context
     return app
+
+
+class PageClient:
+    """Sends one request at a time to an ASGI app in this process (each in an event loop
+    of its own), through httpx's ASGI transport.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def get(self, path: str) -> httpx.Response:
+        """GET ``path``, redirects not followed."""
+
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver"
+            ) as client:
+                return await client.get(path)
+
+        return asyncio.run(send())
