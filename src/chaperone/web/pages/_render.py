@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from chaperone import _sanitize
 from chaperone.web.pages._links import Links
 
 __all__ = ["REFRESH_SECONDS", "STATIC_DIRECTORY", "TEMPLATE_DIRECTORY", "render"]
@@ -21,10 +23,21 @@ REFRESH_SECONDS: Final = 15
 """How often the overview and the job page reload themselves (paused while a form is
 being filled in)."""
 
+
+def _printable(value: object) -> object:
+    """What a template prints, valid and without control characters (a lone surrogate
+    would not even encode); markup the templates built is left as it is.
+    """
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return _sanitize.clean_text(value)
+    return value
+
+
 _TEMPLATES: Final = Jinja2Templates(
     env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIRECTORY),
         autoescape=True,  # every template, whatever its name
+        finalize=_printable,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
