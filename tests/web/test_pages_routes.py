@@ -114,6 +114,7 @@ class TestPages:
         assert "Job Stuck: reports.build" in html
         assert f'href="/chaperone/jobs/{site.job_id}"' in html
         assert "<strong>store</strong>" in html
+        assert "Failure rate over the last 1 hour: 0.00% (unhealthy from 5%)" in html
         assert "deploy" in html
         assert 'data-refresh="15"' in html
         assert 'src="/chaperone/static/refresh.js"' in html

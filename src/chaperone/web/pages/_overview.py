@@ -9,6 +9,7 @@ from datetime import datetime
 
 import attrs
 
+from chaperone._durations import format_duration
 from chaperone.config import Settings
 from chaperone.maintenance import active_windows, suppressed
 from chaperone.metrics._counters import Counts
@@ -45,7 +46,8 @@ class DeliveryHealth:
     channels: tuple[ChannelHealth, ...]
     recent_failure_rate: float | None
     """Percent failed over the health window (None when the store could not be read)."""
-    window_seconds: int
+    window: str
+    """The health window, said for a person (``"1 hour"``)."""
     threshold: float
 
 
@@ -63,7 +65,7 @@ def delivery_health(report: HealthReport) -> DeliveryHealth:
         if stats is None
         else tuple(_channel(name, counts) for name, counts in stats.by_channel.items()),
         recent_failure_rate=None if stats is None else stats.failure_rate,
-        window_seconds=int(report.window.total_seconds()),
+        window=format_duration(report.window),
         threshold=report.threshold,
     )
 
