@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -18,8 +19,9 @@ from chaperone._alerts import Alert, AlertStatus
 from chaperone._clock import ManualClock
 from chaperone._matching import parse_match
 from chaperone.builtin.database_channel import record_delivery
-from chaperone.config import Settings
+from chaperone.config import RecurringWindow, Settings
 from chaperone.maintenance import start_window
+from chaperone.metrics._counters import record_delivery as record_metric
 from chaperone.metrics._health import check_health
 from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervisor, _keys, supervise
@@ -29,7 +31,7 @@ from chaperone.web.pages._jobs import job_page, job_rows
 from chaperone.web.pages._links import Links
 from chaperone.web.pages._maintenance import maintenance_page
 from chaperone.web.pages._moments import moment, relative
-from chaperone.web.pages._overview import overview
+from chaperone.web.pages._overview import delivery_health, overview
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -327,6 +329,28 @@ class TestOverview:
         ]
 
 
+class TestDeliveryHealth:
+    def test_each_channels_failure_rate(self, store: SQLiteStore, clock: ManualClock) -> None:
+        """The overview's health has each channel's counts and failure rate, and the
+        window's rate said in words."""
+        for channel, delivered in [("slack", True), ("slack", False), ("mail", True)] * 2:
+            record_metric(
+                store,
+                channel=channel,
+                alert_type="job_stuck",
+                delivered=delivered,
+                now=clock.timestamp(),
+            )
+        health = delivery_health(check_health(store, Settings(), clock.timestamp()))
+        assert [(c.channel, c.sent, c.failed, c.failure_rate) for c in health.channels] == [
+            ("mail", 2, 0, 0.0),
+            ("slack", 2, 2, 50.0),
+        ]
+        assert health.recent_failure_rate == pytest.approx(100 / 3)
+        assert health.window == "1 hour"
+        assert not health.healthy
+
+
 class TestHistoryPage:
     def test_pages_of_fixed_size(self, store: SQLiteStore, clock: ManualClock) -> None:
         """120 records make pages of 50, 50 and 20, newest first; only the last has no next."""
@@ -360,6 +384,27 @@ class TestIncidentPage:
 
 
 class TestMaintenancePage:
+    def test_a_recurring_window_and_its_next_occurrence(
+        self, store: SQLiteStore, clock: ManualClock
+    ) -> None:
+        """A recurring window of the settings is listed with its next occurrence."""
+        nightly = RecurringWindow(
+            name="nightly backup",
+            weekdays=frozenset(range(7)),
+            start=time(2, 0),
+            end=time(3, 0),
+            timezone=ZoneInfo("UTC"),
+            reason="backups",
+        )
+        page = maintenance_page(Settings(maintenance=(nightly,)), store, clock.now())
+        [scheduled] = page.scheduled
+        assert (scheduled.name, scheduled.reason) == ("nightly backup", "backups")
+        assert scheduled.next_start is not None
+        assert scheduled.next_start.iso == "2024-01-16T02:00:00Z"
+        assert scheduled.next_end is not None
+        assert scheduled.next_end.iso == "2024-01-16T03:00:00Z"
+        assert page.active == ()
+
     def test_on_now_and_ended(self, store: SQLiteStore, clock: ManualClock) -> None:
         """A window on now is active; one whose end passed is among the recently ended."""
         short = start_window(store, clock.now(), timedelta(minutes=5), reason="short")
