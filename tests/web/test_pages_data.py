@@ -31,7 +31,7 @@ from chaperone.web.pages._jobs import job_page, job_rows
 from chaperone.web.pages._links import Links
 from chaperone.web.pages._maintenance import maintenance_page
 from chaperone.web.pages._moments import moment, relative
-from chaperone.web.pages._overview import delivery_health, overview
+from chaperone.web.pages._overview import OVERVIEW_JOBS, delivery_health, overview
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -322,11 +322,22 @@ class TestOverview:
         page = overview(store, settings, clock.now(), incidents=incidents, health=health)
 
         assert [job.supervision_id for job in page.jobs] == [running]
+        assert page.more_jobs == 0
         assert page.incidents == tuple(incidents)
         assert {check.name for check in page.health.checks} >= {"store", "delivery"}
         assert [(row.id, row.reason, row.can_end) for row in page.windows] == [
             (window.id, "deploy", True)
         ]
+
+    def test_lists_the_newest_jobs_only(
+        self, supervisor: Supervisor, store: SQLiteStore, clock: ManualClock
+    ) -> None:
+        """Past OVERVIEW_JOBS jobs, the overview lists the newest and counts the rest."""
+        ids = [old_job(supervisor, f"job.{n}", age=n) for n in range(OVERVIEW_JOBS + 3)]
+        health = check_health(store, Settings(), clock.timestamp())
+        page = overview(store, Settings(), clock.now(), incidents=[], health=health)
+        assert [job.supervision_id for job in page.jobs] == ids[:OVERVIEW_JOBS]
+        assert page.more_jobs == 3
 
 
 class TestDeliveryHealth:

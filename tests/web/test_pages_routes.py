@@ -146,6 +146,14 @@ class TestPages:
         assert "No job matches." in site.get("/jobs?name=nothing-like-it")[1]
         assert "reports.build" in site.get("/jobs?state=sleeping")[1]
 
+    def test_a_long_job_list_is_cut(self, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past the list's limit, the newest jobs are shown and the rest counted."""
+        routes = helpers.web_pages.page_routes()
+        monkeypatch.setattr(routes, "JOB_LIST_LIMIT", 0)
+        html = site.get("/jobs")[1]
+        assert "reports.build" not in html
+        assert "1 more match" in html
+
     def test_history_pages(self, site: Site) -> None:
         """History shows page 1 by default and any bad page number as page 1."""
         for query in ("", "?page=1", "?page=abc", "?page=-4"):

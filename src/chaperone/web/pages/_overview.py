@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 
 import attrs
 
@@ -19,7 +20,17 @@ from chaperone.web.pages._jobs import ATTENTION_STATES, JobRow, job_rows
 from chaperone.web.pages._maintenance import WindowRow, window_row
 from chaperone.web.pages._shapes import IncidentView
 
-__all__ = ["ChannelHealth", "DeliveryHealth", "Overview", "delivery_health", "overview"]
+__all__ = [
+    "OVERVIEW_JOBS",
+    "ChannelHealth",
+    "DeliveryHealth",
+    "Overview",
+    "delivery_health",
+    "overview",
+]
+
+OVERVIEW_JOBS: Final = 50
+"""Jobs the overview lists at most (newest first); the job list has them all."""
 
 
 @attrs.frozen
@@ -76,6 +87,8 @@ class Overview:
 
     incidents: tuple[IncidentView, ...]
     jobs: tuple[JobRow, ...]
+    more_jobs: int
+    """Jobs that need a look beyond those listed."""
     health: DeliveryHealth
     windows: tuple[WindowRow, ...]
 
@@ -88,12 +101,15 @@ def overview(
     incidents: Sequence[IncidentView],
     health: HealthReport,
 ) -> Overview:
-    """The overview at ``now``: ``incidents`` (the open ones, newest first), the jobs
-    running, stuck, timed out, failed or abandoned, ``health`` and the windows on now.
+    """The overview at ``now``: ``incidents`` (the open ones, newest first), the newest
+    :data:`OVERVIEW_JOBS` jobs running, stuck, timed out, failed or abandoned, ``health``
+    and the windows on now.
     """
+    jobs = job_rows(store, now, states=ATTENTION_STATES)
     return Overview(
         incidents=tuple(incidents),
-        jobs=tuple(job_rows(store, now, states=ATTENTION_STATES)),
+        jobs=tuple(jobs[:OVERVIEW_JOBS]),
+        more_jobs=max(0, len(jobs) - OVERVIEW_JOBS),
         health=delivery_health(health),
         windows=tuple(
             window_row(window, now, suppressed(store, window.id).total)

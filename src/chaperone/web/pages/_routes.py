@@ -33,6 +33,8 @@ __all__ = ["PAGE_ROUTES"]
 
 MAX_FILTER: Final = 200
 """The longest name filter read from ``?name=`` (longer is cut)."""
+JOB_LIST_LIMIT: Final = 200
+"""Jobs the job list shows at most (the newest); the filters narrow it down."""
 
 Page = Callable[[Request, "WebContext", dict[str, Any]], Response]
 """A page's own work: given the request, the context and the common template values."""
@@ -109,7 +111,14 @@ def jobs_page(request: Request, context: WebContext, common: dict[str, Any]) -> 
         request,
         "jobs.html",
         _links(context),
-        {**common, "jobs": rows, "states": STATES, "state": state, "name": name},
+        {
+            **common,
+            "jobs": rows[:JOB_LIST_LIMIT],
+            "more_jobs": max(0, len(rows) - JOB_LIST_LIMIT),
+            "states": STATES,
+            "state": state,
+            "name": name,
+        },
     )
 
 
