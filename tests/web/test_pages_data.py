@@ -18,7 +18,7 @@ import helpers.web_pages
 from chaperone._alerts import Alert, AlertStatus
 from chaperone._clock import ManualClock
 from chaperone._matching import parse_match
-from chaperone.builtin.database_channel import record_delivery
+from chaperone.builtin.database_channel import HISTORY_STREAM, record_delivery
 from chaperone.config import RecurringWindow, Settings
 from chaperone.maintenance import start_window
 from chaperone.metrics._counters import record_delivery as record_metric
@@ -301,6 +301,73 @@ class TestJobPage:
         assert page.timeline[-1].what == "failed"
         assert "bad row 7" in page.timeline[-1].detail
         assert [alert.status for alert in page.alerts] == ["resolved"]
+
+
+def record_action(
+    store: SQLiteStore, alert: Alert, status: str, by: str, at: datetime, note: str = ""
+) -> None:
+    """Append a person's action on ``alert``'s incident to the history, as the incidents
+    module writes it: no channel, ``by`` and ``note``."""
+    record = {
+        "type": alert.type,
+        "key": alert.key,
+        "channel": "",
+        "route": "",
+        "status": status,
+        "alert_status": status,
+        "severity": alert.severity.value,
+        "priority": alert.priority.value,
+        "title": alert.title,
+        "summary": alert.summary,
+        "fields": dict(alert.fields),
+        "occurred_at": at.isoformat(),
+        "recorded_at": at.isoformat(),
+        "attempts": 0,
+        "detail": f"{status} by {by}",
+        "by": by,
+        "note": note,
+    }
+    store.append(HISTORY_STREAM, json.dumps(record), 10_000)
+
+
+class TestActions:
+    def test_acknowledgements_in_the_history(
+        self, supervisor: Supervisor, store: SQLiteStore, clock: ManualClock
+    ) -> None:
+        """An acknowledgement and its undoing, recorded in the history, are the job's
+        alerts without deliveries and on its timeline once each, the incident's
+        acknowledgement in force not repeated."""
+        job_id = old_job(supervisor, "reports.build", age=0)
+        clock.advance(10)
+        stuck = alert_about(job_id, clock.now())
+        deliver(store, clock, stuck, "slack")
+        clock.advance(10)
+        record_action(store, stuck, "acknowledged", "grace", clock.now(), "on it")
+        clock.advance(10)
+        record_action(store, stuck, "unacknowledged", "grace", clock.now())
+        clock.advance(10)
+        again = clock.now()
+        record_action(store, stuck, "acknowledged", "alan", again)
+        incident = incident_for(job_id, acknowledged_by="alan", acknowledged_at=again)
+
+        page = job_page(store, job_id, clock.now(), [incident])
+
+        assert page is not None
+        assert [
+            (alert.status, alert.by, alert.note, alert.deliveries) for alert in page.alerts[:3]
+        ] == [
+            ("acknowledged", "alan", "", ()),
+            ("unacknowledged", "grace", "", ()),
+            ("acknowledged", "grace", "on it", ()),
+        ]
+        assert [entry.what for entry in page.timeline] == [
+            "started",
+            "alert firing: Job Stuck: reports.build",
+            "acknowledged by grace",
+            "unacknowledged by grace",
+            "acknowledged by alan",
+        ]
+        assert page.timeline[2].detail == "on it"
 
 
 class TestOverview:

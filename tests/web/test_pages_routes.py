@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -193,6 +194,25 @@ class TestIncidentPage:
         assert "on it" in html
         assert "/unacknowledge" in html
         assert ">Acknowledge</button>" not in html
+
+    def test_an_acknowledgement_in_the_history(self, site: Site) -> None:
+        """An acknowledgement recorded in the history shows who, and its note."""
+        record = {
+            "type": "job_stuck",
+            "key": site.job_id,
+            "channel": "",
+            "route": "",
+            "status": "acknowledged",
+            "alert_status": "acknowledged",
+            "title": "Job Stuck: reports.build",
+            "occurred_at": START.isoformat(),
+            "recorded_at": START.isoformat(),
+            "by": "grace",
+            "note": "looking",
+        }
+        site.context.opened.append("history", json.dumps(record), 100)
+        html = site.get(f"/incidents/job_stuck/{site.job_id}")[1]
+        assert "acknowledged by <strong>grace</strong>: “looking”" in html
 
     def test_a_viewer_sees_no_buttons(self, site: Site) -> None:
         """A viewer sees the incident but no action form."""

@@ -1,5 +1,6 @@
 """The alert history as the pages show it: each alert once, with its deliveries per
-channel beside it.
+channel beside it, and what people did (an acknowledgement, its undoing: a record with
+``by``, and no channel) as entries of their own.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class AlertRow:
     fields: dict[str, str]
     occurred: Moment | None
     deliveries: tuple[Delivery, ...]
+    by: str | None = None
+    """Who acted, for a person's action (then there are no deliveries)."""
+    note: str = ""
+    """The note given with the action."""
 
     @property
     def failed(self) -> int:
@@ -90,6 +95,7 @@ def group_alerts(records: Iterable[Mapping[str, Any]], now: datetime) -> list[Al
     for identity in order:
         first = grouped[identity][0]
         fields = first.get("fields")
+        by = first.get("by")
         rows.append(
             AlertRow(
                 type=identity[0],
@@ -103,7 +109,11 @@ def group_alerts(records: Iterable[Mapping[str, Any]], now: datetime) -> list[Al
                 if isinstance(fields, dict)
                 else {},
                 occurred=moment(first.get("occurred_at"), now),
-                deliveries=tuple(_delivery(record, now) for record in reversed(grouped[identity])),
+                deliveries=()
+                if by is not None
+                else tuple(_delivery(record, now) for record in reversed(grouped[identity])),
+                by=None if by is None else str(by),
+                note=_text(first, "note"),
             )
         )
     return rows

@@ -213,15 +213,18 @@ def _timeline(
     add(moment(record.started_at, now), "started", f"on {record.host}" if record.host else "")
     add(moment(record.last_heartbeat, now), "last heartbeat")
     for alert in alerts:
-        channels = ", ".join(delivery.channel for delivery in alert.deliveries)
-        add(alert.occurred, f"alert {alert.status}: {alert.title}", f"to {channels}")
+        if alert.by is not None:
+            add(alert.occurred, f"{alert.status} by {alert.by}", alert.note)
+        else:
+            channels = ", ".join(delivery.channel for delivery in alert.deliveries)
+            add(alert.occurred, f"alert {alert.status}: {alert.title}", f"to {channels}")
+    recorded = {(entry.what, entry.at.iso) for entry in entries}
     for incident in incidents:
-        if incident.acknowledged_at is not None:
-            add(
-                moment(incident.acknowledged_at, now),
-                f"acknowledged by {incident.acknowledged_by or 'someone'}",
-                incident.ack_note,
-            )
+        # The acknowledgement in force, unless the history (read only so far) has it.
+        acknowledged = moment(incident.acknowledged_at, now)
+        what = f"acknowledged by {incident.acknowledged_by or 'someone'}"
+        if acknowledged is not None and (what, acknowledged.iso) not in recorded:
+            add(acknowledged, what, incident.ack_note)
     add(moment(record.finished_at, now), state, record.error or "")
     return tuple(sorted(entries, key=lambda entry: entry.at.at))
 

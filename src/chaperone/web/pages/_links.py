@@ -79,7 +79,7 @@ class Links:
         return f"{self.prefix}/maintenance/{_segment(window_id)}/end"
 
     def logout(self) -> str:
-        """Where the Log out button posts."""
+        """Where the Sign out button posts."""
         return f"{self.prefix}/logout"
 
     def static(self, name: str) -> str:

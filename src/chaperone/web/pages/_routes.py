@@ -67,7 +67,7 @@ def _page(build: Page) -> Callable[[Request], Response]:
         except StoreError as exc:
             return render(
                 request,
-                "error.html",
+                "unavailable.html",
                 _links(context),
                 {**common, "message": f"The store cannot be read: {MASKER.mask(str(exc))}"},
                 status_code=503,
