@@ -11,12 +11,15 @@ from chaperone.store import Store
 from chaperone.supervision import _keys
 from chaperone.supervision._records import JobRecord, JobState
 
-__all__ = ["STATES", "jobs", "list_jobs"]
+__all__ = ["STATES", "job_state", "jobs", "list_jobs"]
 
 STATES = ("running", "stuck", "timed_out", "completed", "failed", "abandoned")
 
 
-def _state(store: Store, record: JobRecord) -> str:
+def job_state(store: Store, record: JobRecord) -> str:
+    """A job's state as ``chaperone jobs`` shows it: its own, or stuck / timed out while
+    the monitor holds such an incident open about it.
+    """
     if record.state is not JobState.RUNNING:
         return record.state.value
     open_incidents = store.keys(_keys.incident_prefix(record.supervision_id))
@@ -35,7 +38,7 @@ def list_jobs(store: Store, now: float) -> list[dict[str, object]]:
         key=lambda record: record.started_at,
         reverse=True,
     )
-    return [record.to_public(now, _state(store, record)) for record in records]
+    return [record.to_public(now, job_state(store, record)) for record in records]
 
 
 @click.command("jobs")
