@@ -503,3 +503,42 @@ class TestFilterModel:
                 if incident is not None:
                     assert incident.alerts == count
                     assert incident.state == ("acknowledged" if acked else "firing")
+
+
+class RefusingPager(AckRecorder):
+    """``pager`` again, refusing acknowledgements for good (firing alerts it takes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        recorder = self
+
+        class Refusing(self.channel_class):  # type: ignore[name-defined,misc]
+            async def send(self, alert: Alert, context: SendContext) -> Outcome:
+                recorder.sent.append(alert)
+                if alert.is_firing:
+                    return Outcome.delivered("paged")
+                return Outcome.permanent("refused")
+
+        self.channel_class = Refusing
+
+
+class TestFallback:
+    def test_no_acknowledgement_reaches_a_fallback_that_does_not_take_it(
+        self, store: Store, clock: ManualClock, chat: RecordingChannel
+    ) -> None:
+        """``pager`` refuses the acknowledgement for good; its fallback ``chat`` (which
+        takes none) is not sent it, and the failure is reported (``chat`` gets only
+        Chaperone's own alert of the failing channel).
+        """
+        pager = RefusingPager()
+        with facade(
+            store, clock, pager, chat, channel_sections={"pager": {"fallback": "chat"}}
+        ) as runtime:
+            send(runtime, clock)
+            result = acknowledge_incident(runtime, "job_stuck", "job-1", by="alice")
+        assert [(item.destination.channel, item.ok) for item in result.deliveries] == [
+            ("pager", False)
+        ]
+        incident_alerts = [alert.status for alert in chat.sent if alert.type == "job_stuck"]
+        assert incident_alerts == [AlertStatus.FIRING]
+        assert pager.statuses()[:2] == [AlertStatus.FIRING, AlertStatus.ACKNOWLEDGED]
