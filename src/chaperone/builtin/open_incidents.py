@@ -23,7 +23,6 @@ from chaperone._markers import hookimpl
 from chaperone._verdicts import Destination, Outcome, Verdict
 from chaperone.incidents._records import (
     close_incident,
-    read_acknowledgement,
     record_alert,
     record_destination,
 )
@@ -50,8 +49,7 @@ def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Ver
         return None
     if not alert.is_firing:
         return None
-    record_alert(store, alert, runtime.clock.now())
-    ack = read_acknowledgement(store, alert.type, alert.key)
+    ack = record_alert(store, alert, runtime.clock.now())
     if ack is None:
         return None
     return Verdict.suppress(f"acknowledged by {ack.by} at {format_time(ack.at)}")

@@ -46,7 +46,6 @@ __all__ = [
     "find_incident",
     "incident_prefix",
     "open_incidents",
-    "read_acknowledgement",
     "record_alert",
     "record_destination",
     "set_acknowledgement",
@@ -149,8 +148,10 @@ class Incident:
 # -- writing ---------------------------------------------------------------------------
 
 
-def record_alert(store: Store, alert: Alert, now: datetime) -> None:
-    """Count a firing ``alert`` in its incident, opening the incident if it is new."""
+def record_alert(store: Store, alert: Alert, now: datetime) -> Acknowledgement | None:
+    """Count a firing ``alert`` in its incident, opening the incident if it is new;
+    return the incident's acknowledgement, if it has one.
+    """
     prefix = incident_prefix(alert.type, alert.key)
     opened = json.dumps({"at": now.isoformat(), "gen": secrets.token_hex(4)})
     if not store.set_if_absent(prefix + _OPENED, opened, TTL):
@@ -172,8 +173,10 @@ def record_alert(store: Store, alert: Alert, now: datetime) -> None:
     }
     store.set(prefix + _LAST, _sanitize.dumps(last), TTL)
     ack = store.get(prefix + _ACK)
-    if ack is not None:
-        store.set(prefix + _ACK, ack, TTL)
+    if ack is None:
+        return None
+    store.set(prefix + _ACK, ack, TTL)
+    return Acknowledgement.from_json(ack)
 
 
 def record_destination(store: Store, alert: Alert, destination: Destination) -> None:
@@ -198,12 +201,6 @@ def set_acknowledgement(store: Store, alert_type: str, key: str, ack: Acknowledg
 def clear_acknowledgement(store: Store, alert_type: str, key: str) -> bool:
     """Take the acknowledgement back; return whether there was one."""
     return store.delete(incident_prefix(alert_type, key) + _ACK)
-
-
-def read_acknowledgement(store: Store, alert_type: str, key: str) -> Acknowledgement | None:
-    """The incident's acknowledgement, if it has one."""
-    raw = store.get(incident_prefix(alert_type, key) + _ACK)
-    return None if raw is None else Acknowledgement.from_json(raw)
 
 
 # -- reading ---------------------------------------------------------------------------
