@@ -58,6 +58,7 @@ DISABLED = {
     "chaperone.builtin.job_detector": "stuck, timed-out and abandoned jobs are not detected",
     "chaperone.builtin.threshold_detector": "no threshold alert opens or resolves",
     "chaperone.builtin.priority_rules": "an alert keeps the priority it was built with",
+    "chaperone.builtin.open_incidents": "open incidents are not recorded",
     "chaperone.builtin.maintenance_windows": "no window suppresses, no summary is sent",
     "chaperone.builtin.escalation_filter": "repeats are not spaced out by escalation",
     "chaperone.builtin.ratelimit_filter": "no rate-limit window holds a repeat back",

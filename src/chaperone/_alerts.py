@@ -36,10 +36,17 @@ class Priority(enum.StrEnum):
 
 
 class AlertStatus(enum.StrEnum):
-    """Whether the incident is going on or over."""
+    """Whether the incident is going on or over, or (passed on to the services that
+    carried it) that a person acknowledged it or took the acknowledgement back.
+    """
 
     FIRING = "firing"
     RESOLVED = "resolved"
+    ACKNOWLEDGED = "acknowledged"
+    """Someone is on it: only channels that opt in (``accepts_acknowledgements``) get it."""
+    UNACKNOWLEDGED = "unacknowledged"
+    """An acknowledgement undone: only channels that opt in
+    (``accepts_unacknowledgements``) get it."""
 
 
 def _labels(value: Mapping[str, Any]) -> Mapping[str, str]:
@@ -118,6 +125,13 @@ class Alert:
     def is_resolved(self) -> bool:
         """Whether this alert reports the end of its incident."""
         return self.status is AlertStatus.RESOLVED
+
+    @property
+    def is_firing(self) -> bool:
+        """Whether this alert reports its incident going on (not its end, nor an
+        acknowledgement or its undoing).
+        """
+        return self.status is AlertStatus.FIRING
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict that :meth:`from_dict` reads back."""

@@ -852,7 +852,11 @@ def _finish_failed(
     entry = claim.entry
     destination = entry.destination
     standby: Claim | None = None
-    if fallback and fallback not in (destination.channel, destination.fallback_of):
+    if (
+        fallback
+        and fallback not in (destination.channel, destination.fallback_of)
+        and _takes(ctx, fallback, entry.alert)
+    ):
         standby = _enqueue_one(
             ctx,
             entry.alert,
@@ -868,6 +872,14 @@ def _finish_failed(
     result = DeliveryResult(destination=destination, outcome=outcome, attempts=attempts)
     _report(ctx, _with_runbook(entry.alert, destination), result)
     return result, standby
+
+
+def _takes(ctx: DeliveryContext, channel: str, alert: Alert) -> bool:
+    """Whether ``channel`` takes alerts of the status of ``alert`` (an acknowledgement
+    goes to no fallback that did not opt in to acknowledgements).
+    """
+    channel_class = ctx.channels.plugins.channel_classes.get(channel)
+    return channel_class is None or channel_class.accepts(alert.status)
 
 
 def _report(ctx: DeliveryContext, alert: Alert, result: DeliveryResult) -> None:

@@ -195,7 +195,9 @@ def chaperone_filter_alert(alert: Alert, runtime: Runtime, is_test: bool) -> Ver
     firstresult: filters are asked in order and the first :class:`Verdict` decides
     (``send`` skips the filters after it); None means no opinion. The built-in filters
     run in the order maintenance, escalation, rate limit, grouping; a plugin's filter
-    runs before them unless it is marked ``trylast``. Digests (``alert.is_digest``) are
+    runs before them unless it is marked ``trylast``. Before every filter, a plugin's
+    too, the open incidents' (``tryfirst``) counts the alert in its incident and
+    suppresses it when the incident is acknowledged. Digests (``alert.is_digest``) are
     not filtered: the alerts they stand for already were.
 
     :param alert: the alert.

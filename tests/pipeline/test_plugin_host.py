@@ -90,7 +90,10 @@ BUILTIN_FILTERS = (
     "chaperone.builtin.ratelimit_filter",
     "chaperone.builtin.alert_grouping",
 )
-"""The built-in filter plugins, in the order they are asked."""
+"""The built-in filter plugins asked after a plugin's, in the order they are asked."""
+OPEN_INCIDENTS = "chaperone.builtin.open_incidents"
+"""The built-in filter asked before every other (``tryfirst``): it counts each alert in
+its incident before any filter can suppress it."""
 LOG = "chaperone.builtin.log_channel"
 DATABASE = "chaperone.builtin.database_channel"
 GROUPING = "chaperone.builtin.alert_grouping"
@@ -201,8 +204,8 @@ class TestBuiltins:
             builtin_modules(package.name)
 
     def test_a_plugin_filter_runs_before_the_builtins_unless_trylast(self) -> None:
-        """A filter registered in code is asked before the rate limit; one marked trylast
-        after it.
+        """A filter registered in code is asked after the open incidents' record and
+        before the rate limit; one marked trylast after it.
         """
 
         class Late:
@@ -212,6 +215,7 @@ class TestBuiltins:
 
         plugin_host = host(("early", Recorder("early", [])), ("late", Late()))
         assert call_order(plugin_host, "chaperone_filter_alert") == [
+            OPEN_INCIDENTS,
             "early",
             *BUILTIN_FILTERS,
             "late",
@@ -277,10 +281,10 @@ class TestBuiltins:
         assert calls == [name]
 
     def test_builtin_filters_run_in_the_designed_order(self) -> None:
-        """Maintenance first (a suppressed alert uses up no window), then escalation and
-        the rate limit, grouping last.
+        """The open incidents' record first (it sees every alert), then maintenance (a
+        suppressed alert uses up no window), escalation and the rate limit, grouping last.
         """
-        assert call_order(host(), "chaperone_filter_alert") == list(BUILTIN_FILTERS)
+        assert call_order(host(), "chaperone_filter_alert") == [OPEN_INCIDENTS, *BUILTIN_FILTERS]
 
 
 class TestDisabled:
@@ -292,9 +296,15 @@ class TestDisabled:
         plugin_host = host(
             ("mine", Recorder("mine", calls)),
             ("theirs", Channels(channel_class("theirs"))),
-            disabled=(" Chaperone.Builtin.RateLimit_Filter ", LOG, "theirs", *BUILTIN_FILTERS),
+            disabled=(
+                " Chaperone.Builtin.RateLimit_Filter ",
+                LOG,
+                "theirs",
+                OPEN_INCIDENTS,
+                *BUILTIN_FILTERS,
+            ),
         )
-        for name in ("chaperone.builtin.ratelimit_filter", LOG, "theirs"):
+        for name in ("chaperone.builtin.ratelimit_filter", OPEN_INCIDENTS, LOG, "theirs"):
             assert info(plugin_host, name).status == "disabled"
             assert plugin_host.manager.get_plugin(name) is None
         assert info(plugin_host, "mine").status == "ok"

@@ -14,7 +14,13 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from chaperone_opsgenie import OpsgenieChannel, alias_for, close_payload, create_payload
+from chaperone_opsgenie import (
+    OpsgenieChannel,
+    acknowledge_payload,
+    alias_for,
+    close_payload,
+    create_payload,
+)
 
 from chaperone import (
     Alert,
@@ -172,6 +178,35 @@ class TestCreate:
             "write": 3.25,
             "pool": 3.25,
         }
+
+
+class TestAcknowledge:
+    """An acknowledgement acknowledges the Opsgenie alert by its alias; its undoing
+    unacknowledges it.
+    """
+
+    @pytest.mark.parametrize(
+        ("status", "action"),
+        [(AlertStatus.ACKNOWLEDGED, "acknowledge"), (AlertStatus.UNACKNOWLEDGED, "unacknowledge")],
+    )
+    def test_request(self, status: AlertStatus, action: str) -> None:
+        """POST to ``/v2/alerts/<alias>/<action>?identifierType=alias`` with source and note."""
+        alert = stuck_alert(status=status, summary="Job Stuck: acknowledged by alice: on it")
+        exchange = send(alert)
+        request = exchange.request
+        assert request.method == "POST"
+        assert request.url.raw_path == (
+            f"/v2/alerts/job_stuck%3A{SUPERVISION_ID}/{action}?identifierType=alias".encode()
+        )
+        assert request.headers["Authorization"] == f"GenieKey {API_KEY}"
+        assert exchange.body() == acknowledge_payload(alert)
+        assert exchange.body()["note"].startswith("Job Stuck: acknowledged by alice: on it")
+        assert exchange.outcome.kind is OutcomeKind.DELIVERED
+
+    def test_the_channel_opts_in(self) -> None:
+        """Opsgenie takes acknowledgements and their undoing."""
+        assert OpsgenieChannel.accepts(AlertStatus.ACKNOWLEDGED)
+        assert OpsgenieChannel.accepts(AlertStatus.UNACKNOWLEDGED)
 
 
 class TestClose:

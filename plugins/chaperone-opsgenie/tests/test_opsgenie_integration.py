@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 import pytest
 
-from chaperone import Chaperone, JobRecovered, JobStuck
+from chaperone import Chaperone, JobRecovered, JobStuck, ManualClock
+from chaperone.incidents import acknowledge_incident, unacknowledge_incident
 from chaperone.testing.cli import CliResult, Invocation, clean_environ, run_cli, run_many
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
@@ -365,3 +366,53 @@ class TestResolution:
             "Job Class: App\\Jobs\\ImportFeed",
         }
         assert requests[3].path == "/v2/alerts/job_stuck%3Ajob-2/close?identifierType=alias"
+
+
+class TestAcknowledgement:
+    """An acknowledgement in Chaperone acknowledges the Opsgenie alert by alias, and its
+    undoing unacknowledges it.
+    """
+
+    def test_acknowledge_and_undo_by_alias(self, tmp_path: Path) -> None:
+        """Create; acknowledge with the note (``identifierType=alias``); a repeat held
+        back; unacknowledge; the recovery closes.
+        """
+        at = datetime.now(UTC)
+        clock = ManualClock(at)
+        with RecordingServer(default=accepted()) as server:
+            environ = clean_environ(
+                tmp_path,
+                CHAPERONE_ALERT_CHANNELS="opsgenie",
+                CHAPERONE_OPSGENIE_API_KEY=API_KEY,
+                CHAPERONE_OPSGENIE_API_URL=server.url + "/",
+            )
+            with Chaperone.from_environment(
+                environ, tmp_path, clock=clock, setup_logging=False
+            ) as runtime:
+                runtime.dispatch(stuck("job/1", at))
+                acked = acknowledge_incident(
+                    runtime, "job_stuck", "job/1", by="alice", note="restarting the worker"
+                )
+                clock.advance(timedelta(minutes=30))
+                repeat = runtime.dispatch(stuck("job/1", clock.now())).alerts[0]
+                undone = unacknowledge_incident(runtime, "job_stuck", "job/1", by="alice")
+                runtime.dispatch(recovered("job/1", clock.now()))
+            requests = server.requests
+        assert [item.ok for item in acked.deliveries + undone.deliveries] == [True, True]
+        assert repeat.verdict.reason is not None
+        assert repeat.verdict.reason.startswith("acknowledged by alice")
+        assert [request.path for request in requests] == [
+            "/v2/alerts",
+            "/v2/alerts/job_stuck%3Ajob%2F1/acknowledge?identifierType=alias",
+            "/v2/alerts/job_stuck%3Ajob%2F1/unacknowledge?identifierType=alias",
+            "/v2/alerts/job_stuck%3Ajob%2F1/close?identifierType=alias",
+        ]
+        acknowledge = requests[1]
+        assert acknowledge.headers["Authorization"] == f"GenieKey {API_KEY}"
+        body = acknowledge.json()
+        assert isinstance(body, dict)
+        assert body["source"] == "Chaperone"
+        assert body["note"].startswith(
+            "Job Stuck: App\\Jobs\\ImportFeed: acknowledged by alice: restarting the worker"
+        )
+        assert "Acknowledged by: alice" in body["note"]

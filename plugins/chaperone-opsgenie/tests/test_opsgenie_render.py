@@ -24,6 +24,7 @@ from chaperone_opsgenie._render import (
     NOTE_LIMIT,
     TAG_COUNT_LIMIT,
     TAG_LENGTH_LIMIT,
+    acknowledge_payload,
     alias_for,
     close_payload,
     create_payload,
@@ -187,6 +188,23 @@ class TestLimits:
         """
         assert_create_within_limits(create_payload(alert, extra_tags=tags))
         assert_close_within_limits(close_payload(alert))
+
+    @PROPERTY
+    @given(
+        alert=alerts(status=AlertStatus.ACKNOWLEDGED)
+        | hostile_alerts(status=AlertStatus.UNACKNOWLEDGED)
+    )
+    @example(alert=oversized_alert(status=AlertStatus.ACKNOWLEDGED))
+    def test_any_acknowledgement_renders_within_limits(self, alert: Alert) -> None:
+        """The body of an acknowledge (or unacknowledge) request for any alert holds the
+        source and a note within Opsgenie's limits, and the note starts with what the
+        summary says on its first line.
+        """
+        payload = acknowledge_payload(alert)
+        assert_close_within_limits(payload)
+        first = alert.summary.strip().split("\n")[0].strip()
+        if first and len(first) < 100 and first.isprintable():
+            assert first[:50] in payload["note"]
 
     def test_oversized_alert_keeps_explanation_and_links(self) -> None:
         """Cutting an oversized description drops fields, not the explanation or links."""

@@ -192,6 +192,42 @@ class TestRequests:
             "dedup_key": trigger["dedup_key"],
         }
 
+    def test_acknowledged_alert_posts_acknowledge_with_the_trigger_dedup_key(self) -> None:
+        """An acknowledgement is a bare ``acknowledge`` with the trigger's dedup_key."""
+        events: list[dict[str, Any]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            events.append(json.loads(request.content))
+            return _accepted(request)
+
+        _send(_alert(), handler)
+        outcome = _send(_alert(status="acknowledged"), handler)
+        assert outcome.ok
+        assert "acknowledge" in outcome.detail
+        trigger, acknowledge = events
+        assert acknowledge == {
+            "routing_key": ROUTING_KEY,
+            "event_action": "acknowledge",
+            "dedup_key": trigger["dedup_key"],
+        }
+
+    def test_an_undo_is_refused_without_a_request(self) -> None:
+        """The Events API has no undo: the channel opts out of it, and one sent anyway
+        fails for good without reaching PagerDuty.
+        """
+        requests: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            requests.append(request)
+            return _accepted(request)
+
+        assert PagerDutyChannel.accepts_acknowledgements
+        assert not PagerDutyChannel.accepts_unacknowledgements
+        outcome = _send(_alert(status="unacknowledged"), handler)
+        assert outcome.kind is OutcomeKind.PERMANENT
+        assert "no unacknowledged event" in outcome.detail
+        assert requests == []
+
     def test_send_respects_the_context_timeout(self) -> None:
         """The request carries the context's timeout."""
         timeouts: list[Any] = []

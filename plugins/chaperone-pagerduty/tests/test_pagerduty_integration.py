@@ -19,9 +19,17 @@ from typing import Any, cast
 import attrs
 import pytest
 
-from chaperone import Chaperone, IncidentRef, JobCompleted, JobRecovered, JobStuck
+from chaperone import Chaperone, IncidentRef, JobCompleted, JobRecovered, JobStuck, ManualClock
+from chaperone.incidents import acknowledge_incident, unacknowledge_incident
 from chaperone.testing import capture_all_logs, find_secrets
-from chaperone.testing.cli import STORE_FILE, CliResult, Invocation, clean_environ, run_many
+from chaperone.testing.cli import (
+    STORE_FILE,
+    CliResult,
+    Invocation,
+    clean_environ,
+    run_many,
+    stored_history,
+)
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
 
 ROUTING_KEY = "pdIntegrationKey0123456789abcdXY"
@@ -371,4 +379,66 @@ class TestResolution:
             ]
             * 2
         )
+        assert not find_secrets(logs, [ROUTING_KEY])
+
+
+class TestAcknowledgement:
+    """A real runtime on a SQLite file and a loopback Events API: an acknowledgement in
+    Chaperone reaches PagerDuty as ``acknowledge`` with the trigger's ``dedup_key``.
+    """
+
+    def test_acknowledge_reaches_pagerduty_and_the_repeat_does_not(self, tmp_path: Path) -> None:
+        """Trigger; acknowledge (passed on); a repeat past the rate-limit window (held
+        back); an undo (PagerDuty has none: nothing sent); the recovery (resolve).
+        """
+        sid = "3c1d9e2a-5b7f-4a60-9d1e-8f2b6c4a0e13"
+        job = "App\\Jobs\\ImportFeed"
+        clock = ManualClock(datetime.now(UTC))
+        with RecordingServer(default=ACCEPTED) as server, capture_all_logs() as logs:
+            environ = clean_environ(
+                tmp_path,
+                CHAPERONE_ALERT_CHANNELS="pagerduty,database",
+                CHAPERONE_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+                CHAPERONE_PAGERDUTY_EVENTS_URL=server.url_for(PATH),
+            )
+
+            def stuck() -> JobStuck:
+                return JobStuck(
+                    supervision_id=sid, job_class=job, stuck_duration=timedelta(minutes=10)
+                )
+
+            with Chaperone.from_environment(
+                environ, tmp_path, clock=clock, setup_logging=False
+            ) as runtime:
+                assert runtime.dispatch(stuck()).alerts[0].delivered
+                result = acknowledge_incident(runtime, "job_stuck", sid, by="alice", note="on it")
+                clock.advance(timedelta(minutes=30))
+                repeat = runtime.dispatch(stuck()).alerts[0]
+                undo = unacknowledge_incident(runtime, "job_stuck", sid, by="alice")
+                recovered = runtime.dispatch(JobRecovered(supervision_id=sid, job_class=job))
+            requests = [cast(dict[str, Any], request.json()) for request in server.requests]
+        assert [item.destination.channel for item in result.deliveries] == ["pagerduty"]
+        assert [item.ok for item in result.deliveries] == [True]
+        assert repeat.verdict.reason is not None
+        assert repeat.verdict.reason.startswith("acknowledged by alice at ")
+        assert undo.changed
+        assert undo.deliveries == ()
+        assert recovered.alerts[0].delivered
+        assert [request["event_action"] for request in requests] == [
+            "trigger",
+            "acknowledge",
+            "resolve",
+        ]
+        assert requests[1] == {
+            "routing_key": ROUTING_KEY,
+            "event_action": "acknowledge",
+            "dedup_key": f"job_stuck:{sid}",
+        }
+        history = stored_history(tmp_path)
+        assert [
+            (r["status"], r["channel"]) for r in history if r["alert_status"] == "acknowledged"
+        ] == [
+            ("delivered", "pagerduty"),
+            ("acknowledged", ""),
+        ]
         assert not find_secrets(logs, [ROUTING_KEY])

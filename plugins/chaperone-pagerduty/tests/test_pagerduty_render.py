@@ -268,6 +268,42 @@ class TestDedupKey:
 
         check()
 
+    def test_acknowledge_carries_the_trigger_dedup_key(self) -> None:
+        """Any alert's acknowledgement is an ``acknowledge`` event with its trigger's
+        dedup_key and nothing else: no payload, every limit kept.
+        """
+
+        @settings(PROPERTY, max_examples=40)
+        @given(alert=strategies.alerts(status=AlertStatus.FIRING))
+        @example(alert=_oversized_alert())
+        def check(alert: Alert) -> None:
+            acknowledged = attrs.evolve(alert, status=AlertStatus.ACKNOWLEDGED)
+            trigger = render_event(alert, KEY)
+            event = render_event(acknowledged, KEY)
+            assert event == {
+                "routing_key": KEY,
+                "event_action": "acknowledge",
+                "dedup_key": trigger["dedup_key"],
+            }
+            assert len(event["dedup_key"].encode("utf-8")) <= 255
+            json.dumps(event).encode("utf-8")
+
+        check()
+
+    def test_any_hostile_acknowledgement_is_sendable(self) -> None:
+        """An acknowledgement of any hostile alert is valid UTF-8 within the key limit."""
+
+        @PROPERTY
+        @given(alert=strategies.hostile_alerts(status=AlertStatus.ACKNOWLEDGED))
+        def check(alert: Alert) -> None:
+            event = render_event(alert, KEY)
+            assert event["event_action"] == "acknowledge"
+            assert event["dedup_key"] == dedup_key(alert)
+            assert len(event["dedup_key"].encode("utf-8")) <= 255
+            json.dumps(event, ensure_ascii=False).encode("utf-8")
+
+        check()
+
     def test_distinct_incidents_get_distinct_keys(self) -> None:
         """Different incident keys never share a dedup_key, hashed or not."""
 

@@ -9,8 +9,10 @@ implement one hook, the lowest ``ORDER`` is called first. The orders that matter
 
 - the detectors: jobs (10), queued events (20), thresholds (30), then the maintenance
   windows that ended (60) and the groups due (90);
-- the filters: maintenance (60), escalation (70), rate limit (80), grouping (90), so an
-  alert a window suppresses uses up no rate-limit window or group slot;
+- the filters: open incidents (55, also ``tryfirst``: it counts every alert before any
+  filter can suppress it, and holds back those of an acknowledged incident), maintenance
+  (60), escalation (70), rate limit (80), grouping (90), so an alert a window suppresses
+  uses up no rate-limit window or group slot;
 - the alert builder (40), the priority rules (50) and the routing (100) are also marked
   ``trylast``, so a plugin's answer to those hooks comes first.
 

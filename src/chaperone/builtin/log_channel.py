@@ -33,10 +33,14 @@ _LEVELS = {
 
 
 class LogChannel(Channel):
-    """Writes each alert as one log line at the level of its severity."""
+    """Writes each alert as one log line at the level of its severity (a resolve, an
+    acknowledgement or its undoing at info).
+    """
 
     name = "log"
     setting_keys = frozenset({"logger"})
+    accepts_acknowledgements = True
+    accepts_unacknowledgements = True
 
     def __init__(self, logger_name: str = "chaperone.alerts") -> None:
         self._log = structlog.get_logger(logger_name)
@@ -47,8 +51,10 @@ class LogChannel(Channel):
         return cls(settings.text("logger", "chaperone.alerts"))
 
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        """Log the alert: status and title first, then its identity and fields."""
-        level = "info" if alert.is_resolved else _LEVELS[alert.severity]
+        """Log the alert: status and title first (``[FIRING]``, ``[RESOLVED]``,
+        ``[ACKNOWLEDGED]``...), then its identity and fields.
+        """
+        level = _LEVELS[alert.severity] if alert.is_firing else "info"
         details = "; ".join(f"{name}: {_one_line(value)}" for name, value in alert.fields)
         self._log.log(
             _level_number(level),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, overload
 import attrs
 import httpx
 
-from chaperone._alerts import Alert
+from chaperone._alerts import Alert, AlertStatus
 from chaperone._clock import Clock
 from chaperone._exceptions import ConfigError
 from chaperone._secrets import Secret
@@ -166,6 +166,25 @@ class Channel(abc.ABC):
     settings: one webhook URL, one routing key) to it, across every process sharing the
     store. None: no known rate (a ``429`` with ``Retry-After`` still holds the
     destination)."""
+
+    accepts_acknowledgements: ClassVar[bool] = False
+    """Whether the channel takes an acknowledged alert (``AlertStatus.ACKNOWLEDGED``),
+    passed on when a person acknowledges an incident it carried (PagerDuty's
+    ``acknowledge`` event). Channels that do not opt in never receive one."""
+    accepts_unacknowledgements: ClassVar[bool] = False
+    """Whether the channel takes an acknowledgement's undoing
+    (``AlertStatus.UNACKNOWLEDGED``), as Opsgenie's ``unacknowledge`` does."""
+
+    @classmethod
+    def accepts(cls, status: AlertStatus) -> bool:
+        """Whether the channel takes alerts of ``status``: every channel takes firing and
+        resolved alerts; acknowledgements and their undoing only those that opt in.
+        """
+        if status is AlertStatus.ACKNOWLEDGED:
+            return cls.accepts_acknowledgements
+        if status is AlertStatus.UNACKNOWLEDGED:
+            return cls.accepts_unacknowledgements
+        return True
 
     @classmethod
     @abc.abstractmethod

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "cli", "main", "plugin_commands", "runtime_or_exit"]
 
 COMMANDS: dict[str, str] = {
+    "ack": "chaperone.cli.ack:ack",
     "config": "chaperone.cli.config:config",
     "health": "chaperone.cli.health:health",
     "heartbeat": "chaperone.cli.heartbeat:heartbeat",
     "history": "chaperone.cli.history:history",
+    "incidents": "chaperone.cli.incidents:incidents",
     "jobs": "chaperone.cli.jobs:jobs",
     "maintenance": "chaperone.cli.maintenance:maintenance",
     "monitor": "chaperone.cli.monitor:monitor",

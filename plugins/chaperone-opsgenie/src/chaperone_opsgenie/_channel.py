@@ -1,4 +1,5 @@
-"""The ``opsgenie`` channel: create an Opsgenie alert per incident, close it on resolve.
+"""The ``opsgenie`` channel: create an Opsgenie alert per incident, close it on resolve,
+acknowledge it (and undo that) when a person does so in Chaperone.
 
 Settings (``[channels.opsgenie]`` in TOML, or ``CHAPERONE_OPSGENIE_<KEY>``):
 
@@ -14,9 +15,9 @@ Outcomes: any 2xx is delivered (Opsgenie answers ``202``: it processes requests
 asynchronously); ``429``, ``408``, ``5xx``, timeouts and refused connections are
 transient (retried after ``Retry-After``, else after the ``X-RateLimit-Period-In-Sec``
 Opsgenie sends with a 429); other 4xx are permanent. A ``404`` from Opsgenie when
-closing means no open alert has the alias: the goal (no open alert) is reached, so it
-counts as delivered ("nothing open to close"); a 404 that is not Opsgenie's JSON answer
-(a wrong ``api_url``) stays permanent.
+closing (or acknowledging) means no open alert has the alias: there is nothing left to
+do, so it counts as delivered ("nothing open to close"); a 404 that is not Opsgenie's
+JSON answer (a wrong ``api_url``) stays permanent.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import httpx
 
 from chaperone.channels import (
     Alert,
+    AlertStatus,
     Channel,
     ChannelSettings,
     ConfigError,
@@ -46,6 +48,7 @@ from chaperone.channels.text import fit, one_line, utf16_length
 from chaperone_opsgenie._render import (
     TAG_COUNT_LIMIT,
     TAG_LENGTH_LIMIT,
+    acknowledge_payload,
     alias_for,
     close_payload,
     create_payload,
@@ -71,6 +74,13 @@ _REQUEST_ID_LENGTH: Final = 64
 
 _T = TypeVar("_T")
 
+_ACTIONS: Final[Mapping[AlertStatus, tuple[str, Callable[[Alert], dict[str, str]]]]] = {
+    AlertStatus.RESOLVED: ("close", close_payload),
+    AlertStatus.ACKNOWLEDGED: ("acknowledge", acknowledge_payload),
+    AlertStatus.UNACKNOWLEDGED: ("unacknowledge", acknowledge_payload),
+}
+"""What each status other than firing does to the Opsgenie alert, by alias."""
+
 
 class OpsgenieChannel(Channel):
     """Creates an Opsgenie alert for a firing alert and closes it, by alias, when the
@@ -80,6 +90,8 @@ class OpsgenieChannel(Channel):
     name = "opsgenie"
     secret_keys = frozenset({"api_key"})
     setting_keys = frozenset({"api_key", "api_url", "region", "tags"})
+    accepts_acknowledgements = True
+    accepts_unacknowledgements = True
 
     def __init__(self, *, api_key: Secret, api_url: str, tags: tuple[str, ...] = ()) -> None:
         self._api_key = api_key
@@ -115,21 +127,24 @@ class OpsgenieChannel(Channel):
     # -- sending -------------------------------------------------------------------------
 
     async def send(self, alert: Alert, context: SendContext) -> Outcome:
-        """Create the Opsgenie alert (firing) or close it by alias (resolved)."""
-        if not alert.is_resolved:
+        """Create the Opsgenie alert (firing), close it by alias (resolved), or
+        acknowledge or unacknowledge it by alias.
+        """
+        if alert.is_firing:
             outcome, _ = await self._post(
                 context, self._api_url + _ENDPOINT, create_payload(alert, extra_tags=self._tags)
             )
             return outcome
+        action, payload = _ACTIONS.get(alert.status, ("close", close_payload))
         alias = urllib.parse.quote(alias_for(alert), safe="")
         outcome, response = await self._post(
             context,
-            f"{self._api_url}{_ENDPOINT}/{alias}/close",
-            close_payload(alert),
+            f"{self._api_url}{_ENDPOINT}/{alias}/{action}",
+            payload(alert),
             params={"identifierType": "alias"},
         )
         if response is not None and response.status_code == 404 and _from_opsgenie(response):
-            return Outcome.delivered("HTTP 404: nothing open to close", status_code=404)
+            return Outcome.delivered(f"HTTP 404: nothing open to {action}", status_code=404)
         return outcome
 
     async def _post(

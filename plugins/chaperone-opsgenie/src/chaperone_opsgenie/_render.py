@@ -1,7 +1,9 @@
 r"""Pure functions from an alert to the bodies of Opsgenie's Alert API requests.
 
 A firing alert becomes the body of ``POST /v2/alerts`` (create), a resolved one the body
-of ``POST /v2/alerts/{alias}/close?identifierType=alias``. Both fit every limit Opsgenie
+of ``POST /v2/alerts/{alias}/close?identifierType=alias``, an acknowledged one (and its
+undoing) the body of ``POST /v2/alerts/{alias}/acknowledge`` (``/unacknowledge``), with
+the same ``identifierType=alias``. Both fit every limit Opsgenie
 documents, whatever the alert holds: text is cut with an ellipsis, control characters
 are dropped, and lengths are counted in UTF-16 code units (what Opsgenie's Java backend
 counts), so an emoji counts twice and a message of 130 emoji is still within 130 (the
@@ -36,6 +38,7 @@ __all__ = [
     "SOURCE",
     "TAG_COUNT_LIMIT",
     "TAG_LENGTH_LIMIT",
+    "acknowledge_payload",
     "alias_for",
     "close_payload",
     "create_payload",
@@ -255,6 +258,16 @@ def create_payload(alert: Alert, *, extra_tags: Iterable[str] = ()) -> dict[str,
     if entity:
         payload["entity"] = entity
     return payload
+
+
+def acknowledge_payload(alert: Alert) -> dict[str, str]:
+    """The body of ``POST /v2/alerts/{alias}/acknowledge?identifierType=alias`` (or
+    ``/unacknowledge``): the source and a note saying who did it and why (the alert's
+    summary, then its fields).
+    """
+    summary = clean_fit(alert.summary, _PROSE_LIMIT)
+    note = _join([summary, _field_lines(alert.fields)])
+    return {"source": SOURCE, "note": _fit(note, NOTE_LIMIT) or message_for(alert)}
 
 
 def close_payload(alert: Alert) -> dict[str, str]:

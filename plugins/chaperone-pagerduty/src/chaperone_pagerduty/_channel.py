@@ -32,8 +32,10 @@ _MIN_FRAGMENT: Final = 8
 
 
 class PagerDutyChannel(Channel):
-    """Sends a ``trigger`` event for a firing alert and a ``resolve`` event, with the same
-    ``dedup_key``, for a resolved one, to the Events API v2 of one integration.
+    """Sends a ``trigger`` event for a firing alert, a ``resolve`` event, with the same
+    ``dedup_key``, for a resolved one, and an ``acknowledge`` event for an acknowledged
+    one, to the Events API v2 of one integration. It takes no undo of an
+    acknowledgement: the Events API has none.
 
     Settings: ``routing_key`` (the integration key, required, secret) and ``events_url``
     (default PagerDuty's enqueue endpoint).
@@ -46,6 +48,7 @@ class PagerDutyChannel(Channel):
     secret_keys = frozenset({"routing_key"})
     setting_keys = frozenset({"routing_key", "events_url"})
     pace = (120, 60.0)
+    accepts_acknowledgements = True
 
     def __init__(self, routing_key: Secret, events_url: str = EVENTS_URL) -> None:
         self._routing_key = routing_key
@@ -83,6 +86,8 @@ class PagerDutyChannel(Channel):
         """Post the alert's event and classify PagerDuty's answer: 2xx delivered, 429 and
         5xx transient (after Retry-After), other 4xx permanent.
         """
+        if not self.accepts(alert.status):
+            return Outcome.permanent(f"PagerDuty's Events API has no {alert.status.value} event")
         key = self._routing_key.reveal()
         event = render_event(alert, key)
         try:

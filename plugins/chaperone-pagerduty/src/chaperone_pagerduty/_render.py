@@ -1,11 +1,14 @@
 """Render an alert as a PagerDuty Events API v2 event, within the API's limits.
 
-A firing alert becomes a ``trigger`` event, a resolved one a ``resolve`` event; both carry
-the same ``dedup_key`` (the alert's incident key), so the resolve closes the incident the
-trigger opened. Every text is cleaned as the other channels clean it (the helpers of
-:mod:`chaperone.channels.text`): control characters dropped (tab and newline kept in the
-details), a lone surrogate made U+FFFD. Pure
-functions: nothing here sends or logs.
+A firing alert becomes a ``trigger`` event, a resolved one a ``resolve`` event, an
+acknowledged one (a person said they are on it) an ``acknowledge`` event; all carry the
+same ``dedup_key`` (the alert's incident key), so the resolve closes, and the acknowledge
+acknowledges, the incident the trigger opened. PagerDuty has no event that undoes an
+acknowledgement (it lapses by the service's own acknowledgement timeout, or a person
+un-acknowledges in PagerDuty), so the channel takes no undo. Every text is cleaned as
+the other channels clean it (the helpers of :mod:`chaperone.channels.text`): control
+characters dropped (tab and newline kept in the details), a lone surrogate made U+FFFD.
+Pure functions: nothing here sends or logs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from chaperone.channels import Alert, Severity
+from chaperone.channels import Alert, AlertStatus, Severity
 from chaperone.channels.text import fit, link_url, multi_line, one_line, utf8_length
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "SUMMARY_LIMIT",
     "dedup_key",
     "event_size",
+    "render_acknowledge",
     "render_event",
     "render_resolve",
     "render_trigger",
@@ -85,10 +89,25 @@ def event_size(event: Mapping[str, Any]) -> int:
 
 
 def render_event(alert: Alert, routing_key: str) -> dict[str, Any]:
-    """The event for ``alert``: ``resolve`` when it is resolved, else ``trigger``."""
+    """The event for ``alert``: ``resolve`` when it is resolved, ``acknowledge`` when it
+    is acknowledged, else ``trigger``.
+    """
     if alert.is_resolved:
         return render_resolve(alert, routing_key)
+    if alert.status is AlertStatus.ACKNOWLEDGED:
+        return render_acknowledge(alert, routing_key)
     return render_trigger(alert, routing_key)
+
+
+def render_acknowledge(alert: Alert, routing_key: str) -> dict[str, Any]:
+    """The ``acknowledge`` event for the incident of ``alert``: it stops PagerDuty's own
+    escalation of the incident the trigger opened.
+    """
+    return {
+        "routing_key": routing_key,
+        "event_action": "acknowledge",
+        "dedup_key": dedup_key(alert),
+    }
 
 
 def render_resolve(alert: Alert, routing_key: str) -> dict[str, Any]:
