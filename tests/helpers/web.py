@@ -47,9 +47,11 @@ def context_on(
 
 
 @contextmanager
-def running(context: WebContext, routes: Sequence[BaseRoute] = ()) -> Iterator[WebServer]:
-    """The app of ``context`` under uvicorn, with the context's serve settings, served
-    from a thread; stopped after.
+def running(
+    context: WebContext, routes: Sequence[BaseRoute] | None = None
+) -> Iterator[WebServer]:
+    """The app of ``context`` (with ``routes``, by default the whole site) under uvicorn,
+    with the context's serve settings, served from a thread; stopped after.
     """
     server = WebServer(
         create_app(context, routes=routes), bind("127.0.0.1", 0), context.settings.serve

@@ -2,24 +2,19 @@
 like ``chaperone.web.WebContext``, and a tiny app serving the page routes under a
 prefix with the login and the incidents replaced by stand-ins.
 
-Until the web app's auth and the incidents module are in the tree, importing this module
-registers empty stand-ins for them so the page routes import (a page test imports it
-before ``chaperone.web.pages``: ``import helpers.web_pages``); the tests then replace
-the routes' calls into both (``require``, ``csrf_token``, ``open_incidents``,
-``find_incident``) whichever modules are in place.
+The tests replace the routes' calls into the login and the incidents (``require``,
+``csrf_token``, ``open_incidents``, ``find_incident``), so each page is judged on the
+data it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import importlib
 import importlib.util
-import sys
 import types
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import attrs
 import httpx
@@ -34,6 +29,7 @@ from chaperone._clock import ManualClock
 from chaperone.config import Settings
 from chaperone.metrics._health import HealthReport, check_health
 from chaperone.store import Store
+from chaperone.web._auth import Role, User
 
 PREFIX = "/chaperone"
 CSRF = "csrf-token-for-tests"
@@ -63,43 +59,6 @@ class StandInIncident:
     def state(self) -> str:
         """firing, or acknowledged once someone did."""
         return "firing" if self.acknowledged_by is None else "acknowledged"
-
-
-class _StandInRole(enum.StrEnum):
-    VIEWER = "viewer"
-    RESPONDER = "responder"
-
-
-@attrs.frozen
-class _StandInUser:
-    name: str
-    role: _StandInRole
-
-
-def _missing(*_args: Any, **_kwargs: Any) -> Any:
-    raise NotImplementedError("a stand-in: the test replaces it")
-
-
-def _register_missing_contract_modules() -> None:
-    """Empty stand-ins for ``chaperone.web._auth`` and ``chaperone.incidents`` where the
-    tree has no such module yet.
-    """
-    if importlib.util.find_spec("chaperone.web._auth") is None:
-        auth = types.ModuleType("chaperone.web._auth")
-        auth.Role = _StandInRole  # type: ignore[attr-defined]
-        auth.User = _StandInUser  # type: ignore[attr-defined]
-        auth.require = _missing  # type: ignore[attr-defined]
-        auth.csrf_token = _missing  # type: ignore[attr-defined]
-        auth.current_user = _missing  # type: ignore[attr-defined]
-        sys.modules["chaperone.web._auth"] = auth
-    if importlib.util.find_spec("chaperone.incidents") is None:
-        incidents = types.ModuleType("chaperone.incidents")
-        incidents.open_incidents = _missing  # type: ignore[attr-defined]
-        incidents.find_incident = _missing  # type: ignore[attr-defined]
-        sys.modules["chaperone.incidents"] = incidents
-
-
-_register_missing_contract_modules()
 
 
 def page_routes() -> types.ModuleType:
@@ -147,13 +106,12 @@ def page_app(
     ``incidents()`` as the open incidents.
     """
     routes = page_routes()
-    auth = sys.modules["chaperone.web._auth"]
 
-    def require(request: Request, role: Any) -> Any:
-        assert role == auth.Role.VIEWER
+    def require(request: Request, role: Role) -> User:
+        assert role == Role.VIEWER
         if visitor.name is None:
             raise HTTPException(401, "log in")
-        return auth.User(name=visitor.name, role=auth.Role(visitor.role))
+        return User(name=visitor.name, role=Role(visitor.role))
 
     def find(_store: Store, alert_type: str, key: str) -> StandInIncident | None:
         for incident in incidents():

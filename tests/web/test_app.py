@@ -1,5 +1,5 @@
 """The app's shape under a real uvicorn on 127.0.0.1: the prefix and the redirect to
-it, health at both places, the open landing page on loopback without authentication, a
+it, health at both places, the open overview on loopback without authentication, a
 graceful stop that lets a request finish, and the context's lazy store and Chaperone.
 """
 
@@ -43,7 +43,7 @@ class TestPrefix:
         self, store: MemoryStore, prefix: str
     ) -> None:
         """``/`` is a 307 to the prefix; /health and /metrics answer at the root and
-        under the prefix; the landing page names the loopback user.
+        under the prefix; the overview names the loopback user.
         """
         context = context_on(store, ManualClock(), prefix=prefix)
         with running(context) as server, httpx.Client(base_url=server.url) as client:
@@ -55,15 +55,15 @@ class TestPrefix:
         assert statuses == [503, 503]  # no monitor ticks in this store
         assert metrics.text.startswith("# HELP")
         assert landing.status_code == 200
-        assert "Signed in as local, a responder" in landing.text
+        assert 'class="user">local <small>(responder)</small>' in landing.text
 
     def test_empty_prefix_serves_pages_at_the_root(self, store: MemoryStore) -> None:
-        """With prefix "": the landing page at ``/``, the login at ``/login``."""
+        """With prefix "": the overview at ``/``, the login at ``/login``."""
         context = context_on(store, ManualClock(), prefix="")
         with running(context) as server, httpx.Client(base_url=server.url) as client:
             landing = client.get("/", headers={"Accept": "text/html"})
             login = client.get("/login")
-        assert "Signed in as local" in landing.text
+        assert 'class="user">local' in landing.text
         assert 'action="/login"' in login.text
 
     def test_local_user_only_for_a_loopback_host_name(self, store: MemoryStore) -> None:

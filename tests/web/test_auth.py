@@ -178,7 +178,7 @@ class TestLogin:
     """Users sign in with their password; a session cookie carries who they are."""
 
     def test_right_password_signs_in_with_a_proper_cookie(self, app: App) -> None:
-        """303 to the landing page; the cookie is HttpOnly, SameSite=Lax, under the
+        """303 to the overview; the cookie is HttpOnly, SameSite=Lax, under the
         prefix; the user's pages answer with their name and role.
         """
         with httpx.Client() as client:
@@ -246,7 +246,7 @@ class TestLogin:
         assert after.status_code == 401
 
     def test_next_never_leaves_the_app(self, app: App) -> None:
-        """A ``next`` naming another site is replaced by the landing page."""
+        """A ``next`` naming another site is replaced by the overview."""
         with httpx.Client() as client:
             form = client.get(f"{app.base}/login", headers=HTML)
             response = client.post(

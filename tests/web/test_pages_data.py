@@ -369,6 +369,31 @@ class TestActions:
         ]
         assert page.timeline[2].detail == "on it"
 
+    def test_an_acknowledgement_passed_on_shows_where(
+        self, supervisor: Supervisor, store: SQLiteStore, clock: ManualClock
+    ) -> None:
+        """The acknowledgement's delivery to PagerDuty (the same moment as the person's
+        record) is the action's delivery, not an alert of its own nor a blank channel."""
+        job_id = old_job(supervisor, "reports.build", age=0)
+        clock.advance(10)
+        stuck = alert_about(job_id, clock.now())
+        deliver(store, clock, stuck, "pagerduty")
+        clock.advance(10)
+        at = clock.now()
+        record_action(store, stuck, "acknowledged", "grace", at, "on it")
+        acknowledged = attrs.evolve(stuck, status=AlertStatus.ACKNOWLEDGED, occurred_at=at)
+        deliver(store, clock, acknowledged, "pagerduty")
+
+        page = job_page(store, job_id, clock.now())
+
+        assert page is not None
+        action = page.alerts[0]
+        assert (action.status, action.by, action.note) == ("acknowledged", "grace", "on it")
+        assert [delivery.channel for delivery in action.deliveries] == ["pagerduty"]
+        assert len(page.alerts) == 2
+        assert page.timeline[-1].what == "acknowledged by grace"
+        assert page.timeline[-1].detail == "on it; passed on to pagerduty"
+
 
 class TestOverview:
     def test_what_needs_a_look(

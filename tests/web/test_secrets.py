@@ -88,7 +88,7 @@ class TestNeverShown:
         config = run_cli("config", "show", cwd=tmp_path, env=env)
         assert config.returncode == 0, str(config)
         assert [answer.status_code for answer in answers[:5]] == [401, 401, 303, 200, 401]
-        assert "Signed in as ann" in answers[3].text
+        assert 'class="user">ann' in answers[3].text
         shown = [
             served.stdout,
             served.stderr,

@@ -63,9 +63,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from chaperone.web import WebContext  # the web stack: only here
+    from chaperone.web import WebContext, create_app  # the web stack: only here
     from chaperone.web._server import WebServer, address_of, bind
-    from chaperone.web._site import build_site
 
     settings = load_or_exit()
     host = settings.health.host if host is None else host
@@ -88,7 +87,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             raise SystemExit(EXIT_FAILED) from None
         if problem is not None:
             error(f"warning: {problem}; /health answers 503 until it opens")
-        server = WebServer(build_site(context), sock, settings.serve)
+        server = WebServer(create_app(context), sock, settings.serve)
         pages = f"{context.prefix}/"
         echo(f"listening on {server.url} (pages at {pages}, GET /health, GET /metrics)")
         server.run()

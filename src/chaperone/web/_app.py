@@ -1,9 +1,9 @@
 """The web app: ``create_app(context)`` builds the Starlette application.
 
 Routes: ``/health`` and ``/metrics`` at the root and under the prefix; under the prefix
-the login, the logout, the routes the caller adds (the pages, check-ins, actions) and,
-when none of them answers the prefix itself, a minimal landing page; ``/`` redirects to
-the prefix. Without credentials, a path outside the app gets 401 rather than 404 when
+the login, the logout, the incident and maintenance actions, the check-ins and the pages
+(or the routes a caller gives instead of those three); ``/`` redirects to the prefix.
+Without credentials, a path outside the app gets 401 rather than 404 when
 authentication is configured, so nothing is revealed.
 """
 
@@ -20,29 +20,42 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from chaperone._secrets import MASKER
 from chaperone.config import Settings
+from chaperone.web._actions import action_routes
 from chaperone.web._auth import authentication_required, current_user, unauthorized, wants_html
+from chaperone.web._checkins import checkin_routes
 from chaperone.web._context import WebContext
 from chaperone.web._csrf import CsrfGuard
 from chaperone.web._guard import RequestGuard
-from chaperone.web._login import account_routes, landing
+from chaperone.web._login import account_routes
 from chaperone.web._probes import probe_routes
 from chaperone.web._sessions import SessionCookie, Sessions
 from chaperone.web._templates import render
 
-__all__ = ["PING", "create_app"]
+__all__ = ["PING", "create_app", "site_routes"]
 
 PING = "/ping/"
 """Where the check-ins sit under the prefix (``{prefix}/ping/{job}``...): exempt from CSRF,
 as a ping key is their only credential (:func:`~chaperone.web._auth.check_ping_key`)."""
 
 
-def create_app(context: WebContext, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The app serving ``context``; ``routes`` (paths relative to the prefix) come before
-    the built-in ones, so a page at ``/`` replaces the landing page.
+def site_routes() -> list[BaseRoute]:
+    """The routes of ``chaperone serve`` under the prefix, besides the login and the
+    probes: the actions and check-ins first, so a POST to a page's address finds its
+    action, then the pages.
+    """
+    from chaperone.web.pages import PAGE_ROUTES  # imports this package's _auth
+
+    return [*action_routes(), *checkin_routes(), *PAGE_ROUTES]
+
+
+def create_app(context: WebContext, *, routes: Sequence[BaseRoute] | None = None) -> Starlette:
+    """The app serving ``context``: the login, the probes and ``routes`` (paths relative
+    to the prefix; by default :func:`site_routes`, the whole site).
     """
     _mark_secrets(context.settings)
     prefix = context.prefix
-    inside = [*routes, *account_routes(), *probe_routes(), Route("/", landing, methods=["GET"])]
+    routes = site_routes() if routes is None else routes
+    inside = [*routes, *account_routes(), *probe_routes()]
     outside: list[BaseRoute] = []
     if prefix:
         outside = [

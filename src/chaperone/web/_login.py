@@ -1,4 +1,4 @@
-"""``GET/POST {prefix}/login``, ``POST {prefix}/logout`` and the landing page.
+"""``GET/POST {prefix}/login``, and ``POST {prefix}/logout``.
 
 A login checks a ``[[serve.users]]`` password (or, with the name ``token``, the serve
 token) and starts a new session; a wrong one gets the form again with 401. The login
@@ -17,12 +17,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from chaperone.config import Settings
-from chaperone.web._auth import TOKEN_USER, Role, require
+from chaperone.web._auth import TOKEN_USER
 from chaperone.web._passwords import verify_password
 from chaperone.web._sessions import end_session, start_session
 from chaperone.web._templates import render
 
-__all__ = ["account_routes", "landing", "safe_next"]
+__all__ = ["account_routes", "safe_next"]
 
 _log = structlog.get_logger("chaperone.serve")
 _MAX_FIELD = 1024
@@ -30,7 +30,7 @@ _MAX_FIELD = 1024
 
 def safe_next(prefix: str, value: str | None) -> str:
     """Where to go after signing in: ``value`` when it is a path inside the app, else
-    the landing page (never another site).
+    the overview (never another site).
     """
     home = f"{prefix}/"
     if not value or not value.startswith(home if prefix else "/") or value.startswith("//"):
@@ -85,12 +85,6 @@ async def logout(request: Request) -> Response:
     """End the session; back to the login form."""
     end_session(request)
     return RedirectResponse(f"{request.app.state.context.prefix}/login", 303)
-
-
-async def landing(request: Request) -> Response:
-    """A minimal page for a signed-in user (the pages replace it)."""
-    user = require(request, Role.VIEWER)
-    return render(request, "home.html", user=user)
 
 
 def account_routes() -> list[Route]:

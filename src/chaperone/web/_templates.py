@@ -1,29 +1,51 @@
-"""The Jinja2 templates of the web app (``templates/``), autoescaped, and a page
-renderer that hands every template the prefix, the user and the form's CSRF token.
+"""The one Jinja2 environment of the web app (``templates/``): autoescape on for every
+template, every printed value made valid printable text, an undefined name an error.
+
+:func:`render` hands a template the prefix, the user and the form's CSRF token besides
+its own values; the pages add their links (:mod:`chaperone.web.pages._render`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
+import markupsafe
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from chaperone import _sanitize
 from chaperone.web._auth import csrf_token, current_user
 
-__all__ = ["TEMPLATES", "render"]
+__all__ = ["STATIC_DIRECTORY", "TEMPLATES", "TEMPLATE_DIRECTORY", "render"]
 
-TEMPLATES = Jinja2Templates(
+_WEB: Final = Path(__file__).resolve().parent
+TEMPLATE_DIRECTORY: Final = _WEB / "templates"
+STATIC_DIRECTORY: Final = _WEB / "static"
+
+
+def _printable(value: object) -> object:
+    """What a template prints, valid and without control characters (a lone surrogate
+    would not even encode); markup the templates built is left as it is.
+    """
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return _sanitize.clean_text(value)
+    return value
+
+
+TEMPLATES: Final = Jinja2Templates(
     env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIRECTORY),
+        autoescape=True,  # every template, whatever its name
+        finalize=_printable,
         undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 )
-"""Every page's templates; others may add a loader for theirs."""
+"""Every template of the app."""
 
 
 def render(request: Request, template: str, code: int = 200, **values: Any) -> HTMLResponse:

@@ -1,6 +1,7 @@
 """The alert history as the pages show it: each alert once, with its deliveries per
-channel beside it, and what people did (an acknowledgement, its undoing: a record with
-``by``, and no channel) as entries of their own.
+channel beside it. What people did (an acknowledgement, its undoing: a record with ``by``
+and no channel) is an entry of its own, its deliveries those of the alert that passed it
+on to the services.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class AlertRow:
     occurred: Moment | None
     deliveries: tuple[Delivery, ...]
     by: str | None = None
-    """Who acted, for a person's action (then there are no deliveries)."""
+    """Who acted, for a person's action (its deliveries: where it was passed on)."""
     note: str = ""
     """The note given with the action."""
 
@@ -93,9 +94,10 @@ def group_alerts(records: Iterable[Mapping[str, Any]], now: datetime) -> list[Al
         grouped[identity].append(record)
     rows = []
     for identity in order:
-        first = grouped[identity][0]
+        group = grouped[identity]
+        first = group[0]
         fields = first.get("fields")
-        by = first.get("by")
+        action = next((record for record in group if record.get("by") is not None), None)
         rows.append(
             AlertRow(
                 type=identity[0],
@@ -109,11 +111,11 @@ def group_alerts(records: Iterable[Mapping[str, Any]], now: datetime) -> list[Al
                 if isinstance(fields, dict)
                 else {},
                 occurred=moment(first.get("occurred_at"), now),
-                deliveries=()
-                if by is not None
-                else tuple(_delivery(record, now) for record in reversed(grouped[identity])),
-                by=None if by is None else str(by),
-                note=_text(first, "note"),
+                deliveries=tuple(
+                    _delivery(record, now) for record in reversed(group) if record.get("channel")
+                ),
+                by=None if action is None else _text(action, "by"),
+                note="" if action is None else _text(action, "note"),
             )
         )
     return rows

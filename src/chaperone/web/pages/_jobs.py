@@ -214,7 +214,9 @@ def _timeline(
     add(moment(record.last_heartbeat, now), "last heartbeat")
     for alert in alerts:
         if alert.by is not None:
-            add(alert.occurred, f"{alert.status} by {alert.by}", alert.note)
+            passed_on = ", ".join(delivery.channel for delivery in alert.deliveries)
+            detail = [alert.note, f"passed on to {passed_on}" if passed_on else ""]
+            add(alert.occurred, f"{alert.status} by {alert.by}", "; ".join(filter(None, detail)))
         else:
             channels = ", ".join(delivery.channel for delivery in alert.deliveries)
             add(alert.occurred, f"alert {alert.status}: {alert.title}", f"to {channels}")
