@@ -47,9 +47,7 @@ def context_on(
 
 
 @contextmanager
-def running(
-    context: WebContext, routes: Sequence[BaseRoute] | None = None
-) -> Iterator[WebServer]:
+def running(context: WebContext, routes: Sequence[BaseRoute] | None = None) -> Iterator[WebServer]:
     """The app of ``context`` (with ``routes``, by default the whole site) under uvicorn,
     with the context's serve settings, served from a thread; stopped after.
     """
