@@ -4,23 +4,45 @@ keep a screenshot at desktop and phone size, and measure a page's horizontal ove
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import pytest
 
+from chaperone import JobStuck, ManualClock
+from chaperone._chaperone import Chaperone
+from chaperone._dispatch import AlertReport
+from chaperone.config import Settings, load_settings
+from chaperone.store import Store
+from chaperone.supervision._records import JobRecord
+from chaperone.supervision._supervisor import store_record
+from chaperone.testing.cli import clean_environ
+from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
+from chaperone.web import WebContext
+from chaperone.web._passwords import hash_password
+from chaperone.web._site import build_site
 from helpers.browser import screenshot_path
+from helpers.web import serving_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 __all__ = [
     "DESKTOP",
+    "ESCALATION",
     "PASSWORD",
     "PHONE",
     "ROUTING_KEY",
     "USER",
+    "Site",
     "overflow",
+    "pagerduty_events",
+    "running_site",
     "screenshots_at_both_sizes",
     "sign_in",
     "users_config",
@@ -30,6 +52,8 @@ USER: Final = "ann"
 PASSWORD: Final = "correct horse battery"  # noqa: S105 - a test password
 ROUTING_KEY: Final = "e2eRoutingKey0123456789abcdefXYZ"
 """A PagerDuty routing key of the 32 characters the channel requires."""
+ESCALATION: Final = ("0s", "5m", "15m")
+"""job_stuck's escalation delays in the sites :func:`running_site` serves."""
 DESKTOP: Final = {"width": 1280, "height": 800}
 PHONE: Final = {"width": 390, "height": 844}
 
@@ -74,3 +98,120 @@ def screenshots_at_both_sizes(
         paths.append(path)
     page.set_viewport_size(DESKTOP)
     return paths[0], paths[1]
+
+
+def _accepted(request: RecordedRequest, _base_url: str) -> str:
+    return '{"status": "success", "message": "Event processed"}'
+
+
+@attrs.frozen
+class Site:
+    """The whole web app (as ``chaperone serve`` builds it) on a manual clock, served by
+    uvicorn from a thread, on a SQLite store file, with a loopback PagerDuty.
+    """
+
+    context: WebContext
+    clock: ManualClock
+    url: str
+    pagerduty: RecordingServer
+
+    @property
+    def base(self) -> str:
+        """The pages' root URL."""
+        return f"{self.url}{self.context.prefix}"
+
+    @property
+    def store(self) -> Store:
+        """The app's store."""
+        return self.context.store()
+
+    @property
+    def chaperone(self) -> Chaperone:
+        """The app's own Chaperone (same store, settings and clock)."""
+        return self.context.chaperone()
+
+    def stuck_job(
+        self,
+        name: str,
+        *,
+        silent_for: timedelta = timedelta(minutes=12),
+        progress: tuple[int, int] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Write a running job of ``name`` whose last heartbeat is ``silent_for`` ago (a
+        minute's heartbeat interval: stuck once detected); its supervision id.
+        """
+        now = self.clock.timestamp()
+        supervision_id = str(uuid.uuid4())
+        current, total = progress or (None, None)
+        record = JobRecord(
+            supervision_id=supervision_id,
+            name=name,
+            started_at=now - silent_for.total_seconds() - 600,
+            last_heartbeat=now - silent_for.total_seconds(),
+            heartbeat_interval=60,
+            missed_heartbeats=3,
+            timeout=4 * 3600,
+            progress_current=current,
+            progress_total=total,
+            metadata=metadata or {},
+            pid=48213,
+            host="worker-3",
+        )
+        store_record(self.store, record)
+        return supervision_id
+
+    def detect(self) -> list[AlertReport]:
+        """One monitor's detection now (the built-in detectors, on the store), each event
+        found dispatched; what became of their alerts.
+        """
+        events = self.chaperone.hooks.detect(self.clock.now()).events
+        return [alert for event in events for alert in self.chaperone.dispatch(event).alerts]
+
+    def report_stuck(self, supervision_id: str, name: str) -> AlertReport:
+        """Dispatch a job_stuck event of the job now (as a repeat of the detector's
+        report would be); what became of its alert.
+        """
+        report = self.chaperone.dispatch(
+            JobStuck(
+                supervision_id=supervision_id,
+                job_class=name,
+                stuck_duration=timedelta(minutes=12),
+                occurred_at=self.clock.now(),
+            )
+        )
+        [alert] = report.alerts
+        return alert
+
+
+def pagerduty_events(server: RecordingServer) -> list[dict[str, Any]]:
+    """The JSON bodies the loopback PagerDuty received, oldest first."""
+    return [dict(request.json()) for request in server.requests]  # type: ignore[call-overload]
+
+
+@contextmanager
+def running_site(folder: Path, clock: ManualClock) -> Iterator[Site]:
+    """:func:`~chaperone.web._site.build_site` served on 127.0.0.1 with ``clock``: users
+    from ``folder/chaperone.toml`` (the responder :data:`USER`), job_stuck escalating on
+    :data:`ESCALATION`, channels pagerduty (loopback) and database, the store a SQLite
+    file in ``folder``.
+    """
+    delays = ", ".join(f'"{delay}"' for delay in ESCALATION)
+    (folder / "chaperone.toml").write_text(
+        f"{users_config(hash_password(PASSWORD))}\n[alerting.escalation]\njob_stuck = [{delays}]\n",
+        encoding="utf-8",
+    )
+    with RecordingServer(default=Reply(status=202, body=_accepted)) as pagerduty:
+        environ = clean_environ(
+            folder,
+            CHAPERONE_ALERT_CHANNELS="pagerduty,database",
+            CHAPERONE_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+            CHAPERONE_PAGERDUTY_EVENTS_URL=pagerduty.url_for("/v2/enqueue"),
+        )
+        settings: Settings = load_settings(environ, folder)
+        context = WebContext.build(settings, clock)
+        try:
+            with serving_app(build_site(context), settings) as server:
+                yield Site(context=context, clock=clock, url=server.url, pagerduty=pagerduty)
+        finally:
+            context.close()
