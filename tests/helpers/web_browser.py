@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import pytest
 
 from chaperone import JobStuck, ManualClock
 from chaperone._chaperone import Chaperone
@@ -81,18 +80,16 @@ def overflow(page: Page) -> int:
     return width
 
 
-def screenshots_at_both_sizes(
-    page: Page, request: pytest.FixtureRequest, label: str
-) -> tuple[Path, Path]:
+def screenshots_at_both_sizes(page: Page, label: str) -> tuple[Path, Path]:
     """Full-page screenshots of what ``page`` shows at desktop then phone size (the page
-    reloaded at each size), named after the test and ``label``; the desktop size again
-    after.
+    reloaded at each size), kept as ``page--<label>-desktop.png`` and ``-phone.png``; the
+    desktop size again after.
     """
     paths = []
     for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
         page.reload()
-        path = screenshot_path(request.node.nodeid, f"{label}-{size_name}")
+        path = screenshot_path("page", f"{label}-{size_name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(path), full_page=True)
         paths.append(path)
@@ -130,36 +127,47 @@ class Site:
         """The app's own Chaperone (same store, settings and clock)."""
         return self.context.chaperone()
 
-    def stuck_job(
+    def write_job(
         self,
         name: str,
         *,
-        silent_for: timedelta = timedelta(minutes=12),
-        progress: tuple[int, int] | None = None,
-        metadata: dict[str, Any] | None = None,
+        started_ago: timedelta,
+        heartbeat_ago: timedelta | None = None,
+        **fields: Any,
     ) -> str:
-        """Write a running job of ``name`` whose last heartbeat is ``silent_for`` ago (a
-        minute's heartbeat interval: stuck once detected); its supervision id.
+        """Write a job record of ``name`` (running unless ``fields`` say otherwise, on
+        worker-3, a minute's heartbeat interval) started ``started_ago``, last heartbeat
+        ``heartbeat_ago``; its supervision id.
         """
         now = self.clock.timestamp()
         supervision_id = str(uuid.uuid4())
-        current, total = progress or (None, None)
+        values: dict[str, Any] = {
+            "heartbeat_interval": 60,
+            "missed_heartbeats": 3,
+            "pid": 48213,
+            "host": "worker-3",
+            **fields,
+        }
         record = JobRecord(
             supervision_id=supervision_id,
             name=name,
-            started_at=now - silent_for.total_seconds() - 600,
-            last_heartbeat=now - silent_for.total_seconds(),
-            heartbeat_interval=60,
-            missed_heartbeats=3,
-            timeout=4 * 3600,
-            progress_current=current,
-            progress_total=total,
-            metadata=metadata or {},
-            pid=48213,
-            host="worker-3",
+            started_at=now - started_ago.total_seconds(),
+            last_heartbeat=None if heartbeat_ago is None else now - heartbeat_ago.total_seconds(),
+            **values,
         )
         store_record(self.store, record)
         return supervision_id
+
+    def stuck_job(self, name: str, **fields: Any) -> str:
+        """Write a running job of ``name`` silent for 12 minutes (stuck once detected);
+        its supervision id.
+        """
+        return self.write_job(
+            name,
+            started_ago=timedelta(minutes=22),
+            heartbeat_ago=timedelta(minutes=12),
+            **fields,
+        )
 
     def detect(self) -> list[AlertReport]:
         """One monitor's detection now (the built-in detectors, on the store), each event
@@ -190,11 +198,11 @@ def pagerduty_events(server: RecordingServer) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def running_site(folder: Path, clock: ManualClock) -> Iterator[Site]:
+def running_site(folder: Path, clock: ManualClock, **variables: str) -> Iterator[Site]:
     """:func:`~chaperone.web._site.build_site` served on 127.0.0.1 with ``clock``: users
     from ``folder/chaperone.toml`` (the responder :data:`USER`), job_stuck escalating on
     :data:`ESCALATION`, channels pagerduty (loopback) and database, the store a SQLite
-    file in ``folder``.
+    file in ``folder``; ``variables`` on top of that environment.
     """
     delays = ", ".join(f'"{delay}"' for delay in ESCALATION)
     (folder / "chaperone.toml").write_text(
@@ -207,6 +215,7 @@ def running_site(folder: Path, clock: ManualClock) -> Iterator[Site]:
             CHAPERONE_ALERT_CHANNELS="pagerduty,database",
             CHAPERONE_PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
             CHAPERONE_PAGERDUTY_EVENTS_URL=pagerduty.url_for("/v2/enqueue"),
+            **variables,
         )
         settings: Settings = load_settings(environ, folder)
         context = WebContext.build(settings, clock)
