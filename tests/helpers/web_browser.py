@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
@@ -29,7 +29,7 @@ from helpers.browser import screenshot_path
 from helpers.web import serving_app
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, ViewportSize
 
 __all__ = [
     "DESKTOP",
@@ -53,8 +53,8 @@ ROUTING_KEY: Final = "e2eRoutingKey0123456789abcdefXYZ"
 """A PagerDuty routing key of the 32 characters the channel requires."""
 ESCALATION: Final = ("0s", "5m", "15m")
 """job_stuck's escalation delays in the sites :func:`running_site` serves."""
-DESKTOP: Final = {"width": 1280, "height": 800}
-PHONE: Final = {"width": 390, "height": 844}
+DESKTOP: Final[ViewportSize] = {"width": 1280, "height": 800}
+PHONE: Final[ViewportSize] = {"width": 390, "height": 844}
 
 
 def users_config(password_hash: str) -> str:
@@ -194,7 +194,7 @@ class Site:
 
 def pagerduty_events(server: RecordingServer) -> list[dict[str, Any]]:
     """The JSON bodies the loopback PagerDuty received, oldest first."""
-    return [dict(request.json()) for request in server.requests]  # type: ignore[call-overload]
+    return [cast(dict[str, Any], request.json()) for request in server.requests]
 
 
 @contextmanager
