@@ -64,6 +64,7 @@ class TestAcknowledge:
         facts = page.locator("dl.facts")
         expect(facts).to_contain_text("by ann")
         expect(facts).to_contain_text(NOTE)
+        site.pagerduty.wait_for_requests(2)  # passed on within the action, or just after
         events = pagerduty_events(site.pagerduty)
         assert [event["event_action"] for event in events] == ["trigger", "acknowledge"]
         assert events[1]["dedup_key"] == trigger["dedup_key"]
