@@ -237,6 +237,7 @@ class TestMistakesCaughtAtOnce:
             "CHAPERONE_TEST_BROWSER": "required",
             "CHAPERONE_TEST_CHROMIUM": "/usr/bin/chromium",
             "CHAPERONE_TEST_ARTIFACTS": str(cwd / "artifacts"),
+            "CHAPERONE_TEST_DOCS_IMAGES": "write",
             "CHAPERONE_BENCH_RESULTS": str(cwd / "r"),
         }
         result = run(cwd, "config", "check", env=env)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from chaperone._clock import Clock
 from chaperone.config import Settings
@@ -20,7 +21,7 @@ from chaperone.store import Store
 from chaperone.web import WebContext, create_app
 from chaperone.web._server import WebServer, bind
 
-__all__ = ["ReadingJudge", "context_on", "running"]
+__all__ = ["ReadingJudge", "context_on", "running", "serving_app"]
 
 START_TIMEOUT = 10.0
 
@@ -51,9 +52,16 @@ def running(context: WebContext, routes: Sequence[BaseRoute] | None = None) -> I
     """The app of ``context`` (with ``routes``, by default the whole site) under uvicorn,
     with the context's serve settings, served from a thread; stopped after.
     """
-    server = WebServer(
-        create_app(context, routes=routes), bind("127.0.0.1", 0), context.settings.serve
-    )
+    with serving_app(create_app(context, routes=routes), context.settings) as server:
+        yield server
+
+
+@contextmanager
+def serving_app(app: ASGIApp, settings: Settings) -> Iterator[WebServer]:
+    """``app`` under uvicorn on 127.0.0.1 (a free port) with ``settings.serve``, served
+    from a thread; stopped after.
+    """
+    server = WebServer(app, bind("127.0.0.1", 0), settings.serve)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT

@@ -53,6 +53,7 @@ OTHER_VARIABLES: Final[Mapping[str, str]] = {
     "CHAPERONE_TEST_BROWSER": "read by Chaperone's own test suite (its browser tests)",
     "CHAPERONE_TEST_CHROMIUM": "read by Chaperone's own test suite (its browser tests)",
     "CHAPERONE_TEST_ARTIFACTS": "read by Chaperone's own test suite (its screenshots)",
+    "CHAPERONE_TEST_DOCS_IMAGES": "read by Chaperone's own test suite (the docs' screenshots)",
     "CHAPERONE_BENCH_RESULTS": "read by Chaperone's own benchmarks",
 }
 """The ``CHAPERONE_*`` variables read besides the settings, and by what."""
