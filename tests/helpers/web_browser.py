@@ -22,9 +22,8 @@ from chaperone.supervision._records import JobRecord
 from chaperone.supervision._supervisor import store_record
 from chaperone.testing.cli import clean_environ
 from chaperone.testing.servers import RecordedRequest, RecordingServer, Reply
-from chaperone.web import WebContext
+from chaperone.web import WebContext, create_app
 from chaperone.web._passwords import hash_password
-from chaperone.web._site import build_site
 from helpers.browser import screenshot_path
 from helpers.web import serving_app
 
@@ -199,7 +198,7 @@ def pagerduty_events(server: RecordingServer) -> list[dict[str, Any]]:
 
 @contextmanager
 def running_site(folder: Path, clock: ManualClock, **variables: str) -> Iterator[Site]:
-    """:func:`~chaperone.web._site.build_site` served on 127.0.0.1 with ``clock``: users
+    """The whole app (:func:`~chaperone.web.create_app`) served on 127.0.0.1 with ``clock``: users
     from ``folder/chaperone.toml`` (the responder :data:`USER`), job_stuck escalating on
     :data:`ESCALATION`, channels pagerduty (loopback) and database, the store a SQLite
     file in ``folder``; ``variables`` on top of that environment.
@@ -220,7 +219,7 @@ def running_site(folder: Path, clock: ManualClock, **variables: str) -> Iterator
         settings: Settings = load_settings(environ, folder)
         context = WebContext.build(settings, clock)
         try:
-            with serving_app(build_site(context), settings) as server:
+            with serving_app(create_app(context), settings) as server:
                 yield Site(context=context, clock=clock, url=server.url, pagerduty=pagerduty)
         finally:
             context.close()
