@@ -48,13 +48,15 @@ class CheckinServer:
 
 
 @contextmanager
-def checkin_server(folder: Path) -> Iterator[CheckinServer]:
+def checkin_server(folder: Path, store_folder: Path | None = None) -> Iterator[CheckinServer]:
     """``chaperone serve`` in ``folder`` with the keys above, channels ``log`` and
-    ``database`` (so a monitor's alerts are in the history); stopped after.
+    ``database`` (so a monitor's alerts are in the history), its store in
+    ``store_folder`` (by default ``folder``); stopped after.
     """
     (folder / "chaperone.toml").write_text(CONFIG, encoding="utf-8")
     env = clean_environ(
         folder,
+        CHAPERONE_STORE=store_url((store_folder or folder) / STORE_FILE),
         CHAPERONE_SERVE_PING_KEY=PING_KEY,
         CHAPERONE_SERVE_TOKEN=TOKEN,
         CHAPERONE_ALERT_CHANNELS="log,database",
