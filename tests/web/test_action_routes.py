@@ -1,9 +1,9 @@
 """The incident actions and the maintenance forms through the whole app as ``chaperone
-serve`` runs it (``build_site``), under a real uvicorn on 127.0.0.1, on a SQLite file
-holding a real open incident: acknowledge, undo and silence from the incident's page (a
-session from the login form, its CSRF token) and through the JSON API (the bearer
-token); who may, what is refused and how; and what the incident and the history show
-after.
+serve`` runs it (``create_app`` with its default routes), under a real uvicorn on
+127.0.0.1, on a SQLite file holding a real open incident: acknowledge, undo and silence
+from the incident's page (a session from the login form, its CSRF token) and through the
+JSON API (the bearer token); who may, what is refused and how; and what the incident and
+the history show after.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from chaperone.config import GroupingSettings, Role, ServeSettings, Settings, Us
 from chaperone.incidents import Incident, find_incident
 from chaperone.maintenance import active_windows, load_windows
 from chaperone.store import SQLiteStore
-from chaperone.web import WebContext
+from chaperone.web import WebContext, create_app
 from chaperone.web._passwords import hash_password
 from chaperone.web._server import WebServer, bind
-from chaperone.web._site import build_site
 
 TOKEN = "action-token-5e1f0c7a9b"  # noqa: S105 - a test token
 ANN_PASSWORD = "ann-pw-0b6c2d94"  # noqa: S105 - a test password
@@ -106,7 +105,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         )
     )
     assert report.alerts[0].delivered
-    server = WebServer(build_site(context), bind("127.0.0.1", 0), settings.serve)
+    server = WebServer(create_app(context), bind("127.0.0.1", 0), settings.serve)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT
