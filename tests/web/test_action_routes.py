@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -88,15 +89,15 @@ class Site:
         return f"{self.base}/api/incidents/{KIND}/{key}/{action}"
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    """The whole app on a SQLite file holding one open job_stuck incident (delivered to
-    ``log`` and ``database``), served by uvicorn from a thread.
+@contextmanager
+def serving_site(folder: Path, settings: Settings) -> Iterator[Site]:
+    """The whole app on ``settings`` and a SQLite file in ``folder`` holding one open
+    job_stuck incident (delivered to ``log`` and ``database``), served by uvicorn from a
+    thread.
     """
     clock = ManualClock()
-    path = tmp_path / "chaperone.sqlite3"
+    path = folder / "chaperone.sqlite3"
     store = SQLiteStore(path, clock, f"sqlite:///{path}")
-    settings = site_settings()
     context = WebContext.build(settings, clock, store=store, prefix=PREFIX)
     runtime = context.chaperone()
     report = runtime.dispatch(
@@ -118,6 +119,13 @@ def site(tmp_path: Path) -> Iterator[Site]:
         server.stop()
         thread.join(timeout=15)
         context.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """The whole app with a token and two users (:func:`site_settings`)."""
+    with serving_site(tmp_path, site_settings()) as served:
+        yield served
 
 
 def csrf_of(page: str) -> str:
@@ -274,6 +282,49 @@ class TestIncidentForms:
             assert answer.status_code == 404, action
             assert "no open job_stuck incident for no-such-job" in answer.text
         assert load_windows(site.store) == []
+
+
+class TestForgedForms:
+    """Another site's form can put anything in the address, but never the CSRF token."""
+
+    def test_a_ping_key_in_the_address_is_no_csrf_token(
+        self, site: Site, ann: tuple[httpx.Client, str]
+    ) -> None:
+        """ann's session posting the acknowledge form with ``?key=`` and no CSRF token:
+        403, the incident still firing.
+        """
+        client, _ = ann
+        answer = client.post(f"{site.incident_path('acknowledge')}?key=anything", data={})
+        assert answer.status_code == 403
+        incident = site.incident()
+        assert incident is not None
+        assert incident.state == "firing"
+
+    def test_nothing_configured_on_loopback(self, tmp_path: Path) -> None:
+        """No authentication (everyone on loopback is a responder): a form another site
+        makes the browser post, with or without ``?key=``, starts no window and
+        acknowledges nothing.
+        """
+        settings = Settings(channels=("log", "database"), grouping=GroupingSettings(enabled=False))
+        settings = attrs.evolve(
+            settings, health=attrs.evolve(settings.health, require_monitor=False)
+        )
+        with serving_site(tmp_path, settings) as local, httpx.Client() as browser:
+            forged = {"Origin": "https://attacker.example"}
+            for query in ("", "?key=x"):
+                window = browser.post(
+                    f"{local.base}/maintenance{query}",
+                    data={"duration": "7d", "reason": "forged"},
+                    headers=forged,
+                )
+                acked = browser.post(
+                    f"{local.incident_path('acknowledge')}{query}", data={}, headers=forged
+                )
+                assert (window.status_code, acked.status_code) == (403, 403), query
+            assert load_windows(local.store) == []
+            incident = local.incident()
+            assert incident is not None
+            assert incident.state == "firing"
 
 
 class TestMaintenanceForms:

@@ -2,10 +2,11 @@
 form field or an ``X-CSRF-Token`` header, or it is refused with 403.
 
 Exempt are requests that carry their own proof, which a browser never adds by itself:
-an ``Authorization`` header (the serve token, for scripts) or a ping key (check-ins);
-and the paths given as exempt: endpoints that take no POST (they answer 405) and, by
-prefix, the check-ins (a ping key is their only credential, so a forged request has
-nothing to borrow; without one they answer 401).
+an ``Authorization`` header (the serve token, for scripts; a browser's cached Basic
+credentials count as wrong ones, 401); and the paths given as exempt: endpoints that
+take no POST (they answer 405) and, by prefix, the check-ins (a ping key is their only
+credential, so a forged request has nothing to borrow; without one they answer 401).
+A ping key elsewhere exempts nothing: any page can put ``?key=`` in a form's address.
 The body is read here (at most :data:`MAX_BODY` bytes, 413 past that) and handed on
 unchanged.
 """
@@ -20,7 +21,6 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chaperone.web._auth import ping_key_given
 from chaperone.web._sessions import session_of
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "MAX_BODY", "CsrfGuard"]
@@ -53,7 +53,7 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 def _exempt(connection: HTTPConnection) -> bool:
-    return "authorization" in connection.headers or ping_key_given(connection) is not None
+    return "authorization" in connection.headers
 
 
 class CsrfGuard:
