@@ -28,6 +28,7 @@ from chaperone.incidents import Incident, find_incident
 from chaperone.maintenance import active_windows, load_windows
 from chaperone.store import SQLiteStore
 from chaperone.web import WebContext, create_app
+from chaperone.web._csrf import MAX_BODY
 from chaperone.web._passwords import hash_password
 from chaperone.web._server import WebServer, bind
 
@@ -444,6 +445,20 @@ class TestApi:
         assert answer.json()["ok"] is False
         assert answer.json()["error"].startswith(f"{field}: ")
         assert load_windows(site.store) == []
+
+    def test_a_body_over_the_limit_is_413(self, site: Site) -> None:
+        """A body one byte over the limit a form has too: 413 naming the body; nothing
+        changes. One at the limit is read (and is no JSON object: 400).
+        """
+        with bearer() as client:
+            over = client.post(site.api_path("acknowledge"), content=b" " * (MAX_BODY + 1))
+            at = client.post(site.api_path("acknowledge"), content=b"x" * MAX_BODY)
+        assert over.status_code == 413
+        assert over.json()["error"].startswith("body: ")
+        assert at.status_code == 400
+        incident = site.incident()
+        assert incident is not None
+        assert incident.state == "firing"
 
     def test_an_unknown_incident_is_404(self, site: Site) -> None:
         """An incident that is not open: 404 with a JSON error."""

@@ -38,6 +38,7 @@ from chaperone.incidents import (
 from chaperone.maintenance import UnknownWindowError, end_windows, start_window
 from chaperone.web._auth import Role, User, require
 from chaperone.web._context import WebContext
+from chaperone.web._csrf import MAX_BODY
 
 __all__ = ["MAX_NOTE", "action_routes", "incident_json"]
 
@@ -55,6 +56,12 @@ Action = Callable[[WebContext, User, str, str, Fields], object]
 
 class _BadFieldError(ValueError):
     """A form or JSON field that cannot be used; the message names it."""
+
+
+class _BodyTooLargeError(Exception):
+    """An API body longer than :data:`~chaperone.web._csrf.MAX_BODY` (the CSRF guard,
+    which bounds a session's bodies, lets a bearer token's through unread).
+    """
 
 
 def _context(request: Request) -> WebContext:
@@ -149,7 +156,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def _json_body(request: Request) -> dict[str, str]:
-    body = await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _BodyTooLargeError
     if not body.strip():
         return {}
     try:
@@ -202,6 +213,9 @@ def _api_action(name: str) -> Callable[[Request], Awaitable[Response]]:
             )
         except _BadFieldError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, 400, _NO_STORE)
+        except _BodyTooLargeError:
+            error = f"body: must be at most {MAX_BODY} bytes"
+            return JSONResponse({"ok": False, "error": error}, 413, _NO_STORE)
         return JSONResponse({"ok": True, name: answer}, headers=_NO_STORE)
 
     endpoint.__name__ = f"{name}_api"
