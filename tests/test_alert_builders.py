@@ -40,6 +40,7 @@ from chaperone import (
     format_duration,
 )
 from chaperone import _events as chaperone_events
+from chaperone.config import ServeSettings
 from chaperone.testing import strategies
 from helpers.runtime import make_runtime
 
@@ -235,6 +236,21 @@ class TestEveryEvent:
             assert alert.details_url == (supervision_id and _sanitize.url(job_url(supervision_id)))
         for alert in build(without_url, event):
             assert alert.details_url is None
+
+    def test_details_url_follows_the_web_apps_prefix(self) -> None:
+        """With the pages moved under ``/ops/chaperone`` (``serve.prefix``), the link goes
+        there: the web app answers it.
+        """
+        serve = ServeSettings(prefix="/ops/chaperone")
+        with make_runtime(clock=ManualClock(NOW), app_url=APP_URL, serve=serve) as runtime:
+            event = JobStuck(
+                supervision_id=SID,
+                job_class="reports.nightly",
+                stuck_duration=timedelta(minutes=5),
+                occurred_at=NOW,
+            )
+            alert = build(runtime, event)[0]
+        assert alert.details_url == f"{APP_URL}/ops/chaperone/jobs/{SID}"
 
     @given(event=strategies.events())
     @settings(max_examples=30)

@@ -108,8 +108,10 @@ def _seconds(value: float) -> str:
 
 
 def _details_url(runtime: Runtime, supervision_id: str) -> str | None:
-    app_url = runtime.settings.app_url
-    return f"{app_url}/chaperone/jobs/{supervision_id}" if app_url else None
+    settings = runtime.settings
+    app_url = settings.app_url
+    # Where `chaperone serve` puts its pages: the link follows a prefix moved elsewhere.
+    return f"{app_url}{settings.serve.prefix}/jobs/{supervision_id}" if app_url else None
 
 
 def _measure(value: float, violation: ViolationType) -> str:
