@@ -110,9 +110,13 @@ def save_screenshot(page: Page, request: pytest.FixtureRequest, label: str) -> P
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, launched headless once for the session (its start reported)."""
+    """Debian's Chromium, launched headless once per test module (its start reported).
+
+    Not once per session: Playwright's sync API runs an event loop in the main thread
+    while it is started, and every later test that calls ``asyncio.run`` would fail.
+    """
     chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 

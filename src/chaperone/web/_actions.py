@@ -176,21 +176,45 @@ def _incident_page(context: WebContext, kind: str, key: str) -> str:
     return f"{context.prefix}/incidents/{quote(kind, safe='')}/{quote(key, safe='/')}"
 
 
-def _form_action(name: str) -> Callable[[Request], Awaitable[Response]]:
-    action = _INCIDENT_ACTIONS[name]
+class _RefusedError(Exception):
+    """An incident action refused: its HTTP status and why."""
 
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Reader = Callable[[Request], Awaitable[dict[str, str]]]
+
+
+async def _take_action(request: Request, name: str, read: Reader) -> tuple[str, str, object]:
+    """Do the incident action ``name`` with the fields ``read`` takes from the request, as
+    the responder signed in; return the incident's type and key and the action's answer.
+    Raise :class:`_RefusedError` for an unknown incident (404), a bad field (400) or an
+    oversize body (413).
+    """
+    user = require(request, Role.RESPONDER)
+    context = _context(request)
+    kind, key = request.path_params["type"], request.path_params["key"]
+    try:
+        fields = await read(request)
+        answer = await run_in_threadpool(_INCIDENT_ACTIONS[name], context, user, kind, key, fields)
+    except UnknownIncidentError:
+        raise _RefusedError(404, f"no open {kind} incident for {key}") from None
+    except _BadFieldError as exc:
+        raise _RefusedError(400, str(exc)) from None
+    except _BodyTooLargeError:
+        raise _RefusedError(413, f"body: must be at most {MAX_BODY} bytes") from None
+    return kind, key, answer
+
+
+def _form_action(name: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        user = require(request, Role.RESPONDER)
-        context = _context(request)
-        kind, key = request.path_params["type"], request.path_params["key"]
         try:
-            fields = await _form(request)
-            await run_in_threadpool(action, context, user, kind, key, fields)
-        except UnknownIncidentError:
-            raise HTTPException(404, f"no open {kind} incident for {key}") from None
-        except _BadFieldError as exc:
-            raise HTTPException(400, str(exc)) from None
-        return RedirectResponse(_incident_page(context, kind, key), 303)
+            kind, key, _answer = await _take_action(request, name, _form)
+        except _RefusedError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return RedirectResponse(_incident_page(_context(request), kind, key), 303)
 
     endpoint.__name__ = f"{name}_form"
     endpoint.__doc__ = f"The {name} form of an incident's page."
@@ -198,24 +222,11 @@ def _form_action(name: str) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _api_action(name: str) -> Callable[[Request], Awaitable[Response]]:
-    action = _INCIDENT_ACTIONS[name]
-
     async def endpoint(request: Request) -> Response:
-        user = require(request, Role.RESPONDER)
-        context = _context(request)
-        kind, key = request.path_params["type"], request.path_params["key"]
         try:
-            fields = await _json_body(request)
-            answer = await run_in_threadpool(action, context, user, kind, key, fields)
-        except UnknownIncidentError:
-            return JSONResponse(
-                {"ok": False, "error": f"no open {kind} incident for {key}"}, 404, _NO_STORE
-            )
-        except _BadFieldError as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, 400, _NO_STORE)
-        except _BodyTooLargeError:
-            error = f"body: must be at most {MAX_BODY} bytes"
-            return JSONResponse({"ok": False, "error": error}, 413, _NO_STORE)
+            _kind, _key, answer = await _take_action(request, name, _json_body)
+        except _RefusedError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, exc.status, _NO_STORE)
         return JSONResponse({"ok": True, name: answer}, headers=_NO_STORE)
 
     endpoint.__name__ = f"{name}_api"

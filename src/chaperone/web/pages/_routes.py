@@ -122,19 +122,21 @@ def jobs_page(request: Request, context: WebContext, common: dict[str, Any]) -> 
     )
 
 
+def _not_found(
+    request: Request, context: WebContext, common: dict[str, Any], message: str
+) -> Response:
+    """The 404 page, saying what is not there."""
+    links = _links(context)
+    return render(request, "not_found.html", links, {**common, "message": message}, status_code=404)
+
+
 def job_detail_page(request: Request, context: WebContext, common: dict[str, Any]) -> Response:
     """One job: what the alerts link to; a 404 page for an id no job has."""
     supervision_id = request.path_params["supervision_id"]
     store = context.store()
     data = job_page(store, supervision_id, common["now"], open_incidents(store))
     if data is None:
-        return render(
-            request,
-            "not_found.html",
-            _links(context),
-            {**common, "message": f"There is no job with id {supervision_id}."},
-            status_code=404,
-        )
+        return _not_found(request, context, common, f"There is no job with id {supervision_id}.")
     return render(
         request,
         "job.html",
@@ -160,13 +162,8 @@ def incident_detail_page(request: Request, context: WebContext, common: dict[str
     store = context.store()
     incident = find_incident(store, alert_type, key)
     if incident is None:
-        return render(
-            request,
-            "not_found.html",
-            _links(context),
-            {**common, "message": f"There is no open incident {alert_type} {key}."},
-            status_code=404,
-        )
+        message = f"There is no open incident {alert_type} {key}."
+        return _not_found(request, context, common, message)
     return render(
         request,
         "incident.html",

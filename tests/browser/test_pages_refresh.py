@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 import chaperone
 
 STATIC_DIRECTORY = Path(chaperone.__file__).parent / "web" / "static"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGE = """<!doctype html>
 <html><head><script src="refresh.js" defer></script></head>
 <body data-refresh="15">
@@ -50,19 +49,17 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def page(site: str) -> Iterator[Page]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no chromium on this machine")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.clock.install()
-            page.goto(site)
-            page.evaluate("window.loadedBefore = true")
-            yield page
-        finally:
-            browser.close()
+def page(site: str, browser: Browser) -> Iterator[Page]:
+    """The page on a phone's screen, its clock driven by the test."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.clock.install()
+        page.goto(site)
+        page.evaluate("window.loadedBefore = true")
+        yield page
+    finally:
+        context.close()
 
 
 def reloaded(page: Page) -> bool:
