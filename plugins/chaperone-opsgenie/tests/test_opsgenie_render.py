@@ -55,6 +55,7 @@ from chaperone import (
 )
 from chaperone.builtin.alert_builder import build_alerts
 from chaperone.channels.text import fit, utf16_length
+from chaperone.config import Settings
 from chaperone.testing import strategies
 from chaperone.testing.strategies import (
     OVERSIZED_LENGTH,
@@ -350,7 +351,7 @@ class TestPriority:
 
 def built(event: Event) -> list[Alert]:
     """The core's alerts for ``event``, with an app URL for the details link."""
-    runtime = SimpleNamespace(settings=SimpleNamespace(app_url=APP_URL))
+    runtime = SimpleNamespace(settings=Settings(app_url=APP_URL))
     alerts = build_alerts(event, runtime)  # type: ignore[arg-type]
     assert alerts is not None
     return list(alerts)

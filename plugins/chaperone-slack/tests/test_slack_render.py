@@ -46,6 +46,7 @@ from chaperone import (
 )
 from chaperone.builtin.alert_builder import chaperone_alerts
 from chaperone.channels.text import multi_line, utf16_length
+from chaperone.config import Settings
 from chaperone.testing import strategies
 
 WHEN = datetime(2024, 1, 15, 14, 23, 45, tzinfo=UTC)
@@ -61,7 +62,7 @@ property_settings = settings(
 
 def built_alerts(event: Event) -> Sequence[Alert]:
     """The core's built-in alerts for ``event``, with an app URL configured."""
-    runtime: Any = SimpleNamespace(settings=SimpleNamespace(app_url=APP_URL))
+    runtime: Any = SimpleNamespace(settings=Settings(app_url=APP_URL))
     alerts = chaperone_alerts(event=event, runtime=runtime)
     assert alerts
     return alerts
