@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Self
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -192,6 +193,32 @@ class TestOpenIncidents:
         assert incident.alerts == 3
         assert incident.opened_at == opened
         assert incident.last_alert_at == opened + timedelta(minutes=2)
+
+    def test_a_repeat_that_says_nothing_new_is_written_once_a_minute(
+        self, runtime: Chaperone, clock: ManualClock
+    ) -> None:
+        """Repeats seconds apart are all counted; the last alert's time moves only once a
+        minute has passed since it was written, and at once for a repeat whose text
+        changed.
+        """
+        opened = clock.now()
+        for _ in range(5):
+            send(runtime, clock)
+            clock.advance(timedelta(seconds=10))
+        incident = find_incident(runtime.store, "job_stuck", "job-1")
+        assert incident is not None
+        assert (incident.alerts, incident.last_alert_at) == (5, opened)
+        clock.advance(timedelta(seconds=20))  # a minute after the written one
+        send(runtime, clock)
+        incident = find_incident(runtime.store, "job_stuck", "job-1")
+        assert incident is not None
+        assert (incident.alerts, incident.last_alert_at) == (6, clock.now())
+        clock.advance(timedelta(seconds=5))
+        changed = attrs.evolve(trouble("job_stuck", "job-1", clock.now()), title="Worse: job-1")
+        runtime.send(changed)
+        incident = find_incident(runtime.store, "job_stuck", "job-1")
+        assert incident is not None
+        assert (incident.title, incident.last_alert_at) == ("Worse: job-1", clock.now())
 
     def test_a_resolution_closes_it(self, runtime: Chaperone, clock: ManualClock) -> None:
         """The resolved alert deletes the incident; the other one stays."""

@@ -9,7 +9,7 @@ percent-quoted, so no incident's prefix is a prefix of another's)::
     ...|ack               who acknowledged it, when, and their note; JSON
     ...|to:<destination>  a destination that carried one of its firing alerts
 
-Every key lives :data:`TTL` (a week, refreshed by each alert) and a resolved alert
+Every key lives :data:`TTL` (a week, refreshed with the last alert) and a resolved alert
 deletes them all. No write is read-modify-write on shared state: the opening is claimed
 with ``set_if_absent``, the count is ``incr``, each destination is a key of its own, and
 the last alert simply wins. An incident is open while its ``last`` key is there.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chaperone.store import Store
 
 __all__ = [
+    "LAST_REFRESH",
     "PREFIX",
     "TTL",
     "Acknowledgement",
@@ -57,6 +58,14 @@ TTL: Final = INCIDENT_TTL
 _COUNT_TTL: Final = 4 * INCIDENT_TTL
 """The counter is created once per opening, so it lives longer than the rest; an orphan
 left by an opening that expired belongs to an old generation and is never read."""
+
+LAST_REFRESH: Final = 60.0
+"""Seconds after which a repeat that says nothing new is written as the incident's last
+alert all the same (so its time on the pages lags the newest repeat by at most this)."""
+
+_LIFE_REFRESH: Final = 86400.0
+"""Seconds between two stretches of the opening's and the acknowledgement's lives (far
+below :data:`TTL`)."""
 
 _OPENED: Final = "opened"
 _LAST: Final = "last"
@@ -151,14 +160,21 @@ class Incident:
 def record_alert(store: Store, alert: Alert, now: datetime) -> Acknowledgement | None:
     """Count a firing ``alert`` in its incident, opening the incident if it is new;
     return the incident's acknowledgement, if it has one.
+
+    A repeat costs one ``get_many`` and the count's ``incr``, plus the last alert's
+    ``set`` when it says something new or :data:`LAST_REFRESH` has passed since the one
+    stored; the lives of the opening and the acknowledgement are stretched with it once
+    a day.
     """
     prefix = incident_prefix(alert.type, alert.key)
-    opened = json.dumps({"at": now.isoformat(), "gen": secrets.token_hex(4)})
-    if not store.set_if_absent(prefix + _OPENED, opened, TTL):
-        current = store.get(prefix + _OPENED)
-        if current is not None:
-            opened = current
-        store.set(prefix + _OPENED, opened, TTL)  # the same value: only its life grows
+    known = store.get_many([prefix + _OPENED, prefix + _LAST, prefix + _ACK])
+    opened = known.get(prefix + _OPENED)
+    fresh = False
+    if opened is None:
+        opened = json.dumps({"at": now.isoformat(), "gen": secrets.token_hex(4)})
+        fresh = store.set_if_absent(prefix + _OPENED, opened, TTL)
+        if not fresh:  # another process opened it a moment ago
+            opened = store.get(prefix + _OPENED) or opened
     store.incr(prefix + _COUNT + _generation(opened), ttl=_COUNT_TTL)
     last = {
         "type": alert.type,
@@ -171,12 +187,40 @@ def record_alert(store: Store, alert: Alert, now: datetime) -> Acknowledgement |
         "fields": dict(alert.fields),
         "at": alert.occurred_at.isoformat(),
     }
-    store.set(prefix + _LAST, _sanitize.dumps(last), TTL)
-    ack = store.get(prefix + _ACK)
-    if ack is None:
+    stored = known.get(prefix + _LAST)
+    ack = known.get(prefix + _ACK)
+    if fresh or _age(stored, last) is None or _worth_writing(stored, last):
+        store.set(prefix + _LAST, _sanitize.dumps(last), TTL)
+        if not fresh and (_age(stored, last) or 0.0) >= _LIFE_REFRESH:
+            # Stretch the lives of the opening and the acknowledgement with the last alert's.
+            store.set(prefix + _OPENED, opened, TTL)
+            if ack is not None:
+                store.set(prefix + _ACK, ack, TTL)
+    return None if ack is None else Acknowledgement.from_json(ack)
+
+
+def _age(stored: str | None, last: dict[str, Any]) -> float | None:
+    """Seconds from the ``stored`` last alert to ``last``; None when there is none."""
+    if stored is None:
         return None
-    store.set(prefix + _ACK, ack, TTL)
-    return Acknowledgement.from_json(ack)
+    try:
+        previous = json.loads(stored)
+        delta = datetime.fromisoformat(last["at"]) - datetime.fromisoformat(previous["at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return delta.total_seconds()
+
+
+def _worth_writing(stored: str | None, last: dict[str, Any]) -> bool:
+    """Whether the ``last`` alert should replace the ``stored`` one: it says something
+    new, or the stored one was written :data:`LAST_REFRESH` or more before it.
+    """
+    age = _age(stored, last)
+    if stored is None or age is None:
+        return True
+    previous = json.loads(stored)
+    same = all(previous.get(name) == value for name, value in last.items() if name != "at")
+    return not same or age >= LAST_REFRESH
 
 
 def record_destination(store: Store, alert: Alert, destination: Destination) -> None:
