@@ -25,6 +25,7 @@ from chaperone import (
     IncidentRef,
     JobAbandoned,
     JobCompleted,
+    JobFailed,
     JobRecovered,
     JobStuck,
     JobTimeout,
@@ -151,6 +152,16 @@ def recoveries_for(event: Event) -> list[Event]:
                 job_class=event.job_class,
                 duration=timedelta(minutes=5),
                 resolves=[IncidentRef(type="job_abandoned", key=event.supervision_id)],
+                occurred_at=at,
+            )
+        ]
+    if isinstance(event, JobFailed):  # the next run of that name succeeded
+        return [
+            JobCompleted(
+                supervision_id="next-run",
+                job_class=event.job_class,
+                duration=timedelta(minutes=5),
+                resolves=[IncidentRef(type="job_failed", key=event.job_class)],
                 occurred_at=at,
             )
         ]

@@ -30,6 +30,7 @@ from chaperone._events import (
     IncidentRef,
     JobAbandoned,
     JobCompleted,
+    JobFailed,
     JobRecovered,
     JobStuck,
     JobTimeout,
@@ -97,6 +98,13 @@ def one_of_each() -> list[Event]:
             occurred_at=AT,
         ),
         CircuitBreakerClosed(service="payments", closed_at=AT, occurred_at=AT),
+        JobFailed(
+            supervision_id="e",
+            job_class="backup.nightly",
+            error="exit status 3",
+            duration=timedelta(seconds=42),
+            occurred_at=AT,
+        ),
         JobAbandoned(
             supervision_id="d",
             job_class="reports.nightly",

@@ -26,6 +26,7 @@ __all__ = [
     "IncidentRef",
     "JobAbandoned",
     "JobCompleted",
+    "JobFailed",
     "JobRecovered",
     "JobStuck",
     "JobTimeout",
@@ -184,6 +185,24 @@ class JobCompleted(Event):
     failed: bool = False
     error: str | None = None
     resolves: tuple[IncidentRef, ...] = attrs.field(default=(), converter=_incidents)
+
+
+@attrs.frozen(kw_only=True)
+class JobFailed(Event):
+    """A run of a job that asked for it (``alert_on_failure``) ended failed: its incident
+    is the job's name, so failed runs in a row are one incident, resolved by the next
+    successful run of that name (a :class:`JobCompleted` resolving ``job_failed``).
+
+    ``error`` says how it failed: an exception's ``Type: message``, ``exit status N`` or
+    ``killed by signal SIGx``.
+    """
+
+    supervision_id: str
+    """The failed run's id."""
+    job_class: str
+    """The job's name: the incident's key."""
+    error: str
+    duration: timedelta = attrs.field(validator=_non_negative)
 
 
 @attrs.frozen(kw_only=True)

@@ -229,15 +229,16 @@ class TestExitStatus:
         assert run.result.returncode == 3, str(run.result)
         assert run.job["name"] == "exits-3"
         assert run.job["state"] == "failed"
-        assert run.job["error"] == "ChildFailed: exit status 3"
+        assert run.job["error"] == "exit status 3"
 
     def test_a_child_killed_by_a_signal_gives_128_plus_its_number(
         self, runs: dict[str, Run]
     ) -> None:
-        """A child killed by SIGKILL makes chaperone exit 137."""
+        """A child killed by SIGKILL makes chaperone exit 137, and the job's error says so."""
         run = runs["killed"]
         assert run.result.returncode == 128 + signal.SIGKILL, str(run.result)
         assert run.job["state"] == "failed"
+        assert run.job["error"] == "killed by signal SIGKILL"
 
     def test_a_missing_command_exits_127(self, runs: dict[str, Run]) -> None:
         """A command that cannot be started exits 127, as a shell does, saying why."""

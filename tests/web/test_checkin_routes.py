@@ -2,7 +2,7 @@
 check in (a job's own key, the global key, the serve token; in the header or as
 ``?key=``), what is refused and how it says so, the records start, success, fail and
 heartbeat write, and the real ``chaperone monitor --once`` finding a check-in run stuck
-or timed out.
+or timed out, and delivering the job_failed of a failure check-in that asked for it.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ class TestFields:
             ("fields.a", {"missed_heartbeats": "many"}, "missed_heartbeats"),
             ("fields.a", {"missed_heartbeats": "0"}, "missed_heartbeats"),
             ("fields.a", {"run": "no spaces"}, "run"),
+            ("fields.a", {"alert_on_failure": "maybe"}, "alert_on_failure"),
             ("-starts-with-a-dash", {}, "job"),
             ("bad%20name", {}, "job"),
             ("x" * 101, {}, "job"),
@@ -237,3 +238,52 @@ class TestMonitorFindsThem:
         assert ("job_timeout", slow) in firing
         states = {j["supervision_id"]: j["state"] for j in stored_jobs(server.folder)}
         assert (states[stuck], states[slow]) == ("stuck", "timed_out")
+
+    def test_a_failure_check_in_raises_job_failed_and_a_success_resolves_it(
+        self, server: CheckinServer
+    ) -> None:
+        """A run started with ``alert_on_failure=1`` that checks in a failure gives one
+        job_failed keyed by the job's name, carrying the failure's body; a run that
+        fails without asking gives none; the next success resolves it.
+        """
+
+        def failed_alerts(job: str) -> list[tuple[str, str, str | None]]:
+            found = run_cli("monitor", "--once", cwd=server.folder, env=server.env, timeout=60)
+            assert found.returncode == 0, str(found)
+            return [
+                (r["alert_status"], r["key"], r["fields"].get("Error"))
+                for r in reversed(stored_history(server.folder))
+                if r["type"] == "job_failed" and r["key"] == job and r["channel"] == "database"
+            ]
+
+        params = {"key": PING_KEY}
+        post(server, "failing.quiet/fail", params=params, content="disk full")
+        assert failed_alerts("failing.quiet") == []
+
+        post(server, "failing.loud/start", params={**params, "alert_on_failure": "1"})
+        post(server, "failing.loud/fail", params=params, content="pg_dump: disk full")
+        assert failed_alerts("failing.loud") == [("firing", "failing.loud", "pg_dump: disk full")]
+
+        post(server, "failing.loud", params=params)
+        assert failed_alerts("failing.loud") == [
+            ("firing", "failing.loud", "pg_dump: disk full"),
+            ("resolved", "failing.loud", None),
+        ]
+
+    def test_the_option_on_the_failure_check_in_alone(self, server: CheckinServer) -> None:
+        """``alert_on_failure=1`` on the fail check-in, with no start, raises job_failed
+        with the message for a failure without a body."""
+        answer = post(
+            server, "failing.bare/fail", params={"key": PING_KEY, "alert_on_failure": "yes"}
+        )
+        assert answer.status_code == 200, answer.text
+        found = run_cli("monitor", "--once", cwd=server.folder, env=server.env, timeout=60)
+        assert found.returncode == 0, str(found)
+        [alert] = [
+            r
+            for r in stored_history(server.folder)
+            if r["type"] == "job_failed"
+            and r["key"] == "failing.bare"
+            and r["channel"] == "database"
+        ]
+        assert alert["fields"]["Error"] == "the job checked in a failure"

@@ -23,6 +23,7 @@ from chaperone._events import (
     Event,
     JobAbandoned,
     JobCompleted,
+    JobFailed,
     JobRecovered,
     JobStuck,
     JobTimeout,
@@ -35,6 +36,7 @@ from chaperone._events import (
     ViolationType,
 )
 from chaperone._markers import hookimpl
+from chaperone._secrets import MASKER
 
 if TYPE_CHECKING:
     from chaperone._runtime import Runtime
@@ -55,6 +57,7 @@ CIRCUIT_BREAKER = "circuit_breaker"
 RESOURCE_VIOLATION = "resource_violation"
 THRESHOLD = "threshold"
 JOB_ABANDONED = "job_abandoned"
+JOB_FAILED = "job_failed"
 CHAPERONE_DEGRADED = "chaperone_degraded"
 ALERT_TYPES = (
     JOB_STUCK,
@@ -63,6 +66,7 @@ ALERT_TYPES = (
     RESOURCE_VIOLATION,
     THRESHOLD,
     JOB_ABANDONED,
+    JOB_FAILED,
     CHAPERONE_DEGRADED,
 )
 """The alert types built-in events raise."""
@@ -74,6 +78,7 @@ _HEADLINES = {
     RESOURCE_VIOLATION: "Resource Violation",
     THRESHOLD: "Threshold Exceeded",
     JOB_ABANDONED: "Job Abandoned",
+    JOB_FAILED: "Job Failed",
     CHAPERONE_DEGRADED: "Chaperone Degraded",
 }
 _DEGRADED_SUMMARIES = {
@@ -96,6 +101,8 @@ _RESOURCE_CAUSES = {
     "dependency.",
     ViolationType.DISK: "Temporary files, logs or exports may be filling the disk.",
 }
+ERROR_LIMIT: Final = 500
+"""A failed run's error is cut to this many characters in its alert (after masking)."""
 _METRIC_NAMES = {
     ThresholdMetric.ERROR_RATE: "Error Rate",
     ThresholdMetric.RESPONSE_TIME: "Response Time",
@@ -314,6 +321,34 @@ def _(event: JobCompleted, runtime: Runtime) -> Sequence[Alert]:
             details_url=_details_url(runtime, event.supervision_id),
         )
         for incident in event.resolves
+    ]
+
+
+@build_alerts.register(JobFailed)
+def _(event: JobFailed, runtime: Runtime) -> Sequence[Alert]:
+    # Masked before it is cut, so no secret is cut in two and missed.
+    error = MASKER.mask(event.error)[:ERROR_LIMIT]
+    return [
+        Alert(
+            type=JOB_FAILED,
+            key=event.job_class,
+            headline=_HEADLINES[JOB_FAILED],
+            title=f"Job Failed: {event.job_class}",
+            summary=f"A run of the job failed after {format_duration(event.duration)}.",
+            explanation="Its error says why. Later failed runs belong to this alert; the "
+            "next successful run resolves it.",
+            severity=Severity.ERROR,
+            fields={
+                "Job Class": event.job_class,
+                "Supervision ID": event.supervision_id,
+                "Error": error,
+                "Duration": format_duration(event.duration),
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
     ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -46,7 +47,7 @@ from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
 from chaperone.supervision._child import ChildProcess, StartFailed, exit_status
 from chaperone.supervision._resources import Measurement, ProcessTreeMeter, ResourceSampler
 
-__all__ = ["run"]
+__all__ = ["failure_text", "run"]
 
 _log = structlog.get_logger("chaperone.run")
 
@@ -91,6 +92,11 @@ _KILL_GRACE: Final = 0.5
     metavar="PCT",
     help="CPU percent of the job's process tree (100 = one core).",
 )
+@click.option(
+    "--alert-on-failure",
+    is_flag=True,
+    help="Raise job_failed when the command fails (resolved by the next success of --name).",
+)
 @click.option("--kill-on-timeout", is_flag=True, help="Stop the job when it times out.")
 @click.option("--kill-on-memory", is_flag=True, help="Stop the job when over its memory limit.")
 @click.option(
@@ -108,6 +114,7 @@ def run(
     missed_heartbeats: int,
     memory_limit: float | None,
     cpu_limit: float | None,
+    alert_on_failure: bool,
     kill_on_timeout: bool,
     kill_on_memory: bool,
     check_interval: float,
@@ -133,6 +140,7 @@ def run(
             timeout=timeout,
             memory_limit_mb=memory_limit,
             cpu_limit_percent=cpu_limit,
+            alert_on_failure=alert_on_failure,
             host=socket.gethostname(),
         )
         options = _Options(kill_on_timeout, kill_on_memory, check_interval)
@@ -205,9 +213,7 @@ class _RunningJob:
             # A bug of ours must not leave the job unsupervised and unrecorded.
             _log.exception("chaperone run failed while watching the job; waiting for it")
         returncode = child.returncode()
-        failure = None
-        if returncode != 0:
-            failure = ChildFailed(self.stopped_for or f"exit status {exit_status(returncode)}")
+        failure = None if returncode == 0 else self.stopped_for or failure_text(returncode)
         # On the monitor's thread, after what the main thread handed over (a timeout to
         # report must be claimed before the end closes the job's incidents).
         end = _Once(functools.partial(job.finish, failure))
@@ -322,5 +328,14 @@ def _judged(sampler: ResourceSampler, measurement: Measurement) -> list[Event]:
     return []
 
 
-class ChildFailed(Exception):  # noqa: N818 - recorded as the job's error: "ChildFailed: exit status 3"
-    """The supervised command ended with a non-zero status."""
+def failure_text(returncode: int) -> str:
+    """How a command that ended with ``returncode`` (not 0) failed, as its record and its
+    ``job_failed`` alert say it: ``exit status 3``, ``killed by signal SIGKILL``.
+    """
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = str(-returncode)
+    return f"killed by signal {name}"

@@ -16,8 +16,9 @@ from typing import Any, Final
 import attrs
 
 from chaperone._events import JobCompleted
-from chaperone._secrets import describe
+from chaperone._secrets import MASKER, describe
 from chaperone.supervision import _keys
+from chaperone.supervision._failures import close_failure, report_failure
 from chaperone.supervision._records import JobRecord, JobState, flush_interval
 from chaperone.supervision._resources import DEFAULT_INTERVAL, ResourceSampler
 from chaperone.supervision._stats import record_job_finished
@@ -130,10 +131,12 @@ class Supervision:
             self._sampler = ResourceSampler(self._supervisor, record, record.pid)
             self._sampler.start(self._resource_interval)
 
-    def finish(self, error: BaseException | None = None) -> None:
-        """Record the end (failed when ``error`` is given), unschedule the checks, and
-        resolve any incident the job had open. With a background supervisor the store
-        work is handed to its writer and this returns at once.
+    def finish(self, error: BaseException | str | None = None) -> None:
+        """Record the end (failed when ``error`` is given: an exception, or the failure's
+        own description such as ``exit status 3``), unschedule the checks, and resolve any
+        incident the job had open; a failed run that asked for it opens the job's
+        ``job_failed`` incident, a successful one resolves it. With a background
+        supervisor the store work is handed to its writer and this returns at once.
         """
         if self._sampler is not None:
             self._sampler.close()
@@ -190,6 +193,11 @@ class Supervision:
         resolves = supervisor._if_up(
             "close incidents", lambda: supervisor.close_incidents(record.supervision_id)
         )
+        if not failed:
+            closed = supervisor._if_up(
+                "resolve the job's failure", lambda: close_failure(supervisor.store, record.name)
+            )
+            resolves = (*(resolves or ()), closed) if closed else resolves
         if resolves:
             supervisor.emit(
                 JobCompleted(
@@ -202,6 +210,13 @@ class Supervision:
                     occurred_at=self._clock.now(),
                 )
             )
+        if failed and record.alert_on_failure:
+            failure = supervisor._if_up(
+                "report the failure",
+                lambda: report_failure(supervisor.store, record, now, self._clock.now()),
+            )
+            if failure is not None:
+                supervisor.emit(failure)
 
 
 def _with_heartbeats_of(record: JobRecord, written: JobRecord | None) -> JobRecord:
@@ -220,5 +235,6 @@ def _with_heartbeats_of(record: JobRecord, written: JobRecord | None) -> JobReco
     return attrs.evolve(record, **changes)
 
 
-def _describe(error: BaseException) -> str:
-    return describe(error)[:_ERROR_TEXT_LIMIT]
+def _describe(error: BaseException | str) -> str:
+    text = MASKER.mask(error) if isinstance(error, str) else describe(error)
+    return text[:_ERROR_TEXT_LIMIT]

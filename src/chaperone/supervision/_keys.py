@@ -12,12 +12,14 @@ __all__ = [
     "DEADLINES",
     "DEFAULT_LEASE",
     "EVENTS_QUEUE",
+    "FAILURE_PREFIX",
     "INCIDENT_TTL",
     "JOB_PREFIX",
     "RETENTION",
     "alive_key",
     "checkin_lock_key",
     "checkin_runs_key",
+    "failure_key",
     "incident_key",
     "incident_prefix",
     "job_key",
@@ -40,6 +42,8 @@ DEFAULT_LEASE: Final = 60.0
 (``supervision.abandoned_after``); it renews the vouch every third of that. A running
 job nobody vouches for any more is abandoned."""
 
+FAILURE_PREFIX: Final = "failed:"
+"""Open failure incidents, one per job name (``chaperone.supervision._failures``)."""
 CHECKIN_PREFIX: Final = "checkin:"
 """Check-in jobs (``chaperone.supervision.checkins``): their running runs, their lock."""
 
@@ -85,3 +89,8 @@ def checkin_runs_key(job: str) -> str:
 def checkin_lock_key(job: str) -> str:
     """The key one check-in of ``job`` holds while it reads and writes the job's runs."""
     return f"{CHECKIN_PREFIX}lock:{job}"
+
+
+def failure_key(job: str) -> str:
+    """The key that marks ``job``'s open failure incident (a job name, not a run's id)."""
+    return f"{FAILURE_PREFIX}{job}"

@@ -73,6 +73,8 @@ class JobRecord:
     lease: float | None = None
     """Seconds that process vouches for the job at a time (renewed every third of it);
     None when it does not vouch (an injected clock), and the job is never abandoned."""
+    alert_on_failure: bool = False
+    """Whether the run's failure raises ``job_failed`` (its success resolves one anyway)."""
 
     @property
     def stuck_after(self) -> float | None:

@@ -138,6 +138,7 @@ class _Options:
     cpu_limit_percent: float | None
     resource_interval: float
     metadata: Mapping[str, Any]
+    alert_on_failure: bool
     supervisor: Supervisor | None
 
 
@@ -149,7 +150,9 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
     stuck after ``heartbeat_interval * missed_heartbeats`` without a heartbeat. With
     ``memory_limit_mb`` or ``cpu_limit_percent``, this process's tree is sampled every
     ``resource_interval`` in a background thread. An exception leaving the block marks
-    the job failed and is re-raised unchanged.
+    the job failed and is re-raised unchanged; with ``alert_on_failure``, it also raises
+    ``job_failed`` (one incident per job name, resolved by the next successful run), from
+    the supervisor's writer: the job never waits for it.
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
         cpu_limit_percent: float | None = None,
         resource_interval: float | str | timedelta = DEFAULT_INTERVAL,
         metadata: Mapping[str, Any] | None = None,
+        alert_on_failure: bool = False,
         supervisor: Supervisor | None = None,
     ) -> None:
         if missed_heartbeats < 1:
@@ -180,6 +184,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
             cpu_limit_percent=cpu_limit_percent,
             resource_interval=_seconds(resource_interval, "resource_interval") or DEFAULT_INTERVAL,
             metadata=dict(metadata or {}),
+            alert_on_failure=alert_on_failure,
             supervisor=supervisor,
         )
         self._active: dict[Supervision, contextvars.Token[Supervision | None]] = {}
@@ -197,6 +202,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
             memory_limit_mb=options.memory_limit_mb,
             cpu_limit_percent=options.cpu_limit_percent,
             metadata=dict(options.metadata),
+            alert_on_failure=options.alert_on_failure,
             pid=os.getpid(),
             host=socket.gethostname(),
         )

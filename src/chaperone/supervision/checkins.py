@@ -38,6 +38,7 @@ from chaperone._exceptions import StoreError
 from chaperone._secrets import MASKER
 from chaperone.store import Store
 from chaperone.supervision import _keys
+from chaperone.supervision._failures import close_failure, report_failure
 from chaperone.supervision._records import JobRecord, JobState
 from chaperone.supervision._stats import record_job_finished
 from chaperone.supervision._supervisor import close_incidents, store_record
@@ -109,11 +110,14 @@ def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int
 class CheckInOptions:
     """The limits a run gets when a check-in starts it (seconds, None for none): as
     ``chaperone run --timeout --heartbeat-interval --missed-heartbeats``.
+    ``alert_on_failure`` (as ``--alert-on-failure``) also applies to the run a ``fail``
+    check-in ends: given on its start or on its failure, the failure raises ``job_failed``.
     """
 
     timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     heartbeat_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
     missed_heartbeats: int = attrs.field(default=3, validator=_at_least_one)
+    alert_on_failure: bool = False
 
 
 class InvalidCheckInError(ValueError):
@@ -254,6 +258,7 @@ def _new_record(runs: _Runs, now: float, run: str | None, options: CheckInOption
         timeout=options.timeout,
         metadata={} if run is None else {"run": run},
         supervisor=SUPERVISOR,
+        alert_on_failure=options.alert_on_failure,
     )
 
 
@@ -321,6 +326,7 @@ def _finish(
         state=JobState.FAILED if failed else JobState.COMPLETED,
         finished_at=now,
         error=_error_text(error) if failed else None,
+        alert_on_failure=record.alert_on_failure or options.alert_on_failure,
     )
     _record_end(store, clock, ended, count=True)
     return ended
@@ -339,7 +345,8 @@ def _record_end(store: Store, clock: Clock, record: JobRecord, *, count: bool) -
     """The store work of a run's end, as a supervised job's: the final record kept for
     :data:`~chaperone.supervision._keys.RETENTION`, its checks unscheduled, the run
     counted for the thresholds (``count``), its incidents closed and their resolution
-    queued for the monitor.
+    queued for the monitor; a success also resolves the job's failure incident, and a
+    failure that asked for it opens one.
     """
     store_record(store, record, _keys.RETENTION)
     for check in _CHECKS:
@@ -351,6 +358,9 @@ def _record_end(store: Store, clock: Clock, record: JobRecord, *, count: bool) -
             store, job_class=record.name, duration=record.duration(now), failed=failed, now=now
         )
     resolves = close_incidents(store, record.supervision_id)
+    if record.state is JobState.COMPLETED:
+        closed = close_failure(store, record.name)
+        resolves = (*resolves, closed) if closed else resolves
     if resolves:
         event = JobCompleted(
             supervision_id=record.supervision_id,
@@ -362,3 +372,6 @@ def _record_end(store: Store, clock: Clock, record: JobRecord, *, count: bool) -
             occurred_at=clock.now(),
         )
         store.push(_keys.EVENTS_QUEUE, encode_event(event))
+    failure = report_failure(store, record, now, clock.now())
+    if failure is not None:
+        store.push(_keys.EVENTS_QUEUE, encode_event(failure))

@@ -53,6 +53,7 @@ from chaperone._events import (
     IncidentRef,
     JobAbandoned,
     JobCompleted,
+    JobFailed,
     JobRecovered,
     JobStuck,
     JobTimeout,
@@ -90,6 +91,7 @@ __all__ = [
     "job_abandoned_events",
     "job_classes",
     "job_completed_events",
+    "job_failed_events",
     "job_recovered_events",
     "job_stuck_events",
     "job_timeout_events",
@@ -479,6 +481,18 @@ def job_abandoned_events() -> st.SearchStrategy[JobAbandoned]:
     )
 
 
+def job_failed_events() -> st.SearchStrategy[JobFailed]:
+    """:class:`~chaperone.JobFailed` events: any error text, long ones included."""
+    return st.builds(
+        JobFailed,
+        supervision_id=supervision_ids(),
+        job_class=job_classes(),
+        error=texts(),
+        duration=durations(),
+        occurred_at=aware_datetimes(),
+    )
+
+
 def _parts() -> st.SearchStrategy[str]:
     """The parts of Chaperone that can fail, channels and route destinations included."""
     return st.sampled_from(["store", "detection", "outbox"]) | st.builds(
@@ -716,6 +730,7 @@ def firing_events() -> st.SearchStrategy[Event]:
         resource_violation_events(),
         threshold_exceeded_events(),
         job_abandoned_events(),
+        job_failed_events(),
         chaperone_degraded_events(),
     )
 

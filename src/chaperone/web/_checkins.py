@@ -7,7 +7,8 @@ so stuck, timeout and failure detection apply. A check-in needs a ping key (the 
 the global one, or the serve token) in the ``X-Chaperone-Ping-Key`` header or as
 ``?key=``. The query may also carry ``run`` (pairs the start and end of overlapping
 runs), and for a run it starts ``timeout``, ``heartbeat_interval`` and
-``missed_heartbeats``.
+``missed_heartbeats``; ``alert_on_failure=1`` on a run's start or failure makes its
+failure raise ``job_failed``.
 
 Answers: 200 with a small JSON body, 400 naming a bad field, 401 without a valid key,
 413 for a failure body over :data:`MAX_ERROR_BODY`, 503 when the store cannot take it
@@ -45,6 +46,7 @@ MAX_ERROR_BODY: Final = 10 * 1024
 
 _log = structlog.get_logger("chaperone.serve")
 _NO_STORE: Final = {"Cache-Control": "no-store"}
+_FLAGS: Final = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class _BodyTooLargeError(Exception):
@@ -87,7 +89,19 @@ def _options(request: Request) -> CheckInOptions:
         timeout=_seconds(request, "timeout"),
         heartbeat_interval=_seconds(request, "heartbeat_interval"),
         missed_heartbeats=missed_heartbeats,
+        alert_on_failure=_flag(request, "alert_on_failure"),
     )
+
+
+def _flag(request: Request, name: str) -> bool:
+    """The yes-or-no ``name`` of the query: 1/true/yes or 0/false/no, False when absent."""
+    text = request.query_params.get(name)
+    if text is None:
+        return False
+    answer = _FLAGS.get(text.strip().lower())
+    if answer is None:
+        raise InvalidCheckInError(name, "must be 1, true or yes, or 0, false or no")
+    return answer
 
 
 async def _error_text(request: Request) -> str | None:
