@@ -8,7 +8,10 @@ files; time moves through a ManualClock; supervisors write inline.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +20,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chaperone import Chaperone, JobFailed, ManualClock
+from chaperone import Chaperone, IncidentRef, JobFailed, ManualClock
 from chaperone._monitor import Monitor
 from chaperone._secrets import MASK
 from chaperone.builtin.alert_builder import ALERT_TYPES, ERROR_LIMIT, build_alerts
 from chaperone.builtin.database_channel import read_history
-from chaperone.store import SQLiteStore
+from chaperone.store import SQLiteStore, Store
 from chaperone.supervision import JobRecord, JobState, Supervisor, _keys, supervise
 from chaperone.supervision._failures import close_failure, report_failure
+from helpers.redis_server import RedisServer
 from helpers.runtime import GROUPING_OFF, make_runtime
 
 START = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
@@ -60,6 +64,25 @@ def supervisor(clock: ManualClock, tmp_path: Path) -> Iterator[Supervisor]:
     made = Supervisor(sqlite_store(tmp_path / "c.db", clock), clock)
     yield made
     made.store.close()
+
+
+_redis_prefixes = itertools.count()
+
+
+def connect(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
+    """A new connection to the test's SQLite file, or to its prefix on the session's Redis
+    server (whose keys are deleted after the test)."""
+    if backend == "sqlite":
+        folder: Path = request.getfixturevalue("tmp_path")
+        return sqlite_store(folder / "claims.db", clock)
+    from chaperone.store._redis import RedisStore
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = getattr(request.node, "_failed_prefix", None)
+    if prefix is None:
+        prefix = request.node._failed_prefix = f"failed{next(_redis_prefixes)}:"
+        request.addfinalizer(lambda: server.clear(prefix))
+    return RedisStore(server.url(prefix=prefix), clock)
 
 
 def failed_alerts(runtime: Chaperone) -> list[dict[str, Any]]:
@@ -121,12 +144,19 @@ class TestSupervisedJob:
     def test_failed_runs_in_a_row_are_one_incident(
         self, runtime: Chaperone, supervisor: Supervisor, clock: ManualClock
     ) -> None:
-        """Three failed runs in a row raise one job_failed: the first run's."""
+        """Three failed runs in a row raise one JobFailed, the first run's, and one alert."""
+        events = []
         for _ in range(3):
             run_job(supervisor, clock, fail=True, alert_on_failure=True)
-            Monitor(runtime).tick()
+            events += [report.event for report in Monitor(runtime).tick()]
+            clock.advance(timedelta(hours=1))  # past any rate limit: a second alert would show
+        [event] = events
+        assert isinstance(event, JobFailed)
         [alert] = failed_alerts(runtime)
-        assert alert["alert_status"] == "firing"
+        assert (alert["alert_status"], alert["fields"]["Supervision ID"]) == (
+            "firing",
+            event.supervision_id,
+        )
 
     def test_without_alert_on_failure_nothing_is_raised(
         self, runtime: Chaperone, supervisor: Supervisor, clock: ManualClock
@@ -199,10 +229,13 @@ class TestOnce:
             supervisor.store.close()
         assert statuses == ["firing", "resolved"]
 
-    def test_the_claims_are_won_once(self, clock: ManualClock, tmp_path: Path) -> None:
-        """Of two processes ending failed runs of one job, one reports; of two ending
-        successful ones, one resolves."""
-        first, second = (sqlite_store(tmp_path / "c.db", clock) for _ in range(2))
+    @pytest.mark.parametrize("backend", ["sqlite", "redis"])
+    def test_the_claims_are_won_once(
+        self, backend: str, clock: ManualClock, request: pytest.FixtureRequest
+    ) -> None:
+        """Of eight processes ending failed runs of one job at once, one reports it; of
+        eight ending successful runs after, one resolves it."""
+        connections = [connect(backend, request, clock) for _ in range(8)]
         failed = [
             JobRecord(
                 supervision_id=f"run-{index}",
@@ -213,20 +246,28 @@ class TestOnce:
                 error="exit status 3",
                 alert_on_failure=True,
             )
-            for index in range(2)
+            for index in range(8)
         ]
+        now = clock.timestamp() + 5
+        barrier = threading.Barrier(8)
+
+        def end_failed(store: Store, record: JobRecord) -> JobFailed | None:
+            barrier.wait(timeout=30)
+            return report_failure(store, record, now, clock.now())
+
+        def end_succeeded(store: Store) -> IncidentRef | None:
+            barrier.wait(timeout=30)
+            return close_failure(store, JOB)
+
         try:
-            now = clock.timestamp() + 5
-            reports = [
-                report_failure(store, record, now, clock.now())
-                for store, record in zip((first, second), failed, strict=True)
-            ]
-            closes = [close_failure(store, JOB) for store in (first, second)]
+            with ThreadPoolExecutor(8) as pool:
+                reports = list(pool.map(end_failed, connections, failed))
+                closes = list(pool.map(end_succeeded, connections))
         finally:
-            first.close()
-            second.close()
+            for store in connections:
+                store.close()
         [reported] = [report for report in reports if report is not None]
-        assert (reported.supervision_id, reported.error) == ("run-0", "exit status 3")
+        assert reported.error == "exit status 3"
         assert reported.duration == timedelta(seconds=5)
         assert [ref.key for ref in closes if ref is not None] == [JOB]
 
@@ -265,5 +306,5 @@ class TestAlert:
         assert len(shown) <= ERROR_LIMIT
         assert password not in shown
         assert password not in alert.summary + alert.title + alert.explanation
-        if len(before) < 100:
+        if len(before) < 100 and (before + after).isprintable():  # no escape sequence hides it
             assert MASK in shown
