@@ -5,6 +5,8 @@ configuration's. An injected clock; real supervision into memory and SQLite stor
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,21 +29,33 @@ from chaperone.schedules import (
 )
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
+from helpers.redis_server import RedisServer
 
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 NIGHTLY = Schedule(job="nightly", cron="0 3 * * *", grace=timedelta(minutes=10))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
-    """A memory store, and a real SQLite file, on the test's clock."""
+    """A memory store, a real SQLite file and the real Redis server, on the test's clock."""
+    opened: Store
+    cleanup = None
     if request.param == "memory":
-        opened: Store = MemoryStore(clock)
-    else:
+        opened = MemoryStore(clock)
+    elif request.param == "sqlite":
         path = tmp_path / "store.db"
         opened = SQLiteStore(path, clock, f"sqlite:///{path}")
+    else:
+        from chaperone.store._redis import RedisStore
+
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"schedules{uuid.uuid4().hex}:"
+        opened = RedisStore(server.url(prefix=prefix), clock)
+        cleanup = functools.partial(server.clear, prefix)
     yield opened
     opened.close()
+    if cleanup is not None:
+        cleanup()
 
 
 @pytest.fixture

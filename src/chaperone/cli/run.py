@@ -107,7 +107,7 @@ _KILL_GRACE: Final = 0.5
     "--schedule",
     "schedule_text",
     metavar="CRON",
-    help="The job's schedule, registered for `chaperone monitor` to watch: five cron "
+    help="The job's schedule, registered in the store (see `chaperone schedules`): five cron "
     "fields, a nickname (@daily) or 'every DURATION' ('every 15m'). The config file's "
     "[[schedules]] entry for the same name wins.",
 )

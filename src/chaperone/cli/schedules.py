@@ -52,7 +52,7 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
 @schedules.command("pause")
 @click.argument("job")
 def pause_command(job: str) -> None:
-    """Pause the schedule of JOB: no missed or failed run of it counts until resumed."""
+    """Pause the schedule of JOB: it says paused, whatever its runs do, until resumed."""
     with configured_settings_and_store() as (settings, store):
         if job not in {each.job for each in all_schedules(settings, store)}:
             error(f"no schedule for job {job!r} (see `chaperone schedules`)")

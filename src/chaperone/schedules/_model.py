@@ -13,6 +13,7 @@ import enum
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -116,7 +117,7 @@ class Schedule:
             raise ValueError("a schedule needs exactly one of cron and every")
 
     @classmethod
-    def from_text(cls, job: str, text: str, **options: object) -> Schedule:
+    def from_text(cls, job: str, text: str, **options: Any) -> Schedule:
         """Build a schedule from the text code and the command line give: cron fields or
         a nickname (``"0 3 * * *"``, ``"@daily"``), or ``"every <duration>"``
         (``"every 15m"``). ``options`` are the other fields (``grace``, ``timezone``...).
@@ -124,8 +125,8 @@ class Schedule:
         words = text.split()
         if words and words[0].lower() == "every":
             period = parse_duration(" ".join(words[1:]))
-            return cls(job=job, every=period, **options)  # type: ignore[arg-type]
-        return cls(job=job, cron=text, **options)  # type: ignore[arg-type]
+            return cls(job=job, every=period, **options)
+        return cls(job=job, cron=text, **options)
 
     def describe(self) -> str:
         """The schedule as a person reads it: its cron fields, or ``every 15 minutes``."""
