@@ -83,6 +83,18 @@ class TestListing:
         past_run(tmp_path, "sync", hours_ago=0.5, state=JobState.FAILED)
         assert listed(tmp_path)["sync"]["state"] == "failed"
 
+    def test_config_show_lists_them(self, tmp_path: Path) -> None:
+        """``chaperone config show --json`` has a row per configured schedule."""
+        (tmp_path / "chaperone.toml").write_text(CONFIG, encoding="utf-8")
+        result = run_cli("config", "show", "--json", cwd=tmp_path, env=clean_environ(tmp_path))
+        assert result.returncode == 0, result
+        rows = {row["setting"]: row for row in result.json()}
+        assert rows["schedules[0]"]["value"] == (
+            "reports.nightly: 0 3 * * * Europe/Berlin, grace 10 minutes"
+        )
+        assert rows["schedules[1]"]["value"] == "sync: every 1 hour, grace 1 minute"
+        assert rows["schedules[1]"]["source"].endswith("chaperone.toml")
+
     def test_bad_config_names_the_entry(self, tmp_path: Path) -> None:
         """A bad cron fails the command with exit 2, naming ``schedules[0].cron``."""
         (tmp_path / "chaperone.toml").write_text(
