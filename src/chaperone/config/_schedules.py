@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from chaperone._exceptions import ConfigProblem
@@ -31,7 +32,7 @@ def _cron(value: Any) -> str:
     return normalize_cron(value)
 
 
-def _period(value: Any) -> Any:
+def _period(value: Any) -> timedelta:
     period = parse_duration_setting(value)
     if not period:
         raise ValueError("expected a duration above zero")

@@ -201,11 +201,11 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
     ``resource_interval`` in a background thread. An exception leaving the block marks
     the job failed and is re-raised unchanged.
 
-    ``schedule`` declares when runs are expected, for ``chaperone monitor`` to watch:
-    five cron fields or a nickname (``"0 3 * * *"``, ``"@daily"``, read in ``timezone``,
-    UTC by default) or ``"every 15m"``; a run not started ``grace`` (default 5 minutes)
-    after its expected time is missed. Each run refreshes the declaration; the config
-    file's ``[[schedules]]`` entry for the same name wins over it.
+    ``schedule`` declares when runs are expected (kept in the store, where ``chaperone
+    schedules`` lists it): five cron fields or a nickname (``"0 3 * * *"``, ``"@daily"``,
+    read in ``timezone``, UTC by default) or ``"every 15m"``; a run not started ``grace``
+    (default 5 minutes) after its expected time is missed. Each run refreshes the
+    declaration; the config file's ``[[schedules]]`` entry for the same name wins over it.
     """
 
     def __init__(
