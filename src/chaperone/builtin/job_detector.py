@@ -20,6 +20,7 @@ from chaperone._clock import utc_from_timestamp
 from chaperone._events import Event, JobAbandoned, JobRecovered, JobStuck, JobTimeout
 from chaperone._markers import hookimpl
 from chaperone.supervision import _keys
+from chaperone.supervision._last_run import note_run
 from chaperone.supervision._records import JobRecord, JobState
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ def _check_abandoned(
         f"{utc_from_timestamp(last_seen):%Y-%m-%d %H:%M:%S} UTC",
     )
     store.set(_keys.job_key(record.supervision_id), abandoned.to_json(), _keys.RETENTION)
+    note_run(store, abandoned)
     for check in _CHECKS:
         store.unschedule(_keys.DEADLINES, _keys.member(record.supervision_id, check))
     yield JobAbandoned(

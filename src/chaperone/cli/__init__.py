@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "ratelimit": "chaperone.cli.ratelimit:ratelimit",
     "route": "chaperone.cli.route:route",
     "run": "chaperone.cli.run:run",
+    "schedules": "chaperone.cli.schedules:schedules",
     "serve": "chaperone.cli.serve:serve",
     "test-alerts": "chaperone.cli.test_alerts:test_alerts",
 }

@@ -175,6 +175,17 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         }
         for index, window in enumerate(settings.maintenance)
     )
+    rows.extend(
+        {
+            "setting": f"schedules[{index}]",
+            "env": "",
+            "value": f"{schedule.job}: {schedule.describe()}"
+            + (f" {schedule.timezone.key}" if schedule.cron else "")
+            + f", grace {format_duration(schedule.grace)}",
+            "source": source,
+        }
+        for index, schedule in enumerate(settings.schedules)
+    )
     host = PluginHost(disabled=settings.disabled_plugins)
     rows.extend(_channel_rows(settings, host))
     rows.extend(_plugin_rows(settings, host))

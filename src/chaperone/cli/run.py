@@ -41,6 +41,9 @@ from chaperone.builtin.job_detector import JOB_TIMEOUT, claim_incident
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
 from chaperone.cli._params import positive_seconds
+from chaperone.config._fatigue import parse_zone
+from chaperone.config._parsing import parse_duration_setting
+from chaperone.schedules import Schedule, declare
 from chaperone.store import absolute_url
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
@@ -106,6 +109,24 @@ _KILL_GRACE: Final = 0.5
     show_default=True,
     help="Seconds between two detection ticks and samples.",
 )
+@click.option(
+    "--schedule",
+    "schedule_text",
+    metavar="CRON",
+    help="The job's schedule, registered in the store (see `chaperone schedules`): five cron "
+    "fields, a nickname (@daily) or 'every DURATION' ('every 15m'). The config file's "
+    "[[schedules]] entry for the same name wins.",
+)
+@click.option(
+    "--grace",
+    metavar="S",
+    help="How late (10m) a scheduled run may start before it counts as missed [default: 5m].",
+)
+@click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="The IANA time zone the --schedule cron fields are read in [default: UTC].",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
@@ -118,6 +139,9 @@ def run(
     kill_on_timeout: bool,
     kill_on_memory: bool,
     check_interval: float,
+    schedule_text: str | None,
+    grace: str | None,
+    timezone: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as a supervised job: it gets CHAPERONE_SUPERVISION_ID, CHAPERONE_STORE
@@ -130,10 +154,12 @@ def run(
         raise click.UsageError("--kill-on-timeout needs --timeout")
     if kill_on_memory and memory_limit is None:
         raise click.UsageError("--kill-on-memory needs --memory-limit")
+    job_name = name or " ".join(command)[:200]
+    schedule = _schedule(job_name, schedule_text, grace, timezone)
     with runtime_or_exit() as runtime:
         record = JobRecord(
             supervision_id=str(uuid.uuid4()),
-            name=name or " ".join(command)[:200],
+            name=job_name,
             started_at=runtime.clock.timestamp(),
             heartbeat_interval=heartbeat_interval,
             missed_heartbeats=missed_heartbeats,
@@ -143,9 +169,36 @@ def run(
             alert_on_failure=alert_on_failure,
             host=socket.gethostname(),
         )
-        options = _Options(kill_on_timeout, kill_on_memory, check_interval)
+        options = _Options(kill_on_timeout, kill_on_memory, check_interval, schedule)
         status = _RunningJob(runtime, record, command, options).run()
     raise SystemExit(status)
+
+
+def _schedule(
+    job: str, text: str | None, grace: str | None, timezone: str | None
+) -> Schedule | None:
+    """The schedule ``--schedule``, ``--grace`` and ``--timezone`` give, or None; a usage
+    error naming the option when one is wrong.
+    """
+    if text is None:
+        if grace is not None or timezone is not None:
+            raise click.UsageError("--grace and --timezone need --schedule")
+        return None
+    options: dict[str, object] = {}
+    for option, value, parse in (
+        ("--grace", grace, parse_duration_setting),
+        ("--timezone", timezone, parse_zone),
+    ):
+        if value is None:
+            continue
+        try:
+            options[option.removeprefix("--")] = parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    try:
+        return Schedule.from_text(job, text, **options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--schedule") from None
 
 
 @attrs.frozen
@@ -153,6 +206,7 @@ class _Options:
     kill_on_timeout: bool
     kill_on_memory: bool
     check_interval: float
+    schedule: Schedule | None
 
 
 class _RunningJob:
@@ -207,6 +261,8 @@ class _RunningJob:
         # The job ends soon: this monitor must not promise to flush what grouping holds.
         ticker = Ticker(Monitor(self.runtime, vouch_for=None), self.options.check_interval)
         ticker.start()
+        if self.options.schedule is not None:
+            ticker.give("schedule", functools.partial(self._declare, self.options.schedule))
         try:
             self._watch(child, job, ticker, sampler, meter, BeatFileWatcher(beat_file))
         except Exception:
@@ -224,6 +280,16 @@ class _RunningJob:
             end()
             self.supervisor.flush(grace)
         return exit_status(returncode)
+
+    def _declare(self, schedule: Schedule) -> list[Event]:
+        """Register the run's schedule (on the monitor's thread: never before the job)."""
+        declare(
+            self.runtime.store,
+            schedule,
+            f"chaperone run on {socket.gethostname()}",
+            self.runtime.clock.now(),
+        )
+        return []
 
     def _watch(
         self,

@@ -25,7 +25,13 @@ from chaperone.config._parsing import (
 )
 from chaperone.config._settings import SEED_ESCALATION, RecurringWindow, Route
 
-__all__ = ["parse_escalation", "parse_globs", "parse_recurring_windows", "parse_routes"]
+__all__ = [
+    "parse_escalation",
+    "parse_globs",
+    "parse_recurring_windows",
+    "parse_routes",
+    "parse_zone",
+]
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_NAMES = {
@@ -203,7 +209,8 @@ def _clock_time(value: Any) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def _zone(value: Any) -> ZoneInfo:
+def parse_zone(value: Any) -> ZoneInfo:
+    """Read an IANA time zone name (``Europe/Berlin``)."""
     if not isinstance(value, str):
         raise ValueError(
             f"expected a time zone name like Europe/Berlin, got {describe_kind(value)}"
@@ -231,7 +238,7 @@ def parse_recurring_windows(
             ("every", _weekdays, None),
             ("from", _clock_time, None),
             ("to", _clock_time, None),
-            ("timezone", _zone, "UTC"),
+            ("timezone", parse_zone, "UTC"),
             ("summary", parse_bool, True),
         ):
             raw = entry.get(key, default)

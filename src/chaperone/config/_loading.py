@@ -39,6 +39,7 @@ from chaperone.config._parsing import (
     parse_plugin_names,
     parse_text,
 )
+from chaperone.config._schedules import parse_schedules
 from chaperone.config._serve import (
     parse_ping_keys,
     parse_prefix,
@@ -391,7 +392,8 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
 )
 """Every scalar setting. Per-type tables (``[alerting.rate_limit]``,
 ``[alerting.escalation]``, ``[alerting.runbooks]``), ``[[alerting.routes]]``,
-``[[alerting.maintenance]]`` and ``[channels.*]`` are read besides these."""
+``[[alerting.maintenance]]``, ``[[schedules]]`` and ``[channels.*]`` are read besides
+these."""
 
 _FREE_TABLES = {
     ("alerting", "rate_limit"),
@@ -402,6 +404,7 @@ _FREE_TABLES = {
     ("channels",),
     ("serve", "users"),
     ("serve", "ping_keys"),
+    ("schedules",),
 }
 """Tables whose keys are names the user picks (alert types, channel names), and the
 arrays of tables read by their own parsers."""
@@ -479,6 +482,7 @@ def collect_settings(
     windows = parse_recurring_windows(
         _lookup(table, ("alerting", "maintenance")), toml_source, problems
     )
+    schedules = parse_schedules(_lookup(table, ("schedules",)), toml_source, problems)
     channel_sections = _channel_sections(table, toml_source, problems)
     users = parse_users(_lookup(table, ("serve", "users")), toml_source, problems)
     ping_keys = parse_ping_keys(_lookup(table, ("serve", "ping_keys")), toml_source, problems)
@@ -511,6 +515,7 @@ def collect_settings(
         routes=routes,
         maintenance=windows,
         maintenance_summary=values.get("alerting.maintenance_summary", True),
+        schedules=schedules,
         runbooks=runbooks,
         health=_health(values),
         serve=_serve(values, users, ping_keys),

@@ -13,6 +13,7 @@ import attrs
 
 from chaperone._alerts import Priority
 from chaperone._matching import AlertMatcher
+from chaperone.schedules._model import Schedule
 
 __all__ = [
     "MAX_DIGEST_SIZE",
@@ -277,6 +278,9 @@ class Settings:
     """Recurring maintenance windows from the config file."""
     maintenance_summary: bool = True
     """Deliver a summary of what a maintenance window suppressed when it ends."""
+    schedules: tuple[Schedule, ...] = ()
+    """The ``[[schedules]]`` of the config file (declarations in code and on the command
+    line live in the store: see :func:`chaperone.schedules.all_schedules`)."""
     runbooks: Mapping[str, str] = attrs.field(factory=dict)
     """Alert type → runbook URL shown with its alerts."""
     delivery: DeliverySettings = DeliverySettings()

@@ -23,6 +23,7 @@ __all__ = [
     "incident_key",
     "incident_prefix",
     "job_key",
+    "last_run_key",
     "member",
     "split_member",
 ]
@@ -56,6 +57,11 @@ def alive_key(supervision_id: str) -> str:
 def job_key(supervision_id: str) -> str:
     """The key of a job's record."""
     return f"{JOB_PREFIX}{supervision_id}"
+
+
+def last_run_key(job: str) -> str:
+    """The key of the newest run of the job named ``job`` (see ``_last_run``)."""
+    return f"lastrun:{job}"
 
 
 def member(supervision_id: str, check: str) -> str:

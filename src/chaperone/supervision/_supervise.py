@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Final, ParamSpec, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
 import attrs
 import structlog
@@ -33,6 +33,9 @@ from chaperone.supervision._job import Supervision
 from chaperone.supervision._records import JobRecord
 from chaperone.supervision._resources import DEFAULT_INTERVAL
 from chaperone.supervision._supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from chaperone.schedules import Schedule
 
 _log = structlog.get_logger("chaperone.supervision")
 
@@ -140,6 +143,53 @@ class _Options:
     metadata: Mapping[str, Any]
     alert_on_failure: bool
     supervisor: Supervisor | None
+    schedule: Schedule | None
+
+
+def _schedule(
+    name: str,
+    schedule: str | None,
+    grace: float | str | timedelta | None,
+    timezone: str | None,
+) -> Schedule | None:
+    """The schedule ``supervise`` declares, or None; ValueError when one is wrong."""
+    if schedule is None:
+        if grace is not None or timezone is not None:
+            raise ValueError("grace and timezone need a schedule")
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from chaperone.schedules import Schedule  # cron: only for scheduled jobs
+
+    options: dict[str, Any] = {}
+    if grace is not None:
+        options["grace"] = parse_duration(grace)
+    if timezone is not None:
+        try:
+            options["timezone"] = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {timezone!r}") from None
+    return Schedule.from_text(name, schedule, **options)
+
+
+def _declare(supervisor: Supervisor, schedule: Schedule) -> None:
+    """Register ``schedule`` in the store after the job's start, by the writer (never
+    failing the job).
+    """
+    from chaperone.schedules import declare
+
+    def task() -> None:
+        supervisor.safely(
+            "declare a schedule",
+            lambda: declare(
+                supervisor.store,
+                schedule,
+                f"code in {supervisor.description}",
+                supervisor.clock.now(),
+            ),
+        )
+
+    supervisor.submit(task)
 
 
 class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@supervise(...)`
@@ -153,6 +203,12 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
     the job failed and is re-raised unchanged; with ``alert_on_failure``, it also raises
     ``job_failed`` (one incident per job name, resolved by the next successful run), from
     the supervisor's writer: the job never waits for it.
+
+    ``schedule`` declares when runs are expected (kept in the store, where ``chaperone
+    schedules`` lists it): five cron fields or a nickname (``"0 3 * * *"``, ``"@daily"``,
+    read in ``timezone``, UTC by default) or ``"every 15m"``; a run not started ``grace``
+    (default 5 minutes) after its expected time is missed. Each run refreshes the
+    declaration; the config file's ``[[schedules]]`` entry for the same name wins over it.
     """
 
     def __init__(
@@ -168,6 +224,9 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
         metadata: Mapping[str, Any] | None = None,
         alert_on_failure: bool = False,
         supervisor: Supervisor | None = None,
+        schedule: str | None = None,
+        grace: float | str | timedelta | None = None,
+        timezone: str | None = None,
     ) -> None:
         if missed_heartbeats < 1:
             raise ValueError(f"missed_heartbeats must be at least 1, got {missed_heartbeats}")
@@ -186,6 +245,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
             metadata=dict(metadata or {}),
             alert_on_failure=alert_on_failure,
             supervisor=supervisor,
+            schedule=_schedule(name, schedule, grace, timezone),
         )
         self._active: dict[Supervision, contextvars.Token[Supervision | None]] = {}
 
@@ -208,6 +268,8 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
         )
         job = Supervision(supervisor, record, resource_interval=options.resource_interval)
         job.start()
+        if options.schedule is not None:
+            _declare(supervisor, options.schedule)
         self._active[job] = _current.set(job)
         return job
 

@@ -38,6 +38,7 @@ from chaperone._secrets import describe
 from chaperone.store import ResilientStore, Store, StoreChange, StoreState
 from chaperone.supervision import _keys
 from chaperone.supervision._keys import RETENTION
+from chaperone.supervision._last_run import note_run
 from chaperone.supervision._records import JobRecord, JobState
 
 if TYPE_CHECKING:
@@ -482,6 +483,8 @@ def store_record(store: Store, record: JobRecord, ttl: float | None = None) -> N
     (re)schedule or drop its stuck and timeout checks; store errors are raised.
     """
     store.set(_keys.job_key(record.supervision_id), record.to_json(), ttl)
+    if record.last_heartbeat is None or record.finished_at is not None:
+        note_run(store, record)  # a start or an end: not every heartbeat
     for check, deadline in (
         ("stuck", record.stuck_deadline),
         ("timeout", record.timeout_deadline),
