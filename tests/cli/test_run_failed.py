@@ -78,3 +78,36 @@ class TestAlertOnFailure:
         assert failed.returncode != 0, str(failed)
         [alert] = failed_alerts(tmp_path)
         assert alert["fields"]["Error"] == error
+
+
+class TestScheduledJobs:
+    """A scheduled job's failed run raises job_failed unless told not to."""
+
+    def test_on_by_default_with_schedule_off_when_told(self, tmp_path: Path) -> None:
+        """`run --schedule` of a failing command delivers job_failed without
+        --alert-on-failure; with --no-alert-on-failure it does not."""
+        env = clean_environ(tmp_path)
+        quiet = run_cli(
+            "run", "--schedule", "@daily", "--no-alert-on-failure", "--name", "quiet",
+            "--", "sh", "-c", "exit 2", cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert quiet.returncode == 2, str(quiet)
+        failed = run_cli(
+            "run", "--schedule", "@daily", "--name", JOB, "--", "sh", "-c", "exit 4",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert failed.returncode == 4, str(failed)
+        alerts = failed_alerts(tmp_path)
+        assert [(a["key"], a["fields"]["Error"]) for a in alerts] == [(JOB, "exit status 4")]
+
+    def test_a_config_schedule_turns_it_on(self, tmp_path: Path) -> None:
+        """A [[schedules]] entry for the job's name makes its failures alert, without any
+        option on the command line."""
+        (tmp_path / "chaperone.toml").write_text(
+            f'[[schedules]]\njob = "{JOB}"\nevery = "1h"\n', encoding="utf-8"
+        )
+        env = clean_environ(tmp_path)
+        failed = run_cli("run", "--name", JOB, "--", "sh", "-c", "exit 5", cwd=tmp_path, env=env)
+        assert failed.returncode == 5, str(failed)
+        [alert] = failed_alerts(tmp_path)
+        assert alert["fields"]["Error"] == "exit status 5"

@@ -169,6 +169,21 @@ class TestSupervisedJob:
         assert failed_alerts(runtime) == []
         assert runtime.store.get(_keys.failure_key(JOB)) is None
 
+    @pytest.mark.parametrize(("options", "alerts"), [({}, 1), ({"alert_on_failure": False}, 0)])
+    def test_a_scheduled_job_alerts_by_default(
+        self,
+        runtime: Chaperone,
+        supervisor: Supervisor,
+        clock: ManualClock,
+        options: dict[str, Any],
+        alerts: int,
+    ) -> None:
+        """A job with a schedule raises job_failed without being asked; told not to, it
+        does not."""
+        run_job(supervisor, clock, fail=True, schedule="@daily", **options)
+        Monitor(runtime).tick()
+        assert len(failed_alerts(runtime)) == alerts
+
     def test_the_context_manager_raises_it_too(
         self, runtime: Chaperone, supervisor: Supervisor, clock: ManualClock
     ) -> None:

@@ -41,6 +41,7 @@ from chaperone.builtin.job_detector import JOB_TIMEOUT, claim_incident
 from chaperone.cli._context import runtime_or_exit
 from chaperone.cli._output import error
 from chaperone.cli._params import positive_seconds
+from chaperone.config import Settings
 from chaperone.config._fatigue import parse_zone
 from chaperone.config._parsing import parse_duration_setting
 from chaperone.schedules import Schedule, declare
@@ -96,9 +97,11 @@ _KILL_GRACE: Final = 0.5
     help="CPU percent of the job's process tree (100 = one core).",
 )
 @click.option(
-    "--alert-on-failure",
-    is_flag=True,
-    help="Raise job_failed when the command fails (resolved by the next success of --name).",
+    "--alert-on-failure/--no-alert-on-failure",
+    default=None,
+    help="Raise job_failed when the command fails (resolved by the next success of --name) "
+    "[default: on for a scheduled job (--schedule, or a [[schedules]] entry of --name), off "
+    "otherwise].",
 )
 @click.option("--kill-on-timeout", is_flag=True, help="Stop the job when it times out.")
 @click.option("--kill-on-memory", is_flag=True, help="Stop the job when over its memory limit.")
@@ -135,7 +138,7 @@ def run(
     missed_heartbeats: int,
     memory_limit: float | None,
     cpu_limit: float | None,
-    alert_on_failure: bool,
+    alert_on_failure: bool | None,
     kill_on_timeout: bool,
     kill_on_memory: bool,
     check_interval: float,
@@ -157,6 +160,8 @@ def run(
     job_name = name or " ".join(command)[:200]
     schedule = _schedule(job_name, schedule_text, grace, timezone)
     with runtime_or_exit() as runtime:
+        if alert_on_failure is None:
+            alert_on_failure = _scheduled_alert_on_failure(runtime.settings, job_name, schedule)
         record = JobRecord(
             supervision_id=str(uuid.uuid4()),
             name=job_name,
@@ -172,6 +177,17 @@ def run(
         options = _Options(kill_on_timeout, kill_on_memory, check_interval, schedule)
         status = _RunningJob(runtime, record, command, options).run()
     raise SystemExit(status)
+
+
+def _scheduled_alert_on_failure(settings: Settings, job: str, schedule: Schedule | None) -> bool:
+    """Whether a failed run of ``job`` raises job_failed when the command line does not
+    say: as its schedule says (the config file's entry first, then ``--schedule``), off
+    for a job without one.
+    """
+    for entry in settings.schedules:
+        if entry.job == job:
+            return entry.alert_on_failure
+    return schedule.alert_on_failure if schedule is not None else False
 
 
 def _schedule(

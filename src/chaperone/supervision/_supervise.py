@@ -200,9 +200,10 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
     stuck after ``heartbeat_interval * missed_heartbeats`` without a heartbeat. With
     ``memory_limit_mb`` or ``cpu_limit_percent``, this process's tree is sampled every
     ``resource_interval`` in a background thread. An exception leaving the block marks
-    the job failed and is re-raised unchanged; with ``alert_on_failure``, it also raises
-    ``job_failed`` (one incident per job name, resolved by the next successful run), from
-    the supervisor's writer: the job never waits for it.
+    the job failed and is re-raised unchanged; with ``alert_on_failure`` (by default on
+    for a job with a ``schedule``, off otherwise), it also raises ``job_failed`` (one
+    incident per job name, resolved by the next successful run), from the supervisor's
+    writer: the job never waits for it.
 
     ``schedule`` declares when runs are expected (kept in the store, where ``chaperone
     schedules`` lists it): five cron fields or a nickname (``"0 3 * * *"``, ``"@daily"``,
@@ -222,7 +223,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
         cpu_limit_percent: float | None = None,
         resource_interval: float | str | timedelta = DEFAULT_INTERVAL,
         metadata: Mapping[str, Any] | None = None,
-        alert_on_failure: bool = False,
+        alert_on_failure: bool | None = None,
         supervisor: Supervisor | None = None,
         schedule: str | None = None,
         grace: float | str | timedelta | None = None,
@@ -234,6 +235,9 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
         for label, limit in limits:
             if limit is not None and limit <= 0:
                 raise ValueError(f"{label} must be positive, got {limit!r}")
+        scheduled = _schedule(name, schedule, grace, timezone)
+        if alert_on_failure is None:  # on for a scheduled job, as its schedule says
+            alert_on_failure = scheduled.alert_on_failure if scheduled is not None else False
         self._options = _Options(
             name=name,
             timeout=_seconds(timeout, "timeout"),
@@ -245,7 +249,7 @@ class supervise:  # noqa: N801 - used like a function: `with supervise(...)`, `@
             metadata=dict(metadata or {}),
             alert_on_failure=alert_on_failure,
             supervisor=supervisor,
-            schedule=_schedule(name, schedule, grace, timezone),
+            schedule=scheduled,
         )
         self._active: dict[Supervision, contextvars.Token[Supervision | None]] = {}
 
