@@ -61,7 +61,30 @@ def source_of(module: str) -> Path:
     return file if file.exists() else SOURCE / relative / "__init__.py"
 
 
+OUTER_LAYERS = ("chaperone.cli", "chaperone.web")
+"""The command line and the web app: front ends, which the rest of the package never
+imports (the web app may use the command line's neighbours, not the command line)."""
+
+
+def modules_under(package: str) -> list[Path]:
+    """Every source file of the package but those of ``package``."""
+    inside = SOURCE / Path(*package.split(".")[1:])
+    return sorted(path for path in SOURCE.rglob("*.py") if inside not in path.parents)
+
+
 class TestLayers:
+    @pytest.mark.parametrize("front", OUTER_LAYERS)
+    def test_no_module_below_imports_a_front_end(self, front: str) -> None:
+        """Outside the command line and the web app, nothing imports them; the web app
+        does not import the command line either."""
+        offenders = [
+            str(path.relative_to(SOURCE))
+            for path in modules_under(front)
+            if any(name == front or name.startswith(f"{front}.") for name in imported_by(path))
+            and not (front == "chaperone.web" and "cli" in path.relative_to(SOURCE).parts)
+        ]
+        assert offenders == []
+
     @pytest.mark.parametrize("module", sorted(FORBIDDEN))
     def test_no_layer_imports_one_above_it(self, module: str) -> None:
         """A layer imports nothing above it, not even for typing."""

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from chaperone import SystemClock
-from chaperone.cli.jobs import list_jobs
 from chaperone.store import SQLiteStore
+from chaperone.supervision._listing import list_jobs
 from chaperone.testing.cli import (
     CHAPERONE,
     STORE_FILE,

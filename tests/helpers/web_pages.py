@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import types
 from collections.abc import Callable, Sequence
 from datetime import datetime

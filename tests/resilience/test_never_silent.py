@@ -44,8 +44,8 @@ import pytest
 
 from chaperone import SystemClock
 from chaperone._outbox import DUE_INDEX, ENTRY_PREFIX
-from chaperone.cli.jobs import list_jobs
 from chaperone.store import open_store
+from chaperone.supervision._listing import list_jobs
 from helpers.alert_webhook import AlertWebhook, Seen
 from helpers.cli import (
     CHAPERONE,

@@ -40,9 +40,9 @@ from chaperone._monitor import Monitor
 from chaperone._secrets import MASK, MASKER
 from chaperone.builtin import job_detector as detector
 from chaperone.builtin.database_channel import read_history
-from chaperone.cli.jobs import list_jobs
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import JobRecord, JobState, _keys, checkins
+from chaperone.supervision._listing import list_jobs
 from chaperone.supervision._records import flush_interval
 from chaperone.supervision._stats import read_stats
 from chaperone.supervision.checkins import (

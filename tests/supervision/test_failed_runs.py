@@ -25,19 +25,15 @@ from chaperone._monitor import Monitor
 from chaperone._secrets import MASK
 from chaperone.builtin.alert_builder import ALERT_TYPES, ERROR_LIMIT, build_alerts
 from chaperone.builtin.database_channel import read_history
-from chaperone.store import SQLiteStore, Store
+from chaperone.store import Store
 from chaperone.supervision import JobRecord, JobState, Supervisor, _keys, supervise
 from chaperone.supervision._failures import close_failure, report_failure
+from helpers.fatigue import sqlite_store
 from helpers.redis_server import RedisServer
 from helpers.runtime import GROUPING_OFF, make_runtime
 
 START = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
 JOB = "reports.nightly"
-
-
-def sqlite_store(path: Path, clock: ManualClock) -> SQLiteStore:
-    """A connection to the SQLite file ``path``."""
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
 
 
 @pytest.fixture

@@ -7,38 +7,9 @@ import click
 from chaperone._clock import SystemClock
 from chaperone.cli._context import configured_store
 from chaperone.cli._output import print_json, print_table
-from chaperone.store import Store
-from chaperone.supervision import _keys
-from chaperone.supervision._records import JobRecord, JobState
+from chaperone.supervision._listing import STATES, list_jobs
 
-__all__ = ["STATES", "job_state", "jobs", "list_jobs"]
-
-STATES = ("running", "stuck", "timed_out", "completed", "failed", "abandoned")
-
-
-def job_state(store: Store, record: JobRecord) -> str:
-    """A job's state as ``chaperone jobs`` shows it: its own, or stuck / timed out while
-    the monitor holds such an incident open about it.
-    """
-    if record.state is not JobState.RUNNING:
-        return record.state.value
-    open_incidents = store.keys(_keys.incident_prefix(record.supervision_id))
-    if _keys.incident_key(record.supervision_id, "job_stuck") in open_incidents:
-        return "stuck"
-    if _keys.incident_key(record.supervision_id, "job_timeout") in open_incidents:
-        return "timed_out"
-    return "running"
-
-
-def list_jobs(store: Store, now: float) -> list[dict[str, object]]:
-    """Every job record in the store as ``chaperone jobs --json`` prints it, newest first."""
-    values = store.get_many(store.keys(_keys.JOB_PREFIX))
-    records = sorted(
-        (JobRecord.from_json(text) for text in values.values()),
-        key=lambda record: record.started_at,
-        reverse=True,
-    )
-    return [record.to_public(now, job_state(store, record)) for record in records]
+__all__ = ["jobs"]
 
 
 @click.command("jobs")

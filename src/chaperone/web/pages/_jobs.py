@@ -10,9 +10,9 @@ from typing import Any, Final
 import attrs
 
 from chaperone.builtin.database_channel import read_history
-from chaperone.cli.jobs import STATES, job_state, list_jobs
 from chaperone.store import Store
 from chaperone.supervision import _keys
+from chaperone.supervision._listing import STATES, job_state, list_jobs
 from chaperone.supervision._records import JobRecord
 from chaperone.web.pages._alerts import AlertRow, about_job, group_alerts
 from chaperone.web.pages._moments import Moment, moment
