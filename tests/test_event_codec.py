@@ -189,6 +189,19 @@ class TestRoundTrip:
         assert type(decoded) is type(event)
         assert decoded == event
 
+    def test_a_failure_with_a_lone_surrogate_round_trips(self) -> None:
+        """A failed run's error from a broken exception message (a lone surrogate) is
+        made valid as the event is built, so it crosses the queue unchanged."""
+        event = JobFailed(
+            supervision_id="run-1",
+            job_class="nightly",
+            error="ValueError: bad byte \ud800 here",
+            duration=timedelta(seconds=1),
+            occurred_at=datetime(2024, 1, 15, tzinfo=UTC),
+        )
+        assert event.error == "ValueError: bad byte \ufffd here"
+        assert decode_event(encode_event(event)) == event
+
     def test_the_hand_built_list_covers_every_builtin_class(self) -> None:
         """The list below has one event of each built-in class, so nothing is left out."""
         assert {type(event) for event in one_of_each()} == builtin_event_classes()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from chaperone import _sanitize
 from chaperone._alerts import Alert
 from chaperone._clock import as_utc
 
@@ -201,7 +202,9 @@ class JobFailed(Event):
     """The failed run's id."""
     job_class: str
     """The job's name: the incident's key."""
-    error: str
+    error: str = attrs.field(converter=_sanitize.clean_text)
+    """Valid text as it is built (not cut: the alert masks it before it cuts it), so the
+    event crosses the store's queue unchanged."""
     duration: timedelta = attrs.field(validator=_non_negative)
 
 
