@@ -126,13 +126,21 @@ class TestStates:
             assert schedule_state(NIGHTLY, store, clock.now()).state is ScheduleState.UP
 
     def test_pause_and_resume(self, store: Store, clock: ManualClock) -> None:
-        """A paused schedule says paused, even when missed; resumed, it says missed again."""
+        """A paused schedule says paused, even when missed; resumed, the runs expected
+        while it was paused are not missed: it is up until the next run after the resume
+        passes its grace.
+        """
         assert schedule_state(NIGHTLY, store, clock.now()).state is ScheduleState.UP
         clock.advance(timedelta(days=1))
+        assert schedule_state(NIGHTLY, store, clock.now()).state is ScheduleState.MISSED
         pause(store, "nightly", clock.now())
         assert schedule_state(NIGHTLY, store, clock.now()).state is ScheduleState.PAUSED
-        assert resume(store, "nightly") is True
-        assert resume(store, "nightly") is False
+        assert resume(store, "nightly", clock.now()) is True
+        assert resume(store, "nightly", clock.now()) is False
+        resumed = schedule_state(NIGHTLY, store, clock.now())
+        assert resumed.state is ScheduleState.UP
+        assert resumed.expected_at > clock.now()
+        clock.advance(timedelta(days=1, hours=1))
         assert schedule_state(NIGHTLY, store, clock.now()).state is ScheduleState.MISSED
 
     def test_every_expects_a_period_after_the_last_start(

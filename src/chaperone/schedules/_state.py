@@ -9,9 +9,9 @@ from typing import Any
 import attrs
 
 from chaperone.schedules._model import Schedule
-from chaperone.schedules._stored import first_seen, is_paused
+from chaperone.schedules._stored import read_facts
 from chaperone.store import Store
-from chaperone.supervision._last_run import LastRun, last_run
+from chaperone.supervision._last_run import LastRun
 
 __all__ = ["ScheduleState", "ScheduleStatus", "schedule_state"]
 
@@ -71,20 +71,23 @@ class ScheduleStatus:
 
 
 def schedule_state(schedule: Schedule, store: Store, now: datetime) -> ScheduleStatus:
-    """Read how ``schedule`` stands at ``now``: a few key reads, whatever the number of
+    """Read how ``schedule`` stands at ``now``: one ``get_many``, whatever the number of
     jobs and schedules.
     """
-    run = last_run(store, schedule.job)
-    anchor = run.started_at if run is not None else first_seen(store, schedule.job, now)
+    facts = read_facts(store, schedule.job)
+    run = facts.last_run
+    anchor = facts.anchor(store, schedule.job, now)
     expected = schedule.expected_after(anchor)
-    missed = schedule.missed_count(anchor, now)
-    if is_paused(store, schedule.job):
+    running = run is not None and run.state == "running"
+    # A run under way is not a missed one (its timeout or max_runtime watches it).
+    missed = 0 if running else schedule.missed_count(anchor, now)
+    if facts.paused:
         state = ScheduleState.PAUSED
-    elif missed:
+    elif missed or facts.missed_claim is not None:
         state = ScheduleState.MISSED
     elif run is not None and run.state in {"failed", "abandoned"}:
         state = ScheduleState.FAILED
-    elif expected <= now:
+    elif expected <= now and not running:
         state = ScheduleState.LATE
     else:
         state = ScheduleState.UP

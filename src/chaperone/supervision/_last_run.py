@@ -17,7 +17,7 @@ from chaperone.store import Store
 from chaperone.supervision._keys import last_run_key
 from chaperone.supervision._records import JobRecord
 
-__all__ = ["LastRun", "last_run", "note_run"]
+__all__ = ["LastRun", "last_run", "note_run", "parse_last_run"]
 
 
 @attrs.frozen(kw_only=True)
@@ -44,7 +44,11 @@ def note_run(store: Store, record: JobRecord) -> None:
 
 def last_run(store: Store, job: str) -> LastRun | None:
     """The newest run of ``job`` noted by :func:`note_run`, or None."""
-    text = store.get(last_run_key(job))
+    return parse_last_run(store.get(last_run_key(job)))
+
+
+def parse_last_run(text: str | None) -> LastRun | None:
+    """Read the value of a ``lastrun:<name>`` key (None for a missing one)."""
     if text is None:
         return None
     data = json.loads(text)
