@@ -55,6 +55,10 @@ def _non_negative(
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
 
 
+def _optional_clean_text(value: str | None) -> str | None:
+    return None if value is None else _sanitize.clean_text(value)
+
+
 def _incidents(value: Iterable[IncidentRef]) -> tuple[IncidentRef, ...]:
     return tuple(value)
 
@@ -209,6 +213,9 @@ class JobFailed(Event):
     """Valid text as it is built (not cut: the alert masks it before it cuts it), so the
     event crosses the store's queue unchanged."""
     duration: timedelta = attrs.field(validator=_non_negative)
+    output: str | None = attrs.field(default=None, converter=_optional_clean_text)
+    """The end of the run's output, where ``chaperone run`` captured it (masked on the
+    job's record; valid text as ``error`` is, and cut by the alert to its last lines)."""
 
 
 def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:

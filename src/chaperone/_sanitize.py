@@ -74,7 +74,9 @@ __all__ = [
     "line",
     "optional_identity",
     "optional_line",
+    "optional_tail",
     "optional_text",
+    "tail",
     "text",
     "url",
 ]
@@ -244,6 +246,24 @@ def text(value: str, limit: int = TEXT_LIMIT) -> str:
     return _capped(_decoded(value), limit, clean_text, digest=False)
 
 
+def tail(value: str, limit: int = TEXT_LIMIT) -> str:
+    """``value`` as multi-line text of at most ``limit`` characters, its end kept (a
+    command's output, whose last lines say most): when cut, a marker at the start says
+    how many characters were cut.
+    """
+    cleaned = clean_text(value)
+    if len(cleaned) <= limit:
+        return cleaned
+    kept = limit
+    while True:  # the marker's room cuts more, which may lengthen its count
+        marker = _marker(len(cleaned) - kept) + "\n"
+        room = max(0, limit - len(marker))
+        if room >= kept:
+            break
+        kept = room
+    return (marker + cleaned[len(cleaned) - kept :])[:limit]
+
+
 def identity(value: str, limit: int = LINE_LIMIT) -> str:
     """``value`` as one line that still identifies it: when cut, the marker carries a
     SHA-256 prefix of the whole (an alert's key: what rate limits and deduplication
@@ -265,6 +285,11 @@ def optional_identity(value: str | None) -> str | None:
 def optional_text(value: str | None) -> str | None:
     """:func:`text` of ``value``, None kept."""
     return None if value is None else text(value)
+
+
+def optional_tail(value: str | None) -> str | None:
+    """:func:`tail` of ``value``, None kept."""
+    return None if value is None else tail(value)
 
 
 def url(value: str | None) -> str | None:

@@ -84,8 +84,8 @@ class TestEscaping:
         alert: Alert,
         title: str,
     ) -> None:
-        """A job with any name, error and metadata, an alert with any text about it, and
-        an incident with any title: the job page, the lists, the overview and the
+        """A job with any name, error, output and metadata, an alert with any text about it,
+        and an incident with any title: the job page, the lists, the overview and the
         incident page render (200) and show the texts escaped."""
         record = JobRecord(
             supervision_id=str(uuid.uuid4()),
@@ -95,6 +95,7 @@ class TestEscaping:
             finished_at=shared.clock.timestamp(),
             error=error,
             metadata=metadata,
+            output=error,
         )
         Supervisor(shared.store, shared.clock, background=False).write(record)
         about = attrs.evolve(alert, key=record.supervision_id, title=f"{alert.title}{INJECTED}")
@@ -135,3 +136,29 @@ class TestEscaping:
             assert_escaped(response.text)
         job_html = shared.client.get(f"{helpers.web_pages.PREFIX}{pages[0]}").text
         assert str(markupsafe.escape(record.name)) in job_html
+
+
+class TestOutput:
+    def test_a_failed_runs_output_shows_as_written(self, shared: Shared) -> None:
+        """A failed run's output shows in a ``<pre>`` on its page, its lines kept and its
+        markup escaped; a job without output has no such block."""
+        with_output, without = (
+            JobRecord(
+                supervision_id=str(uuid.uuid4()),
+                name="exports.nightly",
+                started_at=shared.clock.timestamp(),
+                state="failed",
+                finished_at=shared.clock.timestamp(),
+                error="exit status 3",
+                output=output,
+            )
+            for output in ("row 1 <b>\nrow 2 & done\n", None)
+        )
+        writer = Supervisor(shared.store, shared.clock, background=False)
+        writer.write(with_output)
+        writer.write(without)
+        shown = shared.client.get(f"{helpers.web_pages.PREFIX}/jobs/{with_output.supervision_id}")
+        assert '<pre class="output">row 1 &lt;b&gt;\nrow 2 &amp; done\n</pre>' in shown.text
+        bare = shared.client.get(f"{helpers.web_pages.PREFIX}/jobs/{without.supervision_id}")
+        assert bare.status_code == 200
+        assert 'class="output"' not in bare.text

@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any, Final
 
+from chaperone import _sanitize
 from chaperone._alerts import Alert, AlertStatus, Severity
 from chaperone._digests import digest_alerts, maintenance_summary_alert
 from chaperone._durations import format_duration, format_time
@@ -114,6 +115,10 @@ _RESOURCE_CAUSES = {
 }
 ERROR_LIMIT: Final = 500
 """A failed run's error is cut to this many characters in its alert (after masking)."""
+OUTPUT_LIMIT: Final = 900
+"""A failed run's output is cut to its last this many characters in its alert (after
+masking), marker included: a field value every channel shows whole with room for its
+escapes (Slack's and Opsgenie's 1,000, Discord's 1,024)."""
 _METRIC_NAMES = {
     ThresholdMetric.ERROR_RATE: "Error Rate",
     ThresholdMetric.RESPONSE_TIME: "Response Time",
@@ -339,6 +344,15 @@ def _(event: JobCompleted, runtime: Runtime) -> Sequence[Alert]:
 def _(event: JobFailed, runtime: Runtime) -> Sequence[Alert]:
     # Masked before it is cut, so no secret is cut in two and missed.
     error = MASKER.mask(event.error)[:ERROR_LIMIT]
+    fields = {
+        "Job Class": event.job_class,
+        "Supervision ID": event.supervision_id,
+        "Error": error,
+        "Duration": format_duration(event.duration),
+    }
+    output = _sanitize.tail(MASKER.mask(event.output or ""), OUTPUT_LIMIT).strip("\n")
+    if output.strip():
+        fields["Output"] = output
     return [
         Alert(
             type=JOB_FAILED,
@@ -349,12 +363,7 @@ def _(event: JobFailed, runtime: Runtime) -> Sequence[Alert]:
             explanation="Its error says why. Later failed runs belong to this alert; the "
             "next successful run resolves it.",
             severity=Severity.ERROR,
-            fields={
-                "Job Class": event.job_class,
-                "Supervision ID": event.supervision_id,
-                "Error": error,
-                "Duration": format_duration(event.duration),
-            },
+            fields=fields,
             job_class=event.job_class,
             supervision_id=event.supervision_id,
             details_url=_details_url(runtime, event.supervision_id),

@@ -113,6 +113,7 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
         "store.url": settings.store_url,
         "store.probe_interval": settings.store_probe_interval.total_seconds(),
         "supervision.abandoned_after": settings.abandoned_after.total_seconds(),
+        "supervision.capture_output": settings.capture_output,
         "app_url": settings.app_url,
         "log.format": settings.log_format,
         "log.level": settings.log_level,

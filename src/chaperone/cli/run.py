@@ -51,6 +51,8 @@ from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
 from chaperone.supervision._child import ChildProcess, StartFailed, exit_status
 from chaperone.supervision._last_run import LastRun
+from chaperone.supervision._output_capture import OutputCapture
+from chaperone.supervision._output_tail import OutputTail
 from chaperone.supervision._overlap import close_overlap, report_overlap, running_run
 from chaperone.supervision._resources import Measurement, ProcessTreeMeter, ResourceSampler
 
@@ -107,6 +109,14 @@ _KILL_GRACE: Final = 0.5
     "[default: on for a scheduled job (--schedule, or a [[schedules]] entry of --name), off "
     "otherwise].",
 )
+@click.option(
+    "--capture-output/--no-capture-output",
+    default=None,
+    help="Pass the command's output through pipes, keeping its end for a failed run's "
+    "job_failed alert (secrets masked); without, the command writes to chaperone's own "
+    "standard output and error (a terminal stays a terminal) [default: the "
+    "supervision.capture_output setting, on].",
+)
 @click.option("--kill-on-timeout", is_flag=True, help="Stop the job when it times out.")
 @click.option("--kill-on-memory", is_flag=True, help="Stop the job when over its memory limit.")
 @click.option(
@@ -143,6 +153,7 @@ def run(
     memory_limit: float | None,
     cpu_limit: float | None,
     alert_on_failure: bool | None,
+    capture_output: bool | None,
     kill_on_timeout: bool,
     kill_on_memory: bool,
     check_interval: float,
@@ -182,7 +193,11 @@ def run(
             host=socket.gethostname(),
         )
         overlap_alert = in_force is not None and in_force.overlap is Overlap.ALERT
-        options = _Options(kill_on_timeout, kill_on_memory, check_interval, schedule, overlap_alert)
+        if capture_output is None:
+            capture_output = runtime.settings.capture_output
+        options = _Options(
+            kill_on_timeout, kill_on_memory, check_interval, schedule, overlap_alert, capture_output
+        )
         status = _RunningJob(runtime, record, command, options).run()
     raise SystemExit(status)
 
@@ -232,6 +247,7 @@ class _Options:
     check_interval: float
     schedule: Schedule | None
     overlap_alert: bool
+    capture_output: bool
 
 
 class _RunningJob:
@@ -257,14 +273,24 @@ class _RunningJob:
         """Start the command, supervise it to its end, report, and return its status."""
         folder = Path(tempfile.mkdtemp(prefix="chaperone-run-"))
         beat_file = folder / "heartbeat"
+        capture = OutputCapture(OutputTail()) if self.options.capture_output else None
         try:
             try:
-                child = ChildProcess(self.command, self._environment(beat_file))
+                child = ChildProcess(
+                    self.command,
+                    self._environment(beat_file),
+                    stdout=None if capture is None else capture.child_stdout,
+                    stderr=None if capture is None else capture.child_stderr,
+                )
             except StartFailed as failed:
+                if capture is not None:
+                    capture.close()
                 error(f"chaperone: {failed.reason}")
                 return failed.status
+            if capture is not None:
+                capture.start()
             with child:
-                return self._supervise(child, beat_file)
+                return self._supervise(child, beat_file, capture)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -277,7 +303,9 @@ class _RunningJob:
             HEARTBEAT_FILE_ENV: str(beat_file),
         }
 
-    def _supervise(self, child: ChildProcess, beat_file: Path) -> int:
+    def _supervise(
+        self, child: ChildProcess, beat_file: Path, capture: OutputCapture | None
+    ) -> int:
         record = self.record = attrs.evolve(self.record, pid=child.pid)
         job = Supervision(self.supervisor, record)
         # Read before this run's start is written over the job's last run.
@@ -299,9 +327,10 @@ class _RunningJob:
             _log.exception("chaperone run failed while watching the job; waiting for it")
         returncode = child.returncode()
         failure = None if returncode == 0 else self.stopped_for or failure_text(returncode)
+        output = _output_of(capture) if capture is not None else None
         # On the monitor's thread, after what the main thread handed over (a timeout to
         # report must be claimed before the end closes the job's incidents).
-        end = _Once(functools.partial(job.finish, failure))
+        end = _Once(functools.partial(job.finish, failure, output=output if failure else None))
         grace = self.runtime.settings.delivery.exit_grace.total_seconds()
         ticker.give("end", lambda: self._ended(end, grace))
         if not ticker.finish(grace):
@@ -416,6 +445,15 @@ class _RunningJob:
                 occurred_at=self.runtime.clock.now(),
             )
         ]
+
+
+def _output_of(capture: OutputCapture) -> str:
+    """The end of the command's output, once its readers stopped (or gave up waiting
+    for a process the command left behind holding its output open).
+    """
+    if not capture.finish():
+        _log.warning("the job's output is still held open; leaving it")
+    return capture.tail.shown_text()
 
 
 def _count(beats: BeatFileWatcher, job: Supervision) -> None:

@@ -368,6 +368,12 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         _positive_duration,
     ),
     SettingSpec(
+        "supervision.capture_output",
+        "CHAPERONE_CAPTURE_OUTPUT",
+        ("supervision", "capture_output"),
+        parse_bool,
+    ),
+    SettingSpec(
         "store.probe_interval",
         "CHAPERONE_STORE_PROBE_INTERVAL",
         ("store", "probe_interval"),
@@ -529,6 +535,7 @@ def collect_settings(
         store_url=values.get("store.url", default_store_url or defaults.store_url),
         store_probe_interval=values.get("store.probe_interval", defaults.store_probe_interval),
         abandoned_after=values.get("supervision.abandoned_after", defaults.abandoned_after),
+        capture_output=values.get("supervision.capture_output", defaults.capture_output),
         app_url=values.get("app_url"),
         log_format=values.get("log.format", defaults.log_format),
         log_level=values.get("log.level", defaults.log_level),

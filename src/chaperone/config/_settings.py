@@ -291,6 +291,11 @@ class Settings:
     abandoned_after: timedelta = timedelta(seconds=60)
     """How long a supervising process (``chaperone run``, a job's own process) may go
     without vouching for its running jobs before they count as abandoned."""
+    capture_output: bool = True
+    """Whether ``chaperone run`` passes its command's output through pipes and keeps its
+    end for a failed run's ``job_failed`` (else the command writes to ``chaperone run``'s
+    own standard output and error); ``--capture-output`` and ``--no-capture-output`` say
+    otherwise for one run."""
     store_probe_interval: timedelta = timedelta(seconds=5)
     """While the store fails, how often a process tries it again (meanwhile it works from
     memory)."""

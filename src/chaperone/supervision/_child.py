@@ -68,9 +68,18 @@ class ChildProcess:
     runs. Use as a context manager: the handlers are put back on leaving.
     """
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str]) -> None:
-        """Install the forwarding handlers, then start ``command``; StartFailed (handlers
-        put back) when it cannot be started.
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        stdout: int | None = None,
+        stderr: int | None = None,
+    ) -> None:
+        """Install the forwarding handlers, then start ``command``, its standard output
+        and error going to the file descriptors ``stdout`` and ``stderr`` when given
+        (else it inherits ours); StartFailed (handlers put back) when it cannot be
+        started.
         """
         self.command = tuple(command)
         self._process: subprocess.Popen[bytes] | None = None
@@ -82,7 +91,7 @@ class ChildProcess:
         self._previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
         try:
             self._process = subprocess.Popen(  # noqa: S603 - the user's command
-                self.command, env=dict(env), process_group=0
+                self.command, env=dict(env), process_group=0, stdout=stdout, stderr=stderr
             )
         except OSError as exc:
             self.restore_signals()

@@ -43,6 +43,7 @@ def report_failure(
         job_class=record.name,
         error=record.error or _NO_ERROR,
         duration=timedelta(seconds=max(0.0, record.duration(now))),
+        output=record.output,
         occurred_at=occurred_at,
     )
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from chaperone import _sanitize
 from chaperone._events import JobCompleted
 from chaperone._secrets import MASKER, describe
 from chaperone.supervision import _keys
@@ -24,8 +25,10 @@ from chaperone.supervision._resources import DEFAULT_INTERVAL, ResourceSampler
 from chaperone.supervision._stats import record_job_finished
 from chaperone.supervision._supervisor import RETENTION, Supervisor
 
-__all__ = ["Supervision"]
+__all__ = ["OUTPUT_LIMIT", "Supervision"]
 
+OUTPUT_LIMIT: Final = 2_000
+"""Characters of a failed run's output kept on its record: its end."""
 _ERROR_TEXT_LIMIT: Final = 500
 _CHECKS: Final = ("stuck", "timeout", "recovery", "abandon")
 
@@ -131,12 +134,16 @@ class Supervision:
             self._sampler = ResourceSampler(self._supervisor, record, record.pid)
             self._sampler.start(self._resource_interval)
 
-    def finish(self, error: BaseException | str | None = None) -> None:
+    def finish(
+        self, error: BaseException | str | None = None, *, output: str | None = None
+    ) -> None:
         """Record the end (failed when ``error`` is given: an exception, or the failure's
         own description such as ``exit status 3``), unschedule the checks, and resolve any
         incident the job had open; a failed run that asked for it opens the job's
-        ``job_failed`` incident, a successful one resolves it. With a background
-        supervisor the store work is handed to its writer and this returns at once.
+        ``job_failed`` incident, a successful one resolves it. ``output`` is the end of
+        the run's output, kept (masked, its last :data:`OUTPUT_LIMIT` characters) on a
+        failed run's record and its ``job_failed``. With a background supervisor the
+        store work is handed to its writer and this returns at once.
         """
         if self._sampler is not None:
             self._sampler.close()
@@ -149,6 +156,7 @@ class Supervision:
                 state=JobState.FAILED if failed else JobState.COMPLETED,
                 finished_at=now,
                 error=None if error is None else _describe(error),
+                output=None if output is None or not failed else _masked_tail(output),
             )
             self._record = record
             self._pending.clear()
@@ -233,6 +241,12 @@ def _with_heartbeats_of(record: JobRecord, written: JobRecord | None) -> JobReco
             changes["progress_current"] = written.progress_current
             changes["progress_total"] = written.progress_total
     return attrs.evolve(record, **changes)
+
+
+def _masked_tail(output: str) -> str | None:
+    """``output`` masked, then cut to its end; None when nothing but white space is left."""
+    text = _sanitize.tail(MASKER.mask(output), OUTPUT_LIMIT)
+    return text if text.strip() else None
 
 
 def _describe(error: BaseException | str) -> str:

@@ -75,6 +75,9 @@ class JobRecord:
     None when it does not vouch (an injected clock), and the job is never abandoned."""
     alert_on_failure: bool = False
     """Whether the run's failure raises ``job_failed`` (its success resolves one anyway)."""
+    output: str | None = attrs.field(default=None, converter=_sanitize.optional_tail)
+    """The end of a failed run's output, secrets masked, where ``chaperone run`` captured
+    it (its end kept when cut: :func:`chaperone._sanitize.tail`)."""
 
     @property
     def stuck_after(self) -> float | None:
@@ -141,4 +144,5 @@ class JobRecord:
             "error": self.error,
             "supervisor": self.supervisor,
             "metadata": self.metadata,
+            "output": self.output,
         }

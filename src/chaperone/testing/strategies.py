@@ -488,13 +488,16 @@ def job_abandoned_events() -> st.SearchStrategy[JobAbandoned]:
 
 
 def job_failed_events() -> st.SearchStrategy[JobFailed]:
-    """:class:`~chaperone.JobFailed` events: any error text, long ones included."""
+    """:class:`~chaperone.JobFailed` events: any error text, long ones included, with a
+    captured output (any text) or without.
+    """
     return st.builds(
         JobFailed,
         supervision_id=supervision_ids(),
         job_class=job_classes(),
         error=texts(),
         duration=durations(),
+        output=st.none() | texts(),
         occurred_at=aware_datetimes(),
     )
 
