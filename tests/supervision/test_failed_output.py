@@ -177,7 +177,28 @@ class TestAlertField:
         if len(after) < 100:
             assert f"connecting to https://{MASK}@db.internal/x" in shown
 
-    def test_the_limit_fits_every_channel(self) -> None:
-        """The field's limit leaves room within the field values of Slack and Opsgenie
-        (1,000) and Discord (1,024)."""
-        assert OUTPUT_LIMIT <= 1_000 - 100
+    def test_a_traceback_shows_whole_on_every_channel(self, runtime: Chaperone) -> None:
+        """The end of a long Python traceback (underscores, angle brackets and ampersands
+        that channels escape) shows whole, its last line included, in Slack's and
+        Discord's field and Opsgenie's detail."""
+        frame = '  File "/srv/app/__main__.py", line 12, in <module> & run_export()\n'
+        output = frame * 200 + "RuntimeError: the <warehouse> is locked\n"
+        [alert] = build_alerts(event(output), runtime)
+        last = "RuntimeError: the <warehouse> is locked"
+        slack = pytest.importorskip("chaperone_slack")
+        [attachment] = slack.render(alert)["attachments"]
+        [shown] = [f["value"] for f in attachment["fields"] if f["title"] == "Output"]
+        assert shown.endswith("RuntimeError: the &lt;warehouse&gt; is locked")
+        discord = pytest.importorskip("chaperone_discord")
+        embed_fields = [f for e in discord.render(alert)["embeds"] for f in e.get("fields", [])]
+        [shown] = [f["value"] for f in embed_fields if f["name"] == "Output"]
+        assert shown.endswith(discord_escaped(last))
+        opsgenie = pytest.importorskip("chaperone_opsgenie._render")
+        assert opsgenie.details_for(alert)["Output"].endswith(last)
+
+
+def discord_escaped(text: str) -> str:
+    """``text`` as the Discord renderer escapes it."""
+    from chaperone_discord._render import escape_markdown
+
+    return escape_markdown(text)

@@ -115,10 +115,12 @@ _RESOURCE_CAUSES = {
 }
 ERROR_LIMIT: Final = 500
 """A failed run's error is cut to this many characters in its alert (after masking)."""
-OUTPUT_LIMIT: Final = 900
-"""A failed run's output is cut to its last this many characters in its alert (after
-masking), marker included: a field value every channel shows whole with room for its
-escapes (Slack's and Opsgenie's 1,000, Discord's 1,024)."""
+OUTPUT_LIMIT: Final = 800
+r"""A failed run's output is cut to its last this many characters in its alert (after
+masking), marker included: within the field values of Slack and Opsgenie (1,000) and
+Discord (1,024) with a quarter to spare for their escapes (``&amp;``, ``\_``), so even a
+traceback shows whole, its last line included. (Text escaped more than that is cut by
+the channel at its end.)"""
 _METRIC_NAMES = {
     ThresholdMetric.ERROR_RATE: "Error Rate",
     ThresholdMetric.RESPONSE_TIME: "Response Time",
