@@ -27,11 +27,14 @@ from helpers.cli import CHAPERONE, clean_environ, require_fixture_plugins, run_c
 JOB = "exports.nightly"
 
 PRINT_AND_FAIL = """
-import sys
+import sys, time
 url = sys.argv[1]
 for n in range(200):
     print(f"exported row {n}")
+sys.stdout.flush()
+time.sleep(0.2)  # the two streams are two pipes: one at a time keeps their order
 print(f"posting the summary to {url}", file=sys.stderr, flush=True)
+time.sleep(0.2)
 print("export failed: the warehouse is locked", flush=True)
 sys.exit(3)
 """
@@ -100,7 +103,7 @@ class TestFailedRunAlert:
         end of its output too."""
         env = clean_environ(tmp_path)
         ran = chaperone(
-            "run", "--name", JOB, "--", "sh", "-c", "echo one; echo two >&2; exit 1",
+            "run", "--name", JOB, "--", "sh", "-c", "echo one; sleep 0.2; echo two >&2; exit 1",
             cwd=tmp_path, env=env,
         )  # fmt: skip
         assert ran.returncode == 1

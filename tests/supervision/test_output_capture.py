@@ -81,7 +81,7 @@ class TestPassThrough:
             capture,
             "import sys, time\n"
             "sys.stdout.buffer.write(bytes(range(256)) * 40); sys.stdout.flush()\n"
-            "time.sleep(0.1)\n"
+            "time.sleep(0.3)\n"
             "sys.stderr.buffer.write(b'\\xff\\xfe half\\r done'); sys.stderr.flush()\n",
         )
         assert child.wait(20) == 0

@@ -11,6 +11,11 @@ used, the job is supervised from memory and its alerts go straight to the channe
 (see :mod:`chaperone.store._resilient`). After the job, what is still being reported
 and delivered gets ``delivery.exit_grace``; what is left stays in the outbox for
 ``chaperone monitor``.
+
+Unless told not to (``--no-capture-output``, ``supervision.capture_output``), the
+command's output passes through ``chaperone run`` on threads of its own, which keep its
+end for a failed run's record and ``job_failed`` alert (see
+:mod:`chaperone.supervision._output_capture`).
 """
 
 from __future__ import annotations
@@ -330,7 +335,7 @@ class _RunningJob:
         output = _output_of(capture) if capture is not None else None
         # On the monitor's thread, after what the main thread handed over (a timeout to
         # report must be claimed before the end closes the job's incidents).
-        end = _Once(functools.partial(job.finish, failure, output=output if failure else None))
+        end = _Once(functools.partial(job.finish, failure, output=output))
         grace = self.runtime.settings.delivery.exit_grace.total_seconds()
         ticker.give("end", lambda: self._ended(end, grace))
         if not ticker.finish(grace):
