@@ -25,7 +25,9 @@ from chaperone.schedules import (
     last_run,
     pause,
     resume,
+    schedule_of,
     schedule_state,
+    schedule_states,
 )
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
@@ -157,6 +159,82 @@ class TestStates:
         assert public["state"] == "up"
         assert public["last_run"]["state"] == "completed"
         assert public["expected_at"] == "2026-01-01T03:00:00+00:00"
+
+
+class TestManyAtOnce:
+    def test_the_same_as_one_by_one(self, store: Store, clock: ManualClock) -> None:
+        """Read together, the schedules stand as each does read alone: missed, failed,
+        late, paused, up and never run, in the order given.
+        """
+        schedules = [
+            NIGHTLY,
+            Schedule.from_text("sync", "every 15m", grace=timedelta(minutes=5)),
+            Schedule.from_text("import", "every 2h"),
+            Schedule.from_text("paused", "every 1m"),
+            Schedule(job="hourly", cron="@hourly", grace=timedelta(0)),
+            Schedule(job="weekly", cron="@weekly"),
+        ]
+        schedule_states(schedules, store, clock.now())  # first seen now
+        run_job(store, clock, "sync")
+        run_job(store, clock, "import", fail=True)
+        pause(store, "paused", clock.now())
+        clock.advance(timedelta(hours=1, minutes=18))  # 03:18
+        run_job(store, clock, "hourly")
+        together = schedule_states(schedules, store, clock.now())
+        alone = [schedule_state(schedule, store, clock.now()) for schedule in schedules]
+        assert together == alone
+        assert [status.state.value for status in together] == [
+            "missed",
+            "missed",
+            "failed",
+            "paused",
+            "up",
+            "up",
+        ]
+
+    def test_three_reads_for_any_number(self, clock: ManualClock) -> None:
+        """Two hundred schedules, some run, some paused: three reads of the store, each
+        of many keys, and no read of one key.
+        """
+        store = MemoryStore(clock)
+        schedules = [Schedule.from_text(f"job-{n:03}", "every 1h") for n in range(200)]
+        for schedule in schedules[::7]:
+            run_job(store, clock, schedule.job)
+        pause(store, "job-005", clock.now())
+        schedule_states(schedules, store, clock.now())  # first seen now
+        calls: list[str] = []
+        for name in ("get", "get_many", "keys"):
+            original = getattr(store, name)
+
+            def counting(*args: object, _name: str = name, _original: object = original) -> object:
+                calls.append(_name)
+                return _original(*args)  # type: ignore[operator]
+
+            object.__setattr__(store, name, counting)
+        states = schedule_states(schedules, store, clock.now())
+        assert calls == ["get_many"] * 3
+        assert sum(status.state is ScheduleState.PAUSED for status in states) == 1
+        assert sum(status.last_run is not None for status in states) == len(schedules[::7])
+
+    def test_none_is_no_read(self, store: Store, clock: ManualClock) -> None:
+        """No schedules: no status."""
+        assert schedule_states([], store, clock.now()) == []
+
+
+class TestScheduleOf:
+    def test_configuration_then_declaration(self, store: Store, clock: ManualClock) -> None:
+        """A job's schedule is the config file's, else the one declared, else none."""
+        declare(store, Schedule(job="nightly", cron="@hourly"), "code", clock.now())
+        declare(store, Schedule.from_text("sync", "every 5m"), "code", clock.now())
+        settings = Settings(schedules=(NIGHTLY,))
+        assert schedule_of(settings, store, "nightly") == NIGHTLY
+        assert schedule_of(settings, store, "sync") == Schedule.from_text("sync", "every 5m")
+        assert schedule_of(settings, store, "other") is None
+
+    def test_unreadable_declaration_is_none(self, store: Store) -> None:
+        """A declaration this version cannot read is no schedule, as the list skips it."""
+        store.set("schedules:declared:odd", '{"schedule": {}}')
+        assert schedule_of(Settings(), store, "odd") is None
 
 
 class TestDeclarations:

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chaperone.schedules._model import DEFAULT_GRACE, NICKNAMES, Overlap, Schedule
-    from chaperone.schedules._state import ScheduleState, ScheduleStatus, schedule_state
+    from chaperone.schedules._state import (
+        ScheduleState,
+        ScheduleStatus,
+        schedule_state,
+        schedule_states,
+    )
     from chaperone.schedules._stored import (
         Declaration,
         all_schedules,
@@ -22,6 +27,7 @@ if TYPE_CHECKING:
         is_paused,
         pause,
         resume,
+        schedule_of,
     )
     from chaperone.supervision._last_run import LastRun, last_run
 
@@ -33,6 +39,7 @@ _HOMES = {
     "ScheduleState": "chaperone.schedules._state",
     "ScheduleStatus": "chaperone.schedules._state",
     "schedule_state": "chaperone.schedules._state",
+    "schedule_states": "chaperone.schedules._state",
     "Declaration": "chaperone.schedules._stored",
     "all_schedules": "chaperone.schedules._stored",
     "declarations": "chaperone.schedules._stored",
@@ -40,6 +47,7 @@ _HOMES = {
     "is_paused": "chaperone.schedules._stored",
     "pause": "chaperone.schedules._stored",
     "resume": "chaperone.schedules._stored",
+    "schedule_of": "chaperone.schedules._stored",
     "LastRun": "chaperone.supervision._last_run",
     "last_run": "chaperone.supervision._last_run",
 }
@@ -61,7 +69,9 @@ __all__ = [
     "last_run",
     "pause",
     "resume",
+    "schedule_of",
     "schedule_state",
+    "schedule_states",
 ]
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from chaperone.schedules._model import Schedule
-from chaperone.schedules._stored import first_seen, is_paused
+from chaperone.schedules._stored import first_seen, first_seen_many, is_paused, paused_among
 from chaperone.store import Store
-from chaperone.supervision._last_run import LastRun, last_run
+from chaperone.supervision._last_run import LastRun, last_run, last_runs
 
-__all__ = ["ScheduleState", "ScheduleStatus", "schedule_state"]
+__all__ = ["ScheduleState", "ScheduleStatus", "schedule_state", "schedule_states"]
 
 
 class ScheduleState(enum.StrEnum):
@@ -76,9 +77,40 @@ def schedule_state(schedule: Schedule, store: Store, now: datetime) -> ScheduleS
     """
     run = last_run(store, schedule.job)
     anchor = run.started_at if run is not None else first_seen(store, schedule.job, now)
+    return _status(schedule, run, anchor, is_paused(store, schedule.job), now)
+
+
+def schedule_states(
+    schedules: Sequence[Schedule], store: Store, now: datetime
+) -> list[ScheduleStatus]:
+    """How each of ``schedules`` stands at ``now``, in their order: three reads of the
+    store for them all (and a write for each schedule seen for the first time).
+    """
+    jobs = [schedule.job for schedule in schedules]
+    runs = last_runs(store, jobs)
+    paused = paused_among(store, jobs)
+    seen = first_seen_many(store, [job for job in jobs if job not in runs], now)
+    return [
+        _status(
+            schedule,
+            runs.get(schedule.job),
+            runs[schedule.job].started_at if schedule.job in runs else seen[schedule.job],
+            schedule.job in paused,
+            now,
+        )
+        for schedule in schedules
+    ]
+
+
+def _status(
+    schedule: Schedule, run: LastRun | None, anchor: datetime, paused: bool, now: datetime
+) -> ScheduleStatus:
+    """The state of ``schedule`` at ``now`` from what the store said: its last ``run``,
+    the ``anchor`` its next run is expected after, whether it is ``paused``.
+    """
     expected = schedule.expected_after(anchor)
     missed = schedule.missed_count(anchor, now)
-    if is_paused(store, schedule.job):
+    if paused:
         state = ScheduleState.PAUSED
     elif missed:
         state = ScheduleState.MISSED

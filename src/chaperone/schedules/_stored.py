@@ -34,9 +34,12 @@ __all__ = [
     "declarations",
     "declare",
     "first_seen",
+    "first_seen_many",
     "is_paused",
     "pause",
+    "paused_among",
     "resume",
+    "schedule_of",
 ]
 
 DECLARED_PREFIX = "schedules:declared:"
@@ -134,6 +137,22 @@ def all_schedules(settings: Settings, store: Store) -> list[Schedule]:
     return [configured[job] for job in sorted(configured)]
 
 
+def schedule_of(settings: Settings, store: Store, job: str) -> Schedule | None:
+    """The schedule of ``job`` (the configuration's, else the declared one), or None: one
+    read of the store at most.
+    """
+    for schedule in settings.schedules:
+        if schedule.job == job:
+            return schedule
+    text = store.get(f"{DECLARED_PREFIX}{job}")
+    if text is None:
+        return None
+    try:
+        return _schedule_from(json.loads(text)["schedule"])
+    except (ValueError, KeyError, TypeError):
+        return None  # written by another version, as declarations() skips it
+
+
 def pause(store: Store, job: str, now: datetime) -> None:
     """Pause the schedule of ``job``: its state says paused until it is resumed."""
     store.set(f"{_PAUSED_PREFIX}{job}", now.isoformat())
@@ -149,9 +168,28 @@ def is_paused(store: Store, job: str) -> bool:
     return store.get(f"{_PAUSED_PREFIX}{job}") is not None
 
 
+def paused_among(store: Store, jobs: list[str]) -> set[str]:
+    """Which of ``jobs`` have their schedule paused, in one read of the store."""
+    keys = {f"{_PAUSED_PREFIX}{job}": job for job in jobs}
+    return {keys[key] for key in store.get_many(list(keys))}
+
+
 def first_seen(store: Store, job: str, now: datetime) -> datetime:
     """When a schedule of ``job`` was first seen (``now`` when this is the first time)."""
     key = f"{_SEEN_PREFIX}{job}"
     store.set_if_absent(key, now.isoformat(), _FOREVER)
     text = store.get(key)
     return now if text is None else datetime.fromisoformat(text)
+
+
+def first_seen_many(store: Store, jobs: list[str], now: datetime) -> dict[str, datetime]:
+    """:func:`first_seen` of each of ``jobs``: one read of the store, and a write for each
+    job seen for the first time.
+    """
+    keys = {f"{_SEEN_PREFIX}{job}": job for job in jobs}
+    found = store.get_many(list(keys))
+    seen = {keys[key]: datetime.fromisoformat(text) for key, text in found.items()}
+    for key, job in keys.items():
+        if key not in found:
+            seen[job] = first_seen(store, job, now)
+    return seen
