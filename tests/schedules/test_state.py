@@ -13,11 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone.config import Settings
 from chaperone.schedules import (
+    LastRun,
     Schedule,
+    ScheduleReading,
     ScheduleState,
     all_schedules,
     declarations,
@@ -219,6 +223,52 @@ class TestManyAtOnce:
     def test_none_is_no_read(self, store: Store, clock: ManualClock) -> None:
         """No schedules: no status."""
         assert schedule_states([], store, clock.now()) == []
+
+
+graces = st.integers(0, 180).map(lambda minutes: timedelta(minutes=minutes))
+"""Whole minutes, so that a run's deadline often falls on the very minute looked at."""
+schedules = st.one_of(
+    st.builds(
+        lambda minutes, grace: Schedule.from_text("j", f"every {minutes}m", grace=grace),
+        st.integers(1, 3 * 24 * 60),
+        graces,
+    ),
+    st.builds(
+        lambda cron, zone, grace: Schedule(
+            job="j", cron=cron, timezone=ZoneInfo(zone), grace=grace
+        ),
+        st.sampled_from(["* * * * *", "*/7 * * * *", "30 2 * * *", "@hourly", "0 9 * * 1-5"]),
+        st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+        graces,
+    ),
+)
+runs = st.one_of(
+    st.none(),
+    st.builds(
+        lambda state: LastRun(supervision_id="s", started_at=START, finished_at=None, state=state),
+        st.sampled_from(["running", "completed", "failed", "abandoned"]),
+    ),
+)
+
+
+class TestReading:
+    @given(
+        schedule=schedules,
+        run=runs,
+        paused=st.booleans(),
+        later=st.integers(0, 3 * 24 * 60).map(lambda minutes: timedelta(minutes=minutes)),
+    )
+    def test_the_cheap_state_is_the_full_ones(
+        self, schedule: Schedule, run: LastRun | None, paused: bool, later: timedelta
+    ) -> None:
+        """The state told from one expected time is the one the full status (which
+        counts the runs missed) says, for any schedule, last run, pause and time.
+        """
+        reading = ScheduleReading(schedule=schedule, last_run=run, anchor=START, paused=paused)
+        now = START + later
+        status = reading.status(now)
+        assert reading.state(now) is status.state
+        assert (status.state is ScheduleState.MISSED) == (status.missed > 0 and not paused)
 
 
 class TestScheduleOf:

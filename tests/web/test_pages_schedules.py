@@ -5,27 +5,22 @@ page at a time, the overview's schedules that are not up, and a job's schedule.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone.config import Settings
 from chaperone.metrics._health import check_health
-from chaperone.schedules import (
-    Schedule,
-    ScheduleState,
-    ScheduleStatus,
-    declare,
-    last_run,
-    pause,
-)
-from chaperone.store import SQLiteStore
+from chaperone.schedules import Schedule, declare, last_run, pause
+from chaperone.store import MemoryStore, SQLiteStore
 from chaperone.supervision import Supervisor, supervise
 from chaperone.web.pages._links import Links
 from chaperone.web.pages._overview import overview
@@ -36,7 +31,6 @@ from chaperone.web.pages._schedules import (
     job_schedule,
     schedule_summary,
     schedules_page,
-    trouble_first,
 )
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
@@ -190,30 +184,59 @@ class TestSchedulesPage:
         assert [row.job for row in page.rows] == ["backup.nightly", "declared"]
 
 
-statuses = st.lists(
-    st.builds(
-        lambda job, state: ScheduleStatus(
-            schedule=Schedule.from_text(job, "every 1h"),
-            state=state,
-            last_run=None,
-            expected_at=START,
-            missed=0,
-        ),
-        st.text(min_size=1, max_size=20),
-        st.sampled_from(ScheduleState),
-    ),
-    max_size=40,
-)
+KINDS = ("missed", "failed", "late", "paused", "up")
+"""What :func:`kinds_at` makes of a job: trouble first, as the list orders them."""
 
 
-class TestTroubleFirst:
-    @given(statuses)
-    def test_any_statuses(self, given_statuses: list[ScheduleStatus]) -> None:
-        """Any statuses come back all of them, by state trouble first, then by job name."""
-        ordered = trouble_first(given_statuses)
-        assert sorted(map(id, ordered)) == sorted(map(id, given_statuses))
-        keys = [(STATES.index(status.state), status.schedule.job) for status in ordered]
-        assert keys == sorted(keys)
+def kinds_at(jobs: dict[str, str]) -> tuple[Settings, MemoryStore, ManualClock]:
+    """A memory store where each job of ``jobs`` (name: kind) has a schedule every 10
+    minutes, first seen at 10:00, and by 10:12 is what its kind says: missed (no grace,
+    no run), late (5 minutes' grace, no run), failed or up (a run at 10:12) or paused.
+    """
+    clock = ManualClock(START)
+    store = MemoryStore(clock)
+    settings = Settings(
+        schedules=tuple(
+            Schedule.from_text(job, "every 10m", grace=timedelta(0 if kind == "missed" else 5 * 60))
+            for job, kind in jobs.items()
+        )
+    )
+    schedules_page(settings, store, clock.now())
+    clock.advance(timedelta(minutes=12))
+    supervisor = Supervisor(store, clock, background=False)
+    for job, kind in jobs.items():
+        if kind == "paused":
+            pause(store, job, clock.now())
+        elif kind in ("failed", "up"):
+            with contextlib.suppress(RuntimeError), supervise(job, supervisor=supervisor):
+                if kind == "failed":
+                    raise RuntimeError("boom")
+    return settings, store, clock
+
+
+class TestOrderAndFilter:
+    @settings(max_examples=30, deadline=None)
+    @given(
+        st.dictionaries(
+            st.text(st.characters(codec="utf-8", categories=["L", "N", "P"]), max_size=12),
+            st.sampled_from(KINDS),
+            max_size=PAGE_SIZE + 30,
+        )
+    )
+    def test_any_mix(self, jobs: dict[str, str]) -> None:
+        """Any jobs of any states: page after page lists every one once, trouble first
+        then by name; filtered by a state, only those in it; the counts are right."""
+        config, store, clock = kinds_at(jobs)
+        expected = sorted(jobs, key=lambda job: (KINDS.index(jobs[job]), job))
+        for state in ("", *KINDS):
+            listed = []
+            for number in itertools.count(1):
+                page = schedules_page(config, store, clock.now(), state=state, page=number)
+                listed += [(row.job, row.state) for row in page.rows]
+                if not page.has_next:
+                    break
+            assert listed == [(job, jobs[job]) for job in expected if state in ("", jobs[job])]
+            assert page.counts == {kind: list(jobs.values()).count(kind) for kind in KINDS}
 
 
 class TestScheduleSummary:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chaperone.schedules._model import DEFAULT_GRACE, NICKNAMES, Overlap, Schedule
     from chaperone.schedules._state import (
+        ScheduleReading,
         ScheduleState,
         ScheduleStatus,
+        read_schedules,
         schedule_state,
         schedule_states,
     )
@@ -36,8 +38,10 @@ _HOMES = {
     "NICKNAMES": "chaperone.schedules._model",
     "Overlap": "chaperone.schedules._model",
     "Schedule": "chaperone.schedules._model",
+    "ScheduleReading": "chaperone.schedules._state",
     "ScheduleState": "chaperone.schedules._state",
     "ScheduleStatus": "chaperone.schedules._state",
+    "read_schedules": "chaperone.schedules._state",
     "schedule_state": "chaperone.schedules._state",
     "schedule_states": "chaperone.schedules._state",
     "Declaration": "chaperone.schedules._stored",
@@ -60,6 +64,7 @@ __all__ = [
     "LastRun",
     "Overlap",
     "Schedule",
+    "ScheduleReading",
     "ScheduleState",
     "ScheduleStatus",
     "all_schedules",
@@ -68,6 +73,7 @@ __all__ = [
     "is_paused",
     "last_run",
     "pause",
+    "read_schedules",
     "resume",
     "schedule_of",
     "schedule_state",

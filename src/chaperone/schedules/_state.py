@@ -14,7 +14,14 @@ from chaperone.schedules._stored import first_seen, first_seen_many, is_paused, 
 from chaperone.store import Store
 from chaperone.supervision._last_run import LastRun, last_run, last_runs
 
-__all__ = ["ScheduleState", "ScheduleStatus", "schedule_state", "schedule_states"]
+__all__ = [
+    "ScheduleReading",
+    "ScheduleState",
+    "ScheduleStatus",
+    "read_schedules",
+    "schedule_state",
+    "schedule_states",
+]
 
 
 class ScheduleState(enum.StrEnum):
@@ -71,19 +78,63 @@ class ScheduleStatus:
         }
 
 
+@attrs.frozen(kw_only=True)
+class ScheduleReading:
+    """What the store says of a schedule: its last run, the moment its next run is
+    expected after, and whether it is paused. Its state is cheap to tell (one expected
+    time); its full status also counts the runs missed, which walks the expected times.
+    """
+
+    schedule: Schedule
+    last_run: LastRun | None
+    anchor: datetime
+    """The last start, or when the schedule was first seen while the job never ran."""
+    paused: bool
+
+    def state(self, now: datetime) -> ScheduleState:
+        """How the schedule stands at ``now``, without counting the runs missed."""
+        return self._state(self.schedule.expected_after(self.anchor), now)
+
+    def status(self, now: datetime) -> ScheduleStatus:
+        """The schedule's state, next expected run and runs missed at ``now``."""
+        expected = self.schedule.expected_after(self.anchor)
+        return ScheduleStatus(
+            schedule=self.schedule,
+            state=self._state(expected, now),
+            last_run=self.last_run,
+            expected_at=expected,
+            missed=self.schedule.missed_count(self.anchor, now),
+        )
+
+    def _state(self, expected: datetime, now: datetime) -> ScheduleState:
+        run = self.last_run
+        if self.paused:
+            return ScheduleState.PAUSED
+        if expected <= now - self.schedule.grace:  # a run missed: missed_count > 0
+            return ScheduleState.MISSED
+        if run is not None and run.state in {"failed", "abandoned"}:
+            return ScheduleState.FAILED
+        if expected <= now:
+            return ScheduleState.LATE
+        return ScheduleState.UP
+
+
 def schedule_state(schedule: Schedule, store: Store, now: datetime) -> ScheduleStatus:
     """Read how ``schedule`` stands at ``now``: a few key reads, whatever the number of
     jobs and schedules.
     """
     run = last_run(store, schedule.job)
     anchor = run.started_at if run is not None else first_seen(store, schedule.job, now)
-    return _status(schedule, run, anchor, is_paused(store, schedule.job), now)
+    reading = ScheduleReading(
+        schedule=schedule, last_run=run, anchor=anchor, paused=is_paused(store, schedule.job)
+    )
+    return reading.status(now)
 
 
-def schedule_states(
+def read_schedules(
     schedules: Sequence[Schedule], store: Store, now: datetime
-) -> list[ScheduleStatus]:
-    """How each of ``schedules`` stands at ``now``, in their order: three reads of the
+) -> list[ScheduleReading]:
+    """What the store says of each of ``schedules``, in their order: three reads of the
     store for them all (and a write for each schedule seen for the first time).
     """
     jobs = [schedule.job for schedule in schedules]
@@ -91,35 +142,20 @@ def schedule_states(
     paused = paused_among(store, jobs)
     seen = first_seen_many(store, [job for job in jobs if job not in runs], now)
     return [
-        _status(
-            schedule,
-            runs.get(schedule.job),
-            runs[schedule.job].started_at if schedule.job in runs else seen[schedule.job],
-            schedule.job in paused,
-            now,
+        ScheduleReading(
+            schedule=schedule,
+            last_run=runs.get(schedule.job),
+            anchor=runs[schedule.job].started_at if schedule.job in runs else seen[schedule.job],
+            paused=schedule.job in paused,
         )
         for schedule in schedules
     ]
 
 
-def _status(
-    schedule: Schedule, run: LastRun | None, anchor: datetime, paused: bool, now: datetime
-) -> ScheduleStatus:
-    """The state of ``schedule`` at ``now`` from what the store said: its last ``run``,
-    the ``anchor`` its next run is expected after, whether it is ``paused``.
+def schedule_states(
+    schedules: Sequence[Schedule], store: Store, now: datetime
+) -> list[ScheduleStatus]:
+    """How each of ``schedules`` stands at ``now``, in their order, read as
+    :func:`read_schedules` reads them.
     """
-    expected = schedule.expected_after(anchor)
-    missed = schedule.missed_count(anchor, now)
-    if paused:
-        state = ScheduleState.PAUSED
-    elif missed:
-        state = ScheduleState.MISSED
-    elif run is not None and run.state in {"failed", "abandoned"}:
-        state = ScheduleState.FAILED
-    elif expected <= now:
-        state = ScheduleState.LATE
-    else:
-        state = ScheduleState.UP
-    return ScheduleStatus(
-        schedule=schedule, state=state, last_run=run, expected_at=expected, missed=missed
-    )
+    return [reading.status(now) for reading in read_schedules(schedules, store, now)]

@@ -1,8 +1,10 @@
 """Schedules on the pages: the schedule list (trouble first, a page at a time), the
 overview's schedules that are not up, and a job's schedule.
 
-Every schedule's state is read in three reads of the store, whatever their number
-(:func:`~chaperone.schedules.schedule_states`): sorting trouble first needs them all.
+Sorting trouble first needs every schedule's state: they are read in three reads of the
+store, whatever their number (:func:`~chaperone.schedules.read_schedules`), and each
+told from one expected time; only the rows shown count their missed runs, which walks
+the expected times (a minutely cron schedule silent for a week: thousands of steps).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import attrs
 from chaperone._durations import format_duration
 from chaperone.config import Settings
 from chaperone.schedules import (
+    ScheduleReading,
     ScheduleState,
     ScheduleStatus,
     all_schedules,
+    read_schedules,
     schedule_of,
     schedule_state,
-    schedule_states,
 )
 from chaperone.store import Store
 from chaperone.web.pages._moments import Moment, moment
@@ -38,7 +41,6 @@ __all__ = [
     "schedule_row",
     "schedule_summary",
     "schedules_page",
-    "trouble_first",
 ]
 
 STATES: Final = (
@@ -110,13 +112,30 @@ def schedule_row(status: ScheduleStatus, now: datetime) -> ScheduleRow:
     )
 
 
-def trouble_first(statuses: Sequence[ScheduleStatus]) -> list[ScheduleStatus]:
-    """``statuses`` by state (missed, failed, late, paused, up), then by job name."""
-    return sorted(statuses, key=lambda status: (_RANK[status.state], status.schedule.job))
+@attrs.frozen
+class _Read:
+    """A schedule as the store says, with its state now (told once, to sort by)."""
+
+    reading: ScheduleReading
+    state: ScheduleState
+
+    @property
+    def job(self) -> str:
+        """The job's name."""
+        return self.reading.schedule.job
 
 
-def _all_states(settings: Settings, store: Store, now: datetime) -> list[ScheduleStatus]:
-    return trouble_first(schedule_states(all_schedules(settings, store), store, now))
+def _all_read(settings: Settings, store: Store, now: datetime) -> list[_Read]:
+    """Every schedule as the store says, trouble first (missed, failed, late, paused,
+    up), then by job name.
+    """
+    readings = read_schedules(all_schedules(settings, store), store, now)
+    read = [_Read(reading, reading.state(now)) for reading in readings]
+    return sorted(read, key=lambda each: (_RANK[each.state], each.job))
+
+
+def _rows(read: Sequence[_Read], now: datetime) -> tuple[ScheduleRow, ...]:
+    return tuple(schedule_row(each.reading.status(now), now) for each in read)
 
 
 @attrs.frozen
@@ -148,19 +167,19 @@ def schedules_page(
     """Page ``page`` (from 1) of the schedules, trouble first then by job name,
     :data:`PAGE_SIZE` a page; only those in ``state`` when it names one.
     """
-    statuses = _all_states(settings, store, now)
+    read = _all_read(settings, store, now)
     counts = {each.value: 0 for each in STATES}
-    for status in statuses:
-        counts[status.state.value] += 1
+    for each in read:
+        counts[each.state.value] += 1
     if state in counts:
-        statuses = [status for status in statuses if status.state == state]
+        read = [each for each in read if each.state == state]
     else:
         state = ""
     start = (page - 1) * PAGE_SIZE
     return SchedulesPage(
         page=page,
-        rows=tuple(schedule_row(status, now) for status in statuses[start : start + PAGE_SIZE]),
-        has_next=len(statuses) > start + PAGE_SIZE,
+        rows=_rows(read[start : start + PAGE_SIZE], now),
+        has_next=len(read) > start + PAGE_SIZE,
         state=state,
         counts=counts,
     )
@@ -181,12 +200,12 @@ def schedule_summary(settings: Settings, store: Store, now: datetime) -> Schedul
     """The schedules that are late, missed, failed or paused at ``now`` (the first
     :data:`OVERVIEW_SCHEDULES`, trouble first), and the number of schedules.
     """
-    statuses = _all_states(settings, store, now)
-    not_up = [status for status in statuses if status.state != ScheduleState.UP]
+    read = _all_read(settings, store, now)
+    not_up = [each for each in read if each.state != ScheduleState.UP]
     return ScheduleSummary(
-        not_up=tuple(schedule_row(status, now) for status in not_up[:OVERVIEW_SCHEDULES]),
+        not_up=_rows(not_up[:OVERVIEW_SCHEDULES], now),
         more=max(0, len(not_up) - OVERVIEW_SCHEDULES),
-        total=len(statuses),
+        total=len(read),
     )
 
 
