@@ -583,6 +583,20 @@ class TestScheduleApi:
         assert resumed.json()["resume"]["state"] == "up"
         assert not is_paused(site.store, job)
 
+    def test_twice_is_once(self, site: Site) -> None:
+        """Pausing a paused schedule, or resuming one not paused, answers the same."""
+        with bearer() as client:
+            answers = [
+                client.post(site.schedule_path(NIGHTLY, action, api=True))
+                for action in ("pause", "pause", "resume", "resume")
+            ]
+        assert [answer.status_code for answer in answers] == [200] * 4
+        states = [
+            answer.json()[action]["state"]
+            for answer, action in zip(answers, ("pause", "pause", "resume", "resume"), strict=True)
+        ]
+        assert states == ["paused", "paused", "up", "up"]
+
     def test_a_job_without_a_schedule_is_404(self, site: Site) -> None:
         """A job with no schedule: 404 with a JSON error."""
         with bearer() as client:
