@@ -1,5 +1,5 @@
-"""Detection tick at 10^4, 10^5 and 10^6 supervised jobs, none due and 1 % due, on the
-memory, SQLite and Redis stores.
+"""Detection tick at 10^4, 10^5 and 10^6 supervised jobs, beside 10^5 schedules, none due
+and 1 % due, on the memory, SQLite and Redis stores.
 
 Run with ``nox -s bench`` or ``python bench/bench_detection_tick.py [--quick]``.
 
@@ -12,11 +12,17 @@ that go stuck, the first 1,000 (all of them below 10^5 jobs) are real jobs writt
 heartbeats: due 31 s on); the others (9,000 at 10^6) are index entries due a few seconds
 after those, which only the ticks after the timed one would read.
 
+Beside the jobs, every store holds :data:`SCHEDULES` (10^5) schedules in the schedules'
+deadline index (``chaperone.schedules._watch``), loaded the same way, each due from an
+hour on: the schedule detector reads that index on every tick.
+
 - None due: the clock stands at now and nothing is due. Timed: the whole
   ``Monitor.tick()`` a monitor runs (mark the store, every built-in detector, dispatch the
   empty batch, drain the outbox), and the jobs detector alone
   (``chaperone.builtin.job_detector.check_due``): the part that reads the deadline index, whose
-  cost could grow with ``n``. Medians of many ticks.
+  cost could grow with ``n``; and the schedule detector alone
+  (``chaperone.schedules._watch.check_schedules``), over its 10^5 schedules. Medians of
+  many ticks.
 - 1 % due: the clock moves 100 s on, so all of the 1 % are due.
   Timed: the first ``Monitor.detect()`` (the detection half of a tick: read each due
   job's record, claim its incident, reschedule its check), once. A tick handles at most
@@ -31,6 +37,7 @@ rounds as the ticks, as the floor.
 
 Targets (issue 7): the tick with none due under 1 ms at 10^6 jobs, growing no faster
 than log n: the summary gives tick(10^6)/tick(10^4) next to log(10^6)/log(10^4) = 1.5.
+Issue 16: with 10^5 schedules beside them, the tick with nothing due stays under 1 ms.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ from _summary import machine, summary
 
 from chaperone import Chaperone, JobStuck, ManualClock, Monitor, PluginHost, Settings
 from chaperone.builtin.job_detector import MAX_DUE_PER_TICK, check_due
+from chaperone.schedules import _keys as schedule_keys
+from chaperone.schedules._watch import check_schedules
 from chaperone.store import MemoryStore, SQLiteStore, Store, open_store
 from chaperone.supervision import JobRecord, Supervisor, _keys
 
@@ -62,6 +71,8 @@ STUCK_AFTER = 100.0
 """Seconds the clock moves for the 1 % to be due (their deadline is 31 s after now)."""
 TARGET_MS = 1.0
 FILL_BATCH = 10_000
+SCHEDULES = 100_000
+"""Schedules in the schedules' deadline index beside the jobs, none due."""
 
 Fill = Callable[[Store, int], None]
 
@@ -87,40 +98,60 @@ def index_rows(size: int) -> Iterator[tuple[str, float]]:
         yield index_member(index), NOW + 3600 + index * 1e-3
 
 
-def fill_memory(store: Store, size: int) -> None:
-    """Load the index-only jobs through the store's own ``schedule``."""
+def schedule_rows() -> Iterator[tuple[str, float]]:
+    """Jobs and deadlines of the schedules, due from an hour on (one every 10 ms)."""
+    for index in range(SCHEDULES):
+        yield f"bench.scheduled.{index:06d}", NOW + 3600 + index * 1e-2
+
+
+def all_rows(size: int) -> Iterator[tuple[str, str, float]]:
+    """Every index entry to load: (index, member, time)."""
     for member, at in index_rows(size):
-        store.schedule(_keys.DEADLINES, member, at)
+        yield _keys.DEADLINES, member, at
+    for job, at in schedule_rows():
+        yield schedule_keys.DEADLINES, job, at
+
+
+def fill_memory(store: Store, size: int) -> None:
+    """Load the index-only jobs and the schedules through the store's own ``schedule``."""
+    for index, member, at in all_rows(size):
+        store.schedule(index, member, at)
 
 
 def fill_sqlite(store: Store, size: int) -> None:
-    """Load the index-only jobs with one bulk insert into the store's deadline table."""
+    """Load the index-only jobs and the schedules with one bulk insert into the store's
+    deadline table.
+    """
     assert isinstance(store, SQLiteStore)
     connection = sqlite3.connect(store.path)
     try:
         with connection:
             connection.executemany(
-                "INSERT INTO deadlines (idx, member, at) VALUES (?, ?, ?)",
-                ((_keys.DEADLINES, member, at) for member, at in index_rows(size)),
+                "INSERT INTO deadlines (idx, member, at) VALUES (?, ?, ?)", all_rows(size)
             )
     finally:
         connection.close()
 
 
 def redis_filler(server_url: str) -> Fill:
-    """Load the index-only jobs with pipelined ZADDs into the store's deadline index (``P
-    d:INDEX``, a sorted set, as ``chaperone.store._redis`` lays it out).
+    """Load the index-only jobs and the schedules with pipelined ZADDs into the store's
+    deadline indexes (``P d:INDEX``, sorted sets, as ``chaperone.store._redis`` lays them
+    out).
     """
 
     def fill(store: Store, size: int) -> None:
         import redis
 
         client = redis.Redis.from_url(server_url)
-        key = f"{store.prefix}d:{_keys.DEADLINES}"  # type: ignore[attr-defined]
+        prefix = store.prefix  # type: ignore[attr-defined]
         try:
-            rows = index_rows(size)
-            while batch := dict(row for row, _ in zip(rows, range(FILL_BATCH), strict=False)):
-                client.zadd(key, batch)
+            for index, rows in (
+                (_keys.DEADLINES, index_rows(size)),
+                (schedule_keys.DEADLINES, schedule_rows()),
+            ):
+                key = f"{prefix}d:{index}"
+                while batch := dict(row for row, _ in zip(rows, range(FILL_BATCH), strict=False)):
+                    client.zadd(key, batch)
         finally:
             client.close()
 
@@ -161,6 +192,10 @@ class Setup:
         """The jobs detector's tick alone."""
         list(check_due(self.store, self.clock.timestamp()))
 
+    def schedule_detector(self) -> None:
+        """The schedule detector's look at its deadline index alone (nothing due)."""
+        list(check_schedules(self.store, lambda job: None, self.clock.now()))
+
 
 @attrs.frozen
 class Row:
@@ -169,6 +204,7 @@ class Row:
     tick: float
     tick_p10: float
     jobs_detector: float
+    schedule_detector: float
     due: int
     handled: int
     due_tick: float
@@ -276,12 +312,23 @@ def measure(
     actions: list[Callable[[], object]] = [setup.monitor.tick for setup in setups]
     ticks = interleaved(actions if floor is None else [*actions, floor], rounds)
     detectors = interleaved([setup.jobs_detector for setup in setups], rounds)
+    watchers = interleaved([setup.schedule_detector for setup in setups], rounds)
     rows = []
-    for setup, tick, detector in zip(setups, ticks, detectors, strict=False):
+    for setup, tick, detector, watcher in zip(setups, ticks, detectors, watchers, strict=False):
         handled, elapsed = first_due_tick(setup)
         p10 = statistics.quantiles(tick, n=10)[0]
         median = statistics.median
-        rows.append(Row(median(tick), p10, median(detector), setup.due, handled, elapsed))
+        rows.append(
+            Row(
+                median(tick),
+                p10,
+                median(detector),
+                median(watcher),
+                setup.due,
+                handled,
+                elapsed,
+            )
+        )
     return rows, None if floor is None else statistics.median(ticks[-1])
 
 
@@ -326,7 +373,8 @@ def run_backend(backend: Backend, sizes: list[int], rounds: int) -> tuple[list[R
         start = time.perf_counter()
         setups = [prepare(stack, backend, size) for size in sizes]
         print(
-            f"{backend.name:<7} filled {sum(sizes):,} jobs in {time.perf_counter() - start:.1f} s",
+            f"{backend.name:<7} filled {sum(sizes):,} jobs and {len(sizes)} x {SCHEDULES:,} "
+            f"schedules in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
         if backend.server is None:
@@ -360,7 +408,8 @@ def main() -> None:
                 print(
                     f"{backend.name:<7} n={size:>9,}  none due: tick {row.tick * 1e6:>5.0f} µs "
                     f"(p10 {row.tick_p10 * 1e6:>5.0f}), "
-                    f"jobs detector {row.jobs_detector * 1e6:>5.1f} µs;  1 % due "
+                    f"jobs detector {row.jobs_detector * 1e6:>5.1f} µs, schedule detector "
+                    f"{row.schedule_detector * 1e6:>5.1f} µs;  1 % due "
                     f"({row.due:,}): first tick {row.handled:,} in "
                     f"{row.due_tick * 1e3:>6.1f} ms = {row.due_tick / row.handled * 1e6:.0f} "
                     f"µs/job, {row.ticks_to_report} tick(s) for all",
@@ -392,7 +441,7 @@ def main() -> None:
     summary(
         "detection-tick",
         figure=(
-            f"none due at 10^{exponent}: "
+            f"none due at 10^{exponent} jobs and {SCHEDULES:,} schedules: "
             + ", ".join(f"{name} {rows[(name, large)].tick * 1e3:.2f} ms" for name in names)
             + f" per tick; 1 % due ({large_row.due:,} jobs, {large_row.ticks_to_report} "
             f"tick(s) of ≤ {MAX_DUE_PER_TICK:,}): "

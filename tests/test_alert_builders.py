@@ -26,6 +26,7 @@ from chaperone import (
     JobAbandoned,
     JobCompleted,
     JobFailed,
+    JobMissed,
     JobRecovered,
     JobStuck,
     JobTimeout,
@@ -33,6 +34,8 @@ from chaperone import (
     Priority,
     ResourceRecovered,
     ResourceViolationDetected,
+    RunsOverlapped,
+    ScheduleRecovered,
     Severity,
     ThresholdCleared,
     ThresholdExceeded,
@@ -54,6 +57,7 @@ RECOVERIES = (
     CircuitBreakerClosed,
     ResourceRecovered,
     ThresholdCleared,
+    ScheduleRecovered,
     ChaperoneRecovered,
 )
 
@@ -165,6 +169,20 @@ def recoveries_for(event: Event) -> list[Event]:
                 occurred_at=at,
             )
         ]
+    if isinstance(event, RunsOverlapped):  # the overlapping run ended
+        return [
+            JobCompleted(
+                supervision_id=event.supervision_id,
+                job_class=event.job_class,
+                duration=timedelta(minutes=5),
+                resolves=[IncidentRef(type="job_overlap", key=event.job_class)],
+                occurred_at=at,
+            )
+        ]
+    if isinstance(event, JobMissed):  # the next run started
+        return [
+            ScheduleRecovered(job_class=event.job_class, reason="a run started", occurred_at=at)
+        ]
     if isinstance(event, ChaperoneDegraded):
         return [ChaperoneRecovered(part=event.part, since=event.since, occurred_at=at)]
     raise AssertionError(f"no recovery known for {event!r}")
@@ -240,11 +258,15 @@ class TestEveryEvent:
         self, with_url: Chaperone, without_url: Chaperone, event: Event
     ) -> None:
         """Alerts about a job link to ``<app_url>/chaperone/jobs/<sid>`` when the app URL
-        is set and link nowhere when it is not; breaker and threshold alerts never link.
+        is set and link nowhere when it is not; breaker and threshold alerts never link;
+        a missed run links to the schedules page.
         """
         supervision_id = getattr(event, "supervision_id", None)
+        expected = supervision_id and _sanitize.url(job_url(supervision_id))
+        if isinstance(event, JobMissed):
+            expected = f"{APP_URL}/chaperone/schedules"
         for alert in build(with_url, event):
-            assert alert.details_url == (supervision_id and _sanitize.url(job_url(supervision_id)))
+            assert alert.details_url == expected
         for alert in build(without_url, event):
             assert alert.details_url is None
 

@@ -57,6 +57,7 @@ REFUSED = {
 DISABLED = {
     "chaperone.builtin.job_detector": "stuck, timed-out and abandoned jobs are not detected",
     "chaperone.builtin.threshold_detector": "no threshold alert opens or resolves",
+    "chaperone.builtin.schedule_detector": "no missed scheduled run is detected",
     "chaperone.builtin.priority_rules": "an alert keeps the priority it was built with",
     "chaperone.builtin.open_incidents": "open incidents are not recorded",
     "chaperone.builtin.maintenance_windows": "no window suppresses, no summary is sent",

@@ -172,6 +172,8 @@ def maintenance_summary_alert(event: MaintenanceEnded, now: datetime) -> Alert:
         ("Suppressed", str(event.suppressed)),
     ]
     fields.extend((f"Suppressed {alert_type}", str(count)) for alert_type, count in event.by_type)
+    if event.missed_runs:
+        fields.append(("Missed Runs", "\n".join(event.missed_runs)))
     fields.extend(
         (f"Example {number}", title) for number, title in enumerate(event.examples, start=1)
     )

@@ -28,12 +28,15 @@ __all__ = [
     "JobAbandoned",
     "JobCompleted",
     "JobFailed",
+    "JobMissed",
     "JobRecovered",
     "JobStuck",
     "JobTimeout",
     "MaintenanceEnded",
     "ResourceRecovered",
     "ResourceViolationDetected",
+    "RunsOverlapped",
+    "ScheduleRecovered",
     "ThresholdCleared",
     "ThresholdExceeded",
     "ThresholdMetric",
@@ -208,6 +211,59 @@ class JobFailed(Event):
     duration: timedelta = attrs.field(validator=_non_negative)
 
 
+def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be 1 or more, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class JobMissed(Event):
+    """A scheduled job did not start by its expected time plus its grace: its incident is
+    the job's name, resolved when a run of it starts (a :class:`ScheduleRecovered`).
+    """
+
+    job_class: str
+    """The job's name: the incident's key."""
+    schedule: str
+    """The schedule as a person reads it (``0 3 * * * (Europe/Berlin)``, ``every 15m``)."""
+    expected_at: datetime = attrs.field(converter=as_utc)
+    """When the first missed run was expected."""
+    grace: timedelta = attrs.field(validator=_non_negative)
+    last_run_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    """When the job last started, None when it never did while watched."""
+    last_supervision_id: str | None = None
+    """The id of that last run."""
+    missed_count: int = attrs.field(default=1, validator=_at_least_one)
+    """How many expected runs had passed their grace when it was found."""
+
+
+@attrs.frozen(kw_only=True)
+class RunsOverlapped(Event):
+    """A run of a scheduled job whose schedule says ``overlap = "alert"`` started while
+    the job's previous run still runs: its incident is the job's name, resolved when the
+    overlapping run ends (a :class:`JobCompleted` resolving ``job_overlap``).
+    """
+
+    job_class: str
+    supervision_id: str
+    """The run that started."""
+    running_id: str
+    """The run still running."""
+    running_since: datetime = attrs.field(converter=as_utc)
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleRecovered(Event):
+    """A missed-run incident ended: the job started again, or its schedule was paused or
+    removed (``reason`` says which).
+    """
+
+    job_class: str
+    reason: str
+    supervision_id: str | None = None
+    """The run that started, when one did."""
+
+
 @attrs.frozen(kw_only=True)
 class JobAbandoned(Event):
     """The process supervising a running job stopped vouching for it (``chaperone run``
@@ -309,7 +365,8 @@ class MaintenanceEnded(Event):
     """A maintenance window ended; ``suppressed`` alerts matched it while it was on.
 
     ``by_type`` counts them per alert type; ``examples`` holds the titles of the first
-    few, so the summary can say what was hidden.
+    few, so the summary can say what was hidden; ``missed_runs`` a line for each of the
+    first few scheduled jobs whose missed run it suppressed.
     """
 
     window_id: str
@@ -321,3 +378,4 @@ class MaintenanceEnded(Event):
     suppressed: int = 0
     by_type: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_counts)
     examples: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    missed_runs: tuple[str, ...] = attrs.field(default=(), converter=_texts)

@@ -222,11 +222,12 @@ class TestBuiltins:
         ]
 
     def test_builtin_detectors_run_in_the_declared_order(self) -> None:
-        """Jobs, queued events and thresholds first, then the maintenance windows that
-        ended and the groups due.
+        """Jobs, schedules, queued events and thresholds first, then the maintenance
+        windows that ended and the groups due.
         """
         assert call_order(host(), "chaperone_detect") == [
             "chaperone.builtin.job_detector",
+            "chaperone.builtin.schedule_detector",
             "chaperone.builtin.queued_events",
             "chaperone.builtin.threshold_detector",
             "chaperone.builtin.maintenance_windows",

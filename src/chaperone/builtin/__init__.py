@@ -7,8 +7,8 @@ so no third-party entry point can take a built-in's name.
 Each module declares ``ORDER``, its place among the built-ins: where several built-ins
 implement one hook, the lowest ``ORDER`` is called first. The orders that matter:
 
-- the detectors: jobs (10), queued events (20), thresholds (30), then the maintenance
-  windows that ended (60) and the groups due (90);
+- the detectors: jobs (10), schedules (15), queued events (20), thresholds (30), then
+  the maintenance windows that ended (60) and the groups due (90);
 - the filters: open incidents (55, also ``tryfirst``: it counts every alert before any
   filter can suppress it, and holds back those of an acknowledged incident), maintenance
   (60), escalation (70), rate limit (80), grouping (90), so an alert a window suppresses

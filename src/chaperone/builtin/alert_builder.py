@@ -24,12 +24,15 @@ from chaperone._events import (
     JobAbandoned,
     JobCompleted,
     JobFailed,
+    JobMissed,
     JobRecovered,
     JobStuck,
     JobTimeout,
     MaintenanceEnded,
     ResourceRecovered,
     ResourceViolationDetected,
+    RunsOverlapped,
+    ScheduleRecovered,
     ThresholdCleared,
     ThresholdExceeded,
     ThresholdMetric,
@@ -58,6 +61,8 @@ RESOURCE_VIOLATION = "resource_violation"
 THRESHOLD = "threshold"
 JOB_ABANDONED = "job_abandoned"
 JOB_FAILED = "job_failed"
+JOB_MISSED = "job_missed"
+JOB_OVERLAP = "job_overlap"
 CHAPERONE_DEGRADED = "chaperone_degraded"
 ALERT_TYPES = (
     JOB_STUCK,
@@ -67,6 +72,8 @@ ALERT_TYPES = (
     THRESHOLD,
     JOB_ABANDONED,
     JOB_FAILED,
+    JOB_MISSED,
+    JOB_OVERLAP,
     CHAPERONE_DEGRADED,
 )
 """The alert types built-in events raise."""
@@ -79,6 +86,8 @@ _HEADLINES = {
     THRESHOLD: "Threshold Exceeded",
     JOB_ABANDONED: "Job Abandoned",
     JOB_FAILED: "Job Failed",
+    JOB_MISSED: "Job Missed",
+    JOB_OVERLAP: "Runs Overlapped",
     CHAPERONE_DEGRADED: "Chaperone Degraded",
 }
 _DEGRADED_SUMMARIES = {
@@ -89,6 +98,8 @@ _DEGRADED_SUMMARIES = {
     "until it works again.",
     "outbox": "Chaperone's outbox refused alerts: they are delivered from memory, and lost "
     "if this process stops before they are.",
+    "schedules": "Chaperone could not read the schedules of its changed configuration: it "
+    "watches the schedules it read before until the file is fixed.",
 }
 _CHANNEL_SUMMARY = (
     "Alerts could not be delivered to the {name} channel: whoever reads it misses them "
@@ -348,6 +359,98 @@ def _(event: JobFailed, runtime: Runtime) -> Sequence[Alert]:
             supervision_id=event.supervision_id,
             details_url=_details_url(runtime, event.supervision_id),
             occurred_at=_when(event),
+        )
+    ]
+
+
+def _schedule_url(runtime: Runtime) -> str | None:
+    settings = runtime.settings
+    return f"{settings.app_url}{settings.serve.prefix}/schedules" if settings.app_url else None
+
+
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count:,} runs"
+
+
+@build_alerts.register(JobMissed)
+def _(event: JobMissed, runtime: Runtime) -> Sequence[Alert]:
+    fields = {
+        "Job Class": event.job_class,
+        "Schedule": event.schedule,
+        "Expected At": format_time(event.expected_at),
+        "Last Run": format_time(event.last_run_at),
+        "Missed Runs": f"{event.missed_count:,}",
+        "Grace": format_duration(event.grace),
+    }
+    if event.last_supervision_id is not None:
+        fields["Last Supervision ID"] = event.last_supervision_id
+    return [
+        Alert(
+            type=JOB_MISSED,
+            key=event.job_class,
+            headline=_HEADLINES[JOB_MISSED],
+            title=f"Job Missed: {event.job_class}",
+            summary=f"A scheduled run did not start: {_runs(event.missed_count)} missed, the "
+            f"first expected at {format_time(event.expected_at)}.",
+            explanation="Its scheduler (cron, Celery beat, a timer) may have stopped, its host "
+            "may be down, or its entry was removed. The next run that starts resolves this "
+            "alert; `chaperone schedules pause` silences it while the job is meant not to run.",
+            severity=Severity.ERROR,
+            fields=fields,
+            job_class=event.job_class,
+            supervision_id=event.last_supervision_id,
+            details_url=_schedule_url(runtime),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(RunsOverlapped)
+def _(event: RunsOverlapped, runtime: Runtime) -> Sequence[Alert]:
+    return [
+        Alert(
+            type=JOB_OVERLAP,
+            key=event.job_class,
+            headline=_HEADLINES[JOB_OVERLAP],
+            title=f"Runs Overlapped: {event.job_class}",
+            summary="A scheduled run started while the previous run was still running.",
+            explanation="The previous run took longer than the schedule's period, or hangs; "
+            "two runs at once may do the work twice or fight over it. This alert resolves "
+            "when the overlapping run ends.",
+            severity=Severity.WARNING,
+            fields={
+                "Job Class": event.job_class,
+                "Supervision ID": event.supervision_id,
+                "Running Since": format_time(event.running_since),
+                "Running Supervision ID": event.running_id,
+            },
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=_details_url(runtime, event.supervision_id),
+            occurred_at=_when(event),
+        )
+    ]
+
+
+@build_alerts.register(ScheduleRecovered)
+def _(event: ScheduleRecovered, runtime: Runtime) -> Sequence[Alert]:
+    fields = {"Job Class": event.job_class, "Reason": event.reason}
+    if event.supervision_id is not None:
+        fields["Supervision ID"] = event.supervision_id
+    return [
+        _resolved(
+            alert_type=JOB_MISSED,
+            key=event.job_class,
+            headline="Schedule Recovered",
+            subject=event.job_class,
+            summary=f"The missed-run alert is over: {event.reason}.",
+            fields=fields,
+            occurred_at=_when(event),
+            job_class=event.job_class,
+            supervision_id=event.supervision_id,
+            details_url=None
+            if event.supervision_id is None
+            else _details_url(runtime, event.supervision_id),
         )
     ]
 

@@ -34,8 +34,9 @@ import click
 import structlog
 
 from chaperone._chaperone import Chaperone
-from chaperone._events import Event, JobTimeout
+from chaperone._events import Event, JobCompleted, JobTimeout
 from chaperone._monitor import Monitor
+from chaperone._secrets import describe
 from chaperone._ticker import Ticker
 from chaperone.builtin.job_detector import JOB_TIMEOUT, claim_incident
 from chaperone.cli._context import runtime_or_exit
@@ -44,11 +45,13 @@ from chaperone.cli._params import positive_seconds
 from chaperone.config import Settings
 from chaperone.config._fatigue import parse_zone
 from chaperone.config._parsing import parse_duration_setting
-from chaperone.schedules import Schedule, declare
+from chaperone.schedules import Overlap, Schedule, declare
 from chaperone.store import absolute_url
 from chaperone.supervision import JobRecord, Supervision, Supervisor
 from chaperone.supervision._beat_file import HEARTBEAT_FILE_ENV, BeatFileWatcher
 from chaperone.supervision._child import ChildProcess, StartFailed, exit_status
+from chaperone.supervision._last_run import LastRun
+from chaperone.supervision._overlap import close_overlap, report_overlap, running_run
 from chaperone.supervision._resources import Measurement, ProcessTreeMeter, ResourceSampler
 
 __all__ = ["failure_text", "run"]
@@ -69,7 +72,8 @@ _KILL_GRACE: Final = 0.5
     "--timeout",
     callback=positive_seconds,
     metavar="S",
-    help="Seconds (or 10m, 1h) after which the job has timed out.",
+    help="Seconds (or 10m, 1h) after which the job has timed out [default: the max_runtime "
+    "of its [[schedules]] entry, if any].",
 )
 @click.option(
     "--heartbeat-interval",
@@ -160,8 +164,11 @@ def run(
     job_name = name or " ".join(command)[:200]
     schedule = _schedule(job_name, schedule_text, grace, timezone)
     with runtime_or_exit() as runtime:
-        if alert_on_failure is None:
-            alert_on_failure = _scheduled_alert_on_failure(runtime.settings, job_name, schedule)
+        in_force = _schedule_in_force(runtime.settings, job_name, schedule)
+        if alert_on_failure is None:  # on for a scheduled job, as its schedule says
+            alert_on_failure = in_force.alert_on_failure if in_force is not None else False
+        if timeout is None and in_force is not None and in_force.max_runtime is not None:
+            timeout = in_force.max_runtime.total_seconds()
         record = JobRecord(
             supervision_id=str(uuid.uuid4()),
             name=job_name,
@@ -174,20 +181,21 @@ def run(
             alert_on_failure=alert_on_failure,
             host=socket.gethostname(),
         )
-        options = _Options(kill_on_timeout, kill_on_memory, check_interval, schedule)
+        overlap_alert = in_force is not None and in_force.overlap is Overlap.ALERT
+        options = _Options(kill_on_timeout, kill_on_memory, check_interval, schedule, overlap_alert)
         status = _RunningJob(runtime, record, command, options).run()
     raise SystemExit(status)
 
 
-def _scheduled_alert_on_failure(settings: Settings, job: str, schedule: Schedule | None) -> bool:
-    """Whether a failed run of ``job`` raises job_failed when the command line does not
-    say: as its schedule says (the config file's entry first, then ``--schedule``), off
-    for a job without one.
+def _schedule_in_force(settings: Settings, job: str, schedule: Schedule | None) -> Schedule | None:
+    """The schedule of ``job`` that decides what the command line leaves unsaid (failure
+    alerts, the timeout from ``max_runtime``): the config file's entry first, then
+    ``--schedule``; None for a job without one.
     """
     for entry in settings.schedules:
         if entry.job == job:
-            return entry.alert_on_failure
-    return schedule.alert_on_failure if schedule is not None else False
+            return entry
+    return schedule
 
 
 def _schedule(
@@ -223,6 +231,7 @@ class _Options:
     kill_on_memory: bool
     check_interval: float
     schedule: Schedule | None
+    overlap_alert: bool
 
 
 class _RunningJob:
@@ -271,6 +280,8 @@ class _RunningJob:
     def _supervise(self, child: ChildProcess, beat_file: Path) -> int:
         record = self.record = attrs.evolve(self.record, pid=child.pid)
         job = Supervision(self.supervisor, record)
+        # Read before this run's start is written over the job's last run.
+        overlapped = self._running_before() if self.options.overlap_alert else None
         job.start()
         sampler = ResourceSampler(self.supervisor, record, child.pid) if _limited(record) else None
         meter = ProcessTreeMeter(child.pid)
@@ -279,6 +290,8 @@ class _RunningJob:
         ticker.start()
         if self.options.schedule is not None:
             ticker.give("schedule", functools.partial(self._declare, self.options.schedule))
+        if overlapped is not None:
+            ticker.give("overlap", functools.partial(self._overlapping, overlapped))
         try:
             self._watch(child, job, ticker, sampler, meter, BeatFileWatcher(beat_file))
         except Exception:
@@ -306,6 +319,25 @@ class _RunningJob:
             self.runtime.clock.now(),
         )
         return []
+
+    def _running_before(self) -> LastRun | None:
+        """The job's run under way as this one starts, if any (None when unknown)."""
+        try:
+            return running_run(self.runtime.store, self.record.name)
+        except Exception as exc:
+            _log.warning("could not read the job's last run", error=describe(exc))
+            return None
+
+    def _overlapping(self, running: LastRun) -> list[Event]:
+        """Report this run as overlapping ``running`` (on the monitor's thread)."""
+        event = report_overlap(
+            self.runtime.store,
+            self.record.name,
+            self.record.supervision_id,
+            running,
+            self.runtime.clock.now(),
+        )
+        return [] if event is None else [event]
 
     def _watch(
         self,
@@ -368,7 +400,22 @@ class _RunningJob:
         end()
         if not self.supervisor.flush(grace):
             _log.warning("the job's end is not written yet; the monitor will finish it")
-        return []
+        if not self.options.overlap_alert:
+            return []
+        record = self.record
+        closed = close_overlap(self.runtime.store, record.name, record.supervision_id)
+        if closed is None:
+            return []
+        duration = max(0.0, self.runtime.clock.timestamp() - record.started_at)
+        return [
+            JobCompleted(
+                supervision_id=record.supervision_id,
+                job_class=record.name,
+                duration=timedelta(seconds=duration),
+                resolves=(closed,),
+                occurred_at=self.runtime.clock.now(),
+            )
+        ]
 
 
 def _count(beats: BeatFileWatcher, job: Supervision) -> None:

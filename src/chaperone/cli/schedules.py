@@ -1,5 +1,5 @@
 """``chaperone schedules``: every schedule with its last run, its state and its next
-expected run; ``pause JOB`` and ``resume JOB``.
+expected run; ``pause JOB``, ``resume JOB`` and ``forget JOB``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from chaperone._clock import SystemClock
 from chaperone._durations import format_time
 from chaperone.cli._context import EXIT_FAILED, configured_settings_and_store
 from chaperone.cli._output import echo, error, print_json, print_table
-from chaperone.schedules import all_schedules, pause, resume, schedule_states
+from chaperone.schedules import all_schedules, forget, pause, resume, schedule_states
 
 __all__ = ["schedules"]
 
@@ -66,7 +66,24 @@ def pause_command(job: str) -> None:
 def resume_command(job: str) -> None:
     """Resume the paused schedule of JOB."""
     with configured_settings_and_store() as (_settings, store):
-        if not resume(store, job):
+        if not resume(store, job, SystemClock().now()):
             error(f"the schedule of {job!r} is not paused")
             raise SystemExit(EXIT_FAILED)
     echo(f"schedule of {job} resumed")
+
+
+@schedules.command("forget")
+@click.argument("job")
+def forget_command(job: str) -> None:
+    """Forget the schedule JOB's runs declared (chaperone run --schedule, code): the
+    monitor stops watching it at its next tick, and an open missed-run alert resolves. A
+    schedule in the config file stays until it is removed from the file.
+    """
+    with configured_settings_and_store() as (settings, store):
+        if not forget(store, job, SystemClock().now()):
+            error(f"no declared schedule for job {job!r} (see `chaperone schedules`)")
+            raise SystemExit(EXIT_FAILED)
+        configured = any(each.job == job for each in settings.schedules)
+    echo(f"declared schedule of {job} forgotten")
+    if configured:
+        echo(f"the config file's schedule of {job} stays: remove it from the file")

@@ -77,6 +77,7 @@ def claim_summary(
         suppressed=counts.total,
         by_type=counts.by_type,
         examples=counts.examples,
+        missed_runs=counts.missed,
         occurred_at=now,
     )
     return event, counts, ""

@@ -86,6 +86,9 @@ _COUNT = "maintenance:count:"
 _TYPES = "maintenance:types:"
 _EXAMPLE = "maintenance:example:"
 _RESOLVE = "maintenance:resolve:"
+_MISSED = "maintenance:missed:"
+_MISSED_LINE: Final = 120
+"""A missed run's line in a summary is cut to this many characters."""
 
 
 class UnknownWindowError(LookupError):
@@ -183,11 +186,14 @@ class Window:
 
 @attrs.frozen(kw_only=True)
 class Suppressed:
-    """What a window suppressed: the count, per alert type, and the first few titles."""
+    """What a window suppressed: the count, per alert type, the first few titles, and the
+    first few missed runs (one line per job).
+    """
 
     total: int = 0
     by_type: dict[str, int] = attrs.field(factory=dict)
     examples: tuple[str, ...] = ()
+    missed: tuple[str, ...] = ()
 
 
 # -- store access ------------------------------------------------------------------------
@@ -357,8 +363,23 @@ def record_suppression(store: Store, window: Window, alert: Alert, now: datetime
     store.incr(f"{_TYPES}{window.id}|{alert.type}", 1, ttl)
     if count <= MAX_EXAMPLES:
         store.set(f"{_EXAMPLE}{window.id}|{count:03d}", alert.title, ttl)
+    if alert.type == "job_missed":
+        _record_missed(store, window, alert, ttl)
     store.set(f"{_RESOLVE}{alert.incident_key}", window.id, RESOLVE_MEMORY.total_seconds())
     return count
+
+
+def _record_missed(store: Store, window: Window, alert: Alert, ttl: float) -> None:
+    """Keep a suppressed missed run's line (its job, how many runs, since when) for the
+    summary: the first :data:`MAX_EXAMPLES` jobs' lines.
+    """
+    if store.incr(f"{_MISSED}{window.id}", 1, ttl) > MAX_EXAMPLES:
+        return
+    fields = dict(alert.fields)
+    count = fields.get("Missed Runs", "1")
+    runs = "1 run" if count == "1" else f"{count} runs"
+    line = f"{alert.key}: {runs} missed, the first expected {fields.get('Expected At', '?')}"
+    store.set(f"{_MISSED}{window.id}|{alert.key}", line[:_MISSED_LINE], ttl)
 
 
 def take_resolve(store: Store, alert: Alert) -> str | None:
@@ -384,10 +405,12 @@ def suppressed(store: Store, window_id: str) -> Suppressed:
     total = store.get(f"{_COUNT}{window_id}")
     type_keys = store.keys(f"{_TYPES}{window_id}|")
     example_keys = store.keys(f"{_EXAMPLE}{window_id}|")
-    values = store.get_many([*type_keys, *example_keys])
+    missed_keys = store.keys(f"{_MISSED}{window_id}|")
+    values = store.get_many([*type_keys, *example_keys, *missed_keys])
     prefix = len(f"{_TYPES}{window_id}|")
     return Suppressed(
         total=int(total or 0),
         by_type={key[prefix:]: int(values[key]) for key in type_keys if key in values},
         examples=tuple(values[key] for key in example_keys if key in values),
+        missed=tuple(values[key] for key in sorted(missed_keys) if key in values),
     )

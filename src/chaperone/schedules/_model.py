@@ -128,11 +128,14 @@ class Schedule:
             return cls(job=job, every=period, **options)
         return cls(job=job, cron=text, **options)
 
-    def describe(self) -> str:
-        """The schedule as a person reads it: its cron fields, or ``every 15 minutes``."""
+    def describe(self, *, with_zone: bool = False) -> str:
+        """The schedule as a person reads it: its cron fields, or ``every 15 minutes``;
+        ``with_zone``: the cron fields followed by their time zone (``0 3 * * *
+        (Europe/Berlin)``).
+        """
         if self.every is not None:
             return f"every {format_duration(self.every)}"
-        return str(self.cron)
+        return f"{self.cron} ({self.timezone.key})" if with_zone else str(self.cron)
 
     def expected_after(self, moment: datetime) -> datetime:
         """The first run expected after ``moment`` (UTC): the next cron time strictly

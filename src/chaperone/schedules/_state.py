@@ -10,9 +10,9 @@ from typing import Any
 import attrs
 
 from chaperone.schedules._model import Schedule
-from chaperone.schedules._stored import first_seen, first_seen_many, is_paused, paused_among
+from chaperone.schedules._stored import ScheduleFacts, read_facts, read_facts_many
 from chaperone.store import Store
-from chaperone.supervision._last_run import LastRun, last_run, last_runs
+from chaperone.supervision._last_run import LastRun
 
 __all__ = [
     "ScheduleReading",
@@ -80,75 +80,73 @@ class ScheduleStatus:
 
 @attrs.frozen(kw_only=True)
 class ScheduleReading:
-    """What the store says of a schedule: its last run, the moment its next run is
-    expected after, and whether it is paused. Its state is cheap to tell (one expected
-    time); its full status also counts the runs missed, which walks the expected times.
+    """A schedule with what the store says of it, and the moment its next run is
+    expected after. Its state is cheap to tell (one expected time); its full status also
+    counts the runs missed, which walks the expected times.
     """
 
     schedule: Schedule
-    last_run: LastRun | None
+    facts: ScheduleFacts
     anchor: datetime
-    """The last start, or when the schedule was first seen while the job never ran."""
-    paused: bool
+    """The last start, or when the schedule was first seen or resumed (the later)."""
 
     def state(self, now: datetime) -> ScheduleState:
         """How the schedule stands at ``now``, without counting the runs missed."""
-        return self._state(self.schedule.expected_after(self.anchor), now)
+        expected = self.schedule.expected_after(self.anchor)
+        # missed_count > 0 exactly when the first expected run is past its grace.
+        return self._state(expected, expected <= now - self.schedule.grace, now)
 
     def status(self, now: datetime) -> ScheduleStatus:
         """The schedule's state, next expected run and runs missed at ``now``."""
         expected = self.schedule.expected_after(self.anchor)
+        # A run under way is not a missed one (its timeout or max_runtime watches it).
+        missed = 0 if self._running else self.schedule.missed_count(self.anchor, now)
         return ScheduleStatus(
             schedule=self.schedule,
-            state=self._state(expected, now),
-            last_run=self.last_run,
+            state=self._state(expected, missed > 0, now),
+            last_run=self.facts.last_run,
             expected_at=expected,
-            missed=self.schedule.missed_count(self.anchor, now),
+            missed=missed,
         )
 
-    def _state(self, expected: datetime, now: datetime) -> ScheduleState:
-        run = self.last_run
-        if self.paused:
+    @property
+    def _running(self) -> bool:
+        run = self.facts.last_run
+        return run is not None and run.state == "running"
+
+    def _state(self, expected: datetime, overdue: bool, now: datetime) -> ScheduleState:
+        """The state, given the next expected run and whether a run passed its grace."""
+        run = self.facts.last_run
+        if self.facts.paused:
             return ScheduleState.PAUSED
-        if expected <= now - self.schedule.grace:  # a run missed: missed_count > 0
+        if (overdue and not self._running) or self.facts.missed_claim is not None:
             return ScheduleState.MISSED
         if run is not None and run.state in {"failed", "abandoned"}:
             return ScheduleState.FAILED
-        if expected <= now:
+        if expected <= now and not self._running:
             return ScheduleState.LATE
         return ScheduleState.UP
 
 
 def schedule_state(schedule: Schedule, store: Store, now: datetime) -> ScheduleStatus:
-    """Read how ``schedule`` stands at ``now``: a few key reads, whatever the number of
+    """Read how ``schedule`` stands at ``now``: one ``get_many``, whatever the number of
     jobs and schedules.
     """
-    run = last_run(store, schedule.job)
-    anchor = run.started_at if run is not None else first_seen(store, schedule.job, now)
-    reading = ScheduleReading(
-        schedule=schedule, last_run=run, anchor=anchor, paused=is_paused(store, schedule.job)
-    )
-    return reading.status(now)
+    facts = read_facts(store, schedule.job)
+    anchor = facts.anchor(store, schedule.job, now)
+    return ScheduleReading(schedule=schedule, facts=facts, anchor=anchor).status(now)
 
 
 def read_schedules(
     schedules: Sequence[Schedule], store: Store, now: datetime
 ) -> list[ScheduleReading]:
-    """What the store says of each of ``schedules``, in their order: three reads of the
-    store for them all (and a write for each schedule seen for the first time).
+    """Each of ``schedules`` with what the store says of it, in their order: one
+    ``get_many`` for them all (and a write for each schedule never seen before).
     """
-    jobs = [schedule.job for schedule in schedules]
-    runs = last_runs(store, jobs)
-    paused = paused_among(store, jobs)
-    seen = first_seen_many(store, [job for job in jobs if job not in runs], now)
+    facts = read_facts_many(store, [schedule.job for schedule in schedules])
     return [
-        ScheduleReading(
-            schedule=schedule,
-            last_run=runs.get(schedule.job),
-            anchor=runs[schedule.job].started_at if schedule.job in runs else seen[schedule.job],
-            paused=schedule.job in paused,
-        )
-        for schedule in schedules
+        ScheduleReading(schedule=schedule, facts=each, anchor=each.anchor(store, schedule.job, now))
+        for schedule, each in zip(schedules, facts, strict=True)
     ]
 
 

@@ -17,7 +17,7 @@ from chaperone.store import Store
 from chaperone.supervision._keys import last_run_key
 from chaperone.supervision._records import JobRecord
 
-__all__ = ["LastRun", "last_run", "last_runs", "note_run"]
+__all__ = ["LastRun", "last_run", "note_run", "parse_last_run"]
 
 
 @attrs.frozen(kw_only=True)
@@ -44,17 +44,13 @@ def note_run(store: Store, record: JobRecord) -> None:
 
 def last_run(store: Store, job: str) -> LastRun | None:
     """The newest run of ``job`` noted by :func:`note_run`, or None."""
-    text = store.get(last_run_key(job))
-    return None if text is None else _from_text(text)
+    return parse_last_run(store.get(last_run_key(job)))
 
 
-def last_runs(store: Store, jobs: list[str]) -> dict[str, LastRun]:
-    """The newest run of each of ``jobs`` that ran, in one read of the store."""
-    keys = {last_run_key(job): job for job in jobs}
-    return {keys[key]: _from_text(text) for key, text in store.get_many(list(keys)).items()}
-
-
-def _from_text(text: str) -> LastRun:
+def parse_last_run(text: str | None) -> LastRun | None:
+    """Read the value of a ``lastrun:<name>`` key (None for a missing one)."""
+    if text is None:
+        return None
     data = json.loads(text)
     finished = data["finished_at"]
     return LastRun(

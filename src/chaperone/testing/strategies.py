@@ -54,12 +54,15 @@ from chaperone._events import (
     JobAbandoned,
     JobCompleted,
     JobFailed,
+    JobMissed,
     JobRecovered,
     JobStuck,
     JobTimeout,
     MaintenanceEnded,
     ResourceRecovered,
     ResourceViolationDetected,
+    RunsOverlapped,
+    ScheduleRecovered,
     ThresholdCleared,
     ThresholdExceeded,
     ThresholdMetric,
@@ -92,6 +95,7 @@ __all__ = [
     "job_classes",
     "job_completed_events",
     "job_failed_events",
+    "job_missed_events",
     "job_recovered_events",
     "job_stuck_events",
     "job_timeout_events",
@@ -100,6 +104,8 @@ __all__ = [
     "recovery_events",
     "resource_recovered_events",
     "resource_violation_events",
+    "runs_overlapped_events",
+    "schedule_recovered_events",
     "services",
     "supervision_ids",
     "texts",
@@ -493,6 +499,52 @@ def job_failed_events() -> st.SearchStrategy[JobFailed]:
     )
 
 
+def _schedules() -> st.SearchStrategy[str]:
+    """Schedules as alerts print them: cron fields with their zone, or a period."""
+    return st.sampled_from(
+        ["0 3 * * * (Europe/Berlin)", "*/5 * * * * (UTC)", "every 15m", "every 2s"]
+    ) | st.text(max_size=80)
+
+
+def job_missed_events() -> st.SearchStrategy[JobMissed]:
+    """:class:`~chaperone.JobMissed` events: never run or not, one to many runs missed."""
+    return st.builds(
+        JobMissed,
+        job_class=job_classes(),
+        schedule=_schedules(),
+        expected_at=aware_datetimes(),
+        grace=durations(),
+        last_run_at=st.none() | aware_datetimes(),
+        last_supervision_id=st.none() | supervision_ids(),
+        missed_count=st.integers(min_value=1, max_value=10**6),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def runs_overlapped_events() -> st.SearchStrategy[RunsOverlapped]:
+    """:class:`~chaperone.RunsOverlapped` events: a run started while another ran."""
+    return st.builds(
+        RunsOverlapped,
+        job_class=job_classes(),
+        supervision_id=supervision_ids(),
+        running_id=supervision_ids(),
+        running_since=aware_datetimes(),
+        occurred_at=aware_datetimes(),
+    )
+
+
+def schedule_recovered_events() -> st.SearchStrategy[ScheduleRecovered]:
+    """:class:`~chaperone.ScheduleRecovered` events: a run started, a pause, a removal."""
+    return st.builds(
+        ScheduleRecovered,
+        job_class=job_classes(),
+        reason=st.sampled_from(["its schedule was paused", "its schedule was removed"])
+        | texts(oversized=False),
+        supervision_id=st.none() | supervision_ids(),
+        occurred_at=aware_datetimes(),
+    )
+
+
 def _parts() -> st.SearchStrategy[str]:
     """The parts of Chaperone that can fail, channels and route destinations included."""
     return st.sampled_from(["store", "detection", "outbox"]) | st.builds(
@@ -731,6 +783,8 @@ def firing_events() -> st.SearchStrategy[Event]:
         threshold_exceeded_events(),
         job_abandoned_events(),
         job_failed_events(),
+        job_missed_events(),
+        runs_overlapped_events(),
         chaperone_degraded_events(),
     )
 
@@ -743,6 +797,7 @@ def recovery_events() -> st.SearchStrategy[Event]:
         circuit_breaker_closed_events(),
         resource_recovered_events(),
         threshold_cleared_events(),
+        schedule_recovered_events(),
         chaperone_recovered_events(),
     )
 
@@ -774,6 +829,9 @@ def maintenance_ended_events() -> st.SearchStrategy[MaintenanceEnded]:
         suppressed=st.integers(min_value=0, max_value=100_000),
         by_type=st.dictionaries(alert_types(), st.integers(min_value=1, max_value=1000)),
         examples=st.lists(
+            texts(min_size=1, oversized=False, lone_surrogates=False), max_size=10
+        ).map(tuple),
+        missed_runs=st.lists(
             texts(min_size=1, oversized=False, lone_surrogates=False), max_size=10
         ).map(tuple),
         occurred_at=aware_datetimes(),

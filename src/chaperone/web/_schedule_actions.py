@@ -36,17 +36,9 @@ class _NoScheduleError(LookupError):
     """The job named has no schedule."""
 
 
-def _pause(store: Store, job: str, now: datetime) -> None:
-    pause(store, job, now)
-
-
-def _resume(store: Store, job: str, now: datetime) -> None:
-    resume(store, job)
-
-
-_SCHEDULE_ACTIONS: Final[dict[str, Callable[[Store, str, datetime], None]]] = {
-    "pause": _pause,
-    "resume": _resume,
+_SCHEDULE_ACTIONS: Final[dict[str, Callable[[Store, str, datetime], object]]] = {
+    "pause": pause,
+    "resume": resume,
 }
 
 
