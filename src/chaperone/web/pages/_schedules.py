@@ -1,7 +1,7 @@
 """Schedules on the pages: the schedule list (trouble first, a page at a time), the
 overview's schedules that are not up, and a job's schedule.
 
-Sorting trouble first needs every schedule's state: they are read in three reads of the
+Sorting trouble first needs every schedule's state: they are read in one read of the
 store, whatever their number (:func:`~chaperone.schedules.read_schedules`), and each
 told from one expected time; only the rows shown count their missed runs, which walks
 the expected times (a minutely cron schedule silent for a week: thousands of steps).
