@@ -21,7 +21,6 @@ import os
 import socket
 import threading
 import uuid
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,26 +28,16 @@ import structlog
 
 from chaperone._events import Event
 from chaperone._secrets import describe
+from chaperone._standing import stand
 from chaperone.metrics._liveness import ALIVE_KEY, ALIVE_TTL, MonitorBeat
 
 if TYPE_CHECKING:
     from chaperone._chaperone import Chaperone
     from chaperone._dispatch import DispatchReport
-    from chaperone._runtime import Runtime
 
-__all__ = ["Monitor", "is_standing"]
+__all__ = ["Monitor"]
 
 _log = structlog.get_logger("chaperone.monitor")
-_STANDING: weakref.WeakSet[Runtime] = weakref.WeakSet()
-
-
-def is_standing(runtime: Runtime) -> bool:
-    """Whether a standing monitor (one that vouches for the store, as ``chaperone
-    monitor`` does) runs on ``runtime``. A detector that judges the whole store by its own
-    configuration (the schedules) runs only there: the monitor inside a ``chaperone run``
-    may read another folder's configuration, and must not unwatch what it does not know.
-    """
-    return runtime in _STANDING
 
 
 class Monitor:
@@ -74,7 +63,7 @@ class Monitor:
         self.detection_error: str | None = None
         """The latest tick's detection error (secret-free), None when it was clean."""
         if vouch_for is not None:
-            _STANDING.add(chaperone.runtime)
+            stand(chaperone.runtime)
 
     def detect(self) -> list[Event]:
         """Ask every ``chaperone_detect`` implementation for events. One that raises is

@@ -20,7 +20,7 @@ import structlog
 from chaperone._degraded import SelfWatch
 from chaperone._events import Event
 from chaperone._markers import hookimpl
-from chaperone._monitor import is_standing
+from chaperone._standing import is_standing
 from chaperone.schedules._configured import ConfiguredSchedules
 from chaperone.schedules._model import Schedule
 from chaperone.schedules._stored import declared
