@@ -9,7 +9,6 @@ supervisors on their own connections, writing inline.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,8 +35,8 @@ from chaperone.store import MemoryStore, Store
 from chaperone.supervision import JobRecord, JobState, Supervisor, supervise
 from chaperone.supervision._last_run import note_run
 from helpers.fatigue import sqlite_store
-from helpers.redis_server import RedisServer
 from helpers.runtime import GROUPING_OFF, make_runtime
+from helpers.stores import connect
 
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 JOB = "reports.nightly"
@@ -48,25 +47,6 @@ NIGHTLY = Schedule(job=JOB, cron="0 3 * * *", grace=timedelta(minutes=10))
 def clock() -> ManualClock:
     """A clock that moves only when told."""
     return ManualClock(START)
-
-
-_redis_prefixes = itertools.count()
-
-
-def connect(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
-    """A new connection to the test's SQLite file, or to its prefix on the session's Redis
-    server (whose keys are deleted after the test)."""
-    if backend == "sqlite":
-        folder: Path = request.getfixturevalue("tmp_path")
-        return sqlite_store(folder / "c.db", clock)
-    from chaperone.store._redis import RedisStore
-
-    server: RedisServer = request.getfixturevalue("redis_server")
-    prefix = getattr(request.node, "_missed_prefix", None)
-    if prefix is None:
-        prefix = request.node._missed_prefix = f"missed{next(_redis_prefixes)}:"
-        request.addfinalizer(lambda: server.clear(prefix))
-    return RedisStore(server.url(prefix=prefix), clock)
 
 
 def monitor_runtime(store: Store, clock: ManualClock, **settings: Any) -> Chaperone:
