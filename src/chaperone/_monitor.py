@@ -28,6 +28,7 @@ import structlog
 
 from chaperone._events import Event
 from chaperone._secrets import describe
+from chaperone._standing import stand
 from chaperone.metrics._liveness import ALIVE_KEY, ALIVE_TTL, MonitorBeat
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class Monitor:
         """This monitor's id in its beats."""
         self.detection_error: str | None = None
         """The latest tick's detection error (secret-free), None when it was clean."""
+        if vouch_for is not None:
+            stand(chaperone.runtime)
 
     def detect(self) -> list[Event]:
         """Ask every ``chaperone_detect`` implementation for events. One that raises is

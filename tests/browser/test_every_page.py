@@ -1,9 +1,9 @@
 """Every page in a real browser, on realistic data: readable on a phone (no horizontal
-overflow of the page body, the nav usable), and kept as screenshots at desktop and phone
-size under ``test-artifacts/screenshots/``.
+overflow of the page body, the nav usable, no error in the console), and kept as
+screenshots at desktop and phone size under ``test-artifacts/screenshots/``.
 
-With ``CHAPERONE_TEST_DOCS_IMAGES=write`` the overview and the job page are also written
-to ``docs/images/`` (the images docs/web.md shows).
+With ``CHAPERONE_TEST_DOCS_IMAGES=write`` the overview, the job page and the schedules
+are also written to ``docs/images/`` (the images docs/web.md shows).
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from chaperone import CircuitBreakerClosed, CircuitBreakerOpened, ManualClock
 from chaperone._matching import parse_match
 from chaperone.incidents import acknowledge
 from chaperone.maintenance import start_window
+from chaperone.schedules import Schedule, all_schedules, declare, pause, read_schedules
 from helpers.browser import ARTIFACTS
 from helpers.web_browser import (
     PHONE,
@@ -45,15 +47,35 @@ NAV: Final = {
     "Jobs": "Jobs",
     "Incidents": "Open incidents",
     "History": "History",
+    "Schedules": "Schedules",
     "Maintenance": "Maintenance",
 }
 """The nav's links, and the heading of the page each opens."""
 
 
+SCHEDULES: Final = (
+    Schedule(
+        job="reports.nightly",
+        cron="30 2 * * *",
+        timezone=ZoneInfo("Europe/Berlin"),
+        grace=timedelta(minutes=20),
+    ),
+    Schedule.from_text("billing.export", "every 1h", grace=timedelta(minutes=10)),
+    Schedule.from_text("emails.digest", "every 30m"),
+    Schedule.from_text("imports.hourly_sync", "every 15m"),
+    Schedule.from_text("search.reindex", "every 35m", grace=timedelta(minutes=10)),
+    Schedule.from_text("cache.warm", "every 10m"),
+)
+"""Forty minutes after they are first seen: reports.nightly and emails.digest up,
+billing.export failed (its run), imports.hourly_sync missed twice, search.reindex late,
+cache.warm paused."""
+
+
 @attrs.frozen
 class Scene:
     """The app with a realistic store: a stuck job (acknowledged), a timed-out one, a
-    running, a completed and a failed one, a resolved incident, a maintenance window.
+    running, a completed and a failed one, a resolved incident, a maintenance window, and
+    schedules in every state.
     """
 
     site: Site
@@ -64,6 +86,9 @@ class Scene:
 def _realistic(site: Site) -> str:
     """Fill the site's store as a night's work would; the stuck job's id."""
     clock, chaperone = site.clock, site.chaperone
+    for schedule in SCHEDULES:
+        declare(site.store, schedule, "chaperone run on worker-3", clock.now())
+    read_schedules(all_schedules(chaperone.settings, site.store), site.store, clock.now())
     opened = clock.now()
     chaperone.dispatch(
         CircuitBreakerOpened(service="payment-gateway", failure_count=10, opened_at=opened)
@@ -125,6 +150,7 @@ def _realistic(site: Site) -> str:
         parse_match(["type=threshold_*"]),
         "Warehouse migration",
     )
+    pause(site.store, "cache.warm", clock.now())
     return stuck
 
 
@@ -171,6 +197,7 @@ PAGES: Final = {
     "incident": ("/incidents/job_stuck/{stuck}", 200, f"Job Stuck: {STUCK_JOB}"),
     "history": ("/history", 200, "History"),
     "maintenance": ("/maintenance", 200, "Maintenance"),
+    "schedules": ("/schedules", 200, "Schedules"),
     "404": ("/jobs/no-such-job", 404, None),
 }
 """Each page: its path (under the prefix), its status, and what its heading says."""
@@ -195,9 +222,17 @@ class TestEveryPage:
     @pytest.mark.parametrize("name", list(PAGES))
     def test_readable_on_a_phone(self, scene: Scene, phone: Page, name: str) -> None:
         """At 390 by 844 pixels the page has no horizontal overflow (tables scroll in their own
-        box) and its nav fits; screenshots kept at both sizes.
+        box) and its nav fits; nothing fails in the console; screenshots kept at both sizes.
         """
         path, status, heading = PAGES[name]
+        errors: list[str] = []
+        phone.on("pageerror", lambda error: errors.append(str(error)))
+
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error" and not (status == 404 and "404" in message.text):
+                errors.append(f"{message.text} {message.location}")
+
+        phone.on("console", console)
         answer = phone.goto(scene.site.base + path.format(stuck=scene.stuck))
         assert answer is not None
         assert answer.status == status
@@ -207,6 +242,7 @@ class TestEveryPage:
             expect(phone.locator("main")).to_contain_text("no-such-job")
         _check_phone_layout(phone)
         desktop, small = screenshots_at_both_sizes(phone, name)
+        assert errors == []
         assert desktop.stat().st_size > 0
         assert small.stat().st_size > 0
         assert desktop.parent == ARTIFACTS / "screenshots"
@@ -236,11 +272,15 @@ class TestEveryPage:
     reason=f"writes docs/images only when {DOCS_IMAGES_VARIABLE}=write",
 )
 class TestDocsImages:
-    """The docs' two screenshots, from the realistic scene."""
+    """The docs' screenshots, from the realistic scene."""
 
     @pytest.mark.parametrize(
         ("image", "path", "height"),
-        [("web-overview.png", "/", 1000), ("web-job.png", "/jobs/{stuck}", 1500)],
+        [
+            ("web-overview.png", "/", 1000),
+            ("web-job.png", "/jobs/{stuck}", 1500),
+            ("web-schedules.png", "/schedules", 830),
+        ],
     )
     def test_write_docs_image(
         self, scene: Scene, phone: Page, image: str, path: str, height: int

@@ -18,7 +18,15 @@ from chaperone.supervision._records import JobRecord
 from helpers.cli import STORE_FILE, clean_environ, store_url
 from helpers.serve import Served, serving
 
-__all__ = ["BACKUP_KEY", "PING_KEY", "TOKEN", "CheckinServer", "checkin_server", "read_record"]
+__all__ = [
+    "BACKUP_KEY",
+    "PING_KEY",
+    "SCHEDULED",
+    "TOKEN",
+    "CheckinServer",
+    "checkin_server",
+    "read_record",
+]
 
 PING_KEY = "ping-global-8d3f1a6c"
 """``serve.ping_key``: any job may check in with it."""
@@ -27,9 +35,17 @@ BACKUP_KEY = "ping-backup-2b7e9c40"
 TOKEN = "serve-token-5a0c7e31"  # noqa: S105 - a test token
 """The serve token, which also takes check-ins."""
 
+SCHEDULED = "nightly.scheduled"
+"""A job with a ``[[schedules]]`` entry: its failures alerted, a 2-hour max_runtime."""
+
 CONFIG = f"""\
 [serve.ping_keys]
 "backup" = "{BACKUP_KEY}"
+
+[[schedules]]
+job = "{SCHEDULED}"
+cron = "0 3 * * *"
+max_runtime = "2h"
 """
 
 

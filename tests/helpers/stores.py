@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from chaperone._clock import ManualClock
 from chaperone._exceptions import StoreError
@@ -49,3 +52,24 @@ class SwitchedStore:
             return method(*args, **kwargs)
 
         return call
+
+
+_redis_prefixes = itertools.count()
+
+
+def connect(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
+    """A new connection to the test's store: its SQLite file (``shared.db`` in its
+    ``tmp_path``), or its prefix on the session's Redis server (whose keys are deleted
+    after the test). Every call of one test reaches the same store."""
+    if backend == "sqlite":
+        folder: Path = request.getfixturevalue("tmp_path")
+        path = folder / "shared.db"
+        return SQLiteStore(path, clock, f"sqlite:///{path}")
+    from chaperone.store._redis import RedisStore
+
+    server = request.getfixturevalue("redis_server")
+    prefix = getattr(request.node, "_shared_prefix", None)
+    if prefix is None:
+        prefix = request.node._shared_prefix = f"shared{next(_redis_prefixes)}:"
+        request.addfinalizer(lambda: server.clear(prefix))
+    return RedisStore(server.url(prefix=prefix), clock)

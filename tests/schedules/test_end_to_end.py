@@ -27,6 +27,17 @@ grace = "1s"
 """
 
 
+def alerting_env(folder: Path, webhook: AlertWebhook) -> dict[str, str]:
+    """A clean environment for ``folder`` delivering to the log, the database and
+    ``webhook``, without grouping."""
+    return clean_environ(
+        folder,
+        CHAPERONE_ALERT_CHANNELS="log,database,webhook",
+        CHAPERONE_WEBHOOK_URL=webhook.url,
+        CHAPERONE_ALERT_GROUPING="false",
+    )
+
+
 @attrs.frozen
 class Watching:
     """A folder with its configuration, a webhook, and the monitor's start."""
@@ -44,12 +55,7 @@ def watching(tmp_path: Path) -> Iterator[Watching]:
     require_fixture_plugins()
     (tmp_path / "chaperone.toml").write_text(CONFIG, encoding="utf-8")
     with AlertWebhook() as webhook:
-        env = clean_environ(
-            tmp_path,
-            CHAPERONE_ALERT_CHANNELS="log,database,webhook",
-            CHAPERONE_WEBHOOK_URL=webhook.url,
-            CHAPERONE_ALERT_GROUPING="false",
-        )
+        env = alerting_env(tmp_path, webhook)
         started = time.monotonic()
         monitor = subprocess.Popen(
             [str(CHAPERONE), "monitor", "--interval", "0.2"],
@@ -107,12 +113,7 @@ class TestFailedScheduledRun:
         then listed, failed."""
         require_fixture_plugins()
         with AlertWebhook() as webhook:
-            env = clean_environ(
-                tmp_path,
-                CHAPERONE_ALERT_CHANNELS="log,database,webhook",
-                CHAPERONE_WEBHOOK_URL=webhook.url,
-                CHAPERONE_ALERT_GROUPING="false",
-            )
+            env = alerting_env(tmp_path, webhook)
             failed = run_cli(
                 "run", "--name", "backup.hourly", "--schedule", "@hourly", "--",
                 "sh", "-c", "exit 4",
@@ -146,12 +147,7 @@ class TestOverlappingRuns:
             encoding="utf-8",
         )
         with AlertWebhook() as webhook:
-            env = clean_environ(
-                tmp_path,
-                CHAPERONE_ALERT_CHANNELS="log,database,webhook",
-                CHAPERONE_WEBHOOK_URL=webhook.url,
-                CHAPERONE_ALERT_GROUPING="false",
-            )
+            env = alerting_env(tmp_path, webhook)
             for job in ("sync", "quiet"):
                 first = start_run(tmp_path, env, job)
                 try:

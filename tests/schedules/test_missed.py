@@ -9,8 +9,8 @@ supervisors on their own connections, writing inline.
 
 from __future__ import annotations
 
-import itertools
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -18,21 +18,25 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chaperone import Chaperone, ManualClock
+from chaperone import Chaperone, JobMissed, ManualClock, ScheduleRecovered
 from chaperone._monitor import Monitor
 from chaperone.builtin.database_channel import read_history
 from chaperone.config import Settings
 from chaperone.maintenance import start_window
 from chaperone.schedules import Schedule, declare, forget, pause, resume
 from chaperone.schedules import _keys as schedule_keys
-from chaperone.schedules._watch import RECHECK
-from chaperone.store import Store
-from chaperone.supervision import Supervisor, supervise
+from chaperone.schedules._watch import RECHECK, check_schedules
+from chaperone.store import MemoryStore, Store
+from chaperone.supervision import JobRecord, JobState, Supervisor, supervise
+from chaperone.supervision._last_run import note_run
 from helpers.fatigue import sqlite_store
-from helpers.redis_server import RedisServer
 from helpers.runtime import GROUPING_OFF, make_runtime
+from helpers.stores import connect
 
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 JOB = "reports.nightly"
@@ -43,25 +47,6 @@ NIGHTLY = Schedule(job=JOB, cron="0 3 * * *", grace=timedelta(minutes=10))
 def clock() -> ManualClock:
     """A clock that moves only when told."""
     return ManualClock(START)
-
-
-_redis_prefixes = itertools.count()
-
-
-def connect(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
-    """A new connection to the test's SQLite file, or to its prefix on the session's Redis
-    server (whose keys are deleted after the test)."""
-    if backend == "sqlite":
-        folder: Path = request.getfixturevalue("tmp_path")
-        return sqlite_store(folder / "c.db", clock)
-    from chaperone.store._redis import RedisStore
-
-    server: RedisServer = request.getfixturevalue("redis_server")
-    prefix = getattr(request.node, "_missed_prefix", None)
-    if prefix is None:
-        prefix = request.node._missed_prefix = f"missed{next(_redis_prefixes)}:"
-        request.addfinalizer(lambda: server.clear(prefix))
-    return RedisStore(server.url(prefix=prefix), clock)
 
 
 def monitor_runtime(store: Store, clock: ManualClock, **settings: Any) -> Chaperone:
@@ -436,3 +421,72 @@ class TestMaintenance:
         assert summary["key"] == window.id
         assert JOB in summary["fields"]["Missed Runs"]
         assert "1 run" in summary["fields"]["Missed Runs"]
+
+
+class TestStandingMonitorsOnly:
+    def test_a_run_with_another_configuration_leaves_schedules_alone(
+        self, runtime: Chaperone, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        """The monitor inside a `chaperone run` whose folder configures no schedules (a
+        cron job's folder) neither reports nor unwatches the standing monitor's schedule."""
+        Monitor(runtime).tick()
+        with monitor_runtime(
+            sqlite_store(tmp_path / "c.db", clock), clock, schedules=()
+        ) as elsewhere:
+            inline = Monitor(elsewhere, vouch_for=None)
+            move_to(clock, at(1, 3, 30))
+            assert inline.tick() == []
+            assert [job for job, _ in runtime.store.due(schedule_keys.DEADLINES, 1e12, 10)] == [JOB]
+        Monitor(runtime).tick()
+        assert [a["key"] for a in missed_alerts(runtime.store)] == [JOB]
+
+
+class TestProperties:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        period=st.integers(min_value=1, max_value=60),
+        grace=st.integers(min_value=0, max_value=30),
+        steps=st.lists(st.one_of(st.just(0), st.integers(min_value=1, max_value=90)), max_size=15),
+    )
+    def test_the_incident_is_open_exactly_while_a_run_is_overdue(
+        self, period: int, grace: int, steps: list[int]
+    ) -> None:
+        """For any every-schedule and any runs and waits (0: a run starts; N: N one-minute
+        ticks), after every tick the missed-run incident is open exactly while no run
+        started by the last start (or the first look) plus period plus grace; alerts
+        alternate firing then resolved, and each firing counts the runs missed."""
+        clock = ManualClock(START)
+        store = MemoryStore(clock)
+        schedule = Schedule(
+            job=JOB, every=timedelta(minutes=period), grace=timedelta(minutes=grace)
+        )
+        store.schedule(schedule_keys.DEADLINES, JOB, clock.timestamp())
+        anchor = clock.now()
+        events: list[object] = []
+
+        def tick() -> None:
+            found = list(check_schedules(store, lambda job: schedule, clock.now()))
+            events.extend(found)
+            for event in found:
+                if isinstance(event, JobMissed):
+                    overdue = clock.now() - schedule.grace - anchor
+                    assert event.missed_count == max(1, overdue // schedule.every)
+            overdue = clock.now() >= anchor + schedule.every + schedule.grace
+            assert (store.get(schedule_keys.missed_key(JOB)) is not None) == overdue
+
+        tick()
+        for step in steps:
+            if step == 0:
+                record = JobRecord(
+                    supervision_id=str(uuid.uuid4()), name=JOB, started_at=clock.timestamp()
+                )
+                note_run(store, attrs.evolve(record, state=JobState.COMPLETED))
+                anchor = clock.now()
+                continue
+            for _ in range(step):
+                clock.advance(timedelta(minutes=1))
+                tick()
+        kinds = [type(event) for event in events]
+        assert kinds == [JobMissed, ScheduleRecovered] * (len(kinds) // 2) + [JobMissed] * (
+            len(kinds) % 2
+        )

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
 from cronsim import CronSim
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaperone.schedules import DEFAULT_GRACE, NICKNAMES, Overlap, Schedule
@@ -209,3 +210,17 @@ class TestProperties:
         now = moment + timedelta(minutes=silent)
         runs = schedule.expected_runs(moment, now - timedelta(minutes=grace))
         assert schedule.missed_count(moment, now) == len(runs)
+
+    @settings(deadline=None)
+    @given(cron=CRONS, moment=MOMENTS, zone=ZONES)
+    def test_iterating_follows_each_next_run(
+        self, cron: str, moment: datetime, zone: ZoneInfo
+    ) -> None:
+        """The runs iter_expected walks (one cronsim iterator) are those expected_after
+        gives one after the other (a new one each time), clock changes included."""
+        schedule = Schedule(job="j", cron=cron, timezone=zone)
+        walked = list(islice(schedule.iter_expected(moment), 8))
+        stepped = [schedule.expected_after(moment)]
+        while len(stepped) < 8:
+            stepped.append(schedule.expected_after(stepped[-1]))
+        assert walked == stepped

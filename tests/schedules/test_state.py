@@ -13,11 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chaperone._clock import ManualClock
 from chaperone.config import Settings
 from chaperone.schedules import (
+    LastRun,
     Schedule,
+    ScheduleReading,
     ScheduleState,
     all_schedules,
     declarations,
@@ -25,8 +29,11 @@ from chaperone.schedules import (
     last_run,
     pause,
     resume,
+    schedule_of,
     schedule_state,
+    schedule_states,
 )
+from chaperone.schedules._stored import ScheduleFacts
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
 from helpers.redis_server import RedisServer
@@ -165,6 +172,143 @@ class TestStates:
         assert public["state"] == "up"
         assert public["last_run"]["state"] == "completed"
         assert public["expected_at"] == "2026-01-01T03:00:00+00:00"
+
+
+class TestManyAtOnce:
+    def test_the_same_as_one_by_one(self, store: Store, clock: ManualClock) -> None:
+        """Read together, the schedules stand as each does read alone: missed, failed,
+        late, paused, up and never run, in the order given.
+        """
+        schedules = [
+            NIGHTLY,
+            Schedule.from_text("sync", "every 15m", grace=timedelta(minutes=5)),
+            Schedule.from_text("import", "every 2h"),
+            Schedule.from_text("paused", "every 1m"),
+            Schedule(job="hourly", cron="@hourly", grace=timedelta(0)),
+            Schedule(job="weekly", cron="@weekly"),
+        ]
+        schedule_states(schedules, store, clock.now())  # first seen now
+        run_job(store, clock, "sync")
+        run_job(store, clock, "import", fail=True)
+        pause(store, "paused", clock.now())
+        clock.advance(timedelta(hours=1, minutes=18))  # 03:18
+        run_job(store, clock, "hourly")
+        together = schedule_states(schedules, store, clock.now())
+        alone = [schedule_state(schedule, store, clock.now()) for schedule in schedules]
+        assert together == alone
+        assert [status.state.value for status in together] == [
+            "missed",
+            "missed",
+            "failed",
+            "paused",
+            "up",
+            "up",
+        ]
+
+    def test_one_read_for_any_number(self, clock: ManualClock) -> None:
+        """Two hundred schedules, some run, some paused: one read of the store, of many
+        keys, and no read of one key.
+        """
+        store = MemoryStore(clock)
+        schedules = [Schedule.from_text(f"job-{n:03}", "every 1h") for n in range(200)]
+        for schedule in schedules[::7]:
+            run_job(store, clock, schedule.job)
+        pause(store, "job-005", clock.now())
+        schedule_states(schedules, store, clock.now())  # first seen now
+        calls: list[str] = []
+        for name in ("get", "get_many", "keys"):
+            original = getattr(store, name)
+
+            def counting(*args: object, _name: str = name, _original: object = original) -> object:
+                calls.append(_name)
+                return _original(*args)  # type: ignore[operator]
+
+            object.__setattr__(store, name, counting)
+        states = schedule_states(schedules, store, clock.now())
+        assert calls == ["get_many"]
+        assert sum(status.state is ScheduleState.PAUSED for status in states) == 1
+        assert sum(status.last_run is not None for status in states) == len(schedules[::7])
+
+    def test_none_is_no_read(self, store: Store, clock: ManualClock) -> None:
+        """No schedules: no status."""
+        assert schedule_states([], store, clock.now()) == []
+
+
+graces = st.integers(0, 180).map(lambda minutes: timedelta(minutes=minutes))
+"""Whole minutes, so that a run's deadline often falls on the very minute looked at."""
+schedules = st.one_of(
+    st.builds(
+        lambda minutes, grace: Schedule.from_text("j", f"every {minutes}m", grace=grace),
+        st.integers(1, 3 * 24 * 60),
+        graces,
+    ),
+    st.builds(
+        lambda cron, zone, grace: Schedule(
+            job="j", cron=cron, timezone=ZoneInfo(zone), grace=grace
+        ),
+        st.sampled_from(["* * * * *", "*/7 * * * *", "30 2 * * *", "@hourly", "0 9 * * 1-5"]),
+        st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+        graces,
+    ),
+)
+runs = st.one_of(
+    st.none(),
+    st.builds(
+        lambda state: LastRun(supervision_id="s", started_at=START, finished_at=None, state=state),
+        st.sampled_from(["running", "completed", "failed", "abandoned"]),
+    ),
+)
+
+
+class TestReading:
+    @given(
+        schedule=schedules,
+        run=runs,
+        paused=st.booleans(),
+        claimed=st.booleans(),
+        later=st.integers(0, 3 * 24 * 60).map(lambda minutes: timedelta(minutes=minutes)),
+    )
+    def test_the_cheap_state_is_the_full_ones(
+        self,
+        schedule: Schedule,
+        run: LastRun | None,
+        paused: bool,
+        claimed: bool,
+        later: timedelta,
+    ) -> None:
+        """The state told from one expected time is the one the full status (which
+        counts the runs missed) says, for any schedule, last run, pause, open missed-run
+        incident and time.
+        """
+        facts = ScheduleFacts(
+            last_run=run,
+            paused=paused,
+            resumed_at=None,
+            seen_at=START,
+            missed_claim={"expected_at": START.isoformat()} if claimed else None,
+        )
+        reading = ScheduleReading(schedule=schedule, facts=facts, anchor=START)
+        now = START + later
+        status = reading.status(now)
+        assert reading.state(now) is status.state
+        missed = status.missed > 0 or claimed
+        assert (status.state is ScheduleState.MISSED) == (missed and not paused)
+
+
+class TestScheduleOf:
+    def test_configuration_then_declaration(self, store: Store, clock: ManualClock) -> None:
+        """A job's schedule is the config file's, else the one declared, else none."""
+        declare(store, Schedule(job="nightly", cron="@hourly"), "code", clock.now())
+        declare(store, Schedule.from_text("sync", "every 5m"), "code", clock.now())
+        settings = Settings(schedules=(NIGHTLY,))
+        assert schedule_of(settings, store, "nightly") == NIGHTLY
+        assert schedule_of(settings, store, "sync") == Schedule.from_text("sync", "every 5m")
+        assert schedule_of(settings, store, "other") is None
+
+    def test_unreadable_declaration_is_none(self, store: Store) -> None:
+        """A declaration this version cannot read is no schedule, as the list skips it."""
+        store.set("schedules:declared:odd", '{"schedule": {}}')
+        assert schedule_of(Settings(), store, "odd") is None
 
 
 class TestDeclarations:

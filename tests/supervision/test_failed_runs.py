@@ -8,7 +8,6 @@ files; time moves through a ManualClock; supervisors write inline.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +28,8 @@ from chaperone.store import Store
 from chaperone.supervision import JobRecord, JobState, Supervisor, _keys, supervise
 from chaperone.supervision._failures import close_failure, report_failure
 from helpers.fatigue import sqlite_store
-from helpers.redis_server import RedisServer
 from helpers.runtime import GROUPING_OFF, make_runtime
+from helpers.stores import connect
 
 START = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
 JOB = "reports.nightly"
@@ -60,25 +59,6 @@ def supervisor(clock: ManualClock, tmp_path: Path) -> Iterator[Supervisor]:
     made = Supervisor(sqlite_store(tmp_path / "c.db", clock), clock)
     yield made
     made.store.close()
-
-
-_redis_prefixes = itertools.count()
-
-
-def connect(backend: str, request: pytest.FixtureRequest, clock: ManualClock) -> Store:
-    """A new connection to the test's SQLite file, or to its prefix on the session's Redis
-    server (whose keys are deleted after the test)."""
-    if backend == "sqlite":
-        folder: Path = request.getfixturevalue("tmp_path")
-        return sqlite_store(folder / "claims.db", clock)
-    from chaperone.store._redis import RedisStore
-
-    server: RedisServer = request.getfixturevalue("redis_server")
-    prefix = getattr(request.node, "_failed_prefix", None)
-    if prefix is None:
-        prefix = request.node._failed_prefix = f"failed{next(_redis_prefixes)}:"
-        request.addfinalizer(lambda: server.clear(prefix))
-    return RedisStore(server.url(prefix=prefix), clock)
 
 
 def failed_alerts(runtime: Chaperone) -> list[dict[str, Any]]:

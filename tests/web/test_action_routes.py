@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -26,6 +27,7 @@ from chaperone.builtin.database_channel import read_history
 from chaperone.config import GroupingSettings, Role, ServeSettings, Settings, UserEntry
 from chaperone.incidents import Incident, find_incident
 from chaperone.maintenance import active_windows, load_windows
+from chaperone.schedules import Schedule, is_paused
 from chaperone.store import SQLiteStore
 from chaperone.web import WebContext, create_app
 from chaperone.web._csrf import MAX_BODY
@@ -40,11 +42,23 @@ SID = "2f1c9a7e-4b3d-4e5f-9a8b-7c6d5e4f3a2b"
 KIND = "job_stuck"
 HTML = {"Accept": "text/html"}
 START_TIMEOUT = 10.0
+NIGHTLY = "backup.nightly"
+ODD_JOB = 'reports/eu "daily" <b>&amp; 100%?'
+"""A job name with a slash, quotes, markup, a percent sign and a question mark."""
 
 
 def site_settings() -> Settings:
-    """A token, a responder (ann) and a viewer (bob), the history kept, no grouping."""
-    settings = Settings(channels=("log", "database"), grouping=GroupingSettings(enabled=False))
+    """A token, a responder (ann) and a viewer (bob), the history kept, no grouping, and
+    two schedules (:data:`NIGHTLY`, :data:`ODD_JOB`).
+    """
+    settings = Settings(
+        channels=("log", "database"),
+        grouping=GroupingSettings(enabled=False),
+        schedules=(
+            Schedule(job=NIGHTLY, cron="0 3 * * *"),
+            Schedule.from_text(ODD_JOB, "every 1h"),
+        ),
+    )
     serve = ServeSettings(
         users=(
             UserEntry("ann", hash_password(ANN_PASSWORD), Role.RESPONDER),
@@ -88,6 +102,10 @@ class Site:
     def api_path(self, action: str, key: str = SID) -> str:
         """The API address of ``action`` on an incident."""
         return f"{self.base}/api/incidents/{KIND}/{key}/{action}"
+
+    def schedule_path(self, job: str, action: str, *, api: bool = False) -> str:
+        """The form (or API) address of ``action`` on the schedule of ``job``."""
+        return f"{self.base}{'/api' if api else ''}/schedules/{quote(job, safe='')}/{action}"
 
 
 @contextmanager
@@ -491,3 +509,118 @@ class TestApi:
         assert listed.status_code == 200
         assert [i["key"] for i in listed.json()] == [SID]
         assert acted.status_code == 403
+
+
+class TestScheduleForms:
+    """A responder pauses and resumes a schedule from the pages; each form answers with a
+    redirect to the schedule list.
+    """
+
+    @pytest.mark.parametrize("job", [NIGHTLY, ODD_JOB])
+    def test_pause_then_resume(self, site: Site, ann: tuple[httpx.Client, str], job: str) -> None:
+        """Pause: 303 to the schedule list, which offers Resume; the schedule says paused.
+        Resume: 303 again, and it no longer does.
+        """
+        client, csrf = ann
+        paused = client.post(site.schedule_path(job, "pause"), data={"csrf_token": csrf})
+        assert paused.status_code == 303, paused.text
+        assert paused.headers["location"] == f"{PREFIX}/schedules"
+        assert is_paused(site.store, job)
+        page = client.get(f"{site.base}/schedules?state=paused", headers=HTML).text
+        assert f'action="{PREFIX}/schedules/{quote(job, safe="")}/resume"' in page
+        resumed = client.post(site.schedule_path(job, "resume"), data={"csrf_token": csrf})
+        assert resumed.status_code == 303, resumed.text
+        assert not is_paused(site.store, job)
+
+    def test_a_viewer_is_refused(self, site: Site, bob: tuple[httpx.Client, str]) -> None:
+        """bob, a viewer with a valid CSRF token: 403 for both; the schedule not paused."""
+        client, csrf = bob
+        for action in ("pause", "resume"):
+            answer = client.post(site.schedule_path(NIGHTLY, action), data={"csrf_token": csrf})
+            assert answer.status_code == 403, action
+        assert not is_paused(site.store, NIGHTLY)
+
+    @pytest.mark.parametrize("token", [None, "not-the-token"])
+    def test_without_the_csrf_token_it_is_refused(
+        self, site: Site, ann: tuple[httpx.Client, str], token: str | None
+    ) -> None:
+        """A responder's form without its CSRF token, or with a wrong one: 403."""
+        client, _ = ann
+        data = {} if token is None else {"csrf_token": token}
+        answer = client.post(site.schedule_path(NIGHTLY, "pause"), data=data)
+        assert answer.status_code == 403
+        assert "CSRF" in answer.text
+        assert not is_paused(site.store, NIGHTLY)
+
+    def test_a_job_without_a_schedule_is_404(
+        self, site: Site, ann: tuple[httpx.Client, str]
+    ) -> None:
+        """A job with no schedule: 404 saying so; nothing is paused."""
+        client, csrf = ann
+        answer = client.post(site.schedule_path("no.such.job", "pause"), data={"csrf_token": csrf})
+        assert answer.status_code == 404
+        assert "no schedule for job 'no.such.job'" in answer.text
+        assert not is_paused(site.store, "no.such.job")
+
+
+class TestScheduleApi:
+    """Scripts pause and resume with the bearer token, and get the schedule back as JSON."""
+
+    @pytest.mark.parametrize("job", [NIGHTLY, ODD_JOB])
+    def test_pause_and_resume(self, site: Site, job: str) -> None:
+        """Pause answers the schedule paused, as ``chaperone schedules --json`` shows it;
+        resume answers it up again.
+        """
+        with bearer() as client:
+            paused = client.post(site.schedule_path(job, "pause", api=True))
+            assert is_paused(site.store, job)
+            resumed = client.post(site.schedule_path(job, "resume", api=True))
+        assert paused.status_code == 200, paused.text
+        assert paused.headers["cache-control"] == "no-store"
+        body = paused.json()
+        assert body["ok"] is True
+        assert (body["pause"]["job"], body["pause"]["state"]) == (job, "paused")
+        assert resumed.json()["resume"]["state"] == "up"
+        assert not is_paused(site.store, job)
+
+    def test_twice_is_once(self, site: Site) -> None:
+        """Pausing a paused schedule, or resuming one not paused, answers the same."""
+        with bearer() as client:
+            answers = [
+                client.post(site.schedule_path(NIGHTLY, action, api=True))
+                for action in ("pause", "pause", "resume", "resume")
+            ]
+        assert [answer.status_code for answer in answers] == [200] * 4
+        states = [
+            answer.json()[action]["state"]
+            for answer, action in zip(answers, ("pause", "pause", "resume", "resume"), strict=True)
+        ]
+        assert states == ["paused", "paused", "up", "up"]
+
+    def test_a_job_without_a_schedule_is_404(self, site: Site) -> None:
+        """A job with no schedule: 404 with a JSON error."""
+        with bearer() as client:
+            answer = client.post(site.schedule_path("no/such job", "pause", api=True))
+        assert answer.status_code == 404
+        assert answer.json() == {"ok": False, "error": "no schedule for job 'no/such job'"}
+
+    @pytest.mark.parametrize("header", [None, f"Bearer {TOKEN}-wrong"])
+    def test_missing_or_wrong_credentials(self, site: Site, header: str | None) -> None:
+        """A wrong token: 401; none: 403 (no CSRF token); the token never shows; nothing
+        is paused.
+        """
+        headers = {} if header is None else {"Authorization": header}
+        with httpx.Client(headers=headers) as client:
+            answer = client.post(site.schedule_path(NIGHTLY, "pause", api=True))
+        assert answer.status_code == (403 if header is None else 401)
+        assert TOKEN not in answer.text
+        assert not is_paused(site.store, NIGHTLY)
+
+    def test_a_viewer_may_not(self, site: Site, bob: tuple[httpx.Client, str]) -> None:
+        """bob's session, CSRF header given: 403; nothing is paused."""
+        client, csrf = bob
+        answer = client.post(
+            site.schedule_path(NIGHTLY, "pause", api=True), headers={"X-CSRF-Token": csrf}
+        )
+        assert answer.status_code == 403
+        assert not is_paused(site.store, NIGHTLY)

@@ -19,6 +19,7 @@ from chaperone.web._checkins import MAX_ERROR_BODY
 from helpers.checkin_serve import (
     BACKUP_KEY,
     PING_KEY,
+    SCHEDULED,
     TOKEN,
     CheckinServer,
     checkin_server,
@@ -287,3 +288,27 @@ class TestMonitorFindsThem:
             and r["channel"] == "database"
         ]
         assert alert["fields"]["Error"] == "the job checked in a failure"
+
+
+class TestScheduledJobs:
+    def test_a_scheduled_jobs_check_ins_take_its_schedules_defaults(
+        self, server: CheckinServer
+    ) -> None:
+        """A job with a [[schedules]] entry needs no options: its start times out after
+        the entry's max_runtime, and its failure raises job_failed, as a scheduled job's
+        does by default."""
+        params = {"key": PING_KEY}
+        started = post(server, f"{SCHEDULED}/start", params=params)
+        assert started.status_code == 200, started.text
+        record = read_record(server.folder, started.json()["supervision_id"])
+        assert record is not None
+        assert (record.timeout, record.alert_on_failure) == (7200.0, True)
+        post(server, f"{SCHEDULED}/fail", params=params, content="no space left on device")
+        found = run_cli("monitor", "--once", cwd=server.folder, env=server.env, timeout=60)
+        assert found.returncode == 0, str(found)
+        [alert] = [
+            r
+            for r in stored_history(server.folder)
+            if r["type"] == "job_failed" and r["key"] == SCHEDULED and r["channel"] == "database"
+        ]
+        assert alert["fields"]["Error"] == "no space left on device"

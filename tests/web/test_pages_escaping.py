@@ -19,13 +19,16 @@ from chaperone._alerts import Alert
 from chaperone._clock import ManualClock
 from chaperone.builtin.database_channel import record_delivery
 from chaperone.config import Settings
+from chaperone.schedules import Schedule, pause
 from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervisor
 from chaperone.testing import strategies
+from chaperone.web.pages._links import Links
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 OUR_SCRIPT = '<script src="/chaperone/static/refresh.js" defer></script>'
 INJECTED = "<script>alert(1)</script>"
+links = Links(helpers.web_pages.PREFIX)
 
 
 def hostile(max_length: int = 300) -> st.SearchStrategy[str]:
@@ -45,6 +48,7 @@ class Shared:
     clock: ManualClock
     client: helpers.web_pages.PageClient
     incidents: list[helpers.web_pages.StandInIncident]
+    context: helpers.web_pages.StandInContext
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     visitor = helpers.web_pages.Visitor(name="ada", role="responder")
     with pytest.MonkeyPatch.context() as monkeypatch:
         app = helpers.web_pages.page_app(context, monkeypatch, visitor, lambda: incidents)
-        yield Shared(store, clock, helpers.web_pages.PageClient(app), incidents)
+        yield Shared(store, clock, helpers.web_pages.PageClient(app), incidents, context)
     store.close()
 
 
@@ -84,9 +88,10 @@ class TestEscaping:
         alert: Alert,
         title: str,
     ) -> None:
-        """A job with any name, error, output and metadata, an alert with any text about it,
-        and an incident with any title: the job page, the lists, the overview and the
-        incident page render (200) and show the texts escaped."""
+        """A job with any name (and a paused schedule), error, output and metadata, an
+        alert with any text about it, and an incident with any title: the job page, the
+        lists, the overview, the schedules and the incident page render (200) and show
+        the texts escaped; the schedule's links quote the name whole."""
         record = JobRecord(
             supervision_id=str(uuid.uuid4()),
             name=name,
@@ -123,12 +128,16 @@ class TestEscaping:
                 acknowledged_at=START,
             )
         ]
+        # The job's name as its record keeps it (valid and printable, as the store needs).
+        shared.context.settings = Settings(schedules=(Schedule(job=record.name, cron="@daily"),))
+        pause(shared.store, record.name, shared.clock.now())
         pages = [
             f"/jobs/{record.supervision_id}",
             "/",
             "/jobs",
             "/history",
             f"/incidents/{about.type}/{about.key}",
+            "/schedules",
         ]
         for path in pages:
             response = shared.client.get(f"{helpers.web_pages.PREFIX}{path}")
@@ -136,6 +145,12 @@ class TestEscaping:
             assert_escaped(response.text)
         job_html = shared.client.get(f"{helpers.web_pages.PREFIX}{pages[0]}").text
         assert str(markupsafe.escape(record.name)) in job_html
+        schedules_html = shared.client.get(f"{helpers.web_pages.PREFIX}/schedules").text
+        job_list = markupsafe.escape(links.jobs(name=record.name))
+        assert f'<td><a href="{job_list}">' in schedules_html
+        resume = markupsafe.escape(links.resume_schedule(record.name))
+        assert f'action="{resume}"' in schedules_html
+        assert f'action="{resume}"' in job_html
 
 
 class TestOutput:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -21,6 +22,7 @@ from chaperone._exceptions import StoreError
 from chaperone.builtin.database_channel import record_delivery
 from chaperone.config import HealthSettings, Settings
 from chaperone.maintenance import start_window
+from chaperone.schedules import Schedule, pause
 from chaperone.store import SQLiteStore
 from chaperone.supervision import JobRecord, Supervisor
 
@@ -93,7 +95,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     store.close()
 
 
-PAGES = ["/", "/jobs", "/incidents", "/history", "/maintenance"]
+PAGES = ["/", "/jobs", "/incidents", "/history", "/maintenance", "/schedules"]
 
 
 class TestPages:
@@ -103,7 +105,7 @@ class TestPages:
         status, html = site.get(path)
         assert status == 200
         assert '<meta name="viewport"' in html
-        for label in ("Overview", "Jobs", "Incidents", "History", "Maintenance"):
+        for label in ("Overview", "Jobs", "Incidents", "History", "Maintenance", "Schedules"):
             assert f">{label}</a>" in html
         assert "ada" in html
 
@@ -229,10 +231,13 @@ class TestIncidentPage:
 
 
 class TestForms:
-    @pytest.mark.parametrize("path", ["/", "/maintenance", "/incidents/job_stuck/{id}"])
+    @pytest.mark.parametrize(
+        "path", ["/", "/maintenance", "/incidents/job_stuck/{id}", "/schedules", "/jobs/{id}"]
+    )
     def test_every_post_form_carries_the_csrf_token(self, site: Site, path: str) -> None:
         """Each POST form on a responder's page holds the hidden csrf_token field."""
         site.visitor.role = "responder"
+        with_schedules(site)
         html = site.get(path.format(id=site.job_id))[1]
         forms = re.findall(r'<form method="post".*?</form>', html, flags=re.DOTALL)
         assert forms
@@ -250,6 +255,127 @@ class TestForms:
         viewer_html = site.get("/maintenance")[1]
         assert "/end" not in viewer_html
         assert 'name="duration"' not in viewer_html
+
+
+NIGHTLY = Schedule(
+    job="backup.nightly",
+    cron="0 3 * * *",
+    timezone=ZoneInfo("Europe/Berlin"),
+    grace=timedelta(minutes=10),
+)
+
+
+def with_schedules(site: Site, *, paused: bool = False) -> None:
+    """Give the site two schedules: the running job's, hourly (up), and a nightly backup
+    that never ran (paused on request).
+    """
+    hourly = Schedule.from_text("reports.build", "every 1h")
+    site.context.settings = attrs.evolve(site.context.settings, schedules=(NIGHTLY, hourly))
+    if paused:
+        pause(site.context.opened, NIGHTLY.job, START)
+
+
+class TestSchedulePages:
+    def test_the_schedule_list(self, site: Site) -> None:
+        """Each schedule with its job (the job list filtered by its name), the schedule
+        and zone, grace, state in words, last run (its job page) and next run; the page
+        refreshes itself."""
+        with_schedules(site)
+        status, html = site.get("/schedules")
+        assert status == 200
+        assert "<h1>Schedules" in html
+        assert 'href="/chaperone/jobs?name=reports.build"' in html
+        assert 'href="/chaperone/jobs?name=backup.nightly"' in html
+        assert "<code>0 3 * * *</code>" in html
+        assert "Europe/Berlin" in html
+        assert "10 minutes" in html
+        assert "<code>every 1 hour</code>" in html
+        assert html.count(">up</span>") == 2
+        assert f'href="/chaperone/jobs/{site.job_id}"' in html
+        assert "2024-01-16T02:00:00Z" in html  # 03:00 in Berlin
+        assert "all (2)" in html
+        assert 'data-refresh="15"' in html
+
+    def test_trouble_first_and_filtered(self, site: Site) -> None:
+        """A paused schedule comes before one up; ``?state=`` keeps one state, and says
+        when none is in it; a page past the end says so."""
+        with_schedules(site, paused=True)
+        html = site.get("/schedules")[1]
+        assert html.index("jobs?name=backup.nightly") < html.index("jobs?name=reports.build")
+        assert "paused (1)" in html
+        paused = site.get("/schedules?state=paused")[1]
+        assert "jobs?name=backup.nightly" in paused
+        assert "jobs?name=reports.build" not in paused
+        assert 'aria-current="page">paused (1)' in paused
+        assert "No schedule is missed." in site.get("/schedules?state=missed")[1]
+        assert "No schedule on this page." in site.get("/schedules?page=2")[1]
+        assert "jobs?name=reports.build" in site.get("/schedules?state=nonsense")[1]
+
+    def test_pages_link_on(self, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past a page's size, Next leads on (keeping the filter) and Previous back."""
+        monkeypatch.setattr("chaperone.web.pages._schedules.PAGE_SIZE", 1)
+        with_schedules(site)
+        first = site.get("/schedules?state=up")[1]
+        assert 'href="/chaperone/schedules?state=up&amp;page=2" rel="next"' in first
+        second = site.get("/schedules?state=up&page=2")[1]
+        assert 'href="/chaperone/schedules?state=up" rel="prev"' in second
+        assert "jobs?name=reports.build" in second
+        assert "jobs?name=backup.nightly" not in second
+
+    def test_no_schedules(self, site: Site) -> None:
+        """Without a schedule the page says how to declare one."""
+        html = site.get("/schedules")[1]
+        assert "No schedules." in html
+        assert "chaperone run --schedule" in html
+
+    def test_buttons_for_a_responder_only(self, site: Site) -> None:
+        """A responder gets Pause for a running schedule and Resume for a paused one, each
+        posting to the schedule's address; a viewer gets neither."""
+        with_schedules(site, paused=True)
+        site.visitor.role = "responder"
+        html = site.get("/schedules")[1]
+        assert 'action="/chaperone/schedules/backup.nightly/resume"' in html
+        assert 'action="/chaperone/schedules/reports.build/pause"' in html
+        assert ">Resume</button>" in html
+        assert ">Pause</button>" in html
+        site.visitor.role = "viewer"
+        viewer = site.get("/schedules")[1]
+        assert "/pause" not in viewer
+        assert "/resume" not in viewer
+
+    def test_the_overview_lists_those_not_up(self, site: Site) -> None:
+        """The overview lists the paused schedule (not the one up) with the number of all."""
+        with_schedules(site, paused=True)
+        html = site.get("/")[1]
+        assert "Schedules not up" in html
+        assert "of 2." in html
+        assert "jobs?name=backup.nightly" in html
+        assert "jobs?name=reports.build" not in html
+        assert "/pause" not in html  # the buttons are on the schedule list
+
+    def test_the_overview_when_all_are_up(self, site: Site) -> None:
+        """Every schedule up: one line saying so."""
+        with_schedules(site)
+        html = site.get("/")[1]
+        assert "All 2 schedules are on time." in html
+        assert "Schedules not up <small>(0)</small>" in html
+        assert "jobs?name=" not in html
+
+    def test_the_overview_without_schedules(self, site: Site) -> None:
+        """No schedule: the overview says nothing of schedules."""
+        main = site.get("/")[1].split("<main>")[1]
+        assert "Open incidents" in main
+        assert "chedule" not in main
+
+    def test_the_job_page_shows_its_schedule(self, site: Site) -> None:
+        """A job whose name has a schedule shows it and its state; one without, nothing."""
+        assert "<h2>Schedule" not in site.get(f"/jobs/{site.job_id}")[1]
+        with_schedules(site)
+        site.visitor.role = "responder"
+        html = site.get(f"/jobs/{site.job_id}")[1]
+        assert '<h2>Schedule <span class="badge badge-up">up</span></h2>' in html
+        assert "<code>every 1 hour</code>" in html
+        assert 'action="/chaperone/schedules/reports.build/pause"' in html
 
 
 class TestAccess:

@@ -1,8 +1,10 @@
 """Built-in detector: scheduled runs that did not start (``job_missed``), and their end.
 
-Each monitor keeps its view of the configuration's schedules (read again when the file
-changes) and asks the schedules' deadline index what is due: see
-``chaperone.schedules._watch``. A configuration that changed into one with bad schedules
+Each standing monitor (``chaperone monitor``) keeps its view of the configuration's
+schedules (read again when the file changes) and asks the schedules' deadline index what
+is due: see ``chaperone.schedules._watch``. The monitor inside ``chaperone run`` leaves
+schedules alone: a cron job's folder may hold another configuration, without the
+schedules the standing monitors watch. A configuration that changed into one with bad schedules
 keeps the schedules read before in force, and makes ``schedules`` a degraded part of
 Chaperone (an alert, an unhealthy ``/health``) until it is fixed.
 """
@@ -18,6 +20,7 @@ import structlog
 from chaperone._degraded import SelfWatch
 from chaperone._events import Event
 from chaperone._markers import hookimpl
+from chaperone._standing import is_standing
 from chaperone.schedules._configured import ConfiguredSchedules
 from chaperone.schedules._model import Schedule
 from chaperone.schedules._stored import declared
@@ -63,7 +66,11 @@ def _reload(runtime: Runtime, configured: ConfiguredSchedules) -> None:
 
 @hookimpl
 def chaperone_detect(runtime: Runtime, now: datetime) -> list[Event]:
-    """Report scheduled runs that did not start, and the end of those reports."""
+    """Report scheduled runs that did not start, and the end of those reports (in a
+    standing monitor only).
+    """
+    if not is_standing(runtime):
+        return []
     configured = _configured(runtime)
     _reload(runtime, configured)
     store = runtime.store

@@ -10,7 +10,7 @@ from chaperone._clock import SystemClock
 from chaperone._durations import format_time
 from chaperone.cli._context import EXIT_FAILED, configured_settings_and_store
 from chaperone.cli._output import echo, error, print_json, print_table
-from chaperone.schedules import all_schedules, forget, pause, resume, schedule_state
+from chaperone.schedules import all_schedules, forget, pause, resume, schedule_states
 
 __all__ = ["schedules"]
 
@@ -26,7 +26,7 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
         return
     with configured_settings_and_store() as (settings, store):
         now = SystemClock().now()
-        statuses = [schedule_state(each, store, now) for each in all_schedules(settings, store)]
+        statuses = schedule_states(all_schedules(settings, store), store, now)
     if as_json:
         print_json([status.to_public() for status in statuses])
         return

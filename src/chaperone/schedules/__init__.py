@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chaperone.schedules._model import DEFAULT_GRACE, NICKNAMES, Overlap, Schedule
-    from chaperone.schedules._state import ScheduleState, ScheduleStatus, schedule_state
+    from chaperone.schedules._state import (
+        ScheduleReading,
+        ScheduleState,
+        ScheduleStatus,
+        read_schedules,
+        schedule_state,
+        schedule_states,
+    )
     from chaperone.schedules._stored import (
         Declaration,
         all_schedules,
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
         is_paused,
         pause,
         resume,
+        schedule_of,
     )
     from chaperone.supervision._last_run import LastRun, last_run
 
@@ -31,9 +39,12 @@ _HOMES = {
     "NICKNAMES": "chaperone.schedules._model",
     "Overlap": "chaperone.schedules._model",
     "Schedule": "chaperone.schedules._model",
+    "ScheduleReading": "chaperone.schedules._state",
     "ScheduleState": "chaperone.schedules._state",
     "ScheduleStatus": "chaperone.schedules._state",
+    "read_schedules": "chaperone.schedules._state",
     "schedule_state": "chaperone.schedules._state",
+    "schedule_states": "chaperone.schedules._state",
     "Declaration": "chaperone.schedules._stored",
     "all_schedules": "chaperone.schedules._stored",
     "declarations": "chaperone.schedules._stored",
@@ -42,6 +53,7 @@ _HOMES = {
     "is_paused": "chaperone.schedules._stored",
     "pause": "chaperone.schedules._stored",
     "resume": "chaperone.schedules._stored",
+    "schedule_of": "chaperone.schedules._stored",
     "LastRun": "chaperone.supervision._last_run",
     "last_run": "chaperone.supervision._last_run",
 }
@@ -54,6 +66,7 @@ __all__ = [
     "LastRun",
     "Overlap",
     "Schedule",
+    "ScheduleReading",
     "ScheduleState",
     "ScheduleStatus",
     "all_schedules",
@@ -63,8 +76,11 @@ __all__ = [
     "is_paused",
     "last_run",
     "pause",
+    "read_schedules",
     "resume",
+    "schedule_of",
     "schedule_state",
+    "schedule_states",
 ]
 
 

@@ -147,10 +147,17 @@ class Schedule:
         return next(CronSim(str(self.cron), local)).astimezone(UTC)
 
     def iter_expected(self, since: datetime) -> Iterator[datetime]:
-        """Every run expected after ``since``, in order, without end."""
+        """Every run expected after ``since``, in order, without end (one cronsim
+        iterator for a cron schedule: a few microseconds a run).
+        """
+        if self.every is None:
+            local = since.astimezone(self.timezone)
+            for moment in CronSim(str(self.cron), local):
+                yield moment.astimezone(UTC)
+            return
         moment = since
         while True:
-            moment = self.expected_after(moment)
+            moment = moment + self.every
             yield moment
 
     def expected_runs(self, since: datetime, until: datetime) -> list[datetime]:

@@ -7,6 +7,7 @@ each job's newest run is kept by supervision (``chaperone.supervision._last_run`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -34,8 +35,10 @@ __all__ = [
     "is_paused",
     "pause",
     "read_facts",
+    "read_facts_many",
     "resume",
     "schedule_data",
+    "schedule_of",
 ]
 
 _FOREVER = 100 * 365 * 86400.0
@@ -145,6 +148,16 @@ def all_schedules(settings: Settings, store: Store) -> list[Schedule]:
     return [configured[job] for job in sorted(configured)]
 
 
+def schedule_of(settings: Settings, store: Store, job: str) -> Schedule | None:
+    """The schedule of ``job``: the configuration's, else the declared one (one read of
+    the store), else None.
+    """
+    for schedule in settings.schedules:
+        if schedule.job == job:
+            return schedule
+    return declared(store, job)
+
+
 def pause(store: Store, job: str, now: datetime) -> None:
     """Pause the schedule of ``job``: its state says paused and no missed run is reported
     until it is resumed; an open missed-run alert resolves at the monitor's next tick.
@@ -214,16 +227,20 @@ class ScheduleFacts:
         return anchor if self.resumed_at is None else max(anchor, self.resumed_at)
 
 
-def read_facts(store: Store, job: str) -> ScheduleFacts:
-    """Read what the store says of ``job``'s schedule in one ``get_many``."""
-    keys = [
+def _fact_keys(job: str) -> list[str]:
+    """The keys that hold what the store says of ``job``'s schedule, in the order
+    :func:`_facts` reads them.
+    """
+    return [
         last_run_key(job),
         _keys.paused_key(job),
         _keys.resumed_key(job),
         _keys.seen_key(job),
         _keys.missed_key(job),
     ]
-    found = store.get_many(keys)
+
+
+def _facts(found: dict[str, str], keys: list[str]) -> ScheduleFacts:
     last, paused, resumed, seen, missed = (found.get(key) for key in keys)
     return ScheduleFacts(
         last_run=parse_last_run(last),
@@ -232,3 +249,18 @@ def read_facts(store: Store, job: str) -> ScheduleFacts:
         seen_at=None if seen is None else datetime.fromisoformat(seen),
         missed_claim=None if missed is None else json.loads(missed),
     )
+
+
+def read_facts(store: Store, job: str) -> ScheduleFacts:
+    """Read what the store says of ``job``'s schedule in one ``get_many``."""
+    keys = _fact_keys(job)
+    return _facts(store.get_many(keys), keys)
+
+
+def read_facts_many(store: Store, jobs: Sequence[str]) -> list[ScheduleFacts]:
+    """:func:`read_facts` of each of ``jobs``, in their order, in one ``get_many`` for
+    them all.
+    """
+    keys = [_fact_keys(job) for job in jobs]
+    found = store.get_many([key for each in keys for key in each])
+    return [_facts(found, each) for each in keys]

@@ -1,8 +1,9 @@
 """The web app: ``create_app(context)`` builds the Starlette application.
 
 Routes: ``/health`` and ``/metrics`` at the root and under the prefix; under the prefix
-the login, the logout, the incident and maintenance actions, the check-ins and the pages
-(or the routes a caller gives instead of those three); ``/`` redirects to the prefix.
+the login, the logout, the incident, maintenance and schedule actions, the check-ins
+and the pages (or the routes a caller gives instead of those); ``/`` redirects to the
+prefix.
 Without credentials, a path outside the app gets 401 rather than 404 when
 authentication is configured, so nothing is revealed.
 """
@@ -28,6 +29,7 @@ from chaperone.web._csrf import CsrfGuard
 from chaperone.web._guard import RequestGuard
 from chaperone.web._login import account_routes
 from chaperone.web._probes import probe_routes
+from chaperone.web._schedule_actions import schedule_action_routes
 from chaperone.web._sessions import SessionCookie, Sessions
 from chaperone.web._templates import render
 
@@ -45,7 +47,7 @@ def site_routes() -> list[BaseRoute]:
     """
     from chaperone.web.pages import PAGE_ROUTES  # imports this package's _auth
 
-    return [*action_routes(), *checkin_routes(), *PAGE_ROUTES]
+    return [*action_routes(), *schedule_action_routes(), *checkin_routes(), *PAGE_ROUTES]
 
 
 def create_app(context: WebContext, *, routes: Sequence[BaseRoute] | None = None) -> Starlette:

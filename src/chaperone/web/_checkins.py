@@ -18,7 +18,7 @@ Answers: 200 with a small JSON body, 400 naming a bad field, 401 without a valid
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,9 @@ from chaperone.supervision.checkins import (
 )
 from chaperone.web._auth import check_ping_key, unauthorized
 from chaperone.web._context import WebContext
+
+if TYPE_CHECKING:
+    from chaperone.schedules import Schedule
 
 __all__ = ["MAX_ERROR_BODY", "checkin_routes"]
 
@@ -76,28 +79,41 @@ def _seconds(request: Request, name: str) -> float | None:
         raise InvalidCheckInError(name, "must be a duration like 90, 30s, 5m or 2h") from None
 
 
-def _options(request: Request) -> CheckInOptions:
+def _options(request: Request, schedule: Schedule | None) -> CheckInOptions:
     """The options of a run the check-in starts, from the query (its validators name a
-    bad field).
+    bad field); what the query leaves unsaid comes from the job's ``[[schedules]]`` entry
+    if it has one: failures alerted as it says, its ``max_runtime`` as the timeout.
     """
     missed = request.query_params.get("missed_heartbeats", "3")
     try:
         missed_heartbeats = int(missed)
     except ValueError:
         raise InvalidCheckInError("missed_heartbeats", "must be a whole number") from None
+    timeout = _seconds(request, "timeout")
+    if timeout is None and schedule is not None and schedule.max_runtime is not None:
+        timeout = schedule.max_runtime.total_seconds()
     return CheckInOptions(
-        timeout=_seconds(request, "timeout"),
+        timeout=timeout,
         heartbeat_interval=_seconds(request, "heartbeat_interval"),
         missed_heartbeats=missed_heartbeats,
-        alert_on_failure=_flag(request, "alert_on_failure"),
+        alert_on_failure=_flag(
+            request, "alert_on_failure", schedule is not None and schedule.alert_on_failure
+        ),
     )
 
 
-def _flag(request: Request, name: str) -> bool:
-    """The yes-or-no ``name`` of the query: 1/true/yes or 0/false/no, False when absent."""
+def _configured_schedule(context: WebContext, job: str) -> Schedule | None:
+    """The ``[[schedules]]`` entry of ``job``, or None."""
+    return next((each for each in context.settings.schedules if each.job == job), None)
+
+
+def _flag(request: Request, name: str, default: bool = False) -> bool:
+    """The yes-or-no ``name`` of the query: 1/true/yes or 0/false/no, ``default`` when
+    absent.
+    """
     text = request.query_params.get(name)
     if text is None:
-        return False
+        return default
     answer = _FLAGS.get(text.strip().lower())
     if answer is None:
         raise InvalidCheckInError(name, "must be 1, true or yes, or 0, false or no")
@@ -133,7 +149,7 @@ def _endpoint(kind: CheckInKind) -> Callable[[Request], Awaitable[Response]]:
             raise unauthorized("a ping key is required (X-Chaperone-Ping-Key or ?key=)")
         context = _context(request)
         try:
-            options = _options(request)
+            options = _options(request, _configured_schedule(context, job))
             error = await _error_text(request) if kind is CheckInKind.FAIL else None
             record = await run_in_threadpool(
                 check_in,

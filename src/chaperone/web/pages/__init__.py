@@ -1,6 +1,7 @@
-"""The web app's pages, rendered on the server: overview, jobs, incidents, history and
-maintenance. :data:`PAGE_ROUTES` are mounted under the app's prefix; the page data are
-plain functions of a store, the settings and the time, tested without a server.
+"""The web app's pages, rendered on the server: overview, jobs, incidents, history,
+maintenance and schedules. :data:`PAGE_ROUTES` are mounted under the app's prefix; the
+page data are plain functions of a store, the settings and the time, tested without a
+server.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Every address the pages link to or post to, in one place, under the app's prefix.
 
-The form actions (acknowledge, undo, silence, start and end a maintenance window) are
-answered by routes wired elsewhere; their paths are fixed here so the forms and those
-routes agree.
+The form actions (acknowledge, undo, silence, start and end a maintenance window, pause
+and resume a schedule) are answered by routes wired elsewhere; their paths are fixed
+here so the forms and those routes agree.
 """
 
 from __future__ import annotations
@@ -77,6 +77,20 @@ class Links:
     def end_window(self, window_id: str) -> str:
         """Where a window's End button posts."""
         return f"{self.prefix}/maintenance/{_segment(window_id)}/end"
+
+    def schedules(self, state: str = "", page: int = 1) -> str:
+        """The schedule list, filtered by ``state`` when given, at page ``page``."""
+        pairs = {"state": state, "page": str(page) if page > 1 else ""}
+        query = urlencode({key: value for key, value in pairs.items() if value})
+        return f"{self.prefix}/schedules" + (f"?{query}" if query else "")
+
+    def pause_schedule(self, job: str) -> str:
+        """Where a schedule's Pause button posts."""
+        return f"{self.prefix}/schedules/{_segment(job)}/pause"
+
+    def resume_schedule(self, job: str) -> str:
+        """Where a schedule's Resume button posts."""
+        return f"{self.prefix}/schedules/{_segment(job)}/resume"
 
     def logout(self) -> str:
         """Where the Sign out button posts."""

@@ -1,5 +1,5 @@
-"""The overview: open incidents, jobs that need a look, delivery health, and the
-maintenance windows on now.
+"""The overview: open incidents, jobs that need a look, schedules that are not up,
+delivery health, and the maintenance windows on now.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from chaperone.metrics._health import CheckResult, HealthReport
 from chaperone.store import Store
 from chaperone.web.pages._jobs import ATTENTION_STATES, JobRow, job_rows
 from chaperone.web.pages._maintenance import WindowRow, window_row
+from chaperone.web.pages._schedules import ScheduleSummary, schedule_summary
 from chaperone.web.pages._shapes import IncidentView
 
 __all__ = [
@@ -89,6 +90,7 @@ class Overview:
     jobs: tuple[JobRow, ...]
     more_jobs: int
     """Jobs that need a look beyond those listed."""
+    schedules: ScheduleSummary
     health: DeliveryHealth
     windows: tuple[WindowRow, ...]
 
@@ -102,14 +104,15 @@ def overview(
     health: HealthReport,
 ) -> Overview:
     """The overview at ``now``: ``incidents`` (the open ones, newest first), the newest
-    :data:`OVERVIEW_JOBS` jobs running, stuck, timed out, failed or abandoned, ``health``
-    and the windows on now.
+    :data:`OVERVIEW_JOBS` jobs running, stuck, timed out, failed or abandoned, the
+    schedules that are not up, ``health`` and the windows on now.
     """
     jobs = job_rows(store, now, states=ATTENTION_STATES)
     return Overview(
         incidents=tuple(incidents),
         jobs=tuple(jobs[:OVERVIEW_JOBS]),
         more_jobs=max(0, len(jobs) - OVERVIEW_JOBS),
+        schedules=schedule_summary(settings, store, now),
         health=delivery_health(health),
         windows=tuple(
             window_row(window, now, suppressed(store, window.id).total)

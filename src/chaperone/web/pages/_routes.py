@@ -25,6 +25,7 @@ from chaperone.web.pages._maintenance import maintenance_page
 from chaperone.web.pages._moments import moment
 from chaperone.web.pages._overview import overview
 from chaperone.web.pages._render import REFRESH_SECONDS, STATIC_DIRECTORY, render
+from chaperone.web.pages._schedules import job_schedule, schedules_page
 
 if TYPE_CHECKING:
     from chaperone.web import WebContext
@@ -137,11 +138,12 @@ def job_detail_page(request: Request, context: WebContext, common: dict[str, Any
     data = job_page(store, supervision_id, common["now"], open_incidents(store))
     if data is None:
         return _not_found(request, context, common, f"There is no job with id {supervision_id}.")
+    schedule = job_schedule(context.settings, store, data.job.name, common["now"])
     return render(
         request,
         "job.html",
         _links(context),
-        {**common, "page": data, "refresh_seconds": REFRESH_SECONDS},
+        {**common, "page": data, "schedule": schedule, "refresh_seconds": REFRESH_SECONDS},
     )
 
 
@@ -191,6 +193,23 @@ def maintenance_list_page(
     return render(request, "maintenance.html", _links(context), {**common, "page": data})
 
 
+def schedule_list_page(request: Request, context: WebContext, common: dict[str, Any]) -> Response:
+    """Every schedule, trouble first, ``?state=`` and ``?page=N``."""
+    data = schedules_page(
+        context.settings,
+        context.store(),
+        common["now"],
+        state=request.query_params.get("state", ""),
+        page=page_number(request.query_params.get("page")),
+    )
+    return render(
+        request,
+        "schedules.html",
+        _links(context),
+        {**common, "page": data, "refresh_seconds": REFRESH_SECONDS},
+    )
+
+
 PAGE_ROUTES: Final[list[BaseRoute]] = [
     Route("/", _page(overview_page), name="overview"),
     Route("/jobs", _page(jobs_page), name="jobs"),
@@ -199,6 +218,7 @@ PAGE_ROUTES: Final[list[BaseRoute]] = [
     Route("/incidents/{type}/{key:path}", _page(incident_detail_page), name="incident"),
     Route("/history", _page(history_list_page), name="history"),
     Route("/maintenance", _page(maintenance_list_page), name="maintenance"),
+    Route("/schedules", _page(schedule_list_page), name="schedules"),
     Mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static"),
 ]
 """The pages, with paths relative to the app's prefix (mount them under it)."""
