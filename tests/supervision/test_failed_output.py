@@ -8,6 +8,7 @@ files; time moves through a ManualClock; supervisors write inline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,6 +118,13 @@ class TestRecord:
         """A record with output reads back equal from the store's JSON."""
         record = JobRecord(supervision_id="r", name=JOB, started_at=1.0, output="a\nb\n")
         assert JobRecord.from_json(record.to_json()) == record
+
+    def test_a_newer_versions_record_reads_without_its_new_fields(self) -> None:
+        """A record a newer version wrote, with a field this one lacks, still reads (as
+        the output field was new to older versions), so two versions share a store."""
+        record = JobRecord(supervision_id="r", name=JOB, started_at=1.0)
+        newer = json.dumps({**json.loads(record.to_json()), "a_later_field": [1, 2]})
+        assert JobRecord.from_json(newer) == record
 
 
 class TestEvent:

@@ -119,8 +119,13 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, text: str) -> JobRecord:
-        """Read a record written by :meth:`to_json`."""
-        return cls(**json.loads(text))
+        """Read a record written by :meth:`to_json`, of this version or a newer one: a
+        field a newer version added is left out, so monitors and job processes of two
+        versions share a store during an upgrade.
+        """
+        data = json.loads(text)
+        known = attrs.fields_dict(cls)
+        return cls(**{name: value for name, value in data.items() if name in known})
 
     def to_public(self, now: float, state: str | None = None) -> dict[str, Any]:
         """The JSON ``chaperone jobs --json`` prints, times as ISO 8601."""
