@@ -266,7 +266,8 @@ class ScheduleRecovered(Event):
     """
 
     job_class: str
-    reason: str
+    reason: str = attrs.field(converter=_sanitize.clean_text)
+    """Valid text as it is built, so the event crosses the store's queue unchanged."""
     supervision_id: str | None = None
     """The run that started, when one did."""
 
