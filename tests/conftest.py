@@ -14,7 +14,7 @@ import pytest
 pytest.register_assert_rewrite("chaperone.testing")
 
 from chaperone.testing import load_hypothesis_profile  # noqa: E402
-from helpers.redis_server import RedisServer, redis_server_or_skip  # noqa: E402
+from chaperone.testing.redis_server import RedisServer, redis_server_or_skip  # noqa: E402
 from helpers.report import LINES  # noqa: E402
 
 # The profile plugins' tests run under too: no deadline and no too-slow check (CI machines

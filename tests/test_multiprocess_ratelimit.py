@@ -26,6 +26,7 @@ if _TESTS not in sys.path:  # until pytest's configuration says pythonpath = ["t
 from chaperone import SystemClock  # noqa: E402
 from chaperone.builtin.database_channel import read_history  # noqa: E402
 from chaperone.store import open_store  # noqa: E402
+from chaperone.testing.redis_server import RedisServer  # noqa: E402
 from chaperone.testing.servers import RecordedRequest, RecordingServer  # noqa: E402
 from helpers.cli import (  # noqa: E402
     clean_environ,
@@ -33,7 +34,6 @@ from helpers.cli import (  # noqa: E402
     run_cli,
 )
 from helpers.processes import WorkerPool  # noqa: E402
-from helpers.redis_server import RedisServer  # noqa: E402
 
 PROCESSES = 8
 DISTINCT_ALERTS = 4

@@ -39,8 +39,8 @@ from chaperone.builtin.database_channel import read_history, record_delivery
 from chaperone.builtin.log_channel import LogChannel
 from chaperone.store import SQLiteStore, Store
 from chaperone.testing import offline_client, strategies
+from chaperone.testing.redis_server import RedisServer
 from chaperone.testing.strategies import HOSTILE_LENGTH, HOSTILE_PIECES, hostile_texts
-from helpers.redis_server import RedisServer
 
 NOW = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 PROPERTY = settings(

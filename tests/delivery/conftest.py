@@ -11,7 +11,7 @@ import pytest
 
 from chaperone import ManualClock
 from chaperone.store import MemoryStore, SQLiteStore, Store
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 
 _prefixes = (f"delivery{number}:" for number in itertools.count())
 

@@ -28,6 +28,7 @@ from chaperone import JobStuck, Monitor, SystemClock
 from chaperone.metrics import read_delivery_stats
 from chaperone.store import SQLiteStore, Store
 from chaperone.store._redis import RedisStore
+from chaperone.testing.redis_server import RedisServer, redis_server_or_skip
 from chaperone.testing.servers import unused_port
 from helpers.cli import clean_environ, run_cli
 from helpers.delivery import (
@@ -37,7 +38,6 @@ from helpers.delivery import (
     SlowWebhook,
     http_channel,
 )
-from helpers.redis_server import RedisServer, redis_server_or_skip
 from helpers.report import report
 from helpers.runtime import GROUPING_OFF, make_runtime
 

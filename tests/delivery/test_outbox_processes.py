@@ -24,9 +24,9 @@ from chaperone._event_codec import encode_event
 from chaperone._outbox import Outbox
 from chaperone.store import SQLiteStore, open_store
 from chaperone.supervision import _keys
+from chaperone.testing.redis_server import RedisServer
 from helpers.cli import clean_environ, finish_cli, require_fixture_plugins, start_cli
 from helpers.delivery import SlowWebhook, make_alert
-from helpers.redis_server import RedisServer
 from helpers.report import report
 
 ENTRIES = 120

@@ -14,7 +14,7 @@ import pytest
 
 from chaperone import ManualClock
 from chaperone.store import SQLiteStore, Store
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 
 _prefixes = (f"incidentstest{number}:" for number in itertools.count())
 

@@ -27,8 +27,8 @@ from chaperone import (
 from chaperone.config import DeliverySettings
 from chaperone.metrics import Counts, DeliveryStats, read_delivery_stats
 from chaperone.store import MemoryStore, SQLiteStore, Store
+from chaperone.testing.redis_server import RedisServer
 from helpers.delivery import Channels
-from helpers.redis_server import RedisServer
 from helpers.runtime import make_runtime
 
 

@@ -18,7 +18,7 @@ from chaperone.metrics import HealthReport, check_health
 from chaperone.metrics._health import PROBE_PREFIX, close_when_idle
 from chaperone.metrics._liveness import MonitorBeat
 from chaperone.store import SQLiteStore, Store, open_store
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 
 TIMEOUT = 1.0
 """The store timeout these tests give health (seconds)."""

@@ -46,6 +46,7 @@ from chaperone import SystemClock
 from chaperone._outbox import DUE_INDEX, ENTRY_PREFIX
 from chaperone.store import open_store
 from chaperone.supervision._listing import list_jobs
+from chaperone.testing.redis_server import RedisServer, free_port, redis_server_or_skip
 from helpers.alert_webhook import AlertWebhook, Seen
 from helpers.cli import (
     CHAPERONE,
@@ -56,7 +57,6 @@ from helpers.cli import (
     start_cli,
     store_url,
 )
-from helpers.redis_server import RedisServer, free_port, redis_server_or_skip
 from helpers.report import report
 from helpers.serve import Served, serving
 

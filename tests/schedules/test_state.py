@@ -36,7 +36,7 @@ from chaperone.schedules import (
 from chaperone.schedules._stored import ScheduleFacts
 from chaperone.store import MemoryStore, SQLiteStore, Store
 from chaperone.supervision import Supervisor, supervise
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 NIGHTLY = Schedule(job="nightly", cron="0 3 * * *", grace=timedelta(minutes=10))

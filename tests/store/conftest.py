@@ -13,7 +13,7 @@ import pytest
 
 from chaperone._clock import ManualClock
 from chaperone.store import MemoryStore, ResilientStore, SQLiteStore, Store, StoreState
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 from helpers.stores import SharedSQLite
 
 _redis_prefixes = (f"test{number}:" for number in itertools.count())

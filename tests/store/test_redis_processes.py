@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers.redis_server import RedisServer
+from chaperone.testing.redis_server import RedisServer
 from helpers.store_processes import AcrossProcessesChecks, Outcome, run_workers
 
 KEYS_PER_ROUND = 20

