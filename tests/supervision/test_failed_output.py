@@ -9,9 +9,7 @@ files; time moves through a ManualClock; supervisors write inline.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -24,8 +22,6 @@ from chaperone.builtin.alert_builder import OUTPUT_LIMIT, build_alerts
 from chaperone.builtin.database_channel import read_history
 from chaperone.supervision import JobRecord, JobState, Supervision, Supervisor
 from chaperone.supervision._job import OUTPUT_LIMIT as RECORD_OUTPUT_LIMIT
-from helpers.fatigue import sqlite_store
-from helpers.runtime import GROUPING_OFF, make_runtime
 
 START = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
 JOB = "exports.nightly"
@@ -36,26 +32,6 @@ WEBHOOK = "https://hooks.example.test/services/T000/B000/failedOutputSecret42"
 def clock() -> ManualClock:
     """A clock that moves only when told."""
     return ManualClock(START)
-
-
-@pytest.fixture
-def runtime(clock: ManualClock, tmp_path: Path) -> Iterator[Chaperone]:
-    """A monitor's runtime on a SQLite file, keeping the alert history."""
-    with make_runtime(
-        store=sqlite_store(tmp_path / "c.db", clock),
-        clock=clock,
-        channels=("database",),
-        grouping=GROUPING_OFF,
-    ) as made:
-        yield made
-
-
-@pytest.fixture
-def supervisor(clock: ManualClock, tmp_path: Path) -> Iterator[Supervisor]:
-    """A job process's supervisor on its own connection to the same file."""
-    made = Supervisor(sqlite_store(tmp_path / "c.db", clock), clock)
-    yield made
-    made.store.close()
 
 
 def failed_run(supervisor: Supervisor, output: str | None, *, fail: bool = True) -> JobRecord:

@@ -9,7 +9,6 @@ files; time moves through a ManualClock; supervisors write inline.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,26 +38,6 @@ JOB = "reports.nightly"
 def clock() -> ManualClock:
     """A clock that moves only when told."""
     return ManualClock(START)
-
-
-@pytest.fixture
-def runtime(clock: ManualClock, tmp_path: Path) -> Iterator[Chaperone]:
-    """A monitor's runtime on a SQLite file, keeping the alert history."""
-    with make_runtime(
-        store=sqlite_store(tmp_path / "c.db", clock),
-        clock=clock,
-        channels=("database",),
-        grouping=GROUPING_OFF,
-    ) as made:
-        yield made
-
-
-@pytest.fixture
-def supervisor(clock: ManualClock, tmp_path: Path) -> Iterator[Supervisor]:
-    """A job process's supervisor on its own connection to the same file."""
-    made = Supervisor(sqlite_store(tmp_path / "c.db", clock), clock)
-    yield made
-    made.store.close()
 
 
 def failed_alerts(runtime: Chaperone) -> list[dict[str, Any]]:

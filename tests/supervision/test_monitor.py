@@ -8,7 +8,6 @@ memory store or a SQLite file; time moves through a ManualClock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ from chaperone._event_codec import encode_event
 from chaperone._monitor import Monitor
 from chaperone.builtin import queued_events as queue_detector
 from chaperone.builtin.database_channel import read_history
-from chaperone.store import MemoryStore, SQLiteStore
+from chaperone.store import MemoryStore
 from chaperone.supervision import Supervisor, _keys, supervise
 from chaperone.testing import capture_all_logs
+from helpers.fatigue import sqlite_store
 from helpers.runtime import GROUPING_OFF, make_runtime
 
 START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
@@ -48,27 +48,10 @@ def stuck(supervision_id: str) -> JobStuck:
     )
 
 
-def sqlite_store(path: Path, clock: ManualClock) -> SQLiteStore:
-    """A connection to the SQLite file ``path``."""
-    return SQLiteStore(path, clock, f"sqlite:///{path}")
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     """A clock that moves only when told."""
     return ManualClock(START)
-
-
-@pytest.fixture
-def runtime(clock: ManualClock, tmp_path: Path) -> Iterator[Chaperone]:
-    """A runtime on a SQLite file."""
-    with make_runtime(
-        store=sqlite_store(tmp_path / "c.db", clock),
-        clock=clock,
-        channels=("database",),
-        grouping=GROUPING_OFF,
-    ) as made:
-        yield made
 
 
 class Raising:
