@@ -379,13 +379,13 @@ def disk_full(folder: Path) -> RowResult:
 
 
 def _fill(path: Path) -> None:
-    """Write zeros to ``path`` until the disk is full."""
+    """Write zeros to ``path`` until the disk is full (unbuffered: a buffered file
+    flushed the part that did not fit once more as it closed, and raised ENOSPC there)."""
     chunk = b"\0" * 65536
-    with path.open("wb") as handle:
+    with path.open("wb", buffering=0) as handle:
         while True:
             try:
                 handle.write(chunk)
-                handle.flush()
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
